@@ -1,0 +1,24 @@
+"""mesh-export: from a connectomics root id, or any mesh file, to the file you need.
+
+The public API is small and imports its heavy dependencies lazily::
+
+    import mesh_export
+    mesh = mesh_export.load("cell.ply")              # trimesh.Trimesh with .units
+    mesh_export.write(mesh, "cell.stl")              # format from the extension
+    mesh_export.formats()                            # every registered writer
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load", "write", "formats", "convert"]
+
+
+def __getattr__(name: str):
+    # Lazy so that `import mesh_export` (and the CLI's --help) stays fast.
+    if name in {"load", "write", "formats", "convert"}:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'mesh_export' has no attribute {name!r}")

@@ -1,0 +1,49 @@
+"""One exception hierarchy; the CLI maps each class to a one-line message and an exit code.
+
+Exit codes are part of the interface (scripts branch on them), so each class owns a
+distinct code and the codes never change meaning.
+"""
+
+from __future__ import annotations
+
+
+class MeshExportError(Exception):
+    """Base of every error mesh-export raises on purpose."""
+
+    exit_code = 1
+
+
+class InvalidArgumentError(MeshExportError, ValueError):
+    """An option or argument has a value that cannot work (e.g. a negative scale)."""
+
+    exit_code = 2
+
+
+class InputError(MeshExportError):
+    """An input file is missing, unreadable or not a mesh."""
+
+    exit_code = 3
+
+
+class UnknownFormatError(MeshExportError, ValueError):
+    """No writer is registered for the requested format or extension."""
+
+    exit_code = 4
+
+
+class OutputError(MeshExportError):
+    """The output cannot be written: missing directory, existing file, no permission."""
+
+    exit_code = 5
+
+
+class InvalidMeshError(MeshExportError, ValueError):
+    """The mesh itself is unusable: NaN vertices, faces out of range, empty."""
+
+    exit_code = 6
+
+
+class UnitsError(MeshExportError, ValueError):
+    """Units are unknown or cannot be converted as asked."""
+
+    exit_code = 7

@@ -1,0 +1,1 @@
+"""Output formats: the registry and one module per format family."""

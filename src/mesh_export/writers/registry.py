@@ -1,0 +1,179 @@
+"""The writer registry: format name -> how to write it, what it accepts, which options it takes.
+
+Built-in format modules register themselves on import; meshio's formats are added on first
+use so the list grows with meshio; third-party packages add writers through the
+``mesh_export.writers`` entry-point group (an entry point names a ``Writer`` or a callable
+returning one or a list of them).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from ..errors import InvalidArgumentError, UnknownFormatError
+
+ENTRY_POINT_GROUP = "mesh_export.writers"
+
+# What a writer can take. Surface meshes are trimesh.Trimesh; skeletons and volume
+# meshes arrive with later issues.
+SURFACE = "surface"
+SKELETON = "skeleton"
+VOLUME = "volume"
+
+
+@dataclass(frozen=True)
+class Writer:
+    """A registered output format.
+
+    ``write(data, path, **options)`` writes ``data`` to ``path`` (a temporary name: the
+    registry renames it into place). ``modes`` lists the encodings the format supports,
+    the default first (e.g. ``("binary", "ascii")``); a writer with an ascii mode receives
+    ``ascii=True`` to select it.
+    """
+
+    name: str
+    extensions: tuple[str, ...]
+    write: Callable[..., None]
+    accepts: tuple[str, ...] = (SURFACE,)
+    modes: tuple[str, ...] = ()
+    options: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    backend: str = "native"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "extensions": list(self.extensions),
+            "accepts": list(self.accepts),
+            "modes": list(self.modes),
+            "options": dict(self.options),
+            "backend": self.backend,
+            "description": self.description,
+        }
+
+
+_WRITERS: dict[str, Writer] = {}
+# Listing order, and precedence when two writers claim one extension.
+_BACKEND_ORDER = {"native": 0, "trimesh": 1, "meshio": 2}
+_loaded_builtin = False
+_loaded_meshio = False
+_loaded_plugins = False
+
+
+def register(writer: Writer, *, replace: bool = False) -> Writer:
+    """Add ``writer`` to the registry; a name already taken needs ``replace=True``."""
+    key = writer.name.lower()
+    if key in _WRITERS and not replace:
+        raise ValueError(f"a writer named {writer.name!r} is already registered")
+    _WRITERS[key] = writer
+    return writer
+
+
+def _load_builtin() -> None:
+    global _loaded_builtin
+    if _loaded_builtin:
+        return
+    _loaded_builtin = True
+    # Importing a module registers its writers.
+    from . import gltf, obj, off, ply, stl, vtk_legacy, vtk_xml  # noqa: F401
+
+
+def _load_meshio() -> None:
+    global _loaded_meshio
+    if _loaded_meshio:
+        return
+    _loaded_meshio = True
+    from . import meshio_formats
+
+    meshio_formats.register_all(_WRITERS)
+
+
+def _load_plugins() -> None:
+    global _loaded_plugins
+    if _loaded_plugins:
+        return
+    _loaded_plugins = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        loaded = entry.load()
+        produced = loaded() if callable(loaded) and not isinstance(loaded, Writer) else loaded
+        if isinstance(produced, Writer):
+            produced = [produced]
+        for writer in produced:
+            if not isinstance(writer, Writer):
+                raise TypeError(f"entry point {entry.name!r} gave {writer!r}, not a mesh_export Writer")
+            register(writer, replace=True)
+
+
+def _ensure_loaded() -> None:
+    _load_builtin()
+    _load_meshio()
+    _load_plugins()
+
+
+def all_writers() -> list[Writer]:
+    _ensure_loaded()
+    return sorted(_WRITERS.values(), key=lambda w: (_BACKEND_ORDER.get(w.backend, len(_BACKEND_ORDER)), w.name))
+
+
+def get_writer(name: str) -> Writer:
+    _ensure_loaded()
+    writer = _WRITERS.get(name.lower().lstrip("."))
+    if writer is None:
+        # Accept an extension where a name was given ("--format .stl" or "--format vtp").
+        writer = _by_extension(name if name.startswith(".") else "." + name)
+    if writer is None:
+        raise UnknownFormatError(f"unknown format {name!r}; `mesh-export formats` lists them")
+    return writer
+
+
+def _by_extension(extension: str) -> Writer | None:
+    extension = extension.lower()
+    # Native writers win over meshio's for a shared extension; among equals, the first registered.
+    for writer in all_writers():
+        if extension in writer.extensions:
+            return writer
+    return None
+
+
+def writer_for_path(path: str | os.PathLike, format: str | None = None) -> Writer:
+    """The writer named by ``format``, else the one owning the longest matching extension."""
+    if format:
+        return get_writer(format)
+    name = os.path.basename(os.fspath(path)).lower()
+    candidates = sorted(
+        {ext for w in all_writers() for ext in w.extensions if name.endswith(ext)},
+        key=len,
+        reverse=True,
+    )
+    for extension in candidates:
+        writer = _by_extension(extension)
+        if writer is not None:
+            return writer
+    raise UnknownFormatError(
+        f"cannot tell the format of {os.fspath(path)!r} from its extension; pass --format"
+    )
+
+
+def check_options(writer: Writer, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop options left at None; refuse ones the writer does not take."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if given.get("ascii") is False:
+        given.pop("ascii")
+    if "ascii" in given and "ascii" not in writer.modes:
+        raise InvalidArgumentError(f"format {writer.name!r} has no ASCII variant")
+    allowed = set(writer.options) | ({"ascii"} if "ascii" in writer.modes else set())
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise InvalidArgumentError(
+            f"format {writer.name!r} takes no option {unknown[0]!r}"
+            + (f" (it takes: {', '.join(sorted(allowed))})" if allowed else "")
+        )
+    return given
+
+
+def names(writers: Iterable[Writer]) -> list[str]:
+    return [w.name for w in writers]

@@ -1,0 +1,71 @@
+"""Shared fixtures: real neuron meshes (navis's hemibrain examples) and synthetic edge cases."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+# Keep every library away from the home directory and the network.
+os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+
+
+@pytest.fixture(scope="session")
+def neuron_meshes() -> dict[str, trimesh.Trimesh]:
+    """navis's example hemibrain neurons, converted from 8 nm voxels to nanometres."""
+    navis = pytest.importorskip("navis")
+    meshes = {}
+    for neuron in navis.example_neurons(kind="mesh"):
+        mesh = trimesh.Trimesh(np.asarray(neuron.vertices, dtype=np.float64) * 8.0,
+                               np.asarray(neuron.faces), process=False)
+        mesh.units = "nm"
+        meshes[str(neuron.id)] = mesh
+    assert meshes, "navis ships example meshes"
+    return meshes
+
+
+@pytest.fixture(scope="session")
+def neuron_mesh(neuron_meshes) -> trimesh.Trimesh:
+    return next(iter(neuron_meshes.values()))
+
+
+@pytest.fixture(scope="session")
+def sphere() -> trimesh.Trimesh:
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=2500.0)
+    mesh = trimesh.Trimesh(mesh.vertices + [1.0e5, -2.0e4, 3.3e4], mesh.faces, process=False)
+    mesh.units = "nm"
+    return mesh
+
+
+def grid_surface(n: int) -> trimesh.Trimesh:
+    """An n x n vertex height field: 2 (n-1)^2 triangles, built vectorised (fast at 1M faces)."""
+    xs, ys = np.meshgrid(np.arange(n, dtype=np.float64), np.arange(n, dtype=np.float64))
+    zs = np.sin(xs / 17.0) * np.cos(ys / 23.0) * 40.0
+    vertices = np.column_stack([xs.ravel() * 8.0, ys.ravel() * 8.0, zs.ravel()])
+    idx = np.arange(n * n).reshape(n, n)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    faces = np.concatenate([np.column_stack([a, b, d]), np.column_stack([a, d, c])])
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    mesh.units = "nm"
+    return mesh
+
+
+@pytest.fixture(scope="session")
+def million_face_mesh() -> trimesh.Trimesh:
+    mesh = grid_surface(709)  # 2 * 708^2 = 1,002,528 faces
+    assert len(mesh.faces) > 1_000_000
+    return mesh
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    """Run the installed CLI as a user would, in a subprocess."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "mesh_export", *map(str, args)],
+                          capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300)

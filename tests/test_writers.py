@@ -1,0 +1,180 @@
+"""Every writer round-trips through the readers users actually use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+import mesh_export
+from consumers import assert_same_geometry, with_meshio, with_trimesh, with_vtk
+
+# (format, options, readers that must reproduce the geometry)
+NATIVE_CASES = [
+    ("stl", {}, ["trimesh", "meshio"]),
+    ("stl", {"ascii": True}, ["trimesh", "meshio"]),
+    ("ply", {}, ["trimesh", "meshio"]),
+    ("ply", {"ascii": True}, ["trimesh", "meshio"]),
+    ("obj", {}, ["trimesh", "meshio"]),
+    ("off", {}, ["trimesh", "meshio"]),
+    ("vtk", {}, ["vtk"]),
+    ("vtk", {"ascii": True}, ["vtk"]),
+    ("vtp", {}, ["vtk"]),
+    ("vtp", {"compress": True}, ["vtk"]),
+    ("vtu", {}, ["meshio", "vtk"]),
+    ("vtu", {"compress": True}, ["meshio", "vtk"]),
+    ("glb", {}, ["trimesh"]),
+    ("gltf", {}, ["trimesh"]),
+]
+READERS = {"trimesh": with_trimesh, "meshio": with_meshio, "vtk": with_vtk}
+
+
+def _case_id(case):
+    name, options, _ = case
+    return name + "".join(f"-{k}" for k in options)
+
+
+@pytest.mark.parametrize("case", NATIVE_CASES, ids=_case_id)
+def test_native_writer_round_trips_real_neuron(case, neuron_mesh, tmp_path):
+    name, options, readers = case
+    path = tmp_path / f"neuron.{name}"
+    mesh_export.write(neuron_mesh, path, **options)
+    for reader in readers:
+        assert_same_geometry(neuron_mesh, READERS[reader](path), f"{name} read by {reader}")
+
+
+@pytest.mark.parametrize("case", NATIVE_CASES, ids=_case_id)
+def test_native_writer_round_trips_synthetic(case, sphere, tmp_path):
+    name, options, readers = case
+    path = tmp_path / f"sphere.{name}"
+    mesh_export.write(sphere, path, **options)
+    for reader in readers:
+        assert_same_geometry(sphere, READERS[reader](path), f"{name} read by {reader}")
+
+
+def test_every_neuron_round_trips_binary_stl_and_ply(neuron_meshes, tmp_path):
+    for neuron_id, mesh in neuron_meshes.items():
+        for name in ("stl", "ply"):
+            path = tmp_path / f"{neuron_id}.{name}"
+            mesh_export.write(mesh, path)
+            assert_same_geometry(mesh, with_trimesh(path), f"{neuron_id}.{name}")
+
+
+def test_million_face_mesh_round_trips(million_face_mesh, tmp_path):
+    for name, options in (("stl", {}), ("ply", {}), ("obj", {}), ("vtu", {})):
+        path = tmp_path / f"big.{name}"
+        mesh_export.write(million_face_mesh, path, **options)
+        reader = with_meshio
+        assert_same_geometry(million_face_mesh, reader(path), f"1M-face {name}")
+
+
+def _meshio_formats():
+    return [f for f in mesh_export.formats() if f["backend"] == "meshio"]
+
+
+@pytest.mark.parametrize("fmt", _meshio_formats(), ids=lambda f: f["name"])
+def test_meshio_format_round_trips(fmt, sphere, tmp_path):
+    extension = fmt["extensions"][0] if fmt["extensions"] else ".out"
+    path = tmp_path / f"sphere{extension}"
+    mesh_export.write(sphere, path, format=fmt["name"])
+    from meshio._helpers import reader_map
+
+    # meshio writes Gmsh 2.2 under its own name but reads it as "gmsh".
+    read_as = fmt["name"] if fmt["name"] in reader_map else {"gmsh22": "gmsh"}[fmt["name"]]
+    assert_same_geometry(sphere, with_meshio(path, file_format=read_as), fmt["name"])
+
+
+def test_meshio_formats_are_registered_from_meshio():
+    names = {f["name"] for f in _meshio_formats()}
+    assert {"gmsh", "xdmf", "medit", "abaqus", "dolfin-xml"} <= names
+    assert next(f for f in mesh_export.formats() if f["name"] == "gmsh")["extensions"] == [".msh"]
+
+
+def test_3mf_round_trips_in_millimetres(sphere, tmp_path):
+    from mesh_export import steps
+
+    in_mm = steps.convert_units(sphere, "mm")
+    path = tmp_path / "sphere.3mf"
+    mesh_export.write(in_mm, path)
+    loaded = trimesh.load(path, process=False, force="mesh")
+    assert loaded.metadata["units"] in ("millimeters", "millimeter")
+    # 3MF readers may reorder vertices; the surface must still be the same.
+    assert len(loaded.faces) == len(sphere.faces)
+    np.testing.assert_allclose(loaded.bounds, in_mm.bounds, rtol=1e-5)
+    assert loaded.area == pytest.approx(in_mm.area, rel=1e-5)
+
+
+def test_3mf_refuses_to_mislabel_nanometres(sphere, tmp_path):
+    with pytest.raises(mesh_export.errors.UnitsError, match="millimetres"):
+        mesh_export.write(sphere, tmp_path / "sphere.3mf")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["stl", "ply", "obj", "off", "vtk", "vtp", "vtu"])
+def test_units_and_tool_are_recorded_and_read_back(name, sphere, tmp_path):
+    path = tmp_path / f"s.{name}"
+    mesh_export.write(sphere, path)
+    assert b"mesh-export" in path.read_bytes()[:400]
+    if name in ("stl", "ply", "obj", "off"):
+        assert mesh_export.load(path).units == "nm"
+
+
+def test_gltf_records_units_in_asset_extras(sphere, tmp_path):
+    import json
+
+    path = tmp_path / "s.gltf"
+    mesh_export.write(sphere, path)
+    asset = json.loads(path.read_text())["asset"]
+    assert asset["extras"]["units"] == "nm"
+    assert "mesh-export" in asset["generator"]
+
+
+def test_quads_are_triangulated_on_load(tmp_path):
+    path = tmp_path / "quad.obj"
+    path.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1 2 3 4\n")
+    mesh = mesh_export.load(path)
+    assert len(mesh.faces) == 2
+    assert mesh.area == pytest.approx(1.0)
+
+    import meshio
+
+    vtu = tmp_path / "quad.vtu"
+    meshio.write(vtu, meshio.Mesh(np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]]), [("quad", np.array([[0, 1, 2, 3]]))]))
+    mesh = mesh_export.load(vtu)
+    assert len(mesh.faces) == 2 and mesh.area == pytest.approx(1.0)
+
+
+def test_load_legacy_vtk_polydata_written_by_us(sphere, tmp_path):
+    path = tmp_path / "s.vtk"
+    mesh_export.write(sphere, path)
+    loaded = mesh_export.load(path, units="nm")
+    assert_same_geometry(sphere, loaded.vertices[loaded.faces], "vtk via load()")
+
+
+def test_text_writer_keeps_float32_precision_at_every_scale(tmp_path):
+    rng = np.random.default_rng(1)
+    for magnitude in (1e-4, 1.0, 1e3, 1e6, 1e9):
+        vertices = rng.normal(size=(300, 3)) * magnitude
+        faces = rng.integers(0, 300, size=(500, 3))
+        mesh = trimesh.Trimesh(vertices, faces, process=False)
+        path = tmp_path / f"m{magnitude:g}.obj"
+        mesh_export.write(mesh, path, overwrite=True)
+        assert_same_geometry(mesh, with_meshio(path), f"obj at scale {magnitude:g}")
+
+
+@pytest.mark.parametrize(
+    "vertices, faces, message",
+    [
+        (np.zeros((0, 3)), np.zeros((0, 3), dtype=int), "empty"),
+        ([[0, 0, 0], [np.nan, 0, 0], [0, 1, 0]], [[0, 1, 2]], "NaN"),
+        ([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 3]], "outside"),
+        ([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, -1, 2]], "outside"),
+    ],
+    ids=["empty", "nan", "past-end", "negative"],
+)
+def test_invalid_meshes_are_refused_before_writing(vertices, faces, message, tmp_path):
+    mesh = trimesh.Trimesh(np.asarray(vertices, dtype=float), np.asarray(faces), process=False)
+    for name in ("stl", "obj", "msh"):
+        with pytest.raises(mesh_export.errors.InvalidMeshError, match=message):
+            mesh_export.write(mesh, tmp_path / f"bad.{name}")
+    assert not list(tmp_path.iterdir())
