@@ -47,3 +47,39 @@ class UnitsError(MeshExportError, ValueError):
     """Units are unknown or cannot be converted as asked."""
 
     exit_code = 7
+
+
+class NotFoundError(MeshExportError):
+    """The root id has no mesh at the source (404, empty manifest)."""
+
+    exit_code = 8
+
+
+class NetworkError(MeshExportError):
+    """The server could not be reached or kept failing after retries."""
+
+    exit_code = 9
+
+
+class AuthError(MeshExportError):
+    """The server refused the request: missing, malformed or wrong token."""
+
+    exit_code = 10
+
+
+class IncompleteMeshError(MeshExportError):
+    """Some fragments listed for the mesh could not be fetched (see --allow-missing)."""
+
+    exit_code = 11
+
+
+class CacheMissError(MeshExportError):
+    """--offline was given and the mesh is not in the cache."""
+
+    exit_code = 12
+
+
+class SourceError(MeshExportError):
+    """The data source is unknown or malformed: an unknown datastack, a bad URL, no such lod."""
+
+    exit_code = 13

@@ -1,0 +1,144 @@
+"""A verified disk cache of decoded meshes.
+
+One ``.npz`` per entry (numpy arrays and a JSON string; never pickle), keyed by a hash of
+everything that changes the mesh. Each entry stores a SHA-256 of its arrays and metadata,
+checked on every read: a corrupt or truncated entry is deleted and reported as a miss, never
+served. Entries are written to a temporary file and renamed into place; reads touch the
+file's mtime so ``prune`` can drop the least recently used first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+
+CACHE_ENV = "MESH_EXPORT_CACHE"
+# Bumped when the entry layout or the fetch semantics change, so old entries are not used.
+CACHE_FORMAT = 1
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
+          "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("mesh-export"))
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(str(text))
+    if not match or (match.group(2) or "").lower() not in _UNITS:
+        raise InvalidArgumentError(f"cannot read {text!r} as a size (e.g. 500MB, 2GB, 1.5GiB)")
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+
+
+def cache_key(**parts: Any) -> str:
+    payload = json.dumps({"format": CACHE_FORMAT, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _digest(vertices: np.ndarray, faces: np.ndarray, meta: bytes) -> str:
+    h = hashlib.sha256()
+    for array in (vertices, faces):
+        h.update(str(array.dtype).encode() + str(array.shape).encode())
+        h.update(np.ascontiguousarray(array).data)
+    h.update(meta)
+    return h.hexdigest()
+
+
+@dataclass
+class Entry:
+    vertices: np.ndarray
+    faces: np.ndarray
+    meta: dict[str, Any]
+
+
+class MeshCache:
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.directory = Path(directory) if directory else default_cache_dir()
+        self.discarded = 0  # corrupt entries found and removed by this instance
+
+    def path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.npz"
+
+    def get(self, key: str) -> Entry | None:
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                vertices, faces = data["vertices"], data["faces"]
+                meta_bytes = data["meta"].tobytes()
+                stored = data["sha256"].tobytes().decode()
+            if _digest(vertices, faces, meta_bytes) != stored:
+                raise ValueError("checksum mismatch")
+            meta = json.loads(meta_bytes)
+        except Exception:
+            # Truncated, corrupt or foreign: drop it so the caller refetches.
+            path.unlink(missing_ok=True)
+            self.discarded += 1
+            return None
+        os.utime(path)
+        return Entry(vertices, faces, meta)
+
+    def put(self, key: str, vertices: np.ndarray, faces: np.ndarray, meta: dict[str, Any]) -> Path:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta_bytes = json.dumps(meta, sort_keys=True, default=str).encode()
+        digest = _digest(vertices, faces, meta_bytes)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".part", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, vertices=vertices, faces=faces,
+                         meta=np.frombuffer(meta_bytes, dtype=np.uint8),
+                         sha256=np.frombuffer(digest.encode(), dtype=np.uint8))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def entries(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob("??/*.npz"))
+
+    def info(self) -> dict[str, Any]:
+        files = self.entries()
+        return {"directory": str(self.directory), "entries": len(files),
+                "bytes": sum(f.stat().st_size for f in files)}
+
+    def clear(self) -> int:
+        files = self.entries()
+        for f in files:
+            f.unlink(missing_ok=True)
+        for stale in self.directory.glob("??/.*.part") if self.directory.is_dir() else []:
+            stale.unlink(missing_ok=True)
+        return len(files)
+
+    def prune(self, max_bytes: int) -> dict[str, int]:
+        """Delete least recently used entries until the cache holds at most ``max_bytes``."""
+        files = sorted(self.entries(), key=lambda f: f.stat().st_mtime)
+        sizes = {f: f.stat().st_size for f in files}
+        total = sum(sizes.values())
+        removed = 0
+        for f in files:
+            if total <= max_bytes:
+                break
+            f.unlink(missing_ok=True)
+            total -= sizes[f]
+            removed += 1
+        return {"removed": removed, "entries": len(files) - removed, "bytes": total}

@@ -1,0 +1,208 @@
+"""The main job: root id -> source -> cache -> steps -> writer, plus a provenance sidecar."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import __version__
+from .atomic import atomic_output, check_target
+from .errors import CacheMissError, InvalidArgumentError, MeshExportError, OutputError
+from .writers.registry import check_options, get_writer
+
+DEFAULT_NAME = "{root_id}_lod{lod}.{ext}"
+MAX_ROOT_ID = 2**64 - 1
+# Part of the cache key: how fragments are merged into one mesh.
+MERGE_RULE = "exact-vertex-merge/1"
+_LIBRARIES = ("cloud-volume", "caveclient", "trimesh", "numpy", "DracoPy", "meshio")
+
+
+def parse_root_id(value: Any) -> int:
+    """A root id is a positive integer below 2**64 (uint64 in every connectomics store)."""
+    text = str(value).strip()
+    if not text.isdigit():
+        raise InvalidArgumentError(f"malformed root id {text!r}: expected a positive integer")
+    root_id = int(text)
+    if root_id == 0 or root_id > MAX_ROOT_ID:
+        raise InvalidArgumentError(f"malformed root id {text}: must be between 1 and 2**64-1")
+    return root_id
+
+
+@dataclass
+class ExportResult:
+    root_id: int
+    output: Path
+    sidecar: Path | None
+    cache: str  # "hit", "miss" or "off"
+    provenance: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        p = self.provenance
+        return {"root_id": str(self.root_id), "status": "ok", "output": str(self.output),
+                "sidecar": str(self.sidecar) if self.sidecar else None, "cache": self.cache,
+                "lod": p.get("lod"), "vertices": p.get("vertices"), "faces": p.get("faces"),
+                "units": p.get("units"), "incomplete": p.get("incomplete", False),
+                "bytes": p.get("output", {}).get("bytes"), "seconds": round(self.seconds, 4)}
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"mesh-export": __version__}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+def _request_identity(source: str | None, datastack: str | None, static: bool, server: str | None) -> dict:
+    """What identifies the mesh source without asking the network (so --offline can key the cache)."""
+    from .sources import DEFAULT_DATASTACK, STATIC_SOURCES, normalize_url
+
+    if source is not None:
+        return {"source": normalize_url(source)}
+    datastack = datastack or DEFAULT_DATASTACK
+    if static and datastack in STATIC_SOURCES:
+        return {"source": STATIC_SOURCES[datastack][0]}
+    return {"datastack": datastack, "server": server, "mode": "static" if static else "dynamic"}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _bbox(vertices) -> list[list[float]]:
+    import numpy as np
+
+    return [np.asarray(vertices).min(axis=0).tolist(), np.asarray(vertices).max(axis=0).tolist()]
+
+
+def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLike = ".",
+           name: str = DEFAULT_NAME, datastack: str | None = None, version: int | None = None,
+           server: str | None = None, source: str | None = None, static: bool = False,
+           lod: int | None = None, token: str | None = None, cache_dir: str | os.PathLike | None = None,
+           use_cache: bool = True, offline: bool = False, allow_missing: bool = False,
+           timeout: float = 120.0, units: str | None = None, scale: float | None = None,
+           overwrite: bool = False, sidecar: bool = True, progress: bool = False,
+           **options: Any) -> ExportResult:
+    """Export one root id to a file; see the CLI's help for what each argument does."""
+    import trimesh
+
+    from . import api, steps
+    from .auth import resolve_token
+    from .cache import MeshCache, cache_key
+    from .fetch import fetch_mesh
+    from .sources import resolve
+    from .units import set_mesh_units
+
+    started = time.perf_counter()
+    root_id = parse_root_id(root_id)
+    if offline and not use_cache:
+        raise InvalidArgumentError("--offline serves from the cache; it cannot be combined with --no-cache")
+    if lod is not None and lod < -1:
+        raise InvalidArgumentError(f"--lod must be 0 or more (or -1 for the coarsest), got {lod}")
+    writer = get_writer(format)
+    check_options(writer, options)
+    extension = writer.extensions[0].lstrip(".") if writer.extensions else writer.name
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise OutputError(f"output directory does not exist: {out_dir}")
+
+    def target_for(level: int) -> Path:
+        try:
+            filename = name.format(root_id=root_id, lod=level, ext=extension, format=writer.name,
+                                   datastack=datastack or "")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InvalidArgumentError(f"bad --name template {name!r}: use {{root_id}}, {{lod}}, "
+                                       "{ext}, {format}, {datastack}") from exc
+        return check_target(out_dir / filename, overwrite)
+
+    if lod != -1:  # the coarsest lod's number is only known after fetching
+        target_for(lod or 0)  # fail before any download
+
+    identity = _request_identity(source, datastack, static, server)
+    key = cache_key(**identity, root_id=root_id, lod=lod, version=version, merge=MERGE_RULE,
+                    allow_missing=allow_missing)
+    cache = MeshCache(cache_dir) if use_cache else None
+    entry = cache.get(key) if cache else None
+    if entry is not None:
+        vertices, faces, fetched_meta = entry.vertices, entry.faces, entry.meta
+        cache_state = "hit"
+    elif offline:
+        raise CacheMissError(f"root id {root_id} is not in the cache ({cache.directory}) and --offline was given")
+    else:
+        token_info = resolve_token(token, server)
+        resolved = resolve(source=source, datastack=datastack, static=static, server=server,
+                           token=token_info.value, version=version, timeout=timeout)
+        fetched = fetch_mesh(resolved, root_id, lod=lod, token=token_info.value, timeout=timeout,
+                             allow_missing=allow_missing, progress=progress)
+        vertices, faces = fetched.vertices, fetched.faces
+        fetched_meta = {"source": resolved.provenance(), **fetched.info(),
+                        "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        cache_state = "off"
+        if cache is not None:
+            cache.put(key, vertices, faces, fetched_meta)
+            cache_state = "miss"
+
+    target = target_for(fetched_meta["lod"])
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    set_mesh_units(mesh, "nm")
+    if units:
+        mesh = steps.convert_units(mesh, units)
+    if scale is not None:
+        mesh = steps.scale(mesh, scale)
+    written = api.write(mesh, target, format=writer.name, overwrite=overwrite, **options)
+
+    provenance = {
+        "tool": f"mesh-export {__version__}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "root_id": str(root_id),
+        "datastack": fetched_meta["source"].get("datastack"),
+        "version": version if version is not None else fetched_meta["source"].get("version"),
+        "source": fetched_meta["source"],
+        "lod": fetched_meta["lod"],
+        "lods_available": fetched_meta.get("lods_available"),
+        "units": mesh.units,
+        "vertices": int(len(mesh.vertices)),
+        "faces": int(len(mesh.faces)),
+        "bbox": _bbox(mesh.vertices),
+        "steps": mesh.metadata.get("steps", []),
+        "fetch": {k: fetched_meta.get(k) for k in ("fragments", "missing_fragments", "merged_vertices",
+                                                   "retries", "fetched")} | {"cache": cache_state},
+        "incomplete": bool(fetched_meta.get("missing_fragments")),
+        "libraries": _library_versions(),
+        "output": {"file": written.name, "format": writer.name, "bytes": written.stat().st_size,
+                   "sha256": _sha256(written)},
+    }
+    sidecar_path = None
+    if sidecar:
+        sidecar_path = written.with_name(written.name + ".json")
+        with atomic_output(sidecar_path, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(provenance, indent=2) + "\n")
+    return ExportResult(root_id, written, sidecar_path, cache_state, provenance,
+                        time.perf_counter() - started)
+
+
+def export_many(root_ids: Iterable[int | str], **kwargs: Any) -> list[ExportResult | MeshExportError]:
+    """Export several ids; a failure is returned in place of its result, the others go on."""
+    results: list[ExportResult | MeshExportError] = []
+    for root_id in root_ids:
+        try:
+            results.append(export(root_id, **kwargs))
+        except MeshExportError as exc:
+            exc.root_id = str(root_id)
+            results.append(exc)
+    return results
