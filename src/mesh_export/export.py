@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -52,6 +53,7 @@ class ExportResult:
                 "bytes": p.get("output", {}).get("bytes"), "seconds": round(self.seconds, 4)}
 
 
+@functools.lru_cache(maxsize=1)
 def _library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -183,7 +185,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         "fetch": {k: fetched_meta.get(k) for k in ("fragments", "missing_fragments", "merged_vertices",
                                                    "retries", "fetched")} | {"cache": cache_state},
         "incomplete": bool(fetched_meta.get("missing_fragments")),
-        "libraries": _library_versions(),
+        "libraries": dict(_library_versions()),
         "output": {"file": written.name, "format": writer.name, "bytes": written.stat().st_size,
                    "sha256": _sha256(written)},
     }

@@ -1,0 +1,124 @@
+"""Fetch and cache, side by side with what a notebook user does today:
+``CloudVolume(url).mesh.get(id)`` then ``trimesh.Trimesh(...).export(path)``.
+
+Data is real precomputed layers (sharded multi-LOD Draco) served on 127.0.0.1 by the
+test fixture server, so both sides pay the same HTTP, shard and Draco decoding costs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support.datasets import build_fixture_data  # noqa: E402
+
+import mesh_export  # noqa: E402
+from mesh_export.export import export  # noqa: E402
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    data = build_fixture_data(tmp_path_factory.mktemp("bench-layers"), n_cells=3)
+    with data.serve() as server:
+        yield data, server
+
+
+@pytest.fixture(scope="module")
+def big_layer(tmp_path_factory, icosphere8):
+    """A legacy precomputed layer holding one 1.3M-face mesh, on local disk."""
+    from mesh_export.datasets.precomputed import write_legacy_mesh_layer
+
+    root = tmp_path_factory.mktemp("big-layer")
+    root_id = 864691135000000042
+    mesh = trimesh.Trimesh(icosphere8.vertices + 1.0e5, icosphere8.faces, process=False)
+    write_legacy_mesh_layer(root / "layer", {root_id: mesh}, resolution=(8, 8, 40), compress=False)
+    return f"precomputed://file://{root / 'layer'}", root_id
+
+
+def _plain_cloudvolume(url: str, root_id: int, path: Path) -> None:
+    from cloudvolume import CloudVolume
+
+    volume = CloudVolume(url, progress=False, cache=False)
+    mesh = volume.mesh.get(root_id, lod=0)[root_id]
+    trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(path)
+
+
+def test_fetch_cold_plain_cloudvolume(benchmark, served, tmp_path):
+    data, server = served
+    url = data.precomputed_url(server, "multires")
+    benchmark.group = "fetch-cold/multires-3-cells"
+    benchmark(lambda: [_plain_cloudvolume(url, i, tmp_path / f"{i}.stl") for i in data.root_ids])
+
+
+def test_fetch_cold_mesh_export(benchmark, served, tmp_path):
+    data, server = served
+    url = data.precomputed_url(server, "multires")
+    benchmark.group = "fetch-cold/multires-3-cells"
+
+    def run():
+        cache = tmp_path / f"cache{next(_counter)}"  # empty cache: every mesh is fetched
+        for i in data.root_ids:
+            export(i, source=url, out_dir=tmp_path, cache_dir=cache, overwrite=True)
+
+    benchmark(run)
+
+
+def test_fetch_warm_mesh_export(benchmark, served, tmp_path):
+    data, server = served
+    url = data.precomputed_url(server, "multires")
+    cache = tmp_path / "cache"
+    for i in data.root_ids:
+        export(i, source=url, out_dir=tmp_path, cache_dir=cache, overwrite=True)
+    server.reset_requests()
+    benchmark.group = "fetch-warm/multires-3-cells"
+    benchmark(lambda: [export(i, source=url, out_dir=tmp_path, cache_dir=cache, overwrite=True)
+                       for i in data.root_ids])
+    assert server.count() == 0, "warm runs must not touch the server"
+
+
+def test_fetch_warm_plain_cloudvolume(benchmark, served, tmp_path):
+    data, server = served
+    url = data.precomputed_url(server, "multires")
+    benchmark.group = "fetch-warm/multires-3-cells"
+    # CloudVolume's own disk cache is the closest thing a notebook user has.
+    from cloudvolume import CloudVolume
+
+    def run():
+        volume = CloudVolume(url, progress=False, cache=str(tmp_path / "cv-cache"))
+        for i in data.root_ids:
+            mesh = volume.mesh.get(i, lod=0)[i]
+            trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(tmp_path / f"{i}.stl")
+
+    benchmark(run)
+
+
+def test_cache_hit_to_stl_1m_faces(benchmark, big_layer, tmp_path):
+    url, root_id = big_layer
+    cache = tmp_path / "cache"
+    export(root_id, source=url, out_dir=tmp_path, cache_dir=cache, overwrite=True, sidecar=False)
+    benchmark.group = "cache-hit-vs-writer/1.3M-faces"
+    result = benchmark(lambda: export(root_id, source=url, out_dir=tmp_path, cache_dir=cache,
+                                      overwrite=True, sidecar=False))
+    assert result.cache == "hit"
+
+
+def test_writer_alone_1m_faces(benchmark, big_layer, tmp_path):
+    """The floor for the cache-hit case: the same triangles, already in memory, written."""
+    url, root_id = big_layer
+    cache = tmp_path / "cache"
+    export(root_id, source=url, out_dir=tmp_path, cache_dir=cache, overwrite=True, sidecar=False)
+    [entry] = cache.glob("??/*.npz")
+    with np.load(entry) as data:
+        mesh = trimesh.Trimesh(data["vertices"], data["faces"], process=False)
+    mesh.units = "nm"
+    benchmark.group = "cache-hit-vs-writer/1.3M-faces"
+    benchmark(lambda: mesh_export.write(mesh, tmp_path / "alone.stl", overwrite=True))
