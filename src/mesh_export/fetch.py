@@ -9,7 +9,6 @@ fragment borders, and every failure mapped to one clear error.
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
@@ -165,7 +164,10 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
     except MeshExportError:
         raise
     except Exception as exc:
-        raise _translate(exc, source, root_id, token) from None
+        translated = _translate(exc, source, root_id, token)
+        if translated is exc:
+            raise
+        raise translated from None
     fetched.retries = retry.retries
     fetched.vertices, fetched.faces, fetched.merged_vertices = merge_duplicate_vertices(fetched.vertices, fetched.faces)
     check_decoded(fetched.vertices, fetched.faces, root_id)
@@ -179,11 +181,25 @@ def _single_lod(lod: int | None, what: str) -> int:
     return 0
 
 
+def _fetch_manifest_once(mesh_source) -> None:
+    """CloudVolume's sharded get() reads the manifest we already read; serve it from memory."""
+    original = mesh_source.get_manifest
+    seen: dict[int, Any] = {}
+
+    def get_manifest(segid, *args, **kwargs):
+        if not isinstance(segid, (int, np.integer)):
+            return original(segid, *args, **kwargs)
+        if int(segid) not in seen:
+            seen[int(segid)] = original(segid, *args, **kwargs)
+        return seen[int(segid)]
+
+    mesh_source.get_manifest = get_manifest
+
+
 def _fetch_multires(volume, root_id: int, lod: int | None, retry: _Retrier) -> Fetched:
     from cloudvolume.exceptions import MeshMissingError
 
-    # CloudVolume's get() reads the manifest again; memoise it so it is fetched once.
-    volume.mesh.get_manifest = functools.lru_cache(maxsize=4)(volume.mesh.get_manifest)
+    _fetch_manifest_once(volume.mesh)
     try:
         manifest = retry(lambda: volume.mesh.get_manifest(root_id))
     except MeshMissingError:
@@ -241,12 +257,20 @@ def _fetch_graphene(volume, root_id: int, lod: int | None, retry: _Retrier) -> F
         result = retry(lambda: volume.mesh.get(root_id, deduplicate_chunk_boundaries=False))
     except IndexError:
         raise NotFoundError(f"root id {root_id} has no mesh at this source") from None
+    except TypeError as exc:
+        # CloudVolume's signature of a fragment that came back empty (a 404 inside a mesh).
+        raise IncompleteMeshError(f"root id {root_id}: a fragment could not be fetched or decoded "
+                                  f"({type(exc).__name__}: {exc})") from None
     mesh = result[root_id] if isinstance(result, dict) else result
     return Fetched(np.asarray(mesh.vertices), np.asarray(mesh.faces), lod, None, 0)
 
 
-def _translate(exc: Exception, source: Source, root_id: int, token: str | None) -> MeshExportError:
-    """Map the many exception types of CloudVolume, CloudFiles, requests to our hierarchy."""
+def _translate(exc: Exception, source: Source, root_id: int, token: str | None) -> Exception:
+    """Map the many exception types of CloudVolume, CloudFiles, requests to our hierarchy.
+
+    Anything unrecognised is returned as it is: a bug should surface as one, not be
+    disguised as a network problem."""
+    import requests
     from cloudvolume.exceptions import AuthenticationError, MeshDecodeError, MeshMissingError
 
     message = redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", token)
@@ -259,9 +283,8 @@ def _translate(exc: Exception, source: Source, root_id: int, token: str | None) 
         return NetworkError(f"{source.url}: {message} (gave up after retries)")
     if isinstance(exc, MeshDecodeError):
         return InvalidMeshError(f"root id {root_id}: cannot decode the mesh: {message}")
-    if isinstance(exc, TypeError):
-        # CloudVolume's signature of a fragment that came back empty (a 404 inside a mesh).
-        return IncompleteMeshError(f"root id {root_id}: a fragment could not be fetched or decoded ({message})")
     if isinstance(exc, (ValueError, KeyError)):
         return SourceError(f"{source.url}: {message}")
-    return NetworkError(f"{source.url}: {message}")
+    if isinstance(exc, (requests.RequestException, OSError)):
+        return NetworkError(f"{source.url}: {message}")
+    return exc
