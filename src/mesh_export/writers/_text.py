@@ -145,8 +145,19 @@ def _render(prepared, width: int, rows: int) -> bytes:
     return flat[flat != 0].tobytes()
 
 
-def iter_text(segments: Sequence[Segment], rows: int, chunk_rows: int = 1 << 17) -> Iterator[bytes]:
+# Bytes of text per chunk: the byte matrix and the per-column scratch arrays then stay in
+# the CPU cache (1.5x faster for wide rows such as ASCII STL facets than 128k-row chunks).
+_CHUNK_BYTES = 1 << 20
+
+
+def _chunk_rows(segments: Sequence[Segment]) -> int:
+    estimated_width = sum(len(seg) if isinstance(seg, bytes) else 12 for seg in segments)
+    return max(1024, _CHUNK_BYTES // max(1, estimated_width))
+
+
+def iter_text(segments: Sequence[Segment], rows: int, chunk_rows: int | None = None) -> Iterator[bytes]:
     """Yield the text of ``rows`` rows laid out by ``segments``, a chunk of rows at a time."""
+    chunk_rows = chunk_rows or _chunk_rows(segments)
     for start in range(0, rows, chunk_rows):
         stop = min(rows, start + chunk_rows)
         prepared, width = _layout(segments, start, stop)

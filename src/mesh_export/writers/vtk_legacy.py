@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _text
-from ._mesh import provenance_line, triangles
+from ._mesh import CHUNK_ROWS, converted_chunks, double_buffer, provenance_line, triangles, write_chunks
 from .registry import Writer, register
 
 
@@ -31,13 +31,26 @@ def write_vtk(mesh, path, ascii: bool = False) -> None:
             handle.write(f"POLYGONS {n_faces} {4 * n_faces}\n".encode())
             _text.write_text(handle, [b"3 "] + _text.int_columns(faces) + [b"\n"], n_faces)
             return
-        vertices.astype(">f4", copy=False).tofile(handle)
+        write_chunks(handle, converted_chunks(vertices, ">f4"))
         handle.write(f"\nPOLYGONS {n_faces} {4 * n_faces}\n".encode())
-        cells = np.empty((n_faces, 4), dtype=">i4")
-        cells[:, 0] = 3
-        cells[:, 1:] = faces
-        cells.tofile(handle)
+        write_chunks(handle, _cells(faces))
         handle.write(b"\n")
+
+
+_V12 = np.dtype((np.void, 12))
+
+
+def _cells(faces):
+    """Big-endian ``3 a b c`` int32 cells, CHUNK_ROWS at a time, in two alternating buffers."""
+    buffers = double_buffer((">i4", (4,)), min(len(faces), CHUNK_ROWS))
+    for cells in buffers:
+        cells[:, 0] = 3
+    for i, start in enumerate(range(0, len(faces), CHUNK_ROWS)):
+        chunk = faces[start : start + CHUNK_ROWS]
+        cells = buffers[i % 2][: len(chunk)]
+        # Cast (and byte-swap) contiguously, then move the 12-byte triples as opaque bytes.
+        cells[:, 1:].view(_V12)[:, 0] = chunk.astype(">i4").view(_V12)[:, 0]
+        yield memoryview(cells).cast("B")
 
 
 register(
