@@ -20,6 +20,7 @@ demo: $(STAMP)
 	mkdir -p out
 	$(BIN)/mesh-export $(SAMPLE_ID) --source sample --format stl --lod 0 --out out --overwrite
 	$(BIN)/mesh-export $(SAMPLE_ID) --source sample --format ply --lod 2 --out out --overwrite
+	$(BIN)/mesh-export $(SAMPLE_ID) --source sample --format swc --out out --overwrite
 	$(BIN)/mesh-export convert out/$(SAMPLE_ID)_lod0.stl out/$(SAMPLE_ID)_lod0.obj --overwrite
 	@ls -l out
 
@@ -27,6 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds -q
 
 # Rebuild the bundled sample dataset (deterministic; needs the test extra for zmesh).

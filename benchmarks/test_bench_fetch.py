@@ -44,19 +44,21 @@ def big_layer(tmp_path_factory, icosphere8):
     return f"precomputed://file://{root / 'layer'}", root_id
 
 
-def _plain_cloudvolume(url: str, root_id: int, path: Path) -> None:
+def _plain_cloudvolume(url: str, root_ids, directory: Path) -> None:
+    """The notebook way: open the layer once, get each mesh, export it with trimesh."""
     from cloudvolume import CloudVolume
 
     volume = CloudVolume(url, progress=False, cache=False)
-    mesh = volume.mesh.get(root_id, lod=0)[root_id]
-    trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(path)
+    for root_id in root_ids:
+        mesh = volume.mesh.get(root_id, lod=0)[root_id]
+        trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(directory / f"{root_id}.stl")
 
 
 def test_fetch_cold_plain_cloudvolume(benchmark, served, tmp_path):
     data, server = served
     url = data.precomputed_url(server, "multires")
     benchmark.group = "fetch-cold/multires-3-cells"
-    benchmark(lambda: [_plain_cloudvolume(url, i, tmp_path / f"{i}.stl") for i in data.root_ids])
+    benchmark(lambda: _plain_cloudvolume(url, data.root_ids, tmp_path))
 
 
 def test_fetch_cold_mesh_export(benchmark, served, tmp_path):

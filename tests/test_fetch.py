@@ -146,6 +146,27 @@ def test_cache_hit_makes_no_requests_and_offline_serves_it(srv, fixture_data, wo
     assert json.loads(result.stdout)["cache"] == "hit" and srv.count() == 0
 
 
+def test_lod_requests_for_one_mesh_share_one_cache_entry(srv, fixture_data, workdir):
+    root_id = fixture_data.root_ids[0]
+    url = fixture_data.precomputed_url(srv, "multires")
+    coarsest = fixture_data.num_lods - 1
+    # --lod omitted and --lod 0 are the same mesh: one entry, the second is a hit.
+    assert json.loads(assert_ok(cli(workdir, root_id, "--source", url, "--json")).stdout)["cache"] == "miss"
+    result = assert_ok(cli(workdir, root_id, "--source", url, "--lod", "0", "--overwrite", "--json"))
+    assert json.loads(result.stdout)["cache"] == "hit"
+    # -1 is resolved by fetching; its key then points at the coarsest lod's entry (no copy).
+    assert_ok(cli(workdir, root_id, "--source", url, "--lod", "-1"))
+    assert len(list((workdir / "cache").glob("??/*.npz"))) == 2
+    srv.reset_requests()
+    for lod in ("-1", str(coarsest)):
+        result = assert_ok(cli(workdir, root_id, "--source", url, "--lod", lod, "--offline", "--overwrite",
+                               "--json"))
+        assert json.loads(result.stdout)["cache"] == "hit" and json.loads(result.stdout)["lod"] == coarsest
+    assert srv.count() == 0 and len(list((workdir / "cache").glob("??/*.npz"))) == 2
+    assert_ok(cli(workdir, "cache", "clear"))
+    assert not list((workdir / "cache").glob("??/*"))
+
+
 def test_offline_miss_is_a_clear_error(srv, fixture_data, workdir):
     result = cli(workdir, fixture_data.root_ids[1], "--source", fixture_data.precomputed_url(srv, "multires"),
                  "--offline")

@@ -22,16 +22,16 @@ def formats() -> list[dict[str, Any]]:
 
 def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: bool = False,
           **options: Any) -> Path:
-    """Write ``mesh`` (a trimesh.Trimesh) to ``path``; the format from ``format`` or the extension.
+    """Write ``mesh`` (a trimesh.Trimesh, or a mesh_export.skeleton.Skeleton for morphology
+    formats) to ``path``; the format from ``format`` or the extension. A surface mesh written
+    to a morphology format (swc, hoc, neuroml) is skeletonized first with default settings.
 
     The file appears under its name only once complete; an existing file is replaced only
     with ``overwrite=True``. Returns the path written.
     """
     writer = writer_for_path(path, format)
-    if SURFACE not in writer.accepts:
-        raise InvalidArgumentError(f"format {writer.name!r} does not take a surface mesh")
     options = check_options(writer, options)
-    check_surface(mesh)
+    mesh = _prepare(mesh, writer)
     target = check_target(path, overwrite)
     suffix = next((ext for ext in writer.extensions if target.name.lower().endswith(ext)), "")
     try:
@@ -47,18 +47,45 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
     return target
 
 
+def _prepare(data, writer):
+    """Check ``data`` against what ``writer`` accepts. A Skeleton is validated; a surface mesh
+    given to a skeleton-only format is skeletonized with the default settings."""
+    from .writers.registry import SKELETON
+
+    from_skeleton_module = type(data).__module__ == "mesh_export.skeleton"
+    if SKELETON in writer.accepts:
+        if from_skeleton_module:
+            data.validate()
+            return data
+        if SURFACE not in writer.accepts:
+            from .skeleton import skeletonize
+
+            check_surface(data)
+            return skeletonize(data)
+    elif from_skeleton_module:
+        raise InvalidArgumentError(f"format {writer.name!r} does not take a skeleton")
+    if SURFACE not in writer.accepts:
+        raise InvalidArgumentError(f"format {writer.name!r} does not take a surface mesh")
+    check_surface(data)
+    return data
+
+
 def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | None = None,
             units_in: str | None = None, units: str | None = None, scale: float | None = None,
-            overwrite: bool = False, **options: Any) -> Path:
-    """Read ``source``, optionally convert units and scale, write ``target``."""
-    from . import steps
+            overwrite: bool = False, steps=None, return_mesh: bool = False, **options: Any):
+    """Read ``source``, apply ``steps`` (a ``StepOptions``; ``units``/``scale`` are shortcuts),
+    write ``target``. Returns the path written (and the mesh written, with ``return_mesh``)."""
+    from .steps import StepOptions, apply_steps, plan_for_writer
 
     writer = writer_for_path(target, format)  # fail on a bad format before reading anything
-    check_options(writer, options)
-    check_target(target, overwrite)
-    mesh = load(source, units=units_in)
+    steps = steps or StepOptions()
     if units:
-        mesh = steps.convert_units(mesh, units)
+        steps.units = units
     if scale is not None:
-        mesh = steps.scale(mesh, scale)
-    return write(mesh, target, format=writer.name, overwrite=overwrite, **options)
+        steps.scale = scale
+    plan_for_writer(steps, writer, options)
+    options = check_options(writer, options)
+    check_target(target, overwrite)
+    mesh = apply_steps(load(source, units=units_in), steps)
+    written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
+    return (written, mesh) if return_mesh else written

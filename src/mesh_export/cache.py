@@ -5,6 +5,9 @@ everything that changes the mesh. Each entry stores a SHA-256 of its arrays and 
 checked on every read: a corrupt or truncated entry is deleted and reported as a miss, never
 served. Entries are written to a temporary file and renamed into place; reads touch the
 file's mtime so ``prune`` can drop the least recently used first.
+
+An alias (a tiny text file naming another key) lets a second request for the same mesh,
+such as "the coarsest lod", share an entry instead of storing a copy.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .errors import InvalidArgumentError
 CACHE_ENV = "MESH_EXPORT_CACHE"
 # Bumped when the entry layout or the fetch semantics change, so old entries are not used.
 CACHE_FORMAT = 1
+_KEY = re.compile(r"^[0-9a-f]{64}$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
           "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
@@ -74,8 +78,15 @@ class MeshCache:
     def path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.npz"
 
+    def _alias_path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.alias"
+
     def get(self, key: str) -> Entry | None:
+        """The entry stored under ``key``, or under the key it is an alias of."""
         path = self.path(key)
+        if not path.is_file():
+            target = self._resolve_alias(key)
+            path = self.path(target) if target else path
         if not path.is_file():
             return None
         try:
@@ -111,6 +122,27 @@ class MeshCache:
             raise
         return path
 
+    def alias(self, key: str, target: str) -> None:
+        """Serve ``target``'s entry under ``key`` too, without a second copy of the mesh."""
+        path = self._alias_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".part", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(target)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _resolve_alias(self, key: str) -> str | None:
+        try:
+            target = self._alias_path(key).read_text().strip()
+        except OSError:
+            return None
+        # Anything but another key (a damaged file) is ignored: the caller refetches.
+        return target if _KEY.match(target) else None
+
     def entries(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
@@ -125,6 +157,8 @@ class MeshCache:
         files = self.entries()
         for f in files:
             f.unlink(missing_ok=True)
+        for stale in self.directory.glob("??/*.alias") if self.directory.is_dir() else []:
+            stale.unlink(missing_ok=True)
         for stale in self.directory.glob("??/.*.part") if self.directory.is_dir() else []:
             stale.unlink(missing_ok=True)
         return len(files)

@@ -68,14 +68,70 @@ def formats_command(
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
 
 
+_STEPS = "Processing steps (applied in this order)"
+LargestComponentOpt = Annotated[bool, typer.Option("--largest-component", help="Keep only the largest connected piece.", rich_help_panel=_STEPS)]
+MinComponentOpt = Annotated[Optional[int], typer.Option("--min-component-faces", help="Drop pieces with fewer faces.", rich_help_panel=_STEPS)]
+RepairOpt = Annotated[bool, typer.Option("--repair", help="Merge duplicate vertices, drop degenerate/duplicate faces, fix winding, fill small holes.", rich_help_panel=_STEPS)]
+UnitsOpt = Annotated[Optional[str], typer.Option("--units", help="Convert coordinates to these units (nm, um, mm).", rich_help_panel=_STEPS)]
+ScaleOpt = Annotated[Optional[float], typer.Option("--scale", help="Multiply coordinates by this factor (after --units).", rich_help_panel=_STEPS)]
+WatertightOpt = Annotated[bool, typer.Option("--watertight", help="Closed, manifold, single-shell surface by voxel remeshing.", rich_help_panel=_STEPS)]
+PitchOpt = Annotated[Optional[float], typer.Option("--pitch", help="Voxel size for --watertight, in output units [default: longest side / 384].", rich_help_panel=_STEPS)]
+MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="Memory budget for remeshing, e.g. 2GB [default: 2GB].", rich_help_panel=_STEPS)]
+PrintOpt = Annotated[Optional[str], typer.Option("--print", help="Print-ready: one watertight body, longest side SIZE (e.g. 120mm), mm, on z=0.", rich_help_panel=_STEPS)]
+MinFeatureOpt = Annotated[Optional[str], typer.Option("--min-feature", help="Thinnest part at print size [default: 0.8mm].", rich_help_panel=_STEPS)]
+SimplifyOpt = Annotated[Optional[float], typer.Option("--simplify", help="Decimate to this fraction of the faces (0-1].", rich_help_panel=_STEPS)]
+FacesOpt = Annotated[Optional[int], typer.Option("--faces", help="Decimate to this many faces.", rich_help_panel=_STEPS)]
+SmoothOpt = Annotated[Optional[int], typer.Option("--smooth", help="Taubin smoothing iterations.", rich_help_panel=_STEPS)]
+CenterOpt = Annotated[bool, typer.Option("--center", help="Move the bounding-box centre to the origin.", rich_help_panel=_STEPS)]
+_MORPHOLOGY = "Morphologies (swc, hoc, neuroml)"
+SkeletonizeOpt = Annotated[bool, typer.Option("--skeletonize", help="Turn the mesh into a morphology (automatic for swc, hoc, neuroml).", rich_help_panel=_MORPHOLOGY)]
+SomaOpt = Annotated[Optional[str], typer.Option("--soma", help="Soma position X,Y,Z in nm [default: detected: thickest part].", rich_help_panel=_MORPHOLOGY)]
+HealOpt = Annotated[bool, typer.Option("--heal/--no-heal", help="Join disconnected pieces into the tree (or drop them).", rich_help_panel=_MORPHOLOGY)]
+AllowUnitsOpt = Annotated[bool, typer.Option("--allow-units", help="Let a morphology be written in units other than um (NEURON expects um).", rich_help_panel=_MORPHOLOGY)]
+CheckOpt = Annotated[bool, typer.Option("--check", help="Check the result (watertight, bodies, size, thinnest feature); fail if --print requirements are not met.", rich_help_panel=_STEPS)]
+
+
+def _step_options(soma=None, **values):
+    from .steps import StepOptions, parse_point
+
+    return StepOptions(soma=parse_point(soma), **values)
+
+
+def _run_check(mesh_path: Path, print_size, min_feature) -> dict:
+    from .api import load
+    from .check import CheckFailedError, check_mesh
+
+    report = check_mesh(load(mesh_path), size=print_size, min_feature=min_feature)
+    if report["failures"]:
+        raise CheckFailedError(f"{mesh_path}: " + "; ".join(report["failures"]))
+    return report
+
+
 @app.command("convert")
 def convert_command(
     source: Annotated[Path, typer.Argument(help="Input mesh file (anything trimesh or meshio reads).")],
     target: Annotated[Path, typer.Argument(help="Output file; its extension picks the format unless --format.")],
     format: Annotated[Optional[str], typer.Option("--format", "-f", help="Output format name (see `mesh-export formats`).")] = None,
     units_in: Annotated[Optional[str], typer.Option("--units-in", help="Units of the input when the file does not say (nm, um, mm).")] = None,
-    units: Annotated[Optional[str], typer.Option("--units", help="Convert coordinates to these units (nm, um, mm).")] = None,
-    scale: Annotated[Optional[float], typer.Option("--scale", help="Multiply coordinates by this factor (after --units).")] = None,
+    largest_component: LargestComponentOpt = False,
+    min_component_faces: MinComponentOpt = None,
+    repair: RepairOpt = False,
+    units: UnitsOpt = None,
+    scale: ScaleOpt = None,
+    watertight: WatertightOpt = False,
+    pitch: PitchOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    print_size: PrintOpt = None,
+    min_feature: MinFeatureOpt = None,
+    simplify: SimplifyOpt = None,
+    faces: FacesOpt = None,
+    smooth: SmoothOpt = None,
+    center: CenterOpt = False,
+    check: CheckOpt = False,
+    skeletonize: SkeletonizeOpt = False,
+    soma: SomaOpt = None,
+    heal: HealOpt = True,
+    allow_units: AllowUnitsOpt = False,
     ascii: Annotated[bool, typer.Option("--ascii", help="Write the ASCII variant of a binary format (stl, ply, vtk).")] = False,
     compress: Annotated[bool, typer.Option("--compress", help="zlib-compress (vtp, vtu).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
@@ -88,11 +144,21 @@ def convert_command(
     from .api import convert
 
     started = time.perf_counter()
-    options = {"ascii": ascii or None, "compress": compress or None}
-    written = convert(source, target, format=format, units_in=units_in, units=units, scale=scale,
-                      overwrite=overwrite, **options)
+    options = {"ascii": ascii or None, "compress": compress or None, "allow_units": allow_units or None}
+    steps = _step_options(
+        largest_component=largest_component, min_component_faces=min_component_faces, repair=repair,
+        units=units, scale=scale, watertight=watertight, pitch=pitch, max_memory=max_memory,
+        print_size=print_size, min_feature=min_feature, simplify=simplify, faces=faces, smooth=smooth,
+        center=center, skeletonize=skeletonize, soma=soma, heal=heal)
+    written, mesh = convert(source, target, format=format, units_in=units_in, overwrite=overwrite,
+                            steps=steps, return_mesh=True, **options)
+    from .export import _counts
+
     result = {"input": str(source), "output": str(written), "bytes": written.stat().st_size,
+              "units": mesh.units, **_counts(mesh, options), "steps": mesh.metadata.get("steps", []),
               "seconds": round(time.perf_counter() - started, 4)}
+    if check and hasattr(mesh, "faces"):
+        result["check"] = _run_check(written, print_size, min_feature)
     if as_json:
         _emit_json(result)
     elif not quiet:
@@ -118,12 +184,30 @@ def export_command(
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic meshes from the datastack's segmentation (the default).", rich_help_panel=_SOURCE)] = False,
     lod: Annotated[Optional[int], typer.Option("--lod", help="Level of detail for multi-resolution sources: 0 finest, -1 coarsest.", rich_help_panel=_SOURCE)] = None,
     token: Annotated[Optional[str], typer.Option("--token", help="CAVE token [default: $CAVE_TOKEN, then caveclient's secret file].", rich_help_panel=_SOURCE)] = None,
-    units: Annotated[Optional[str], typer.Option("--units", help="Convert from nm to these units (um, mm).", rich_help_panel=_OUTPUT)] = None,
-    scale: Annotated[Optional[float], typer.Option("--scale", help="Multiply coordinates by this factor (after --units).", rich_help_panel=_OUTPUT)] = None,
+    largest_component: LargestComponentOpt = False,
+    min_component_faces: MinComponentOpt = None,
+    repair: RepairOpt = False,
+    units: UnitsOpt = None,
+    scale: ScaleOpt = None,
+    watertight: WatertightOpt = False,
+    pitch: PitchOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    print_size: PrintOpt = None,
+    min_feature: MinFeatureOpt = None,
+    simplify: SimplifyOpt = None,
+    faces: FacesOpt = None,
+    smooth: SmoothOpt = None,
+    center: CenterOpt = False,
+    check: CheckOpt = False,
+    skeletonize: SkeletonizeOpt = False,
+    soma: SomaOpt = None,
+    heal: HealOpt = True,
+    allow_units: AllowUnitsOpt = False,
     ascii: Annotated[bool, typer.Option("--ascii", help="ASCII variant of a binary format.", rich_help_panel=_OUTPUT)] = False,
     compress: Annotated[bool, typer.Option("--compress", help="zlib-compress (vtp, vtu).", rich_help_panel=_OUTPUT)] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.", rich_help_panel=_OUTPUT)] = False,
     no_sidecar: Annotated[bool, typer.Option("--no-sidecar", help="Do not write the <file>.json provenance sidecar.", rich_help_panel=_OUTPUT)] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="Also render <file>.png beside the output (id and lod in the caption).", rich_help_panel=_OUTPUT)] = False,
     cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Cache directory [default: $MESH_EXPORT_CACHE or the platform cache dir].", rich_help_panel=_CACHE)] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.", rich_help_panel=_CACHE)] = False,
     offline: Annotated[bool, typer.Option("--offline", help="Serve from the cache only; never touch the network.", rich_help_panel=_CACHE)] = False,
@@ -142,8 +226,13 @@ def export_command(
         root_ids, format=format, out_dir=out, name=name, datastack=datastack, version=version,
         server=server, source=source, static=static, lod=lod, token=token, cache_dir=cache_dir,
         use_cache=not no_cache, offline=offline, allow_missing=allow_missing, timeout=timeout,
-        units=units, scale=scale, overwrite=overwrite, sidecar=not no_sidecar, progress=progress,
-        ascii=ascii or None, compress=compress or None,
+        steps=_step_options(
+            largest_component=largest_component, min_component_faces=min_component_faces, repair=repair,
+            units=units, scale=scale, watertight=watertight, pitch=pitch, max_memory=max_memory,
+            print_size=print_size, min_feature=min_feature, simplify=simplify, faces=faces,
+            smooth=smooth, center=center, skeletonize=skeletonize, soma=soma, heal=heal),
+        check=check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview, progress=progress,
+        ascii=ascii or None, compress=compress or None, allow_units=allow_units or None,
     )
     failures = [r for r in results if isinstance(r, MeshExportError)]
     for result in results:
@@ -157,14 +246,47 @@ def export_command(
         elif not quiet:
             summary = result.summary()
             flag = " INCOMPLETE" if summary["incomplete"] else ""
-            typer.echo(f"{result.output}  {summary['faces']:,} faces  lod {summary['lod']}  "
-                       f"cache {summary['cache']}{flag}")
+            size = f"{summary['faces']:,} faces" if summary["faces"] is not None else f"{summary['nodes']:,} nodes"
+            shown = f"  preview {result.preview.name}" if result.preview else ""
+            typer.echo(f"{result.output}  {size}  lod {summary['lod']}  cache {summary['cache']}{flag}{shown}")
     if failures:
         if len(results) == 1:
             raise failures[0]
         for failure in failures:
             typer.echo(f"mesh-export: error: {failure.root_id}: {_one_line(failure)}", err=True)
         sys.exit(failures[-1].exit_code)
+
+
+@app.command("check")
+def check_command(
+    path: Annotated[Path, typer.Argument(help="Mesh file to check.")],
+    print_size: Annotated[Optional[str], typer.Option("--print", help="Required print size of the longest side, e.g. 120mm.")] = None,
+    min_feature: Annotated[Optional[str], typer.Option("--min-feature", help="Required thinnest feature [default with --print: 0.8mm].")] = None,
+    units_in: Annotated[Optional[str], typer.Option("--units-in", help="Units of the file when it does not say.")] = None,
+    max_memory: MaxMemoryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Report watertight, manifold, bodies, volume, bbox and thinnest feature; exit non-zero if
+    --print requirements fail."""
+    from .api import load
+    from .check import CheckFailedError, check_mesh
+
+    report = check_mesh(load(path, units=units_in), size=print_size, min_feature=min_feature,
+                        max_memory=max_memory)
+    if as_json:
+        _emit_json(report)
+    else:
+        units = report["units"] or "units unknown"
+        typer.echo(f"{path}: {report['faces']:,} faces, {report['bodies']} bodies, "
+                   f"watertight {report['watertight']}, volume {report['is_volume']}")
+        typer.echo(f"  extents {', '.join(f'{e:.4g}' for e in report['extents'])} ({units})"
+                   + (f", volume {report['volume']:.4g}" if report["volume"] is not None else ""))
+        if "thinnest_feature" in report:
+            typer.echo(f"  thinnest feature ~{report['thinnest_feature']:.3g} {units}")
+        for failure in report["failures"]:
+            typer.echo(f"  FAIL: {failure}")
+    if report["failures"]:
+        raise CheckFailedError(f"{path} fails: " + "; ".join(report["failures"]))
 
 
 cache_app = typer.Typer(help="Inspect and manage the mesh cache.", no_args_is_help=True)
@@ -227,6 +349,174 @@ def auth_status(
         typer.echo(f"token from {found.origin} (sha256 {found.fingerprint}...)")
     else:
         typer.echo(f"no token configured: {TOKEN_HELP}")
+
+
+# ------------------------------------------------------------- look before exporting
+# info / preview / link / compare: a root id (fetched through the cache, like export) or a file.
+
+_LOOK = "Where meshes come from (root ids)"
+_Datastack = Annotated[Optional[str], typer.Option("--datastack", help="CAVE datastack [default: minnie65_public].", rich_help_panel=_LOOK)]
+_Version = Annotated[Optional[int], typer.Option("--version", help="Materialization version to pin.", rich_help_panel=_LOOK)]
+_Server = Annotated[Optional[str], typer.Option("--server", help="CAVE server URL [default: caveclient's global server].", rich_help_panel=_LOOK)]
+_Source = Annotated[Optional[str], typer.Option("--source", help="Mesh source URL or 'sample' (as for export).", rich_help_panel=_LOOK)]
+_Static = Annotated[bool, typer.Option("--static", help="Static multi-resolution meshes of the datastack.", rich_help_panel=_LOOK)]
+_Token = Annotated[Optional[str], typer.Option("--token", help="CAVE token [default: $CAVE_TOKEN, then caveclient's secret file].", rich_help_panel=_LOOK)]
+_CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Cache directory [default: $MESH_EXPORT_CACHE or the platform cache dir].", rich_help_panel=_LOOK)]
+_NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.", rich_help_panel=_LOOK)]
+_Offline = Annotated[bool, typer.Option("--offline", help="Serve from the cache only; never touch the network.", rich_help_panel=_LOOK)]
+_Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to keep retrying transient failures.", rich_help_panel=_LOOK)]
+_UnitsIn = Annotated[Optional[str], typer.Option("--units-in", help="Units of a file that does not say (nm, um, mm).")]
+_Views = Annotated[str, typer.Option("--views", help="Comma-separated views: xy, xz, yz, iso.")]
+_Size = Annotated[str, typer.Option("--size", help="Picture size WIDTHxHEIGHT in pixels.")]
+
+
+def _look_options(datastack, version, server, source, static, token, cache_dir, no_cache, offline, timeout) -> dict:
+    return {"datastack": datastack, "version": version, "server": server, "source": source, "static": static,
+            "token": token, "cache_dir": cache_dir, "use_cache": not no_cache, "offline": offline,
+            "timeout": timeout}
+
+
+def _caption(obj, meta: dict, target: str) -> str:
+    from .preview import default_caption
+
+    name = f"id {meta['root_id']}" if meta.get("root_id") else Path(str(target)).name
+    caption = default_caption(obj, name)
+    source = meta.get("source") or {}
+    if source.get("datastack"):
+        caption += f"   {source['datastack']}"
+        if source.get("version") is not None:
+            caption += f" v{source['version']}"
+    return caption
+
+
+@app.command("info")
+def info_command(
+    target: Annotated[str, typer.Argument(help="A root id, or a mesh or SWC file.")],
+    lod: Annotated[Optional[int], typer.Option("--lod", help="Level of detail (root ids on multi-resolution sources).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    no_lods: Annotated[bool, typer.Option("--no-lods", help="Do not fetch the other lods to count their faces.")] = False,
+    units_in: _UnitsIn = None,
+    datastack: _Datastack = None, version: _Version = None, server: _Server = None, source: _Source = None,
+    static: _Static = False, token: _Token = None, cache_dir: _CacheDir = None, no_cache: _NoCache = False,
+    offline: _Offline = False, timeout: _Timeout = 120.0,
+) -> None:
+    """Figures of a mesh or skeleton: counts, bbox, area, volume, watertight, pieces, lods, source, cache."""
+    from .inspect import format_info, info
+
+    options = _look_options(datastack, version, server, source, static, token, cache_dir, no_cache, offline, timeout)
+    result = info(target, lod=lod, list_lods=not no_lods, units=units_in, **options)
+    if as_json:
+        _emit_json(result)
+    else:
+        typer.echo(format_info(result))
+
+
+@app.command("preview")
+def preview_command(
+    target: Annotated[str, typer.Argument(help="A root id, or a mesh or SWC file.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="PNG to write [default: <id or file stem>.png].")] = None,
+    views: _Views = "xy",
+    size: _Size = "1200x800",
+    lod: Annotated[Optional[int], typer.Option("--lod", help="Level of detail (root ids on multi-resolution sources).")] = None,
+    caption: Annotated[Optional[str], typer.Option("--caption", help="Caption text [default: id, lod, faces, datastack].")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing PNG.")] = False,
+    units_in: _UnitsIn = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+    datastack: _Datastack = None, version: _Version = None, server: _Server = None, source: _Source = None,
+    static: _Static = False, token: _Token = None, cache_dir: _CacheDir = None, no_cache: _NoCache = False,
+    offline: _Offline = False, timeout: _Timeout = 120.0,
+) -> None:
+    """Render a shaded PNG offscreen (no display, no GPU), with a scale bar in um and a caption."""
+    from .atomic import check_target
+    from .inspect import load_target
+    from .preview import parse_size, parse_views, render_png
+
+    parse_views(views), parse_size(size)  # bad arguments fail before any download
+    if out is None:
+        out = Path(f"{Path(target).stem if not str(target).strip().isdigit() else str(target).strip()}.png")
+    check_target(out, overwrite)
+    options = _look_options(datastack, version, server, source, static, token, cache_dir, no_cache, offline, timeout)
+    obj, meta = load_target(target, lod=lod, units=units_in, **options)
+    result = render_png(obj, out, views=views, size=size, caption=caption or _caption(obj, meta, target),
+                        overwrite=overwrite)
+    if as_json:
+        _emit_json(result.summary() | {"cache": meta.get("cache")})
+    elif not quiet:
+        scale = f"{result.um_per_pixel:.4g} um/pixel" if result.um_per_pixel else "units unknown"
+        typer.echo(f"wrote {result.path} ({result.size[0]}x{result.size[1]}, {scale})")
+
+
+@app.command("link")
+def link_command(
+    root_id: Annotated[str, typer.Argument(help="Root id to show.")],
+    datastack: Annotated[Optional[str], typer.Option("--datastack", help="CAVE datastack [default: minnie65_public].")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="Segmentation source URL instead of the datastack's.")] = None,
+    static: Annotated[bool, typer.Option("--static", help="The datastack's static meshes (no CAVE request, no token).")] = False,
+    server: _Server = None, token: _Token = None,
+    viewer: Annotated[Optional[str], typer.Option("--viewer", help="Neuroglancer viewer URL [default: the datastack's public viewer, else neuroglancer-demo.appspot.com].")] = None,
+    timeout: _Timeout = 60.0,
+) -> None:
+    """Print a Neuroglancer URL showing the segment (viewer state JSON in the URL fragment)."""
+    from .link import neuroglancer_url
+
+    typer.echo(neuroglancer_url(root_id, datastack=datastack, source=source, static=static, server=server,
+                                token=token, viewer=viewer, timeout=timeout))
+
+
+@app.command("compare")
+def compare_command(
+    a: Annotated[str, typer.Argument(help="First mesh: a root id or a file.")],
+    b: Annotated[str, typer.Argument(help="Second mesh: a root id or a file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("compare.png"),
+    lod_a: Annotated[Optional[int], typer.Option("--lod-a", help="Level of detail of A (root ids).")] = None,
+    lod_b: Annotated[Optional[int], typer.Option("--lod-b", help="Level of detail of B (root ids).")] = None,
+    views: _Views = "xy",
+    size: _Size = "1200x800",
+    samples: Annotated[int, typer.Option("--samples", help="Surface samples per mesh for the Hausdorff distance.")] = 200_000,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing PNG.")] = False,
+    units_in: _UnitsIn = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    datastack: _Datastack = None, version: _Version = None, server: _Server = None, source: _Source = None,
+    static: _Static = False, token: _Token = None, cache_dir: _CacheDir = None, no_cache: _NoCache = False,
+    offline: _Offline = False, timeout: _Timeout = 120.0,
+) -> None:
+    """Two meshes side by side in one PNG, with their counts and the Hausdorff distance."""
+    from .atomic import check_target
+    from .errors import InvalidArgumentError
+    from .inspect import hausdorff, load_target
+    from .preview import parse_size, parse_views, render_compare
+    from .skeleton import Skeleton
+
+    parse_views(views), parse_size(size)
+    if samples < 0:
+        raise InvalidArgumentError(f"--samples must be 0 or more, got {samples}")
+    check_target(out, overwrite)
+    options = _look_options(datastack, version, server, source, static, token, cache_dir, no_cache, offline, timeout)
+    loaded = [load_target(t, lod=l, units=units_in, **options) for t, l in ((a, lod_a), (b, lod_b))]
+    if any(isinstance(obj, Skeleton) for obj, _ in loaded):
+        raise InvalidArgumentError("compare takes two surface meshes, not skeletons")
+    (mesh_a, meta_a), (mesh_b, meta_b) = loaded
+    units = [mesh_a.metadata.get("units"), mesh_b.metadata.get("units")]
+    if units[0] != units[1]:
+        raise InvalidArgumentError(f"cannot compare meshes in different units ({units[0]} vs {units[1]}); "
+                                   "convert one, or declare them with --units-in")
+    distance = hausdorff(mesh_a, mesh_b, samples=samples)
+    unit = units[0] or "units"
+    labels = [_caption(m, meta, t) for m, meta, t in ((mesh_a, meta_a, a), (mesh_b, meta_b, b))]
+    labels = [f"{tag}: {label}" for tag, label in zip("AB", labels)]
+    caption = f"Hausdorff {distance['hausdorff']:,.4g} {unit}  (A->B {distance['a_to_b']:,.4g}, B->A {distance['b_to_a']:,.4g})"
+    result = render_compare([mesh_a, mesh_b], out, labels=labels, views=views, size=size, caption=caption,
+                            overwrite=overwrite)
+    payload = {"output": str(result.path), "units": units[0],
+               "a": {"target": a, "vertices": len(mesh_a.vertices), "faces": len(mesh_a.faces), "lod": meta_a.get("lod")},
+               "b": {"target": b, "vertices": len(mesh_b.vertices), "faces": len(mesh_b.faces), "lod": meta_b.get("lod")},
+               **distance}
+    if as_json:
+        _emit_json(payload)
+    else:
+        typer.echo(f"A {len(mesh_a.faces):,} faces   B {len(mesh_b.faces):,} faces   {caption}")
+        typer.echo(f"wrote {result.path}")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -43,14 +43,18 @@ class ExportResult:
     cache: str  # "hit", "miss" or "off"
     provenance: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    preview: Path | None = None
 
     def summary(self) -> dict[str, Any]:
         p = self.provenance
         return {"root_id": str(self.root_id), "status": "ok", "output": str(self.output),
                 "sidecar": str(self.sidecar) if self.sidecar else None, "cache": self.cache,
                 "lod": p.get("lod"), "vertices": p.get("vertices"), "faces": p.get("faces"),
+                "nodes": p.get("nodes"),
                 "units": p.get("units"), "incomplete": p.get("incomplete", False),
-                "bytes": p.get("output", {}).get("bytes"), "seconds": round(self.seconds, 4)}
+                "bytes": p.get("output", {}).get("bytes"), "steps": p.get("steps", []),
+                "check": p.get("check"), "preview": str(self.preview) if self.preview else None,
+                "seconds": round(self.seconds, 4)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,6 +82,16 @@ def _request_identity(source: str | None, datastack: str | None, static: bool, s
     return {"datastack": datastack, "server": server, "mode": "static" if static else "dynamic"}
 
 
+def _counts(data, options: dict[str, Any]) -> dict[str, Any]:
+    """Size facts for the sidecar: faces for a surface; nodes, length, area for a skeleton."""
+    if hasattr(data, "faces"):
+        return {"vertices": int(len(data.vertices)), "faces": int(len(data.faces)), "bbox": _bbox(data.vertices)}
+    written = data.to_units(options.get("units") or "um")
+    return {"units": written.units, "nodes": int(len(written.nodes)),
+            "total_length": float(written.total_length()), "membrane_area": float(written.membrane_area()),
+            "soma_radius": float(written.radii[written.root]), "bbox": _bbox(written.nodes)}
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -92,32 +106,91 @@ def _bbox(vertices) -> list[list[float]]:
     return [np.asarray(vertices).min(axis=0).tolist(), np.asarray(vertices).max(axis=0).tolist()]
 
 
+def _check_request(root_id: int | str, lod: int | None, use_cache: bool, offline: bool) -> int:
+    """The parsed root id, after the checks that need no network (so they fail first)."""
+    root_id = parse_root_id(root_id)
+    if offline and not use_cache:
+        raise InvalidArgumentError("--offline serves from the cache; it cannot be combined with --no-cache")
+    if lod is not None and lod < -1:
+        raise InvalidArgumentError(f"--lod must be 0 or more (or -1 for the coarsest), got {lod}")
+    return root_id
+
+
+def fetch_cached(root_id: int | str, *, source: str | None = None, datastack: str | None = None,
+                 static: bool = False, server: str | None = None, version: int | None = None,
+                 lod: int | None = None, token: str | None = None,
+                 cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
+                 offline: bool = False, allow_missing: bool = False, timeout: float = 120.0,
+                 progress: bool = False) -> tuple[Any, Any, dict[str, Any], str]:
+    """A root id's merged mesh arrays (nm) through the verified cache.
+
+    Returns ``(vertices, faces, meta, cache_state)``: ``meta`` has ``source`` (the resolved
+    source's provenance), ``lod`` (resolved), ``lods_available``, ``fragments``,
+    ``missing_fragments``, ``merged_vertices``, ``retries``, ``fetched``; ``cache_state`` is
+    "hit", "miss" or "off". Every command that needs a root id's mesh goes through here, so
+    they share cache entries.
+    """
+    from .auth import resolve_token
+    from .cache import MeshCache, cache_key
+    from .fetch import fetch_mesh
+    from .sources import resolve
+
+    root_id = _check_request(root_id, lod, use_cache, offline)
+    identity = _request_identity(source, datastack, static, server)
+
+    def key(level: int) -> str:
+        return cache_key(**identity, root_id=root_id, lod=level, version=version, merge=MERGE_RULE,
+                         allow_missing=allow_missing)
+
+    # Omitted and 0 are the same request, so one entry. -1 (coarsest) is only resolved by
+    # fetching: its key is an alias to the resolved lod's entry, so it shares that entry.
+    requested = 0 if lod is None else lod
+    cache = MeshCache(cache_dir) if use_cache else None
+    entry = cache.get(key(requested)) if cache else None
+    if entry is not None:
+        return entry.vertices, entry.faces, entry.meta, "hit"
+    if offline:
+        raise CacheMissError(f"root id {root_id} is not in the cache ({cache.directory}) and --offline was given")
+    token_info = resolve_token(token, server)
+    resolved = resolve(source=source, datastack=datastack, static=static, server=server,
+                       token=token_info.value, version=version, timeout=timeout)
+    fetched = fetch_mesh(resolved, root_id, lod=lod, token=token_info.value, timeout=timeout,
+                         allow_missing=allow_missing, progress=progress)
+    meta = {"source": resolved.provenance(), **fetched.info(),
+            "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if cache is None:
+        return fetched.vertices, fetched.faces, meta, "off"
+    cache.put(key(fetched.lod), fetched.vertices, fetched.faces, meta)
+    if fetched.lod != requested:
+        cache.alias(key(requested), key(fetched.lod))
+    return fetched.vertices, fetched.faces, meta, "miss"
+
+
 def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLike = ".",
            name: str = DEFAULT_NAME, datastack: str | None = None, version: int | None = None,
            server: str | None = None, source: str | None = None, static: bool = False,
            lod: int | None = None, token: str | None = None, cache_dir: str | os.PathLike | None = None,
            use_cache: bool = True, offline: bool = False, allow_missing: bool = False,
            timeout: float = 120.0, units: str | None = None, scale: float | None = None,
-           overwrite: bool = False, sidecar: bool = True, progress: bool = False,
-           **options: Any) -> ExportResult:
+           steps=None, check: bool = False, overwrite: bool = False, sidecar: bool = True,
+           preview: bool = False, progress: bool = False, **options: Any) -> ExportResult:
     """Export one root id to a file; see the CLI's help for what each argument does."""
     import trimesh
 
-    from . import api, steps
-    from .auth import resolve_token
-    from .cache import MeshCache, cache_key
-    from .fetch import fetch_mesh
-    from .sources import resolve
+    from . import api
+    from .steps import StepOptions, apply_steps, plan_for_writer
     from .units import set_mesh_units
 
     started = time.perf_counter()
-    root_id = parse_root_id(root_id)
-    if offline and not use_cache:
-        raise InvalidArgumentError("--offline serves from the cache; it cannot be combined with --no-cache")
-    if lod is not None and lod < -1:
-        raise InvalidArgumentError(f"--lod must be 0 or more (or -1 for the coarsest), got {lod}")
+    root_id = _check_request(root_id, lod, use_cache, offline)
     writer = get_writer(format)
-    check_options(writer, options)
+    steps = steps or StepOptions()
+    if units:
+        steps.units = units
+    if scale is not None:
+        steps.scale = scale
+    plan_for_writer(steps, writer, options)
+    options = check_options(writer, options)
     extension = writer.extensions[0].lstrip(".") if writer.extensions else writer.name
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
@@ -135,38 +208,29 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     if lod != -1:  # the coarsest lod's number is only known after fetching
         target_for(lod or 0)  # fail before any download
 
-    identity = _request_identity(source, datastack, static, server)
-    key = cache_key(**identity, root_id=root_id, lod=lod, version=version, merge=MERGE_RULE,
-                    allow_missing=allow_missing)
-    cache = MeshCache(cache_dir) if use_cache else None
-    entry = cache.get(key) if cache else None
-    if entry is not None:
-        vertices, faces, fetched_meta = entry.vertices, entry.faces, entry.meta
-        cache_state = "hit"
-    elif offline:
-        raise CacheMissError(f"root id {root_id} is not in the cache ({cache.directory}) and --offline was given")
-    else:
-        token_info = resolve_token(token, server)
-        resolved = resolve(source=source, datastack=datastack, static=static, server=server,
-                           token=token_info.value, version=version, timeout=timeout)
-        fetched = fetch_mesh(resolved, root_id, lod=lod, token=token_info.value, timeout=timeout,
-                             allow_missing=allow_missing, progress=progress)
-        vertices, faces = fetched.vertices, fetched.faces
-        fetched_meta = {"source": resolved.provenance(), **fetched.info(),
-                        "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        cache_state = "off"
-        if cache is not None:
-            cache.put(key, vertices, faces, fetched_meta)
-            cache_state = "miss"
+    vertices, faces, fetched_meta, cache_state = fetch_cached(
+        root_id, source=source, datastack=datastack, static=static, server=server, version=version,
+        lod=lod, token=token, cache_dir=cache_dir, use_cache=use_cache, offline=offline,
+        allow_missing=allow_missing, timeout=timeout, progress=progress)
 
     target = target_for(fetched_meta["lod"])
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
     set_mesh_units(mesh, "nm")
-    if units:
-        mesh = steps.convert_units(mesh, units)
-    if scale is not None:
-        mesh = steps.scale(mesh, scale)
+    mesh.metadata.update(root_id=str(root_id), lod=fetched_meta["lod"], source=fetched_meta["source"].get("url"))
+    mesh = apply_steps(mesh, steps)
     written = api.write(mesh, target, format=writer.name, overwrite=overwrite, **options)
+    check_report = None
+    if check and hasattr(mesh, "faces"):
+        from .check import CheckFailedError, check_mesh
+
+        check_report = check_mesh(mesh, size=steps.print_size, min_feature=steps.min_feature)
+    preview_path = None
+    if preview:
+        from .preview import default_caption, render_png
+
+        # "<file>.png" like the "<file>.json" sidecar: two formats of one id never collide.
+        preview_path = render_png(mesh, written.with_name(written.name + ".png"),
+                                  caption=default_caption(mesh, f"id {root_id}")).path
 
     provenance = {
         "tool": f"mesh-export {__version__}",
@@ -177,10 +241,8 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         "source": fetched_meta["source"],
         "lod": fetched_meta["lod"],
         "lods_available": fetched_meta.get("lods_available"),
-        "units": mesh.units,
-        "vertices": int(len(mesh.vertices)),
-        "faces": int(len(mesh.faces)),
-        "bbox": _bbox(mesh.vertices),
+        "units": getattr(mesh, "units", None),
+        **_counts(mesh, options),
         "steps": mesh.metadata.get("steps", []),
         "fetch": {k: fetched_meta.get(k) for k in ("fragments", "missing_fragments", "merged_vertices",
                                                    "retries", "fetched")} | {"cache": cache_state},
@@ -189,13 +251,19 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         "output": {"file": written.name, "format": writer.name, "bytes": written.stat().st_size,
                    "sha256": _sha256(written)},
     }
+    if check_report is not None:
+        provenance["check"] = check_report
+    if preview_path is not None:
+        provenance["preview"] = preview_path.name
     sidecar_path = None
     if sidecar:
         sidecar_path = written.with_name(written.name + ".json")
         with atomic_output(sidecar_path, overwrite=True) as tmp:
             tmp.write_text(json.dumps(provenance, indent=2) + "\n")
+    if check_report is not None and check_report["failures"]:
+        raise CheckFailedError(f"{written}: " + "; ".join(check_report["failures"]))
     return ExportResult(root_id, written, sidecar_path, cache_state, provenance,
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, preview_path)
 
 
 def export_many(root_ids: Iterable[int | str], **kwargs: Any) -> list[ExportResult | MeshExportError]:

@@ -136,6 +136,12 @@ def check_decoded(vertices: np.ndarray, faces: np.ndarray, root_id: int) -> None
         raise InvalidMeshError(f"root id {root_id}: decoded mesh has face indices out of range (corrupt data)")
 
 
+# Opened volumes, reused across ids in one process: opening costs three requests (info,
+# mesh info, provenance) that are the same for every id of a layer.
+_VOLUMES: dict[tuple, Any] = {}
+_MAX_VOLUMES = 8
+
+
 def open_volume(source: Source, token: str | None, progress: bool, retry: _Retrier):
     from cloudvolume import CloudVolume
 
@@ -145,7 +151,12 @@ def open_volume(source: Source, token: str | None, progress: bool, retry: _Retri
         if not token:
             raise AuthError(f"{source.url} needs a CAVE token: {TOKEN_HELP}")
         kwargs["secrets"] = token
-    return retry(lambda: CloudVolume(source.url, **kwargs))
+    key = (source.url, hash(token), progress)
+    if key not in _VOLUMES:
+        if len(_VOLUMES) >= _MAX_VOLUMES:
+            _VOLUMES.pop(next(iter(_VOLUMES)))
+        _VOLUMES[key] = retry(lambda: CloudVolume(source.url, **kwargs))
+    return _VOLUMES[key]
 
 
 def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: str | None = None,
@@ -182,9 +193,17 @@ def _single_lod(lod: int | None, what: str) -> int:
 
 
 def _fetch_manifest_once(mesh_source) -> None:
-    """CloudVolume's sharded get() reads the manifest we already read; serve it from memory."""
+    """CloudVolume's sharded get() reads the manifest we already read: serve it from memory.
+
+    The wrapper is installed once per (reused) volume; its memo is cleared for every mesh, so
+    it only ever spans one fetch.
+    """
+    seen = getattr(mesh_source, "_mesh_export_manifests", None)
+    if seen is not None:
+        seen.clear()
+        return
     original = mesh_source.get_manifest
-    seen: dict[int, Any] = {}
+    seen = mesh_source._mesh_export_manifests = {}
 
     def get_manifest(segid, *args, **kwargs):
         if not isinstance(segid, (int, np.integer)):

@@ -1,21 +1,29 @@
 """Processing steps: plain functions mesh -> mesh, each recorded in ``metadata["steps"]``.
 
-Steps never modify their input; they return a new mesh with the step appended to the
-provenance, so the order applied is always visible in the output's sidecar.
+Steps never modify their input; they return a new mesh with the step (and what it changed)
+appended to the provenance, so the sidecar shows exactly what was applied, in order.
+``apply_steps`` runs the ones asked for in one fixed, documented order.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidArgumentError, UnitsError
+import numpy as np
+
+from .errors import InvalidArgumentError, InvalidMeshError, UnitsError
 from .units import conversion_factor, normalize_units, set_mesh_units
 
+# The fixed order of apply_steps (also the order of the CLI's help text).
+ORDER = ("largest_component", "min_component_faces", "repair", "units", "scale", "watertight",
+         "print", "simplify", "smooth", "center", "skeletonize")
 
-def _derived(mesh, vertices, step: dict[str, Any], units: str | None = None):
+
+def _derived(mesh, vertices, step: dict[str, Any], units: str | None = None, faces=None):
     import trimesh
 
-    out = trimesh.Trimesh(vertices=vertices, faces=mesh.faces, process=False)
+    out = trimesh.Trimesh(vertices=vertices, faces=mesh.faces if faces is None else faces, process=False)
     out.metadata.update({k: v for k, v in mesh.metadata.items() if k != "steps"})
     out.metadata["steps"] = [*mesh.metadata.get("steps", []), step]
     set_mesh_units(out, units if units is not None else mesh.units)
@@ -49,3 +57,185 @@ def scale(mesh, factor: float):
     if not (factor > 0 and factor < float("inf")):
         raise InvalidArgumentError(f"--scale must be a positive finite number, got {factor}")
     return _derived(mesh, mesh.vertices * factor, {"step": "scale", "factor": factor})
+
+
+def center(mesh):
+    """Move the bounding box centre to the origin."""
+    offset = -np.asarray(mesh.bounds).mean(axis=0)
+    return _derived(mesh, mesh.vertices + offset, {"step": "center", "offset": offset.tolist()})
+
+
+def _component_faces(mesh) -> list[np.ndarray]:
+    import trimesh
+
+    return trimesh.graph.connected_components(mesh.face_adjacency, nodes=np.arange(len(mesh.faces)),
+                                              min_len=1)
+
+
+def keep_components(mesh, *, largest: bool = False, min_faces: int | None = None):
+    """Drop disconnected debris: keep the largest piece, or every piece with >= min_faces faces."""
+    if min_faces is not None and min_faces < 1:
+        raise InvalidArgumentError(f"--min-component-faces must be at least 1, got {min_faces}")
+    pieces = sorted(_component_faces(mesh), key=len, reverse=True)
+    kept = pieces[:1] if largest else [p for p in pieces if len(p) >= (min_faces or 1)]
+    if not kept:
+        raise InvalidMeshError(f"no connected piece has {min_faces} faces or more "
+                               f"(the largest has {len(pieces[0]) if pieces else 0}); nothing left to write")
+    faces = np.asarray(mesh.faces)[np.sort(np.concatenate(kept))]
+    used = np.unique(faces)
+    remap = np.full(len(mesh.vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    step = {"step": "largest_component" if largest else "min_component_faces", "pieces": len(pieces),
+            "kept": len(kept), "faces_removed": int(len(mesh.faces) - len(faces))}
+    if min_faces is not None and not largest:
+        step["min_faces"] = int(min_faces)
+    return _derived(mesh, np.asarray(mesh.vertices)[used], step, faces=remap[faces])
+
+
+def repair(mesh):
+    """Merge duplicate vertices; drop degenerate, duplicate faces and unreferenced vertices;
+    make winding consistent and normals point outwards; fill small (3- and 4-edge) holes."""
+    import trimesh
+
+    work = trimesh.Trimesh(np.array(mesh.vertices, dtype=np.float64), np.array(mesh.faces), process=False)
+    counts = {"vertices_before": len(work.vertices), "faces_before": len(work.faces)}
+    work.merge_vertices()
+    counts["vertices_merged"] = counts["vertices_before"] - len(work.vertices)
+    keep = work.nondegenerate_faces()
+    counts["degenerate_faces_removed"] = int((~keep).sum())
+    work.update_faces(keep)
+    unique = work.unique_faces()
+    counts["duplicate_faces_removed"] = int(len(work.faces) - unique.sum())
+    work.update_faces(unique)
+    before = len(work.vertices)
+    work.remove_unreferenced_vertices()
+    counts["unreferenced_vertices_removed"] = before - len(work.vertices)
+    trimesh.repair.fix_normals(work, multibody=True)
+    before = len(work.faces)
+    trimesh.repair.fill_holes(work)
+    counts["hole_faces_added"] = len(work.faces) - before
+    counts.update(vertices_after=len(work.vertices), faces_after=len(work.faces),
+                  watertight=bool(work.is_watertight))
+    return _derived(mesh, work.vertices, {"step": "repair", **counts}, faces=work.faces)
+
+
+def simplify(mesh, *, ratio: float | None = None, faces: int | None = None):
+    """Quadric decimation (fast-simplification) to ``ratio`` of the faces or to ``faces`` faces."""
+    import fast_simplification
+
+    count = len(mesh.faces)
+    if (ratio is None) == (faces is None):
+        raise InvalidArgumentError("give exactly one of --simplify RATIO or --faces N")
+    if ratio is not None:
+        if not 0 < ratio <= 1:
+            raise InvalidArgumentError(f"--simplify takes a ratio in (0, 1], got {ratio}")
+        target = max(4, int(round(count * ratio)))
+    else:
+        if not 4 <= faces <= count:
+            raise InvalidArgumentError(f"--faces must be between 4 and the mesh's {count} faces, got {faces}")
+        target = int(faces)
+    if target >= count:
+        return _derived(mesh, mesh.vertices, {"step": "simplify", "faces_before": count, "faces_after": count})
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    # fast-simplification stalls on nanometre-scale coordinates: decimate at unit scale.
+    origin = vertices.min(axis=0)
+    extent = float(np.ptp(vertices, axis=0).max()) or 1.0
+    unit = (vertices - origin) / extent
+    new_vertices, new_faces = fast_simplification.simplify(unit, np.asarray(mesh.faces, dtype=np.int64),
+                                                           target_count=target)
+    step = {"step": "simplify", "target_faces": target, "faces_before": count, "faces_after": len(new_faces)}
+    return _derived(mesh, new_vertices * extent + origin, step, faces=new_faces)
+
+
+def smooth(mesh, iterations: int):
+    """Taubin smoothing: removes voxel staircase without the shrinkage of plain Laplacian."""
+    import trimesh
+
+    if iterations < 1:
+        raise InvalidArgumentError(f"--smooth takes a number of iterations >= 1, got {iterations}")
+    work = trimesh.Trimesh(np.array(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces), process=False)
+    trimesh.smoothing.filter_taubin(work, lamb=0.5, nu=0.53, iterations=int(iterations))
+    return _derived(mesh, work.vertices, {"step": "smooth", "method": "taubin", "iterations": int(iterations)})
+
+
+@dataclass
+class StepOptions:
+    """Every step the CLI and API can ask for; None/False means "not applied"."""
+
+    largest_component: bool = False
+    min_component_faces: int | None = None
+    repair: bool = False
+    units: str | None = None
+    scale: float | None = None
+    watertight: bool = False
+    pitch: float | None = None
+    max_memory: str | int | None = None
+    print_size: str | float | None = None
+    min_feature: str | float | None = None
+    simplify: float | None = None
+    faces: int | None = None
+    smooth: int | None = None
+    center: bool = False
+    skeletonize: bool = False
+    soma: tuple[float, float, float] | None = None  # nm
+    heal: bool = True
+
+    def any(self) -> bool:
+        return any(v not in (None, False) for k, v in vars(self).items() if k != "heal")
+
+
+def apply_steps(mesh, options: StepOptions):
+    """Apply the requested steps in the fixed order of ``ORDER``."""
+    from . import remesh
+
+    if options.largest_component:
+        mesh = keep_components(mesh, largest=True)
+    if options.min_component_faces is not None:
+        mesh = keep_components(mesh, min_faces=options.min_component_faces)
+    if options.repair:
+        mesh = repair(mesh)
+    if options.units:
+        mesh = convert_units(mesh, options.units)
+    if options.scale is not None:
+        mesh = scale(mesh, options.scale)
+    if options.watertight:
+        mesh = remesh.watertight(mesh, pitch=options.pitch, max_memory=options.max_memory)
+    if options.print_size is not None:
+        mesh = remesh.printable(mesh, size=options.print_size, min_feature=options.min_feature,
+                                max_memory=options.max_memory)
+    if options.simplify is not None or options.faces is not None:
+        mesh = simplify(mesh, ratio=options.simplify, faces=options.faces)
+    if options.smooth is not None:
+        mesh = smooth(mesh, options.smooth)
+    if options.center:
+        mesh = center(mesh)
+    if options.skeletonize:
+        from .skeleton import skeletonize
+
+        return skeletonize(mesh, soma=options.soma, soma_units="nm", heal=options.heal)
+    return mesh
+
+
+def parse_point(text: str | None) -> tuple[float, float, float] | None:
+    """"X,Y,Z" -> a point (used by --soma)."""
+    if text is None:
+        return None
+    try:
+        point = tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        point = ()
+    if len(point) != 3 or not all(np.isfinite(point)):
+        raise InvalidArgumentError(f"--soma takes X,Y,Z in nm, got {text!r}")
+    return point
+
+
+def plan_for_writer(steps: StepOptions, writer, options: dict[str, Any]) -> None:
+    """Adapt a step plan to the writer: morphology formats skeletonize, and take --units as
+    the file's units (micrometres unless told otherwise) instead of converting the mesh."""
+    from .writers.registry import SKELETON, SURFACE
+
+    if SKELETON in writer.accepts and SURFACE not in writer.accepts:
+        steps.skeletonize = True
+        if steps.units:
+            options["units"] = steps.units
+            steps.units = None

@@ -78,6 +78,8 @@ def _load_builtin() -> None:
     _loaded_builtin = True
     # Importing a module registers its writers.
     from . import gltf, obj, off, ply, stl, vtk_legacy, vtk_xml  # noqa: F401
+    from . import hoc, swc  # noqa: F401  (skeleton formats)
+    from . import neuroml  # noqa: F401  (registers only when libNeuroML is importable)
 
 
 def _load_meshio() -> None:

@@ -1,0 +1,378 @@
+"""Look before exporting: a mesh's or skeleton's figures, and the cache-aware fetch behind them.
+
+``fetch_root`` returns a root id's mesh through the same source -> cache path as
+``mesh_export.export`` (same cache keys, so an ``info`` or ``preview`` warms the cache for
+a later export and vice versa). ``info`` describes a root id or a file; ``mesh_info`` and
+``skeleton_info`` describe objects already in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CacheMissError, InputError, InvalidArgumentError
+
+SKELETON_SUFFIXES = (".swc",)
+
+
+# ---------------------------------------------------------------------------- fetch
+
+
+def fetch_root(root_id: int | str, *, source: str | None = None, datastack: str | None = None,
+               static: bool = False, server: str | None = None, version: int | None = None,
+               lod: int | None = None, token: str | None = None,
+               cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
+               offline: bool = False, allow_missing: bool = False, timeout: float = 120.0,
+               progress: bool = False):
+    """A root id's mesh (trimesh.Trimesh in nm, provenance in ``metadata``) and fetch details.
+
+    Returns ``(mesh, meta)``: ``meta`` has ``root_id``, ``lod``, ``lods_available``,
+    ``source`` (kind, url, datastack, version, server), ``cache`` ("hit", "miss" or "off"),
+    ``fragments``, ``missing_fragments``, ``fetched``.
+    """
+    import trimesh
+
+    from .export import fetch_cached, parse_root_id
+    from .units import set_mesh_units
+
+    root_id = parse_root_id(root_id)
+    vertices, faces, fetched_meta, state = fetch_cached(
+        root_id, source=source, datastack=datastack, static=static, server=server, version=version,
+        lod=lod, token=token, cache_dir=cache_dir, use_cache=use_cache, offline=offline,
+        allow_missing=allow_missing, timeout=timeout, progress=progress)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    set_mesh_units(mesh, "nm")
+    source_meta = dict(fetched_meta.get("source") or {})
+    if version is not None:
+        source_meta["version"] = version
+    meta = {"root_id": str(root_id), **fetched_meta, "source": source_meta, "cache": state}
+    mesh.metadata.update({"root_id": str(root_id), "lod": meta.get("lod"), "source": source_meta})
+    return mesh, meta
+
+
+def is_root_id(target: str | os.PathLike) -> bool:
+    """A bare positive integer that is not an existing file names a root id."""
+    text = str(target).strip()
+    return text.isdigit() and not Path(text).exists()
+
+
+def load_target(target: str | os.PathLike, *, lod: int | None = None, units: str | None = None,
+                **source_options: Any):
+    """A root id (fetched, cache-aware) or a file (mesh, or SWC skeleton) -> ``(object, meta)``."""
+    if is_root_id(target):
+        return fetch_root(str(target).strip(), lod=lod, **source_options)
+    path = Path(target)
+    if not path.exists():
+        raise InputError(f"{target} is neither a root id (a positive integer) nor an existing file")
+    if lod is not None:
+        raise InvalidArgumentError("--lod applies to root ids, not to files")
+    if path.suffix.lower() in SKELETON_SUFFIXES:
+        from .skeleton import read_swc
+
+        skeleton = read_swc(path)
+        if units:
+            from .units import normalize_units
+
+            skeleton.units = normalize_units(units)
+        return skeleton, {"file": str(path)}
+    from .readers import load
+
+    mesh = load(path, units=units)
+    return mesh, {"file": str(path)}
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+def _factor(units: str | None, to: str) -> float | None:
+    if units is None:
+        return None
+    from .units import conversion_factor
+
+    return conversion_factor(units, to)
+
+
+def _bbox(vertices: np.ndarray, units: str | None) -> dict[str, Any]:
+    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    box: dict[str, Any] = {"units": units, "min": lo.tolist(), "max": hi.tolist(), "size": (hi - lo).tolist()}
+    for name in ("nm", "um"):
+        factor = _factor(units, name)
+        box[name] = None if factor is None else {"min": (lo * factor).tolist(), "max": (hi * factor).tolist(),
+                                                 "size": ((hi - lo) * factor).tolist()}
+    return box
+
+
+def _merge_exact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge bit-identical vertices (any dtype), keep faces that still span three vertices."""
+    rows = np.ascontiguousarray(vertices) + 0.0  # -0.0 -> 0.0
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * 3))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if len(first) == len(rows):
+        return vertices, faces
+    f = inverse.ravel()[faces]
+    keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])
+    return rows[first], f[keep]
+
+
+def mesh_info(mesh, merge: bool = True) -> dict[str, Any]:
+    """Counts, bbox, area, volume (closed meshes only), watertightness and pieces of a mesh.
+
+    Bit-identical duplicate vertices (STL stores every triangle's corners apart) are merged
+    first, so topology is that of the surface, not of the file layout.
+    """
+    import trimesh
+    from scipy.sparse.csgraph import connected_components
+
+    vertices = np.asarray(mesh.vertices)
+    faces = np.asarray(mesh.faces)
+    if len(vertices) == 0 or len(faces) == 0:
+        from .errors import InvalidMeshError
+
+        raise InvalidMeshError("the mesh is empty")
+    units = mesh.metadata.get("units")
+    merged = 0
+    work = trimesh.Trimesh(vertices, faces, process=False)
+    if merge:
+        unique_v, unique_f = _merge_exact(vertices, faces)
+        merged = len(vertices) - len(unique_v)
+        if merged:
+            work = trimesh.Trimesh(unique_v, unique_f, process=False)
+    watertight = bool(work.is_watertight)
+    winding = bool(work.is_winding_consistent) if watertight else None
+    area = float(work.area)
+    volume = abs(float(work.volume)) if watertight else None
+    count, labels = connected_components(work.edges_sparse, directed=False, return_labels=True)
+    face_labels = labels[work.faces[:, 0]]
+    per_component = np.bincount(face_labels, minlength=count)
+    area_factor = _factor(units, "um")
+    return {
+        "kind": "mesh",
+        "units": units,
+        "vertices": int(len(vertices)),
+        "faces": int(len(faces)),
+        "duplicate_vertices_merged": int(merged),
+        "bbox": _bbox(np.asarray(vertices, dtype=np.float64), units),
+        "surface_area": area,
+        "surface_area_um2": None if area_factor is None else area * area_factor**2,
+        "volume": volume,
+        "volume_um3": None if area_factor is None or volume is None else volume * area_factor**3,
+        "watertight": watertight,
+        "winding_consistent": winding,
+        "components": {"count": int(count),
+                       "largest_share": float(per_component.max() / len(work.faces)),
+                       "largest_faces": int(per_component.max())},
+    }
+
+
+def skeleton_info(skeleton) -> dict[str, Any]:
+    """Nodes, branch points, tips, total cable length and soma radius of a skeleton."""
+    from .skeleton import SOMA
+
+    parents = skeleton.parents
+    children = skeleton.child_counts()
+    soma = np.flatnonzero(skeleton.types == SOMA)
+    soma_radius = float(skeleton.radii[soma].max()) if len(soma) else None
+    roots = np.flatnonzero(parents < 0)
+    return {
+        "kind": "skeleton",
+        "units": skeleton.units,
+        "nodes": int(len(skeleton)),
+        "roots": int(len(roots)),
+        "branch_points": int((children >= 2).sum()),
+        "tips": int(((children == 0) & (parents >= 0)).sum()),
+        "total_length": skeleton.total_length(),
+        "soma_radius": soma_radius,
+        "soma_nodes": int(len(soma)),
+        "bbox": _bbox(skeleton.nodes, skeleton.units),
+    }
+
+
+def info(target: str | os.PathLike, *, lod: int | None = None, list_lods: bool = True,
+         units: str | None = None, **source_options: Any) -> dict[str, Any]:
+    """Everything ``mesh-export info`` prints, as a dict (JSON-ready)."""
+    from .skeleton import Skeleton
+
+    obj, meta = load_target(target, lod=lod, units=units, **source_options)
+    if isinstance(obj, Skeleton):
+        result = skeleton_info(obj)
+        result["file"] = meta.get("file")
+        return result
+    result = mesh_info(obj, merge="file" in meta)  # fetched meshes are merged already
+    if "file" in meta:
+        result["file"] = meta["file"]
+        return result
+    source = meta.get("source") or {}
+    result.update({
+        "root_id": meta["root_id"],
+        "lod": meta.get("lod"),
+        "source": {k: source.get(k) for k in ("kind", "url", "datastack", "server")},
+        "version": source.get("version"),
+        "cache": meta.get("cache"),
+        "fetched": meta.get("fetched"),
+        "fragments": meta.get("fragments"),
+        "missing_fragments": len(meta.get("missing_fragments") or []),
+    })
+    result["lods"] = _lods(meta, len(obj.faces), list_lods, source_options)
+    return result
+
+
+def _lods(meta: dict, faces: int, list_lods: bool, source_options: dict) -> list[dict[str, Any]]:
+    """Every lod of the root id with its face count (each fetched through the cache)."""
+    levels = meta.get("lods_available")
+    current = meta.get("lod")
+    if not levels:
+        return [{"lod": current if current is not None else 0, "faces": faces}]
+    rows = []
+    for level in range(int(levels)):
+        if level == current:
+            rows.append({"lod": level, "faces": faces})
+            continue
+        if not list_lods:
+            rows.append({"lod": level, "faces": None})
+            continue
+        try:
+            mesh, _ = fetch_root(meta["root_id"], lod=level, **source_options)
+            rows.append({"lod": level, "faces": int(len(mesh.faces))})
+        except CacheMissError:
+            rows.append({"lod": level, "faces": None})  # --offline and not cached
+    return rows
+
+
+def format_info(result: dict[str, Any]) -> str:
+    """The human-readable ``mesh-export info`` text."""
+    lines = []
+
+    def row(name: str, value: Any) -> None:
+        lines.append(f"{name:<14}{value}")
+
+    def box_text(box: dict) -> list[str]:
+        out = []
+        for name in ("nm", "um"):
+            if box.get(name):
+                size = " x ".join(f"{v:,.3f}".rstrip("0").rstrip(".") for v in box[name]["size"])
+                lo = ", ".join(f"{v:,.1f}" for v in box[name]["min"])
+                out.append(f"{size} {name}  (min {lo})")
+        if not out:
+            size = " x ".join(f"{v:,.3f}" for v in box["size"])
+            out.append(f"{size} (units unknown)")
+        return out
+
+    if result.get("root_id"):
+        row("root id", result["root_id"])
+    if result.get("file"):
+        row("file", result["file"])
+    if result["kind"] == "skeleton":
+        u = result["units"] or "units"
+        row("nodes", f"{result['nodes']:,}  ({result['roots']} root{'s' if result['roots'] != 1 else ''})")
+        row("branch points", f"{result['branch_points']:,}")
+        row("tips", f"{result['tips']:,}")
+        row("total length", f"{result['total_length']:,.1f} {u}")
+        row("soma radius", "none marked (no type-1 nodes)" if result["soma_radius"] is None
+            else f"{result['soma_radius']:,.2f} {u}")
+        for i, text in enumerate(box_text(result["bbox"])):
+            row("bbox" if i == 0 else "", text)
+        return "\n".join(lines)
+    row("vertices", f"{result['vertices']:,}")
+    row("faces", f"{result['faces']:,}")
+    for i, text in enumerate(box_text(result["bbox"])):
+        row("bbox" if i == 0 else "", text)
+    if result["surface_area_um2"] is not None:
+        row("surface area", f"{result['surface_area_um2']:,.2f} um^2")
+    else:
+        row("surface area", f"{result['surface_area']:,.4g} (units unknown)^2")
+    if result["watertight"]:
+        volume = (f"{result['volume_um3']:,.3f} um^3" if result["volume_um3"] is not None
+                  else f"{result['volume']:,.4g} (units unknown)^3")
+        row("volume", volume + ("" if result["winding_consistent"] else "  (inconsistent winding)"))
+    else:
+        row("volume", "n/a (not closed)")
+    row("watertight", "yes" if result["watertight"] else "no")
+    comp = result["components"]
+    row("components", f"{comp['count']:,} (largest {100 * comp['largest_share']:.1f}% of faces)")
+    if result.get("root_id"):
+        if result.get("lods"):
+            row("lods", "  ".join(f"{r['lod']}{'*' if r['lod'] == result['lod'] else ''}: "
+                                  + (f"{r['faces']:,}" if r["faces"] is not None else "not cached")
+                                  for r in result["lods"]))
+        src = result["source"]
+        where = src.get("url") or "?"
+        if src.get("datastack"):
+            where = f"{src['datastack']} ({where})"
+        row("source", where)
+        row("version", result.get("version") if result.get("version") is not None else "live (not pinned)")
+        row("cache", result.get("cache"))
+        if result.get("missing_fragments"):
+            row("incomplete", f"{result['missing_fragments']} fragments missing")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- compare
+
+
+def _surface_points(mesh, count: int, seed: int) -> np.ndarray:
+    import trimesh
+
+    sampled, _ = trimesh.sample.sample_surface(mesh, count, seed=seed)
+    return np.concatenate([np.asarray(mesh.vertices, dtype=np.float64), sampled])
+
+
+def _directed_hausdorff(points: np.ndarray, target, target_points: np.ndarray) -> float:
+    """max over ``points`` of the exact distance to the surface of ``target``.
+
+    Distances to the nearest of ``target_points`` (which lie on the target surface) are
+    upper bounds; the largest bounds are refined to exact point-to-triangle distances
+    until the best exact value beats every remaining bound (branch and bound).
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.spatial import cKDTree
+    from trimesh.triangles import closest_point
+
+    bound, _ = cKDTree(target_points).query(points)
+    faces = np.asarray(target.faces)
+    vertices = np.asarray(target.vertices, dtype=np.float64)
+    tri = vertices[faces]
+    edge = float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max())
+    incidence = csr_matrix((np.ones(faces.size, dtype=np.int8),
+                            (faces.ravel(), np.repeat(np.arange(len(faces)), 3))),
+                           shape=(len(vertices), len(faces)))
+    vertex_tree = cKDTree(vertices)
+    order = np.argsort(-bound)
+    best = 0.0
+    batch_size = 256
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        batch = batch[bound[batch] > best]
+        if len(batch) == 0:
+            break
+        # Every (point, triangle) pair that could beat the point's bound, refined at once.
+        near = vertex_tree.query_ball_point(points[batch], bound[batch] + edge)
+        rows = np.repeat(np.arange(len(batch)), [len(n) for n in near])
+        pairs = incidence[np.concatenate([np.asarray(n, dtype=np.int64) for n in near])]
+        point_of_pair = np.repeat(rows, np.diff(pairs.indptr))
+        face_of_pair = pairs.indices
+        keys = np.unique(point_of_pair.astype(np.int64) * len(faces) + face_of_pair)
+        point_of_pair, face_of_pair = keys // len(faces), keys % len(faces)
+        found = closest_point(tri[face_of_pair], points[batch][point_of_pair])
+        distance = np.linalg.norm(found - points[batch][point_of_pair], axis=1)
+        exact = bound[batch].copy()
+        np.minimum.at(exact, point_of_pair, distance)
+        best = max(best, float(exact.max()))
+    return best
+
+
+def hausdorff(a, b, samples: int = 200_000, seed: int = 0) -> dict[str, float]:
+    """Symmetric Hausdorff distance between two surfaces (in their units).
+
+    Each side is represented by its vertices plus ``samples`` points spread evenly over
+    its area; their distances to the other surface are exact, so the result is a lower
+    bound that misses at most the sampling spacing.
+    """
+    pa = _surface_points(a, samples, seed)
+    pb = _surface_points(b, samples, seed + 1)
+    ab = _directed_hausdorff(pa, b, pb)
+    ba = _directed_hausdorff(pb, a, pa)
+    return {"hausdorff": max(ab, ba), "a_to_b": ab, "b_to_a": ba}

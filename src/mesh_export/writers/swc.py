@@ -1,0 +1,91 @@
+"""SWC morphologies (NEURON, MorphIO, NeuroM, neuromorpho.org).
+
+What NEURON's Import3d and MorphIO need, every time: ids 1..N, every parent listed before
+its child, one root (a single-point soma, type 1), neurite types 2/3/4 only, positions and
+radii in micrometres, no NaN or zero radii. Header comments state units, source, root id
+and tool version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from . import _text
+from .registry import SKELETON, Writer, register
+
+_OPTIONS = {
+    "units": "length units of the file; micrometres (NEURON's convention) unless allow_units",
+    "allow_units": "allow units other than micrometres (with a warning)",
+}
+
+
+def header_lines(skeleton, format_name: str) -> list[str]:
+    """Comment lines shared by the morphology writers (without comment markers)."""
+    from .. import __version__
+
+    meta = skeleton.metadata or {}
+    source = meta.get("source")
+    if isinstance(source, (dict, list)):
+        source = json.dumps(source, sort_keys=True, default=str)
+    root_id = meta.get("root_id")
+    if root_id is None and isinstance(meta.get("source"), dict):
+        root_id = meta["source"].get("root_id")
+    names = {"um": "micrometres", "nm": "nanometres", "mm": "millimetres", "cm": "centimetres", "m": "metres"}
+    lines = [
+        f"{format_name} morphology written by mesh-export {__version__}",
+        f"units: {skeleton.units} ({names.get(skeleton.units, skeleton.units)}; x, y, z and radius)",
+        f"source: {source if source is not None else 'unknown'}",
+        f"root id: {root_id if root_id is not None else 'unknown'}",
+        f"soma: node 1 (type 1, single-point soma, radius {skeleton.radii[0]:.4f} {skeleton.units})",
+        f"nodes: {len(skeleton)}; cable length: {skeleton.total_length():.3f} {skeleton.units}",
+    ]
+    step = next((s for s in reversed(meta.get("steps", [])) if s.get("step") == "skeletonize"), None)
+    if step:
+        lines.append("skeletonize: " + json.dumps(
+            {k: step[k] for k in ("method", "step_length", "units", "heal", "healed_gaps", "dropped_pieces", "soma_given")
+             if k in step}, sort_keys=True))
+    return [line.replace("\n", " ").replace("\r", " ") for line in lines]
+
+
+def _decimals(values: np.ndarray, smallest: float) -> int:
+    """Enough decimals for 0.1 nm in um files, and to keep the smallest radius non-zero."""
+    decimals = 4
+    if smallest > 0:
+        decimals = max(decimals, int(math.ceil(-math.log10(smallest))) + 2)
+    return min(decimals, _text.choose_decimals(values, significant=15) or decimals, 12)
+
+
+def write_swc(skeleton, path, units: str | None = None, allow_units: bool = False, ascii: bool = True) -> None:
+    from ..skeleton import as_skeleton_for_writing
+
+    sk = as_skeleton_for_writing(skeleton, units, allow_units, "SWC")
+    n = len(sk)
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    parents = np.where(sk.parents >= 0, sk.parents + 1, -1)
+    decimals = _decimals(np.concatenate([sk.nodes.reshape(-1), sk.radii]), float(sk.radii.min()))
+    header = header_lines(sk, "SWC") + ["columns: id type x y z radius parent"]
+    segments = [
+        _text.Int(ids), b" ", _text.Int(sk.types), b" ",
+        _text.Fixed(sk.nodes[:, 0], decimals), b" ", _text.Fixed(sk.nodes[:, 1], decimals), b" ",
+        _text.Fixed(sk.nodes[:, 2], decimals), b" ", _text.Fixed(sk.radii, decimals), b" ",
+        _text.Int(parents), b"\n",
+    ]
+    with open(path, "wb") as handle:
+        handle.write("".join(f"# {line}\n" for line in header).encode())
+        _text.write_text(handle, segments, n)
+
+
+register(
+    Writer(
+        name="swc",
+        extensions=(".swc",),
+        write=write_swc,
+        accepts=(SKELETON,),
+        modes=("ascii",),
+        options=_OPTIONS,
+        description="SWC morphology (NEURON Import3d, MorphIO, NeuroM); micrometres",
+    )
+)

@@ -1,0 +1,172 @@
+"""`mesh-export info` and `link`: figures checked against trimesh, lods against the fixture
+layer served on 127.0.0.1, Neuroglancer URLs parsed back by neuroglancer's own state model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import trimesh
+
+from conftest import run_cli
+from mesh_export import errors
+from support.datasets import fixture_data, fixture_server  # noqa: F401  (pytest fixtures)
+
+
+@pytest.fixture()
+def workdir(tmp_path):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "out").mkdir()
+    return tmp_path
+
+
+def cli(workdir, *args, token=""):
+    env = {"HOME": str(workdir / "home"), "MESH_EXPORT_CACHE": str(workdir / "cache"), "CAVE_TOKEN": token}
+    return run_cli(*args, env=env, cwd=workdir / "out")
+
+
+def ok_json(result):
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_matches_trimesh(figures, mesh: trimesh.Trimesh, to_um: float):
+    assert figures["vertices"] == len(mesh.vertices) and figures["faces"] == len(mesh.faces)
+    assert figures["surface_area"] == pytest.approx(mesh.area, rel=1e-9)
+    assert figures["surface_area_um2"] == pytest.approx(mesh.area * to_um**2, rel=1e-9)
+    assert figures["watertight"] == mesh.is_watertight
+    if mesh.is_watertight:
+        assert figures["volume"] == pytest.approx(abs(mesh.volume), rel=1e-9)
+        assert figures["volume_um3"] == pytest.approx(abs(mesh.volume) * to_um**3, rel=1e-9)
+    else:
+        assert figures["volume"] is None
+    assert figures["components"]["count"] == mesh.body_count
+    split = mesh.split(only_watertight=False)  # by faces; largest piece by face count
+    if figures["components"]["count"] == len(split):
+        assert figures["components"]["largest_faces"] == max(len(p.faces) for p in split)
+    np.testing.assert_allclose(figures["bbox"]["min"], mesh.bounds[0], rtol=1e-6)
+    np.testing.assert_allclose(figures["bbox"]["um"]["size"], mesh.extents * to_um, rtol=1e-6)
+
+
+def test_info_json_matches_trimesh_on_real_neurons(neuron_meshes, workdir):
+    for name, mesh in list(neuron_meshes.items())[:3]:
+        path = workdir / f"{name}.ply"
+        mesh.export(path)  # trimesh PLY: float32 vertices, no units recorded
+        reread = trimesh.load(path, process=False)
+        figures = ok_json(cli(workdir, "info", path, "--json", "--units-in", "nm"))
+        assert figures["units"] == "nm" and figures["duplicate_vertices_merged"] == 0
+        assert_matches_trimesh(figures, reread, 1e-3)
+        assert not figures["watertight"] and figures["components"]["count"] > 1  # as navis's notes say
+
+
+def test_info_closed_stl_merges_corners_and_reports_volume(sphere, workdir):
+    path = workdir / "sphere.stl"
+    sphere.export(workdir / "in.ply")
+    assert cli(workdir, "convert", workdir / "in.ply", path, "--units-in", "nm").returncode == 0
+    figures = ok_json(cli(workdir, "info", path, "--json"))
+    # STL keeps each triangle's corners apart; info merges them before looking at topology.
+    assert figures["vertices"] == 3 * len(sphere.faces)
+    assert figures["duplicate_vertices_merged"] == 3 * len(sphere.faces) - len(sphere.vertices)
+    assert figures["watertight"] and figures["winding_consistent"]
+    assert figures["components"] == {"count": 1, "largest_share": 1.0, "largest_faces": len(sphere.faces)}
+    assert figures["volume"] == pytest.approx(sphere.volume, rel=1e-5)  # float32 in the STL
+    assert figures["units"] == "nm"
+    text = cli(workdir, "info", path)
+    assert text.returncode == 0 and "watertight    yes" in text.stdout and "um^3" in text.stdout
+
+
+def test_info_of_a_root_id_lists_the_layers_lods(fixture_server, fixture_data, workdir):
+    from cloudvolume import CloudVolume
+
+    root_id = fixture_data.root_ids[0]
+    url = fixture_data.precomputed_url(fixture_server, "multires")
+    figures = ok_json(cli(workdir, "info", root_id, "--source", url, "--lod", "1", "--json"))
+    assert figures["root_id"] == str(root_id) and figures["lod"] == 1 and figures["cache"] == "miss"
+    assert [row["lod"] for row in figures["lods"]] == list(range(fixture_data.num_lods))
+    volume = CloudVolume(url, use_https=True, progress=False)
+    for row in figures["lods"]:
+        raw = volume.mesh.get(root_id, lod=row["lod"])[root_id]
+        assert row["faces"] == len(raw.faces), row  # merging vertices keeps every face here
+    assert figures["faces"] == figures["lods"][1]["faces"]
+    assert figures["lods"][0]["faces"] > figures["lods"][-1]["faces"]
+    assert figures["source"]["url"] == url and figures["source"]["kind"] == "precomputed"
+    # Every lod went through the export cache: a second look is served offline.
+    again = ok_json(cli(workdir, "info", root_id, "--source", url, "--lod", "0", "--offline", "--json"))
+    assert again["cache"] == "hit" and again["lods"] == figures["lods"]
+    text = cli(workdir, "info", root_id, "--source", url, "--lod", "3", "--offline")
+    assert text.returncode == 0 and "lods" in text.stdout and "cache         hit" in text.stdout
+
+
+def test_info_through_a_cave_datastack(fixture_server, fixture_data, workdir):
+    root_id = fixture_data.root_ids[1]
+    figures = ok_json(cli(workdir, "info", root_id, "--datastack", fixture_data.datastack, "--server",
+                          fixture_server.url, "--version", "943", "--json", token=fixture_data.token))
+    assert figures["source"]["datastack"] == fixture_data.datastack and figures["version"] == 943
+    assert figures["source"]["kind"] == "graphene"
+    assert figures["lods"] == [{"lod": 0, "faces": figures["faces"]}]
+    assert fixture_data.token not in json.dumps(figures)
+
+
+SWC = """# a soma, a branch point, three tips
+1 1 0 0 0 5.0 -1
+2 3 10 0 0 1.0 1
+3 3 20 0 0 1.0 2
+4 3 20 10 0 0.5 3
+5 3 30 0 0 0.5 3
+6 2 -10 0 0 0.8 1
+7 2 -13 4 0 0.8 6
+"""
+
+
+def test_info_of_a_skeleton(workdir):
+    path = workdir / "cell.swc"
+    path.write_text(SWC)
+    figures = ok_json(cli(workdir, "info", path, "--json"))
+    assert figures["kind"] == "skeleton" and figures["units"] == "um"
+    assert figures["nodes"] == 7 and figures["roots"] == 1
+    assert figures["branch_points"] == 2  # node 1 (soma: 2 children) and node 3
+    assert figures["tips"] == 3
+    assert figures["total_length"] == pytest.approx(10 + 10 + 10 + 10 + 10 + 5)
+    assert figures["soma_radius"] == 5.0
+
+
+def test_info_errors_are_one_line(workdir):
+    result = cli(workdir, "info", workdir / "nope.ply")
+    assert result.returncode == errors.InputError.exit_code and "Traceback" not in result.stderr
+    (workdir / "bad.swc").write_text("1 1 0 0 0 1 7\n")
+    result = cli(workdir, "info", workdir / "bad.swc")
+    assert result.returncode == errors.InputError.exit_code and "parent" in result.stderr
+
+
+def test_link_decodes_to_a_neuroglancer_state_with_the_segment(fixture_server, fixture_data, workdir):
+    neuroglancer = pytest.importorskip("neuroglancer")
+    from mesh_export.link import decode_url
+
+    root_id = fixture_data.root_ids[2]
+    result = cli(workdir, "link", root_id, "--datastack", fixture_data.datastack, "--server",
+                 fixture_server.url, token=fixture_data.token)
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.strip()
+    assert url.startswith("https://neuroglancer-demo.appspot.com/#!")
+    state = decode_url(url)
+    layer = next(l for l in state["layers"] if l["type"] == "segmentation")
+    assert layer["source"] == fixture_server.graphene_url(fixture_data.graphene_table)
+    assert layer["segments"] == [str(root_id)]
+    # Neuroglancer's own parser accepts it and sees the same layer and segment.
+    parsed = neuroglancer.parse_url(url)
+    seg = parsed.layers[layer["name"]]
+    assert seg.type == "segmentation" and {int(s) for s in seg.segments} == {root_id}
+    assert fixture_data.token not in url
+
+
+def test_link_static_needs_no_cave(workdir):
+    from mesh_export.link import decode_url
+
+    result = cli(workdir, "link", "864691135572530981", "--static")
+    assert result.returncode == 0, result.stderr
+    state = decode_url(result.stdout.strip())
+    assert state["layers"][0]["source"] == "precomputed://gs://iarpa_microns/minnie/minnie65/seg_m943"
+    assert state["layers"][0]["segments"] == ["864691135572530981"]
+    bad = cli(workdir, "link", "abc", "--static")
+    assert bad.returncode == errors.InvalidArgumentError.exit_code
