@@ -75,16 +75,10 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
             overwrite: bool = False, steps=None, return_mesh: bool = False, **options: Any):
     """Read ``source``, apply ``steps`` (a ``StepOptions``; ``units``/``scale`` are shortcuts),
     write ``target``. Returns the path written (and the mesh written, with ``return_mesh``)."""
-    from .steps import StepOptions, apply_steps, plan_for_writer
+    from .steps import apply_steps, plan_for_writer
 
     writer = writer_for_path(target, format)  # fail on a bad format before reading anything
-    steps = steps or StepOptions()
-    if units:
-        steps.units = units
-    if scale is not None:
-        steps.scale = scale
-    plan_for_writer(steps, writer, options)
-    options = check_options(writer, options)
+    steps, options = plan_for_writer(steps, writer, options, units=units, scale=scale)
     check_target(target, overwrite)
     mesh = apply_steps(load(source, units=units_in), steps)
     written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)

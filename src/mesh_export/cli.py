@@ -168,11 +168,12 @@ def convert_command(
 _SOURCE = "Where meshes come from"
 _OUTPUT = "Output"
 _CACHE = "Cache and network"
+_BATCH = "Batch (many ids)"
 
 
 @app.command("export")
 def export_command(
-    root_ids: Annotated[List[str], typer.Argument(help="One or more root ids (positive integers).", show_default=False)],
+    root_ids: Annotated[Optional[List[str]], typer.Argument(help="Root ids (positive integers); - reads ids from stdin, one per line.", show_default=False)] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="Output format (see `mesh-export formats`).", rich_help_panel=_OUTPUT)] = "stl",
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.", rich_help_panel=_OUTPUT)] = Path("."),
     name: Annotated[str, typer.Option("--name", help="File name template: {root_id} {lod} {ext} {format} {datastack}.", rich_help_panel=_OUTPUT)] = "{root_id}_lod{lod}.{ext}",
@@ -213,17 +214,29 @@ def export_command(
     offline: Annotated[bool, typer.Option("--offline", help="Serve from the cache only; never touch the network.", rich_help_panel=_CACHE)] = False,
     allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Export a mesh even if some fragments cannot be fetched (flagged in provenance).", rich_help_panel=_CACHE)] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to keep retrying transient failures per mesh.", rich_help_panel=_CACHE)] = 120.0,
+    ids_file: Annotated[Optional[Path], typer.Option("--ids-file", help="Ids to export: one per line, or a CSV/TSV/Parquet column (see --id-column).", rich_help_panel=_BATCH)] = None,
+    id_column: Annotated[Optional[str], typer.Option("--id-column", help="Column of --ids-file holding the ids [default: root_id, pt_root_id, segment_id or id].", rich_help_panel=_BATCH)] = None,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Concurrent exports (threads; worker processes with --executor dask-local).", rich_help_panel=_BATCH)] = 1,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop scheduling after the first failed id.", rich_help_panel=_BATCH)] = False,
+    max_rps: Annotated[Optional[float], typer.Option("--max-requests-per-second", help="Limit fetch calls per second, shared by all workers.", rich_help_panel=_BATCH)] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (threads), dask (--scheduler) or dask-local (a LocalCluster).", rich_help_panel=_BATCH)] = "local",
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address, tcp://HOST:PORT (implies --executor dask).", rich_help_panel=_BATCH)] = None,
+    no_manifest: Annotated[bool, typer.Option("--no-manifest", help="Batch: do not write <out>/manifest.jsonl.", rich_help_panel=_BATCH)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per id.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, nothing printed on success.")] = False,
 ) -> None:
-    """Export meshes by root id: `mesh-export ROOT_ID [ROOT_ID ...] --format stl`."""
-    from .export import export_many
+    """Export meshes by root id: `mesh-export ROOT_ID [ROOT_ID ...] --format stl`.
+
+    Several ids (or --ids-file, or - for stdin) run as a resumable batch: see README "Batch"."""
+    from .export import export
 
     if static and dynamic:
         raise typer.BadParameter("--static and --dynamic are exclusive")
-    progress = not quiet and not as_json and sys.stderr.isatty()
-    results = export_many(
-        root_ids, format=format, out_dir=out, name=name, datastack=datastack, version=version,
+    if scheduler and executor == "local":
+        executor = "dask"
+    root_ids = list(root_ids or [])
+    kwargs = dict(
+        format=format, out_dir=out, name=name, datastack=datastack, version=version,
         server=server, source=source, static=static, lod=lod, token=token, cache_dir=cache_dir,
         use_cache=not no_cache, offline=offline, allow_missing=allow_missing, timeout=timeout,
         steps=_step_options(
@@ -231,30 +244,62 @@ def export_command(
             units=units, scale=scale, watertight=watertight, pitch=pitch, max_memory=max_memory,
             print_size=print_size, min_feature=min_feature, simplify=simplify, faces=faces,
             smooth=smooth, center=center, skeletonize=skeletonize, soma=soma, heal=heal),
-        check=check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview, progress=progress,
+        check=check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview,
         ascii=ascii or None, compress=compress or None, allow_units=allow_units or None,
     )
-    failures = [r for r in results if isinstance(r, MeshExportError)]
-    for result in results:
-        if isinstance(result, MeshExportError):
-            if as_json:
-                _emit_json({"root_id": result.root_id, "status": "error", "error": _one_line(result),
-                            "error_type": type(result).__name__, "exit_code": result.exit_code})
-            continue
+    batch = (len(root_ids) != 1 or root_ids == ["-"] or ids_file is not None or workers != 1
+             or executor != "local" or fail_fast or max_rps is not None)
+    if not batch:  # one id: the plain job, its own error and exit code
+        progress = not quiet and not as_json and sys.stderr.isatty()
+        try:
+            result = export(root_ids[0], progress=progress, **kwargs)
+        except MeshExportError as exc:
+            exc.root_id = str(root_ids[0])
+            raise
         if as_json:
             _emit_json(result.summary())
         elif not quiet:
-            summary = result.summary()
-            flag = " INCOMPLETE" if summary["incomplete"] else ""
-            size = f"{summary['faces']:,} faces" if summary["faces"] is not None else f"{summary['nodes']:,} nodes"
-            shown = f"  preview {result.preview.name}" if result.preview else ""
-            typer.echo(f"{result.output}  {size}  lod {summary['lod']}  cache {summary['cache']}{flag}{shown}")
-    if failures:
-        if len(results) == 1:
-            raise failures[0]
-        for failure in failures:
-            typer.echo(f"mesh-export: error: {failure.root_id}: {_one_line(failure)}", err=True)
-        sys.exit(failures[-1].exit_code)
+            typer.echo(_result_line(result.summary()))
+        return
+    _export_batch(root_ids, kwargs, ids_file=ids_file, id_column=id_column, workers=workers,
+                  fail_fast=fail_fast, max_rps=max_rps, executor=executor, scheduler=scheduler,
+                  manifest=not no_manifest, as_json=as_json, quiet=quiet)
+
+
+def _result_line(summary: dict) -> str:
+    flag = " INCOMPLETE" if summary.get("incomplete") else ""
+    size = f"{summary['faces']:,} faces" if summary.get("faces") is not None else f"{summary.get('nodes') or 0:,} nodes"
+    shown = f"  preview {Path(summary['preview']).name}" if summary.get("preview") else ""
+    return f"{summary['output']}  {size}  lod {summary['lod']}  cache {summary['cache']}{flag}{shown}"
+
+
+def _export_batch(root_ids, kwargs, *, ids_file, id_column, workers, fail_fast, max_rps, executor,
+                  scheduler, manifest, as_json, quiet) -> None:
+    import os
+
+    from .batch import export_many, read_ids
+
+    ids = read_ids(root_ids, ids_file, id_column)
+    bar = not quiet and not as_json and sys.stderr.isatty()
+
+    def on_record(record: dict) -> None:
+        if as_json:
+            _emit_json(record)
+        elif record.get("status") != "ok":
+            typer.echo(f"mesh-export: error: {record['root_id']}: {record.get('error')}", err=True)
+        elif not quiet and not bar and not record.get("skipped"):
+            typer.echo(_result_line(record))
+
+    result = export_many(ids, workers=workers, executor=executor, scheduler=scheduler, manifest=manifest,
+                         fail_fast=fail_fast, max_requests_per_second=max_rps, progress=bar,
+                         on_record=on_record, **kwargs)
+    if not quiet or result.exit_code != 0:
+        typer.echo(result.summary_table(), err=True)
+    if result.abandoned:  # running exports were left behind: do not wait for their threads
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.exit_code)
+    sys.exit(result.exit_code)
 
 
 @app.command("check")

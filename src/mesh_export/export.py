@@ -7,15 +7,15 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import __version__
 from .atomic import atomic_output, check_target
-from .errors import CacheMissError, InvalidArgumentError, MeshExportError, OutputError
-from .writers.registry import check_options, get_writer
+from .errors import CacheMissError, InvalidArgumentError, OutputError
+from .writers.registry import get_writer
 
 DEFAULT_NAME = "{root_id}_lod{lod}.{ext}"
 MAX_ROOT_ID = 2**64 - 1
@@ -166,6 +166,23 @@ def fetch_cached(root_id: int | str, *, source: str | None = None, datastack: st
     return fetched.vertices, fetched.faces, meta, "miss"
 
 
+def export_request(root_id: int | str, *, format: str = "stl", name: str = DEFAULT_NAME,
+                   datastack: str | None = None, version: int | None = None, server: str | None = None,
+                   source: str | None = None, static: bool = False, lod: int | None = None,
+                   allow_missing: bool = False, units: str | None = None, scale: float | None = None,
+                   steps=None, check: bool = False, preview: bool = False, **options: Any) -> dict[str, Any]:
+    """What was asked for (never the token): recorded as ``request`` in the sidecar, so a batch
+    re-run can tell an output made by the same request (skip it) from one made otherwise."""
+    from dataclasses import asdict
+
+    request = {"root_id": str(root_id).strip(), "format": format, "name": name,
+               **_request_identity(source, datastack, static, server),
+               "version": version, "lod": lod, "allow_missing": allow_missing, "units": units, "scale": scale,
+               "steps": asdict(steps) if steps is not None else None, "check": check, "preview": preview,
+               "options": {k: v for k, v in sorted(options.items()) if v is not None}}
+    return json.loads(json.dumps(request, default=str))
+
+
 def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLike = ".",
            name: str = DEFAULT_NAME, datastack: str | None = None, version: int | None = None,
            server: str | None = None, source: str | None = None, static: bool = False,
@@ -178,19 +195,19 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     import trimesh
 
     from . import api
-    from .steps import StepOptions, apply_steps, plan_for_writer
+    from .steps import apply_steps, plan_for_writer
     from .units import set_mesh_units
 
     started = time.perf_counter()
+    request = export_request(root_id, format=format, name=name, datastack=datastack, version=version,
+                             server=server, source=source, static=static, lod=lod,
+                             allow_missing=allow_missing, units=units, scale=scale, steps=steps,
+                             check=check, preview=preview, **options)
     root_id = _check_request(root_id, lod, use_cache, offline)
     writer = get_writer(format)
-    steps = steps or StepOptions()
-    if units:
-        steps.units = units
-    if scale is not None:
-        steps.scale = scale
-    plan_for_writer(steps, writer, options)
-    options = check_options(writer, options)
+    # A copy: the plan adjusts it, and a batch shares one StepOptions across threads.
+    steps, options = plan_for_writer(replace(steps) if steps is not None else None, writer, options,
+                                     units=units, scale=scale)
     extension = writer.extensions[0].lstrip(".") if writer.extensions else writer.name
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
@@ -250,6 +267,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         "libraries": dict(_library_versions()),
         "output": {"file": written.name, "format": writer.name, "bytes": written.stat().st_size,
                    "sha256": _sha256(written)},
+        "request": request,
     }
     if check_report is not None:
         provenance["check"] = check_report
@@ -266,13 +284,9 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
                         time.perf_counter() - started, preview_path)
 
 
-def export_many(root_ids: Iterable[int | str], **kwargs: Any) -> list[ExportResult | MeshExportError]:
-    """Export several ids; a failure is returned in place of its result, the others go on."""
-    results: list[ExportResult | MeshExportError] = []
-    for root_id in root_ids:
-        try:
-            results.append(export(root_id, **kwargs))
-        except MeshExportError as exc:
-            exc.root_id = str(root_id)
-            results.append(exc)
-    return results
+def export_many(root_ids: Iterable[int | str], **kwargs: Any):
+    """Export many ids: concurrently (``workers=N``) or on a Dask cluster (``client=``), with a
+    resumable manifest. See :func:`mesh_export.batch.export_many` (this is the same function)."""
+    from .batch import export_many as _export_many
+
+    return _export_many(root_ids, **kwargs)

@@ -9,6 +9,7 @@ fragment borders, and every failure mapped to one clear error.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
@@ -72,8 +73,78 @@ def _is_transient(exc: BaseException) -> bool:
         return False
 
 
+class RateLimiter:
+    """A token bucket shared by every thread of the process: at most ``rate`` acquisitions
+    per second on average, bursts of up to ``burst``. ``rate=None`` (or <= 0) means no limit."""
+
+    def __init__(self, rate: float | None = None, burst: float | None = None):
+        self._lock = threading.Lock()
+        self.configure(rate, burst)
+
+    def configure(self, rate: float | None, burst: float | None = None) -> None:
+        with self._lock:
+            self.rate = float(rate) if rate and rate > 0 else None
+            self.burst = max(1.0, float(burst) if burst else (self.rate or 1.0))
+            self._tokens = self.burst
+            self._stamp = time.monotonic()
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until one is available; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                if self.rate is None:
+                    return waited
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return waited
+                pause = (1.0 - self._tokens) / self.rate
+            time.sleep(pause)
+            waited += pause
+
+
+class _Backoff:
+    """A pause shared by all workers of the process: when one request sees a transient
+    failure (5xx, 429, reset), every worker waits before its next request, so a struggling
+    server gets relief from the whole batch rather than from one thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._until = 0.0
+
+    def wait(self) -> None:
+        while True:
+            with self._lock:
+                pause = self._until - time.monotonic()
+            if pause <= 0:
+                return
+            time.sleep(min(pause, 1.0))
+
+    def push(self, delay: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + delay)
+
+
+#: Process-wide politeness: every fetch call (each wrapped CloudVolume/CloudFiles call --
+#: open, manifest, fragments -- not each HTTP request inside it) takes a token first.
+RATE_LIMIT = RateLimiter()
+BACKOFF = _Backoff()
+
+
+def set_rate_limit(requests_per_second: float | None) -> None:
+    """Limit the fetch calls of this process (all threads) to this many per second."""
+    if requests_per_second != RATE_LIMIT.rate:
+        RATE_LIMIT.configure(requests_per_second)
+
+
 class _Retrier:
-    """Exponential backoff for transient failures, bounded by a total time budget."""
+    """Exponential backoff for transient failures, bounded by a total time budget.
+
+    Each attempt takes a token from the shared rate limiter and waits out the shared
+    backoff; a transient failure extends the shared backoff for every worker."""
 
     def __init__(self, timeout: float):
         self.deadline = time.monotonic() + timeout
@@ -82,11 +153,14 @@ class _Retrier:
     def __call__(self, call: Callable[[], T]) -> T:
         delay = _FIRST_DELAY
         while True:
+            BACKOFF.wait()
+            RATE_LIMIT.acquire()
             try:
                 return call()
             except Exception as exc:
                 if not _is_transient(exc) or time.monotonic() + delay > self.deadline:
                     raise
+            BACKOFF.push(delay)
             time.sleep(delay)
             self.retries += 1
             delay = min(delay * 2, _MAX_DELAY)
@@ -136,9 +210,11 @@ def check_decoded(vertices: np.ndarray, faces: np.ndarray, root_id: int) -> None
         raise InvalidMeshError(f"root id {root_id}: decoded mesh has face indices out of range (corrupt data)")
 
 
-# Opened volumes, reused across ids in one process: opening costs three requests (info,
-# mesh info, provenance) that are the same for every id of a layer.
-_VOLUMES: dict[tuple, Any] = {}
+# Opened volumes, reused across ids in one thread: opening costs three requests (info,
+# mesh info, provenance) that are the same for every id of a layer. Per thread, because a
+# CloudVolume object (and the manifest memo below) is not meant to be shared by threads;
+# a batch pays the three requests once per worker thread.
+_LOCAL = threading.local()
 _MAX_VOLUMES = 8
 
 
@@ -151,12 +227,13 @@ def open_volume(source: Source, token: str | None, progress: bool, retry: _Retri
         if not token:
             raise AuthError(f"{source.url} needs a CAVE token: {TOKEN_HELP}")
         kwargs["secrets"] = token
+    volumes = _LOCAL.__dict__.setdefault("volumes", {})
     key = (source.url, hash(token), progress)
-    if key not in _VOLUMES:
-        if len(_VOLUMES) >= _MAX_VOLUMES:
-            _VOLUMES.pop(next(iter(_VOLUMES)))
-        _VOLUMES[key] = retry(lambda: CloudVolume(source.url, **kwargs))
-    return _VOLUMES[key]
+    if key not in volumes:
+        if len(volumes) >= _MAX_VOLUMES:
+            volumes.pop(next(iter(volumes)))
+        volumes[key] = retry(lambda: CloudVolume(source.url, **kwargs))
+    return volumes[key]
 
 
 def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: str | None = None,
@@ -251,6 +328,10 @@ def _fetch_legacy(volume, root_id: int, lod: int | None, allow_missing: bool, pr
         raise NotFoundError(f"root id {root_id} has no mesh at this source")
     names = list(manifest["fragments"])
     results = retry(lambda: files.get(names))
+    # CloudFiles returns fragments as its threads finish them: put them back in manifest order
+    # so the merged mesh (and the file written from it) is the same on every run.
+    order = {name: k for k, name in enumerate(names)}
+    results = sorted(results, key=lambda r: order.get(str(r.get("path")), len(order)))
     missing, pieces = [], []
     for result in results:
         if result.get("error") is not None and _is_transient(result["error"]):

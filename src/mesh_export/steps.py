@@ -229,13 +229,23 @@ def parse_point(text: str | None) -> tuple[float, float, float] | None:
     return point
 
 
-def plan_for_writer(steps: StepOptions, writer, options: dict[str, Any]) -> None:
-    """Adapt a step plan to the writer: morphology formats skeletonize, and take --units as
-    the file's units (micrometres unless told otherwise) instead of converting the mesh."""
-    from .writers.registry import SKELETON, SURFACE
+def plan_for_writer(steps: StepOptions | None, writer, options: dict[str, Any], *,
+                    units: str | None = None, scale: float | None = None) -> tuple[StepOptions, dict[str, Any]]:
+    """The step plan and writer options for ``writer``: ``units``/``scale`` shortcuts folded
+    in; morphology formats skeletonize and take --units as the file's units (micrometres
+    unless told otherwise) instead of converting the mesh. Options are checked here, before
+    any download or read."""
+    from .writers.registry import SKELETON, SURFACE, check_options
 
+    steps = steps or StepOptions()
+    if units:
+        steps.units = units
+    if scale is not None:
+        steps.scale = scale
+    options = dict(options)
     if SKELETON in writer.accepts and SURFACE not in writer.accepts:
         steps.skeletonize = True
         if steps.units:
             options["units"] = steps.units
             steps.units = None
+    return steps, check_options(writer, options)
