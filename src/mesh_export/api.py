@@ -50,8 +50,14 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
 def _prepare(data, writer):
     """Check ``data`` against what ``writer`` accepts. A Skeleton is validated; a surface mesh
     given to a skeleton-only format is skeletonized with the default settings."""
-    from .writers.registry import SKELETON
+    from .volume import check_volume, is_volume_mesh
+    from .writers.registry import SKELETON, VOLUME
 
+    if is_volume_mesh(data):
+        if VOLUME not in writer.accepts:
+            raise InvalidArgumentError(f"format {writer.name!r} cannot hold a tetrahedral mesh")
+        check_volume(data)
+        return data
     from_skeleton_module = type(data).__module__ == "mesh_export.skeleton"
     if SKELETON in writer.accepts:
         if from_skeleton_module:

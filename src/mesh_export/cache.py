@@ -108,6 +108,9 @@ class MeshCache:
     def put(self, key: str, vertices: np.ndarray, faces: np.ndarray, meta: dict[str, Any]) -> Path:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        vertices = np.ascontiguousarray(vertices, dtype=np.float32)
+        # int32 indices halve the entry (and its load and checksum time) for any real mesh.
+        faces = np.ascontiguousarray(faces, dtype=np.int32 if len(vertices) < 2**31 else np.int64)
         meta_bytes = json.dumps(meta, sort_keys=True, default=str).encode()
         digest = _digest(vertices, faces, meta_bytes)
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".part", dir=path.parent)

@@ -88,6 +88,9 @@ SkeletonizeOpt = Annotated[bool, typer.Option("--skeletonize", help="Turn the me
 SomaOpt = Annotated[Optional[str], typer.Option("--soma", help="Soma position X,Y,Z in nm [default: detected: thickest part].", rich_help_panel=_MORPHOLOGY)]
 HealOpt = Annotated[bool, typer.Option("--heal/--no-heal", help="Join disconnected pieces into the tree (or drop them).", rich_help_panel=_MORPHOLOGY)]
 AllowUnitsOpt = Annotated[bool, typer.Option("--allow-units", help="Let a morphology be written in units other than um (NEURON expects um).", rich_help_panel=_MORPHOLOGY)]
+_VOLUME = "Volume meshes (msh, vtu, xdmf, mesh, ...)"
+VolumeOpt = Annotated[bool, typer.Option("--volume", help="Tetrahedral mesh of the inside for FEM solvers (TetGen; the 'volume' extra).", rich_help_panel=_VOLUME)]
+MaxTetVolumeOpt = Annotated[Optional[float], typer.Option("--max-tet-volume", help="Largest tetrahedron volume, in output units cubed.", rich_help_panel=_VOLUME)]
 CheckOpt = Annotated[bool, typer.Option("--check", help="Check the result (watertight, bodies, size, thinnest feature); fail if --print requirements are not met.", rich_help_panel=_STEPS)]
 
 
@@ -132,6 +135,8 @@ def convert_command(
     soma: SomaOpt = None,
     heal: HealOpt = True,
     allow_units: AllowUnitsOpt = False,
+    volume: VolumeOpt = False,
+    max_tet_volume: MaxTetVolumeOpt = None,
     ascii: Annotated[bool, typer.Option("--ascii", help="Write the ASCII variant of a binary format (stl, ply, vtk).")] = False,
     compress: Annotated[bool, typer.Option("--compress", help="zlib-compress (vtp, vtu).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
@@ -149,13 +154,14 @@ def convert_command(
         largest_component=largest_component, min_component_faces=min_component_faces, repair=repair,
         units=units, scale=scale, watertight=watertight, pitch=pitch, max_memory=max_memory,
         print_size=print_size, min_feature=min_feature, simplify=simplify, faces=faces, smooth=smooth,
-        center=center, skeletonize=skeletonize, soma=soma, heal=heal)
+        center=center, skeletonize=skeletonize, soma=soma, heal=heal, volume=volume,
+        max_tet_volume=max_tet_volume)
     written, mesh = convert(source, target, format=format, units_in=units_in, overwrite=overwrite,
                             steps=steps, return_mesh=True, **options)
     from .export import _counts
 
     result = {"input": str(source), "output": str(written), "bytes": written.stat().st_size,
-              "units": mesh.units, **_counts(mesh, options), "steps": mesh.metadata.get("steps", []),
+              "units": getattr(mesh, "units", None), **_counts(mesh, options), "steps": mesh.metadata.get("steps", []),
               "seconds": round(time.perf_counter() - started, 4)}
     if check and hasattr(mesh, "faces"):
         result["check"] = _run_check(written, print_size, min_feature)
@@ -204,6 +210,8 @@ def export_command(
     soma: SomaOpt = None,
     heal: HealOpt = True,
     allow_units: AllowUnitsOpt = False,
+    volume: VolumeOpt = False,
+    max_tet_volume: MaxTetVolumeOpt = None,
     ascii: Annotated[bool, typer.Option("--ascii", help="ASCII variant of a binary format.", rich_help_panel=_OUTPUT)] = False,
     compress: Annotated[bool, typer.Option("--compress", help="zlib-compress (vtp, vtu).", rich_help_panel=_OUTPUT)] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.", rich_help_panel=_OUTPUT)] = False,
@@ -243,7 +251,8 @@ def export_command(
             largest_component=largest_component, min_component_faces=min_component_faces, repair=repair,
             units=units, scale=scale, watertight=watertight, pitch=pitch, max_memory=max_memory,
             print_size=print_size, min_feature=min_feature, simplify=simplify, faces=faces,
-            smooth=smooth, center=center, skeletonize=skeletonize, soma=soma, heal=heal),
+            smooth=smooth, center=center, skeletonize=skeletonize, soma=soma, heal=heal,
+            volume=volume, max_tet_volume=max_tet_volume),
         check=check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview,
         ascii=ascii or None, compress=compress or None, allow_units=allow_units or None,
     )

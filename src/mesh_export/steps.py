@@ -17,7 +17,7 @@ from .units import conversion_factor, normalize_units, set_mesh_units
 
 # The fixed order of apply_steps (also the order of the CLI's help text).
 ORDER = ("largest_component", "min_component_faces", "repair", "units", "scale", "watertight",
-         "print", "simplify", "smooth", "center", "skeletonize")
+         "print", "simplify", "smooth", "center", "skeletonize | volume")
 
 
 def _derived(mesh, vertices, step: dict[str, Any], units: str | None = None, faces=None):
@@ -179,6 +179,8 @@ class StepOptions:
     skeletonize: bool = False
     soma: tuple[float, float, float] | None = None  # nm
     heal: bool = True
+    volume: bool = False
+    max_tet_volume: float | None = None
 
     def any(self) -> bool:
         return any(v not in (None, False) for k, v in vars(self).items() if k != "heal")
@@ -209,6 +211,12 @@ def apply_steps(mesh, options: StepOptions):
         mesh = smooth(mesh, options.smooth)
     if options.center:
         mesh = center(mesh)
+    if options.volume:
+        if options.skeletonize:
+            raise InvalidArgumentError("a morphology (skeleton) and a volume mesh cannot both be made")
+        from .volume import tetrahedralize
+
+        return tetrahedralize(mesh, max_volume=options.max_tet_volume, max_memory=options.max_memory)
     if options.skeletonize:
         from .skeleton import skeletonize
 
@@ -235,7 +243,7 @@ def plan_for_writer(steps: StepOptions | None, writer, options: dict[str, Any], 
     in; morphology formats skeletonize and take --units as the file's units (micrometres
     unless told otherwise) instead of converting the mesh. Options are checked here, before
     any download or read."""
-    from .writers.registry import SKELETON, SURFACE, check_options
+    from .writers.registry import SKELETON, SURFACE, VOLUME, check_options
 
     steps = steps or StepOptions()
     if units:
@@ -243,6 +251,9 @@ def plan_for_writer(steps: StepOptions | None, writer, options: dict[str, Any], 
     if scale is not None:
         steps.scale = scale
     options = dict(options)
+    if steps.volume and VOLUME not in writer.accepts:
+        raise InvalidArgumentError(f"format {writer.name!r} cannot hold a tetrahedral mesh; "
+                                   "use msh, vtu, xdmf, mesh or another meshio format")
     if SKELETON in writer.accepts and SURFACE not in writer.accepts:
         steps.skeletonize = True
         if steps.units:

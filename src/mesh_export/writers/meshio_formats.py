@@ -6,7 +6,7 @@ meshio cannot read back what it wrote, are left out with the reason beside them.
 
 from __future__ import annotations
 
-from .registry import Writer
+from .registry import SURFACE, VOLUME, Writer
 
 # Formats the native writers own, or meshio aliases of them.
 _NATIVE = {"obj", "off", "ply", "stl", "vtk", "vtk42", "vtk51", "vtu"}
@@ -22,6 +22,8 @@ _UNSUITABLE = {
 # Extensions shared by several meshio formats go to the one people mean.
 _EXTENSION_OWNER = {".msh": "gmsh"}
 _OPTIONAL_MODULES = {"exodus": "netCDF4"}
+# Formats that hold surface triangles only (no tetrahedra).
+_SURFACE_ONLY = {"wkt", "neuroglancer"}
 _DESCRIPTIONS = {
     "gmsh": "Gmsh 4.1 mesh; Gmsh, FEniCS, many FEM tools",
     "gmsh22": "Gmsh 2.2 mesh, for tools that predate 4.x",
@@ -43,8 +45,9 @@ def _make_write(file_format: str):
         import meshio
         import numpy as np
 
-        cells = [("triangle", np.asarray(mesh.faces))]
-        meshio.write(path, meshio.Mesh(np.asarray(mesh.vertices), cells), file_format=file_format)
+        if not isinstance(mesh, meshio.Mesh):  # a surface; volume meshes already are meshio's
+            mesh = meshio.Mesh(np.asarray(mesh.vertices), [("triangle", np.asarray(mesh.faces))])
+        meshio.write(path, mesh, file_format=file_format)
 
     return write
 
@@ -68,6 +71,7 @@ def register_all(registry: dict[str, Writer]) -> None:
             name=name,
             extensions=tuple(extensions.get(name, ())),
             write=_make_write(name),
+            accepts=(SURFACE,) if name in _SURFACE_ONLY else (SURFACE, VOLUME),
             backend="meshio",
             description=_DESCRIPTIONS.get(name, f"meshio's {name} writer"),
         )

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 
 from ._mesh import converted_chunks, provenance_line, triangles, write_chunks
-from .registry import Writer, register
+from .registry import SURFACE, VOLUME, Writer, register
 
 _BLOCK = 1 << 20
 _VTK_TRIANGLE = 5
@@ -93,6 +93,14 @@ def write_vtp(mesh, path, compress: bool = False) -> None:
 
 
 def write_vtu(mesh, path, compress: bool = False) -> None:
+    from ..volume import is_volume_mesh
+
+    if is_volume_mesh(mesh):
+        # Tetrahedral meshes are rare and small next to surfaces: meshio's writer is enough.
+        import meshio
+
+        meshio.write(path, mesh, file_format="vtu", binary=True, compression="zlib" if compress else None)
+        return
     _write(mesh, path, "UnstructuredGrid", compress)
 
 
@@ -112,6 +120,7 @@ register(
         name="vtu",
         extensions=(".vtu",),
         write=write_vtu,
+        accepts=(SURFACE, VOLUME),
         modes=("binary",),
         options={"compress": _COMPRESS_HELP},
         description="VTK XML UnstructuredGrid; ParaView, FEniCS tools",
