@@ -34,13 +34,15 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def big_layer(tmp_path_factory, icosphere8):
-    """A legacy precomputed layer holding one 1.3M-face mesh, on local disk."""
-    from mesh_export.datasets.precomputed import write_legacy_mesh_layer
+    """A legacy precomputed layer holding one 1.3M-face mesh in two fragments (cutting
+    it on the default 64-voxel chunks would multiply its faces), on local disk."""
+    from mesh_export.datasets.precomputed import LayerGeometry, write_legacy_mesh_layer
 
     root = tmp_path_factory.mktemp("big-layer")
     root_id = 864691135000000042
     mesh = trimesh.Trimesh(icosphere8.vertices + 1.0e5, icosphere8.faces, process=False)
-    write_legacy_mesh_layer(root / "layer", {root_id: mesh}, resolution=(8, 8, 40), compress=False)
+    geometry = LayerGeometry(resolution=(8, 8, 40), size=(32768, 32768, 8192), chunk_size=(16384, 32768, 8192))
+    write_legacy_mesh_layer(root / "layer", {root_id: mesh}, geometry=geometry, compress=False)
     return f"precomputed://file://{root / 'layer'}", root_id
 
 
