@@ -349,3 +349,47 @@ def test_sanity_checks_on_decoded_meshes():
         check_decoded(np.zeros((3, 3), dtype=np.float32), np.array([[0, 1, 5]]), 7)
     with pytest.raises(errors.NotFoundError, match="empty"):
         check_decoded(np.zeros((3, 3), dtype=np.float32), np.zeros((0, 3), dtype=int), 7)
+
+
+def _run_on_terminal(args, cwd, env):
+    """Run the CLI with stderr on a pseudo-terminal (120 columns), as a user at a shell."""
+    import fcntl
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "mesh_export", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=slave, cwd=cwd, env={**os.environ, **env})
+    os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    proc.wait(timeout=120)
+    os.close(master)
+    return proc.returncode, drawn.decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_and_silent_when_piped(workdir):
+    from mesh_export.sources import sample_path
+
+    root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][0]
+    env = {"HOME": str(workdir / "home"), "MESH_EXPORT_CACHE": str(workdir / "cache")}
+    code, drawn = _run_on_terminal([root_id, "--source", "sample", "--no-cache"], workdir / "out", env)
+    assert code == 0
+    # The bar redraws in place (carriage returns) through the fetch stages to the face count.
+    assert f"{root_id}:" in drawn and "1/4" in drawn and "faces" in drawn and "\r" in drawn
+    code, drawn = _run_on_terminal([root_id, "--source", "sample", "--no-cache", "--quiet", "--overwrite"],
+                                   workdir / "out", env)
+    assert code == 0 and "1/4" not in drawn
+    piped = cli(workdir, root_id, "--source", "sample", "--no-cache", "--overwrite")
+    assert piped.returncode == 0 and piped.stderr == ""

@@ -236,29 +236,61 @@ def open_volume(source: Source, token: str | None, progress: bool, retry: _Retri
     return volumes[key]
 
 
+class _Stages:
+    """A progress bar over the stages of one fetch, on a terminal only (stderr, like tqdm's).
+
+    Legacy fragment downloads also get CloudFiles' own per-fragment bar; a sharded multi-LOD
+    mesh is one ranged read, so its stages are what there is to show."""
+
+    def __init__(self, root_id: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=4, desc=f"{root_id}", unit="step", leave=False,
+                            bar_format="{desc}: {bar} {n_fmt}/{total_fmt} {postfix}")
+
+    def step(self, label: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(label)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: str | None = None,
                timeout: float = 120.0, allow_missing: bool = False, progress: bool = False) -> Fetched:
     """Download and decode ``root_id`` from ``source``; raise a MeshExportError on any failure."""
     check_reachable(source.url, timeout)
     retry = _Retrier(timeout)
+    stages = _Stages(root_id, progress)
     try:
         volume = open_volume(source, token, progress, retry)
+        stages.step("opened layer; downloading")
         if source.kind == "graphene":
             fetched = _fetch_graphene(volume, root_id, lod, retry)
         elif volume.mesh.meta.is_multires():
             fetched = _fetch_multires(volume, root_id, lod, retry)
         else:
             fetched = _fetch_legacy(volume, root_id, lod, allow_missing, progress, retry)
+        stages.step("downloaded and decoded; merging")
     except MeshExportError:
+        stages.close()
         raise
     except Exception as exc:
+        stages.close()
         translated = _translate(exc, source, root_id, token)
         if translated is exc:
             raise
         raise translated from None
     fetched.retries = retry.retries
     fetched.vertices, fetched.faces, fetched.merged_vertices = merge_duplicate_vertices(fetched.vertices, fetched.faces)
+    stages.step("merged; checking")
     check_decoded(fetched.vertices, fetched.faces, root_id)
+    stages.step(f"{len(fetched.faces):,} faces")
+    stages.close()
     return fetched
 
 
