@@ -240,3 +240,15 @@ def test_plugin_writer_registered_through_entry_point(sphere_ply, sphere, tmp_pa
     assert result.returncode == 0, result.stderr
     points = np.loadtxt(out)
     np.testing.assert_allclose(points, sphere.vertices, atol=1e-3)
+
+
+def test_no_overwrite_holds_even_if_the_file_appears_during_the_write(tmp_path):
+    from mesh_export.atomic import atomic_output
+
+    target = tmp_path / "race.stl"
+    with pytest.raises(errors.OutputError, match="appeared"):
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(b"new")
+            target.write_bytes(b"someone else's")  # another worker got there first
+    assert target.read_bytes() == b"someone else's"
+    assert [p.name for p in tmp_path.iterdir()] == ["race.stl"]

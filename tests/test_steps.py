@@ -196,3 +196,23 @@ def test_prusaslicer_slices_the_print_without_manifold_warnings(printed, tmp_pat
     log = (result.stdout + result.stderr).lower()
     assert "manifold" not in log and "error" not in log, log[-2000:]
     assert (tmp_path / "print.gcode").stat().st_size > 10000
+
+
+def test_plan_for_writer_leaves_the_callers_options_alone(sphere, tmp_path):
+    options = steps.StepOptions(units="um")
+    mesh_export.write(sphere, tmp_path / "s.ply")
+    mesh_export.convert(tmp_path / "s.ply", tmp_path / "s.swc", steps=options)
+    assert options.units == "um" and options.skeletonize is False
+    mesh_export.convert(tmp_path / "s.ply", tmp_path / "s.stl", steps=options)  # still a surface plan
+    assert mesh_export.load(tmp_path / "s.stl").units == "um"
+
+
+def test_check_keeps_unknown_units_unknown(tmp_path):
+    import meshio
+
+    box = trimesh.creation.box(extents=(10, 20, 30))
+    path = tmp_path / "box.vtu"  # meshio's own file: no units recorded
+    meshio.write(path, meshio.Mesh(box.vertices, [("triangle", box.faces)]))
+    report = check_mesh(mesh_export.load(path), size="30mm")
+    assert report["units"] is None
+    assert "units are unknown, not mm" in report["failures"]

@@ -41,10 +41,14 @@ def check_target(target: str | os.PathLike, overwrite: bool = False) -> Path:
     return target
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once: os.umask can only be read by setting it, which races between worker threads.
+_UMASK = _read_umask()
 
 
 @contextmanager
@@ -61,8 +65,18 @@ def atomic_output(target: str | os.PathLike, overwrite: bool = False, suffix: st
     try:
         yield tmp
         # mkstemp creates 0600; give the result the permissions a normal open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            # link() fails if the name was taken since check_target (another worker, another
+            # process): a file is never replaced without --overwrite, even in a race.
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise OutputError(f"{target} appeared while it was being written; pass --overwrite "
+                                  "to replace it") from None
+            tmp.unlink()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

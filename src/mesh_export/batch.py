@@ -199,9 +199,11 @@ def _record_ok(result, started: float) -> dict:
     return {**summary, "outputs": outputs, "duration": round(time.perf_counter() - started, 4)}
 
 
-def _record_failed(root_id, exc: BaseException, started: float) -> dict:
+def _record_failed(root_id, exc: BaseException, started: float, token: str | None = None) -> dict:
+    from .auth import redact, resolve_token
+
     text = str(exc).strip().splitlines()
-    message = text[0] if text else type(exc).__name__
+    message = redact(text[0] if text else type(exc).__name__, token or resolve_token().value)
     code = exc.exit_code if isinstance(exc, MeshExportError) else EXIT_INTERNAL
     return {"root_id": str(root_id), "status": "failed", "error": message, "error_type": type(exc).__name__,
             "exit_code": code, "duration": round(time.perf_counter() - started, 4)}
@@ -260,6 +262,8 @@ def _skip_record(root_id: str, export_kwargs: dict, previous: dict | None) -> di
         if request is None:
             request = export_request(root_id, **request_kwargs)
         if meta.get("request") != request or meta.get("output", {}).get("bytes") != size:
+            continue
+        if (meta.get("check") or {}).get("failures"):  # written, but it failed --check: redo it
             continue
         if previous and previous.get("status") == "ok" and Path(previous.get("output", "")).absolute() == output.absolute():
             return {**previous, "skipped": True}
@@ -482,8 +486,14 @@ def _run_dask(client, todo: list[str], export_kwargs: dict, rate: float | None,
     share = rate / n_workers if rate else None
     ids = iter(todo)
     window = 2 * threads
-    futures = [client.submit(run_one, rid, export_kwargs, share, pure=False)
-               for rid in (next(ids, None) for _ in range(window)) if rid is not None]
+    owner: dict = {}  # future -> (root id, submitted at): a failed task's key is not its id
+
+    def submit(rid):
+        future = client.submit(run_one, rid, export_kwargs, share, pure=False)
+        owner[future] = (rid, time.perf_counter())
+        return future
+
+    futures = [submit(rid) for rid in (next(ids, None) for _ in range(window)) if rid is not None]
     queue = as_completed(futures)
     halted = False
     try:
@@ -491,7 +501,8 @@ def _run_dask(client, todo: list[str], export_kwargs: dict, rate: float | None,
             try:
                 record = future.result()
             except Exception as exc:  # the worker died, or the task could not be unpickled
-                record = _record_failed(future.key, exc, time.perf_counter())
+                rid, submitted = owner[future]
+                record = _record_failed(rid, exc, submitted, export_kwargs.get("token"))
             if not deliver(record):
                 halted = True
             if halted or stop.event.is_set():
@@ -499,7 +510,7 @@ def _run_dask(client, todo: list[str], export_kwargs: dict, rate: float | None,
                 break
             root_id = next(ids, None)
             if root_id is not None:
-                new = client.submit(run_one, root_id, export_kwargs, share, pure=False)
+                new = submit(root_id)
                 futures.append(new)
                 queue.add(new)
             futures = [f for f in futures if not f.done()]

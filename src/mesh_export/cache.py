@@ -73,7 +73,6 @@ class Entry:
 class MeshCache:
     def __init__(self, directory: str | os.PathLike | None = None):
         self.directory = Path(directory) if directory else default_cache_dir()
-        self.discarded = 0  # corrupt entries found and removed by this instance
 
     def path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.npz"
@@ -97,12 +96,17 @@ class MeshCache:
             if _digest(vertices, faces, meta_bytes) != stored:
                 raise ValueError("checksum mismatch")
             meta = json.loads(meta_bytes)
+        except OSError:
+            return None  # unreadable just now (permissions, too many open files): not proof of damage
         except Exception:
-            # Truncated, corrupt or foreign: drop it so the caller refetches.
+            # Truncated, corrupt or foreign (bad zip, missing array, checksum mismatch, bad
+            # JSON): drop it so the caller refetches.
             path.unlink(missing_ok=True)
-            self.discarded += 1
             return None
-        os.utime(path)
+        try:
+            os.utime(path)
+        except OSError:
+            pass
         return Entry(vertices, faces, meta)
 
     def put(self, key: str, vertices: np.ndarray, faces: np.ndarray, meta: dict[str, Any]) -> Path:

@@ -39,12 +39,13 @@ def check_mesh(mesh, *, size=None, min_feature=None, max_memory=None) -> dict[st
     import trimesh
 
     from .remesh import parse_length
+    from .units import set_mesh_units
 
     # Formats like STL store every triangle's corners separately: weld them before judging.
     units = mesh.units
     mesh = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
     mesh.merge_vertices()
-    mesh.units = units
+    set_mesh_units(mesh, units)
     bounds = np.asarray(mesh.bounds, dtype=float)
     extents = bounds[1] - bounds[0]
     watertight = bool(mesh.is_watertight)

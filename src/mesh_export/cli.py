@@ -26,6 +26,7 @@ app = typer.Typer(
 # Internal errors (bugs) get their own code so scripts can tell them from bad input.
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+_ARGV_TOKENS: list[str] = []  # tokens given on the command line, scrubbed from error lines
 
 
 def _emit_json(payload) -> None:
@@ -100,11 +101,11 @@ def _step_options(soma=None, **values):
     return StepOptions(soma=parse_point(soma), **values)
 
 
-def _run_check(mesh_path: Path, print_size, min_feature) -> dict:
+def _run_check(mesh_path: Path, print_size, min_feature, max_memory=None) -> dict:
     from .api import load
     from .check import CheckFailedError, check_mesh
 
-    report = check_mesh(load(mesh_path), size=print_size, min_feature=min_feature)
+    report = check_mesh(load(mesh_path), size=print_size, min_feature=min_feature, max_memory=max_memory)
     if report["failures"]:
         raise CheckFailedError(f"{mesh_path}: " + "; ".join(report["failures"]))
     return report
@@ -164,7 +165,7 @@ def convert_command(
               "units": getattr(mesh, "units", None), **_counts(mesh, options), "steps": mesh.metadata.get("steps", []),
               "seconds": round(time.perf_counter() - started, 4)}
     if check and hasattr(mesh, "faces"):
-        result["check"] = _run_check(written, print_size, min_feature)
+        result["check"] = _run_check(written, print_size, min_feature, max_memory)
     if as_json:
         _emit_json(result)
     elif not quiet:
@@ -184,7 +185,7 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.", rich_help_panel=_OUTPUT)] = Path("."),
     name: Annotated[str, typer.Option("--name", help="File name template: {root_id} {lod} {ext} {format} {datastack}.", rich_help_panel=_OUTPUT)] = "{root_id}_lod{lod}.{ext}",
     datastack: Annotated[Optional[str], typer.Option("--datastack", help="CAVE datastack [default: minnie65_public].", rich_help_panel=_SOURCE)] = None,
-    version: Annotated[Optional[int], typer.Option("--version", help="Materialization version to pin (recorded in provenance).", rich_help_panel=_SOURCE)] = None,
+    version: Annotated[Optional[int], typer.Option("--version", help="Materialization version the ids come from (recorded in provenance and the cache key).", rich_help_panel=_SOURCE)] = None,
     server: Annotated[Optional[str], typer.Option("--server", help="CAVE server URL [default: caveclient's global server].", rich_help_panel=_SOURCE)] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="Mesh source URL (precomputed://, graphene://, gs://, s3://, https://, http://, file://) or 'sample'.", rich_help_panel=_SOURCE)] = None,
     static: Annotated[bool, typer.Option("--static", help="Static multi-resolution meshes of the datastack.", rich_help_panel=_SOURCE)] = False,
@@ -574,8 +575,14 @@ def compare_command(
 
 
 def _one_line(exc: BaseException) -> str:
+    from .auth import redact, resolve_token
+
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    line = text[0] if text else type(exc).__name__
+    # Library messages can echo a URL or header: never print a token, whichever way it came.
+    for token in (resolve_token().value, *_ARGV_TOKENS):
+        line = redact(line, token)
+    return line
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -583,6 +590,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     import click
 
     args = list(sys.argv[1:] if argv is None else argv)
+    _ARGV_TOKENS[:] = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--token"]
+    _ARGV_TOKENS.extend(a.split("=", 1)[1] for a in args if a.startswith("--token="))
     verbose = "--verbose" in args or "-v" in args
     args = [a for a in args if a not in ("--verbose", "-v")]
     command = typer.main.get_command(app)

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -166,9 +166,15 @@ def fetch_cached(root_id: int | str, *, source: str | None = None, datastack: st
             "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if cache is None:
         return fetched.vertices, fetched.faces, meta, "off"
-    cache.put(key(fetched.lod), fetched.vertices, fetched.faces, meta)
-    if fetched.lod != requested:
-        cache.alias(key(requested), key(fetched.lod))
+    try:
+        cache.put(key(fetched.lod), fetched.vertices, fetched.faces, meta)
+        if fetched.lod != requested:
+            cache.alias(key(requested), key(fetched.lod))
+    except OSError as exc:  # a full or read-only cache must not fail a download that worked
+        import warnings
+
+        warnings.warn(f"mesh-export: could not cache root id {root_id}: {exc.strerror or exc}", stacklevel=2)
+        return fetched.vertices, fetched.faces, meta, "off"
     return fetched.vertices, fetched.faces, meta, "miss"
 
 
@@ -212,7 +218,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     root_id = _check_request(root_id, lod, use_cache, offline)
     writer = get_writer(format)
     # A copy: the plan adjusts it, and a batch shares one StepOptions across threads.
-    steps, options = plan_for_writer(replace(steps) if steps is not None else None, writer, options,
+    steps, options = plan_for_writer(steps, writer, options,
                                      units=units, scale=scale)
     if preview and steps.volume:
         raise InvalidArgumentError("--preview draws surfaces and morphologies, not tetrahedral meshes")
@@ -228,7 +234,10 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         except (KeyError, IndexError, ValueError) as exc:
             raise InvalidArgumentError(f"bad --name template {name!r}: use {{root_id}}, {{lod}}, "
                                        "{ext}, {format}, {datastack}") from exc
-        return check_target(out_dir / filename, overwrite)
+        target = check_target(out_dir / filename, overwrite)
+        if preview:  # the picture beside it obeys --overwrite too
+            check_target(target.with_name(target.name + ".png"), overwrite)
+        return target
 
     if lod != -1:  # the coarsest lod's number is only known after fetching
         target_for(lod or 0)  # fail before any download
@@ -248,13 +257,14 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     if check and hasattr(mesh, "faces"):
         from .check import CheckFailedError, check_mesh
 
-        check_report = check_mesh(mesh, size=steps.print_size, min_feature=steps.min_feature)
+        check_report = check_mesh(mesh, size=steps.print_size, min_feature=steps.min_feature,
+                                  max_memory=steps.max_memory)
     preview_path = None
     if preview:
         from .preview import default_caption, render_png
 
         # "<file>.png" like the "<file>.json" sidecar: two formats of one id never collide.
-        preview_path = render_png(mesh, written.with_name(written.name + ".png"),
+        preview_path = render_png(mesh, written.with_name(written.name + ".png"), overwrite=overwrite,
                                   caption=default_caption(mesh, f"id {root_id}")).path
 
     provenance = {

@@ -113,7 +113,10 @@ def resolve(*, source: str | None = None, datastack: str | None = None, static: 
             raise SourceError(f"no static mesh source is known for datastack {datastack!r} "
                               f"(known: {known}); pass --source URL")
         url, static_version = STATIC_SOURCES[datastack]
-        return Source("precomputed", url, datastack=datastack, version=version or static_version,
+        if version is not None and version != static_version:
+            raise SourceError(f"the static meshes of {datastack} are from version {static_version}, "
+                              f"not {version}; drop --version or use the dynamic meshes")
+        return Source("precomputed", url, datastack=datastack, version=static_version,
                       server=server, extra={"static": True})
 
     url = segmentation_source(datastack, server=server, token=token, timeout=timeout,

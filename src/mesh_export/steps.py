@@ -30,12 +30,6 @@ def _derived(mesh, vertices, step: dict[str, Any], units: str | None = None, fac
     return out
 
 
-def set_units(mesh, units: str):
-    """Declare the units of a mesh whose file did not say (no coordinates change)."""
-    return _derived(mesh, mesh.vertices, {"step": "set_units", "units": normalize_units(units)},
-                    units=normalize_units(units))
-
-
 def convert_units(mesh, units: str):
     """Scale coordinates from the mesh's units to ``units``."""
     target = normalize_units(units)
@@ -182,9 +176,6 @@ class StepOptions:
     volume: bool = False
     max_tet_volume: float | None = None
 
-    def any(self) -> bool:
-        return any(v not in (None, False) for k, v in vars(self).items() if k != "heal")
-
 
 def apply_steps(mesh, options: StepOptions):
     """Apply the requested steps in the fixed order of ``ORDER``."""
@@ -245,7 +236,10 @@ def plan_for_writer(steps: StepOptions | None, writer, options: dict[str, Any], 
     any download or read."""
     from .writers.registry import SKELETON, SURFACE, VOLUME, check_options
 
-    steps = steps or StepOptions()
+    from dataclasses import replace
+
+    # A copy: callers reuse their StepOptions (a batch shares one across threads).
+    steps = replace(steps) if steps is not None else StepOptions()
     if units:
         steps.units = units
     if scale is not None:

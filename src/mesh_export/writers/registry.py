@@ -9,6 +9,8 @@ returning one or a list of them).
 from __future__ import annotations
 
 import os
+import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -60,6 +62,8 @@ _BACKEND_ORDER = {"native": 0, "trimesh": 1, "meshio": 2}
 _loaded_builtin = False
 _loaded_meshio = False
 _loaded_plugins = False
+# Batch workers (threads) may be the first to look a format up.
+_LOADING = threading.RLock()
 
 
 def register(writer: Writer, *, replace: bool = False) -> Writer:
@@ -75,45 +79,52 @@ def _load_builtin() -> None:
     global _loaded_builtin
     if _loaded_builtin:
         return
-    _loaded_builtin = True
     # Importing a module registers its writers.
     from . import gltf, obj, off, ply, stl, vtk_legacy, vtk_xml  # noqa: F401
     from . import hoc, swc  # noqa: F401  (skeleton formats)
     from . import neuroml  # noqa: F401  (registers only when libNeuroML is importable)
+
+    _loaded_builtin = True
 
 
 def _load_meshio() -> None:
     global _loaded_meshio
     if _loaded_meshio:
         return
-    _loaded_meshio = True
     from . import meshio_formats
 
     meshio_formats.register_all(_WRITERS)
+    _loaded_meshio = True
 
 
 def _load_plugins() -> None:
     global _loaded_plugins
     if _loaded_plugins:
         return
-    _loaded_plugins = True
     from importlib.metadata import entry_points
 
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = entry.load()
-        produced = loaded() if callable(loaded) and not isinstance(loaded, Writer) else loaded
-        if isinstance(produced, Writer):
-            produced = [produced]
-        for writer in produced:
-            if not isinstance(writer, Writer):
-                raise TypeError(f"entry point {entry.name!r} gave {writer!r}, not a mesh_export Writer")
-            register(writer, replace=True)
+        try:
+            loaded = entry.load()
+            produced = loaded() if callable(loaded) and not isinstance(loaded, Writer) else loaded
+            if isinstance(produced, Writer):
+                produced = [produced]
+            for writer in produced:
+                if not isinstance(writer, Writer):
+                    raise TypeError(f"gave {writer!r}, not a mesh_export Writer")
+                register(writer, replace=True)
+        except Exception as exc:  # one broken plugin must not take every format down
+            warnings.warn(f"mesh-export: skipping writer plugin {entry.name!r}: {exc}", stacklevel=2)
+    _loaded_plugins = True
 
 
 def _ensure_loaded() -> None:
-    _load_builtin()
-    _load_meshio()
-    _load_plugins()
+    if _loaded_plugins:
+        return
+    with _LOADING:
+        _load_builtin()
+        _load_meshio()
+        _load_plugins()
 
 
 def all_writers() -> list[Writer]:
