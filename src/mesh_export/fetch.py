@@ -167,8 +167,8 @@ class _Retrier:
 
 
 def _vertex_keys(vertices: np.ndarray) -> np.ndarray:
-    """One uint64 per vertex from its float32 bit patterns; equal vertices get equal keys."""
-    bits = vertices.view(np.uint32).astype(np.uint64)
+    """One uint64 per vertex from its float bit patterns; equal vertices get equal keys."""
+    bits = vertices.view(np.uint32 if vertices.dtype.itemsize == 4 else np.uint64).astype(np.uint64)
     # Multiply-xor mixing: sorting 8-byte keys is several times faster than 12-byte voids.
     keys = bits[:, 0] * np.uint64(0x9E3779B97F4A7C15)
     keys ^= bits[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)
@@ -182,14 +182,16 @@ def merge_duplicate_vertices(vertices: np.ndarray, faces: np.ndarray) -> tuple[n
     Faces that collapse to a line or point after merging are dropped. Returns the new
     vertices, faces and how many vertices were merged away.
     """
-    vertices = np.ascontiguousarray(vertices, dtype=np.float32) + np.float32(0.0)  # -0.0 -> 0.0
+    # float32 (decoded meshes) or float64 (files) kept as they are; -0.0 becomes 0.0.
+    dtype = vertices.dtype if vertices.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    vertices = np.ascontiguousarray(vertices, dtype=dtype) + dtype.type(0.0)
     if len(vertices) == 0:
         return vertices, faces, 0
     _, first, inverse = np.unique(_vertex_keys(vertices), return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     if not np.array_equal(vertices[first[inverse]], vertices):
         # A hash collision joined different vertices: fall back to exact 12-byte keys.
-        exact = vertices.view(np.dtype((np.void, 12))).ravel()
+        exact = vertices.view(np.dtype((np.void, vertices.dtype.itemsize * 3))).ravel()
         _, first, inverse = np.unique(exact, return_index=True, return_inverse=True)
         inverse = inverse.ravel()
     order = np.argsort(first, kind="stable")

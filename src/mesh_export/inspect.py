@@ -106,18 +106,6 @@ def _bbox(vertices: np.ndarray, units: str | None) -> dict[str, Any]:
     return box
 
 
-def _merge_exact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge bit-identical vertices (any dtype), keep faces that still span three vertices."""
-    rows = np.ascontiguousarray(vertices) + 0.0  # -0.0 -> 0.0
-    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * 3))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    if len(first) == len(rows):
-        return vertices, faces
-    f = inverse.ravel()[faces]
-    keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])
-    return rows[first], f[keep]
-
-
 def mesh_info(mesh, merge: bool = True) -> dict[str, Any]:
     """Counts, bbox, area, volume (closed meshes only), watertightness and pieces of a mesh.
 
@@ -137,8 +125,9 @@ def mesh_info(mesh, merge: bool = True) -> dict[str, Any]:
     merged = 0
     work = trimesh.Trimesh(vertices, faces, process=False)
     if merge:
-        unique_v, unique_f = _merge_exact(vertices, faces)
-        merged = len(vertices) - len(unique_v)
+        from .fetch import merge_duplicate_vertices
+
+        unique_v, unique_f, merged = merge_duplicate_vertices(vertices, faces)
         if merged:
             work = trimesh.Trimesh(unique_v, unique_f, process=False)
     watertight = bool(work.is_watertight)
