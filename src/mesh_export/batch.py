@@ -215,9 +215,10 @@ def run_one(root_id, export_kwargs: dict, rate: float | None = None) -> dict:
     The same function runs in a local thread and on a Dask worker; ``rate`` is this
     process's share of the request rate."""
     from .export import export
-    from .fetch import set_rate_limit
+    from .fetch import FRAGMENT_THREADS, set_rate_limit
 
     set_rate_limit(rate)
+    FRAGMENT_THREADS.set(1)  # the batch's workers are the parallelism
     started = time.perf_counter()
     try:
         return _record_ok(export(root_id, **export_kwargs), started)

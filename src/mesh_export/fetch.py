@@ -10,6 +10,7 @@ fragment borders, and every failure mapped to one clear error.
 from __future__ import annotations
 
 import threading
+import contextvars
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
@@ -29,6 +30,10 @@ from .errors import (
 from .sources import Source, check_reachable
 
 T = TypeVar("T")
+# Threads CloudFiles uses for one mesh's fragments. A batch runs one fetch per worker
+# instead: nested pools oversubscribed 2 cores, and on Dask workers they left requests
+# waiting forever on shared keep-alive connections.
+FRAGMENT_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("fragment_threads", default=20)
 _FIRST_DELAY = 0.25
 _MAX_DELAY = 8.0
 
@@ -356,7 +361,7 @@ def _fetch_legacy(volume, root_id: int, lod: int | None, allow_missing: bool, pr
 
     lod = _single_lod(lod, "legacy precomputed")
     files = CloudFiles(volume.mesh.meta.join(volume.meta.cloudpath, volume.mesh.meta.mesh_path),
-                       progress=progress)
+                       progress=progress, num_threads=FRAGMENT_THREADS.get())
     manifest = retry(lambda: files.get_json(f"{root_id}:0"))
     if not manifest or not manifest.get("fragments"):
         raise NotFoundError(f"root id {root_id} has no mesh at this source")
