@@ -162,11 +162,13 @@ def test_link_decodes_to_a_neuroglancer_state_with_the_segment(fixture_server, f
 
 def test_link_static_needs_no_cave(workdir):
     from mesh_export.link import decode_url
+    from mesh_export.sources import STATIC_SOURCES
 
+    # Only builds a URL: nothing connects to the static bucket.
     result = cli(workdir, "link", "864691135572530981", "--static")
     assert result.returncode == 0, result.stderr
     state = decode_url(result.stdout.strip())
-    assert state["layers"][0]["source"] == "precomputed://gs://iarpa_microns/minnie/minnie65/seg_m943"
+    assert state["layers"][0]["source"] == STATIC_SOURCES["minnie65_public"][0]
     assert state["layers"][0]["segments"] == ["864691135572530981"]
     bad = cli(workdir, "link", "abc", "--static")
     assert bad.returncode == errors.InvalidArgumentError.exit_code
