@@ -69,3 +69,19 @@ def run_cli(*args: str, env: dict | None = None, cwd: str | Path | None = None) 
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "mesh_export", *map(str, args)],
                           capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300)
+
+
+@pytest.fixture()
+def workdir(tmp_path):
+    """A private HOME (no real secrets), a cache and an output folder for one CLI test."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "out").mkdir()
+    return tmp_path
+
+
+def cli_in(workdir, *args, token=None, env=None) -> subprocess.CompletedProcess:
+    """Run mesh-export inside ``workdir``: its HOME, its cache, outputs in workdir/out."""
+    full_env = {"HOME": str(workdir / "home"), "MESH_EXPORT_CACHE": str(workdir / "cache"),
+                "CAVE_TOKEN": token or ""}
+    full_env.update(env or {})
+    return run_cli(*args, env=full_env, cwd=workdir / "out")

@@ -7,13 +7,12 @@ import hashlib
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
 
-from conftest import run_cli
+from conftest import cli_in as cli
 from mesh_export import errors
 from support.datasets import fixture_data, fixture_server  # noqa: F401  (pytest fixtures)
 
@@ -24,21 +23,6 @@ def srv(fixture_server):
     fixture_server.reset_requests()
     yield fixture_server
     fixture_server.clear_faults()
-
-
-@pytest.fixture()
-def workdir(tmp_path):
-    (tmp_path / "home").mkdir()
-    (tmp_path / "out").mkdir()
-    return tmp_path
-
-
-def cli(workdir, *args, token=None, env=None):
-    """Run mesh-export with a private HOME (no real secrets) and cache, outputs in workdir/out."""
-    full_env = {"HOME": str(workdir / "home"), "MESH_EXPORT_CACHE": str(workdir / "cache"),
-                "CAVE_TOKEN": token or ""}
-    full_env.update(env or {})
-    return run_cli(*args, env=full_env, cwd=workdir / "out")
 
 
 def sidecar(workdir, name):

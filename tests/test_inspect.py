@@ -9,21 +9,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from conftest import run_cli
+from conftest import cli_in as cli
 from mesh_export import errors
 from support.datasets import fixture_data, fixture_server  # noqa: F401  (pytest fixtures)
-
-
-@pytest.fixture()
-def workdir(tmp_path):
-    (tmp_path / "home").mkdir()
-    (tmp_path / "out").mkdir()
-    return tmp_path
-
-
-def cli(workdir, *args, token=""):
-    env = {"HOME": str(workdir / "home"), "MESH_EXPORT_CACHE": str(workdir / "cache"), "CAVE_TOKEN": token}
-    return run_cli(*args, env=env, cwd=workdir / "out")
 
 
 def ok_json(result):

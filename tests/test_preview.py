@@ -10,22 +10,10 @@ import pytest
 import trimesh
 from PIL import Image, ImageDraw
 
-from conftest import run_cli
+from conftest import cli_in as cli
 from mesh_export import errors
 from mesh_export.preview import BACKGROUND, BAR_COLOUR, _font, render, render_png
 from support.datasets import fixture_data, fixture_server  # noqa: F401  (pytest fixtures)
-
-
-@pytest.fixture()
-def workdir(tmp_path):
-    (tmp_path / "home").mkdir()
-    (tmp_path / "out").mkdir()
-    return tmp_path
-
-
-def cli(workdir, *args, token=""):
-    env = {"HOME": str(workdir / "home"), "MESH_EXPORT_CACHE": str(workdir / "cache"), "CAVE_TOKEN": token}
-    return run_cli(*args, env=env, cwd=workdir / "out")
 
 
 def pixels(path) -> np.ndarray:

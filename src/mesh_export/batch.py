@@ -69,14 +69,20 @@ def _ids_from_csv(path: Path, column: str | None) -> list[str]:
     if column is None:
         if header and header[0].isdigit():  # no header: the first column holds the ids
             return [r[0].strip() for r in rows if r and r[0].strip()]
-        column = next((c for c in _ID_COLUMNS if c in header), None)
+    index = header.index(_id_column(path, column, header))
+    return [r[index].strip() for r in rows[1:] if len(r) > index and r[index].strip()]
+
+
+def _id_column(path: Path, column: str | None, names: list[str]) -> str:
+    """The column holding the ids: the one asked for, or a conventional name."""
+    if column is None:
+        column = next((c for c in _ID_COLUMNS if c in names), None)
         if column is None:
             raise InvalidArgumentError(f"{path}: which column holds the ids? pass --id-column "
-                                       f"(columns: {', '.join(header)})")
-    if column not in header:
-        raise InvalidArgumentError(f"{path} has no column {column!r} (columns: {', '.join(header)})")
-    index = header.index(column)
-    return [r[index].strip() for r in rows[1:] if len(r) > index and r[index].strip()]
+                                       f"(columns: {', '.join(names)})")
+    if column not in names:
+        raise InvalidArgumentError(f"{path} has no column {column!r} (columns: {', '.join(names)})")
+    return column
 
 
 def _ids_from_parquet(path: Path, column: str | None) -> list[str]:
@@ -88,13 +94,7 @@ def _ids_from_parquet(path: Path, column: str | None) -> list[str]:
         names = pq.read_schema(path).names
     except Exception as exc:
         raise InvalidArgumentError(f"cannot read {path} as Parquet: {exc}") from None
-    if column is None:
-        column = next((c for c in _ID_COLUMNS if c in names), None)
-        if column is None:
-            raise InvalidArgumentError(f"{path}: which column holds the ids? pass --id-column "
-                                       f"(columns: {', '.join(names)})")
-    if column not in names:
-        raise InvalidArgumentError(f"{path} has no column {column!r} (columns: {', '.join(names)})")
+    column = _id_column(path, column, names)
     values = pq.read_table(path, columns=[column]).column(column).to_pylist()
     return [str(v) for v in values if v is not None]
 

@@ -95,10 +95,15 @@ MaxTetVolumeOpt = Annotated[Optional[float], typer.Option("--max-tet-volume", he
 CheckOpt = Annotated[bool, typer.Option("--check", help="Check the result (watertight, bodies, size, thinnest feature); fail if --print requirements are not met.", rich_help_panel=_STEPS)]
 
 
-def _step_options(soma=None, **values):
+def _step_options(params: dict):
+    """The StepOptions of a command, from its parameters: each step flag is named after its field."""
+    from dataclasses import fields
+
     from .steps import StepOptions, parse_point
 
-    return StepOptions(soma=parse_point(soma), **values)
+    values = {f.name: params[f.name] for f in fields(StepOptions)}
+    values["soma"] = parse_point(values["soma"])
+    return StepOptions(**values)
 
 
 def _run_check(mesh_path: Path, print_size, min_feature, max_memory=None) -> dict:
@@ -151,12 +156,7 @@ def convert_command(
 
     started = time.perf_counter()
     options = {"ascii": ascii or None, "compress": compress or None, "allow_units": allow_units or None}
-    steps = _step_options(
-        largest_component=largest_component, min_component_faces=min_component_faces, repair=repair,
-        units=units, scale=scale, watertight=watertight, pitch=pitch, max_memory=max_memory,
-        print_size=print_size, min_feature=min_feature, simplify=simplify, faces=faces, smooth=smooth,
-        center=center, skeletonize=skeletonize, soma=soma, heal=heal, volume=volume,
-        max_tet_volume=max_tet_volume)
+    steps = _step_options(locals())
     written, mesh = convert(source, target, format=format, units_in=units_in, overwrite=overwrite,
                             steps=steps, return_mesh=True, **options)
     from .export import _counts
@@ -248,12 +248,7 @@ def export_command(
         format=format, out_dir=out, name=name, datastack=datastack, version=version,
         server=server, source=source, static=static, lod=lod, token=token, cache_dir=cache_dir,
         use_cache=not no_cache, offline=offline, allow_missing=allow_missing, timeout=timeout,
-        steps=_step_options(
-            largest_component=largest_component, min_component_faces=min_component_faces, repair=repair,
-            units=units, scale=scale, watertight=watertight, pitch=pitch, max_memory=max_memory,
-            print_size=print_size, min_feature=min_feature, simplify=simplify, faces=faces,
-            smooth=smooth, center=center, skeletonize=skeletonize, soma=soma, heal=heal,
-            volume=volume, max_tet_volume=max_tet_volume),
+        steps=_step_options(locals()),
         check=check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview,
         ascii=ascii or None, compress=compress or None, allow_units=allow_units or None,
     )
