@@ -178,6 +178,30 @@ def test_corrupt_cache_entry_is_refetched_not_served(damage, srv, fixture_data, 
     assert (workdir / "out" / f"{root_id}_lod0.ply").read_bytes() == good
 
 
+def test_cache_entries_are_plain_npz_and_older_sha256_entries_are_still_served(tmp_path):
+    from mesh_export.cache import MeshCache, _digest
+
+    cache = MeshCache(tmp_path)
+    vertices = np.arange(30, dtype=np.float32).reshape(10, 3)
+    faces = np.array([[0, 1, 2], [2, 3, 4], [7, 8, 9]], dtype=np.int32)
+    path = cache.put("ab" * 32, vertices, faces, {"lod": 0})
+    with np.load(path, allow_pickle=False) as data:  # any numpy reads an entry
+        assert np.array_equal(data["vertices"], vertices) and np.array_equal(data["faces"], faces)
+        assert set(data.files) == {"vertices", "faces", "meta", "xxh3_128"}
+    meta = b'{"lod": 1}'
+    older = cache.path("cd" * 32)
+    older.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(older, vertices=vertices, faces=faces, meta=np.frombuffer(meta, dtype=np.uint8),
+             sha256=np.frombuffer(_digest(vertices, faces, meta, "sha256").encode(), dtype=np.uint8))
+    entry = cache.get("cd" * 32)
+    assert entry is not None and entry.meta == {"lod": 1} and np.array_equal(entry.faces, faces)
+    meta_damaged = cache.path("ef" * 32)
+    meta_damaged.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(meta_damaged, vertices=vertices, faces=faces, meta=np.frombuffer(b'{"lod": 2}', dtype=np.uint8),
+             xxh3_128=np.frombuffer(_digest(vertices, faces, meta).encode(), dtype=np.uint8))
+    assert cache.get("ef" * 32) is None and not meta_damaged.exists()
+
+
 def test_no_cache_writes_nothing_and_cache_commands(srv, fixture_data, workdir):
     url = fixture_data.precomputed_url(srv, "multires")
     assert_ok(cli(workdir, fixture_data.root_ids[0], "--source", url, "--no-cache"))

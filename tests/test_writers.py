@@ -174,7 +174,88 @@ def test_text_writer_keeps_float32_precision_at_every_scale(tmp_path):
 )
 def test_invalid_meshes_are_refused_before_writing(vertices, faces, message, tmp_path):
     mesh = trimesh.Trimesh(np.asarray(vertices, dtype=float), np.asarray(faces), process=False)
-    for name in ("stl", "obj", "msh"):
+    for name in ("stl", "ply", "vtk", "vtp", "vtu", "obj", "msh"):
         with pytest.raises(mesh_export.errors.InvalidMeshError, match=message):
             mesh_export.write(mesh, tmp_path / f"bad.{name}")
     assert not list(tmp_path.iterdir())
+
+
+BINARY_NATIVE = ["stl", "ply", "vtk", "vtp", "vtu"]
+
+
+def _spoiled(mesh, where: str, how: str) -> trimesh.Trimesh:
+    vertices, faces = mesh.vertices.copy(), mesh.faces.copy()
+    row = {"first": 0, "last": -1}[where]
+    if how == "nan":
+        vertices[faces[row, 1], 2] = np.nan
+    elif how == "float32-overflow":
+        vertices[faces[row, 1], 0] = 1e39  # finite as float64, infinite as float32
+    elif how == "past-end":
+        faces[row, 2] = len(vertices)
+    elif how == "negative":
+        faces[row, 0] = -1
+    return trimesh.Trimesh(vertices, faces, process=False)
+
+
+@pytest.mark.parametrize("how, message", [("nan", "NaN"), ("float32-overflow", "float32"),
+                                          ("past-end", "outside"), ("negative", "outside")])
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_binary_writers_check_values_in_every_chunk(where, how, message, million_face_mesh, tmp_path):
+    """The binary writers check vertices and faces a chunk at a time, on two threads for a
+    mesh this size: a bad value in the first or the last chunk is refused like anywhere else,
+    and nothing is left behind."""
+    mesh = _spoiled(million_face_mesh, where, how)
+    for name in BINARY_NATIVE:
+        with pytest.raises(mesh_export.errors.InvalidMeshError, match=message):
+            mesh_export.write(mesh, tmp_path / f"bad.{name}")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", BINARY_NATIVE)
+def test_two_thread_writes_match_one_thread_writes_byte_for_byte(name, million_face_mesh, tmp_path, monkeypatch):
+    from mesh_export.writers import _layout
+
+    outputs = {}
+    for threads, threshold in (("one", 1 << 62), ("two", 0)):
+        monkeypatch.setattr(_layout, "PARALLEL_MIN_BYTES", threshold)
+        outputs[threads] = tmp_path / f"{threads}.{name}"
+        mesh_export.write(million_face_mesh, outputs[threads])
+    assert outputs["one"].read_bytes() == outputs["two"].read_bytes()
+
+
+def test_a_failure_on_the_helper_thread_reaches_the_caller(tmp_path):
+    import threading
+
+    from mesh_export.writers._layout import Rows, write_layout
+
+    helper_failed = threading.Event()
+
+    def fill(start, stop, scratch):
+        if threading.current_thread() is threading.main_thread():
+            helper_failed.wait(timeout=30)  # so the helper surely takes a chunk
+            return bytes(stop - start)
+        helper_failed.set()
+        raise RuntimeError(f"chunk at row {start} failed")
+
+    path = tmp_path / "out.bin"
+    with open(path, "xb") as handle, pytest.raises(RuntimeError, match="failed"):
+        write_layout(handle, [b"head", Rows(100, 1 << 20, fill, chunk_rows=1)])
+
+
+@pytest.mark.parametrize("name", [*BINARY_NATIVE, "obj"])
+def test_sha256_taken_while_writing_matches_the_file(name, sphere, million_face_mesh, tmp_path):
+    """export's sidecar hashes the output as it is written (one thread or two, in file order);
+    a writer that does not lay its file out with write_layout (text) gives no digest, and the
+    caller reads the file back instead."""
+    import hashlib
+
+    from mesh_export.writers._layout import hashing_output
+
+    for mesh in (sphere, million_face_mesh):
+        with hashing_output() as digest:
+            path = mesh_export.write(mesh, tmp_path / f"out.{name}", overwrite=True)
+        taken = digest.hexdigest(path.stat().st_size)
+        if name == "obj":
+            assert taken is None
+        else:
+            assert taken == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -20,5 +20,6 @@ def __getattr__(name: str):
     if name in {"load", "write", "formats", "convert"}:
         from . import api
 
-        return getattr(api, name)
+        value = globals()[name] = getattr(api, name)  # later lookups skip this hook
+        return value
     raise AttributeError(f"module 'mesh_export' has no attribute {name!r}")

@@ -35,7 +35,7 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
     target = check_target(path, overwrite)
     suffix = next((ext for ext in writer.extensions if target.name.lower().endswith(ext)), "")
     try:
-        with atomic_output(target, overwrite, suffix=suffix) as tmp:
+        with atomic_output(target, overwrite, suffix=suffix, checked=True) as tmp:
             writer.write(mesh, str(tmp), **options)
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
@@ -72,7 +72,7 @@ def _prepare(data, writer):
         raise InvalidArgumentError(f"format {writer.name!r} does not take a skeleton")
     if SURFACE not in writer.accepts:
         raise InvalidArgumentError(f"format {writer.name!r} does not take a surface mesh")
-    check_surface(data)
+    check_surface(data, values=not writer.checks_values)
     return data
 
 

@@ -176,6 +176,14 @@ class StepOptions:
     volume: bool = False
     max_tet_volume: float | None = None
 
+    def changes_mesh(self) -> bool:
+        """Whether apply_steps would do anything (the settings of a step, such as ``pitch``,
+        do not count on their own)."""
+        return bool(self.largest_component or self.min_component_faces is not None or self.repair
+                    or self.units or self.scale is not None or self.watertight or self.print_size is not None
+                    or self.simplify is not None or self.faces is not None or self.smooth is not None
+                    or self.center or self.volume or self.skeletonize)
+
 
 def apply_steps(mesh, options: StepOptions):
     """Apply the requested steps in the fixed order of ``ORDER``."""

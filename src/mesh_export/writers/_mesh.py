@@ -1,13 +1,14 @@
-"""Shared helpers for writers: the arrays to write, the provenance line for headers, normals
-and chunked output."""
+"""Shared helpers for writers: the arrays to write, the provenance line for headers, face
+normals. Binary files are laid out and written by ``_layout``."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable
 
 import numpy as np
 
 from .. import __version__
+from ._layout import Rows, Scratch, scratch_array
 
 # Rows per chunk for the binary writers: a chunk's scratch arrays stay in the CPU cache.
 CHUNK_ROWS = 1 << 14
@@ -31,17 +32,26 @@ def _void(nbytes: int) -> np.dtype:
     return np.dtype((np.void, nbytes))
 
 
-def gather_corners32(vertices32: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """``vertices32[faces]`` as a contiguous (n, 9) float32 array.
+def gather_corners32(vertices32: np.ndarray, faces: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
+    """``vertices32[faces]`` as a contiguous (n, 9) float32 array, for faces whose indices
+    were checked (validate) to lie inside ``vertices32``.
 
     One 12-byte record per corner (a 1-D ``take`` over a void view) is about 4x faster than
-    numpy's (n, 3)-row fancy indexing.
+    numpy's (n, 3)-row fancy indexing; with ``scratch`` the result and the index copy reuse
+    per-thread buffers.
     """
     rows = vertices32.view(_void(12)).reshape(-1)  # needs C-contiguous float32 (n, 3)
+    n = faces.size
     indices = faces.reshape(-1)
-    if len(rows) < 2**31:
-        indices = indices.astype(np.int32)  # numpy's take is ~1.6x faster with int32 indices
-    return rows.take(indices).view(np.float32).reshape(len(faces), 9)
+    if len(rows) < 2**31:  # numpy's take is ~1.6x faster with int32 indices
+        narrow = np.empty(n, np.int32) if scratch is None else scratch_array(scratch, "gather.indices", np.int32, n)[:n]
+        np.copyto(narrow, indices, casting="unsafe")
+        indices = narrow
+    corners = np.empty(n, _void(12)) if scratch is None else scratch_array(scratch, "gather.corners", _void(12), n)[:n]
+    # mode="clip" writes straight into ``corners`` ("raise" buffers a copy); the indices are
+    # already known to be in range, so clipping never changes one.
+    rows.take(indices, out=corners, mode="clip")
+    return corners.view(np.float32).reshape(len(faces), 9)
 
 
 def normals_from_corners(corners: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -74,6 +84,21 @@ def normals_from_corners(corners: np.ndarray, out: np.ndarray | None = None) -> 
     return normals
 
 
+def float32_vertices(vertices: np.ndarray, check: Callable[[np.ndarray, np.ndarray], None]) -> np.ndarray:
+    """``vertices`` as a C-contiguous float32 array (itself if it is one), converted and
+    ``check``-ed a chunk at a time."""
+    as_is = vertices.dtype == np.float32 and vertices.flags.c_contiguous
+    vertices32 = vertices if as_is else np.empty(vertices.shape, dtype=np.float32)
+    rows = 4 * CHUNK_ROWS
+    for start in range(0, len(vertices), rows):
+        out = vertices32[start : start + rows]
+        if not as_is:
+            with np.errstate(over="ignore"):  # overflow to inf is what check() looks for
+                np.copyto(out, vertices[start : start + rows], casting="unsafe")
+        check(vertices[start : start + rows], out)
+    return vertices32
+
+
 def face_normals32(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Unit face normals in float32 (zero for degenerate faces), computed without trimesh's caches."""
     vertices32 = np.ascontiguousarray(vertices, dtype=np.float32)
@@ -84,35 +109,32 @@ def face_normals32(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return normals
 
 
-def write_chunks(handle, chunks: Iterable) -> None:
-    """Write every chunk of ``chunks`` to ``handle`` in order (a generator may reuse its
-    buffers: each chunk is written before the next is computed).
-
-    Writing on a helper thread while the next chunk is computed was tried and measured no
-    faster on the 2-core machines here (the copy into the page cache and the numpy passes
-    compete for memory bandwidth), so this stays serial.
-    """
-    for chunk in chunks:
-        handle.write(chunk)
+_V12 = _void(12)
 
 
-def double_buffer(dtype, rows: int) -> list[np.ndarray]:
-    """Two zeroed scratch buffers a generator can alternate between, so a chunk it yielded
-    stays valid while it computes the next."""
-    return [np.zeros(rows, dtype=dtype), np.zeros(rows, dtype=dtype)]
+def counted_triangles(faces: np.ndarray, check: Callable[[np.ndarray], None], count_type: str,
+                      index_type: str) -> Rows:
+    """Packed ``3 a b c`` records (a vertex count, then three indices), as PLY's face list
+    and legacy VTK's POLYGONS store triangles. ``check`` runs on each chunk of faces."""
+    record = np.dtype([("count", count_type), ("indices", index_type, (3,))])
+    indices_type = np.dtype((index_type, (3,)))
+    count_bytes = np.dtype(count_type).itemsize
+    name = f"counted_triangles{record.descr}"
+
+    def fill(start: int, stop: int, scratch: Scratch) -> memoryview:
+        chunk = faces[start:stop]
+        records = scratch_array(scratch, name, record, stop - start, _set_count)[: stop - start]
+        # Cast (and byte-swap) contiguously, then move the 12-byte triples as opaque bytes:
+        # assigning the (n, 3) field directly is several times slower.
+        indices = scratch_array(scratch, name + ".indices", indices_type, stop - start)[: stop - start]
+        np.copyto(indices, chunk, casting="unsafe")
+        check(chunk)  # after the cast, which brought the chunk into cache
+        records.view(np.uint8).reshape(len(chunk), record.itemsize)[:, count_bytes:].view(_V12)[:, 0] = (
+            indices.view(_V12)[:, 0])
+        return memoryview(records).cast("B")
+
+    return Rows(len(faces), record.itemsize, fill)
 
 
-def converted_chunks(array: np.ndarray, dtype, rows: int = 4 * CHUNK_ROWS):
-    """``array.astype(dtype)`` as a sequence of byte chunks, converted ``rows`` at a time into
-    two alternating buffers (no full-size copy); an array already in ``dtype`` is not copied."""
-    dtype = np.dtype(dtype)
-    if array.dtype == dtype and array.flags.c_contiguous:
-        yield memoryview(array).cast("B")
-        return
-    buffers = double_buffer((dtype, array.shape[1:]) if array.ndim > 1 else dtype, min(len(array), rows))
-    for i, start in enumerate(range(0, len(array), rows)):
-        chunk = array[start : start + rows]
-        out = buffers[i % 2][: len(chunk)]
-        np.copyto(out, chunk, casting="unsafe")
-        yield memoryview(out).cast("B")
-
+def _set_count(records: np.ndarray) -> None:
+    records["count"] = 3

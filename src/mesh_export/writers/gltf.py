@@ -32,7 +32,7 @@ def write_glb(mesh, path) -> None:
     from trimesh.exchange.gltf import export_glb
 
     data = export_glb(_plain_copy(mesh).scene(), tree_postprocessor=_tag_asset(mesh))
-    with open(path, "wb") as handle:
+    with open(path, "xb") as handle:
         handle.write(data)
 
 
@@ -40,7 +40,7 @@ def write_gltf(mesh, path) -> None:
     from trimesh.exchange.gltf import export_gltf
 
     files = export_gltf(_plain_copy(mesh).scene(), embed_buffers=True, tree_postprocessor=_tag_asset(mesh))
-    with open(path, "wb") as handle:
+    with open(path, "xb") as handle:
         handle.write(files["model.gltf"])
 
 
@@ -49,7 +49,7 @@ def write_3mf(mesh, path) -> None:
 
     if units_of(mesh) not in ("mm", "unknown"):
         raise UnitsError(f"3MF files are in millimetres and this mesh is in {units_of(mesh)}; add --units mm")
-    with open(path, "wb") as handle:
+    with open(path, "xb") as handle:
         handle.write(export_3MF(_plain_copy(mesh)))
 
 

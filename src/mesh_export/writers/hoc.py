@@ -99,7 +99,7 @@ def write_hoc(skeleton, path, units: str | None = None, allow_units: bool = Fals
     types = sk.types[starts] if nsec else np.zeros(0, dtype=np.int64)
     lists = sorted({_LIST_FOR_TYPE[int(t)] for t in np.unique(types)})
 
-    with open(path, "wb") as handle:
+    with open(path, "xb") as handle:
         head = header_lines(sk, "NEURON hoc")
         head.append(f'load: h.load_file("<this file>"); cell = h.{name}()  (keep a reference to cell)')
         handle.write("".join(f"// {line}\n" for line in head).encode())

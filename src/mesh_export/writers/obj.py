@@ -10,7 +10,7 @@ from .registry import Writer, register
 def write_obj(mesh, path) -> None:
     vertices, faces = triangles(mesh)
     decimals = _text.choose_decimals(vertices)
-    with open(path, "wb") as handle:
+    with open(path, "xb") as handle:
         handle.write(f"# {provenance_line(mesh)}\n".encode())
         _text.write_text(handle, [b"v "] + _text.fixed_columns(vertices, decimals) + [b"\n"], len(vertices))
         # OBJ indices are 1-based.

@@ -29,8 +29,8 @@ VOLUME = "volume"
 class Writer:
     """A registered output format.
 
-    ``write(data, path, **options)`` writes ``data`` to ``path`` (a temporary name: the
-    registry renames it into place). ``modes`` lists the encodings the format supports,
+    ``write(data, path, **options)`` writes ``data`` to ``path``, a temporary name that does
+    not exist yet (create it with ``open(path, "xb")``); the caller renames it into place. ``modes`` lists the encodings the format supports,
     the default first (e.g. ``("binary", "ascii")``); a writer with an ascii mode receives
     ``ascii=True`` to select it.
     """
@@ -43,6 +43,9 @@ class Writer:
     options: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     backend: str = "native"
+    # True when ``write`` checks vertex values and face indices itself (validate.SurfaceValues)
+    # while converting them, so the caller checks only shapes and types first.
+    checks_values: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -64,6 +67,10 @@ _loaded_meshio = False
 _loaded_plugins = False
 # Batch workers (threads) may be the first to look a format up.
 _LOADING = threading.RLock()
+# all_writers() in listing order, rebuilt when the registry changes (a lookup by extension
+# runs on every write, and sorting ~60 writers each time cost more than a small mesh's write).
+_ORDERED: list[Writer] = []
+_BY_EXTENSION: dict[str, Writer] = {}  # first in listing order wins, as in _by_extension
 
 
 def register(writer: Writer, *, replace: bool = False) -> Writer:
@@ -72,6 +79,8 @@ def register(writer: Writer, *, replace: bool = False) -> Writer:
     if key in _WRITERS and not replace:
         raise ValueError(f"a writer named {writer.name!r} is already registered")
     _WRITERS[key] = writer
+    _ORDERED.clear()
+    _BY_EXTENSION.clear()
     return writer
 
 
@@ -129,7 +138,14 @@ def _ensure_loaded() -> None:
 
 def all_writers() -> list[Writer]:
     _ensure_loaded()
-    return sorted(_WRITERS.values(), key=lambda w: (_BACKEND_ORDER.get(w.backend, len(_BACKEND_ORDER)), w.name))
+    if len(_ORDERED) != len(_WRITERS):  # meshio's formats are added to _WRITERS directly
+        _ORDERED[:] = sorted(_WRITERS.values(),
+                             key=lambda w: (_BACKEND_ORDER.get(w.backend, len(_BACKEND_ORDER)), w.name))
+        _BY_EXTENSION.clear()
+        for writer in _ORDERED:
+            for extension in writer.extensions:
+                _BY_EXTENSION.setdefault(extension.lower(), writer)
+    return list(_ORDERED)
 
 
 def get_writer(name: str) -> Writer:
@@ -144,12 +160,9 @@ def get_writer(name: str) -> Writer:
 
 
 def _by_extension(extension: str) -> Writer | None:
-    extension = extension.lower()
     # Native writers win over meshio's for a shared extension; among equals, the first registered.
-    for writer in all_writers():
-        if extension in writer.extensions:
-            return writer
-    return None
+    all_writers()
+    return _BY_EXTENSION.get(extension.lower())
 
 
 def writer_for_path(path: str | os.PathLike, format: str | None = None) -> Writer:
@@ -157,15 +170,13 @@ def writer_for_path(path: str | os.PathLike, format: str | None = None) -> Write
     if format:
         return get_writer(format)
     name = os.path.basename(os.fspath(path)).lower()
-    candidates = sorted(
-        {ext for w in all_writers() for ext in w.extensions if name.endswith(ext)},
-        key=len,
-        reverse=True,
-    )
-    for extension in candidates:
-        writer = _by_extension(extension)
+    # The longest matching extension wins (".nii.gz" over ".gz").
+    dot = name.find(".", 1)
+    while dot != -1:
+        writer = _by_extension(name[dot:])
         if writer is not None:
             return writer
+        dot = name.find(".", dot + 1)
     raise UnknownFormatError(
         f"cannot tell the format of {os.fspath(path)!r} from its extension; pass --format"
     )

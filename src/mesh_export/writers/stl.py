@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import _text
-from ._mesh import (CHUNK_ROWS, double_buffer, face_normals32, gather_corners32, normals_from_corners,
-                    provenance_line, triangles, write_chunks)
+from ..validate import SurfaceValues
+from ._layout import Rows, scratch_array, write_layout
+from ._mesh import (face_normals32, float32_vertices, gather_corners32, normals_from_corners, provenance_line,
+                    triangles)
 from .registry import Writer, register
 
 _FACET = np.dtype([("normal", "<f4", (3,)), ("corners", "<f4", (3, 3)), ("attributes", "<u2")])
@@ -16,33 +18,35 @@ _V36 = np.dtype((np.void, 36))
 
 def write_stl(mesh, path, ascii: bool = False) -> None:
     vertices, faces = triangles(mesh)
+    checks = SurfaceValues(vertices, faces)
     if ascii:
+        checks.whole()
         normals = face_normals32(vertices, faces)
         _write_ascii(path, vertices, faces, normals, provenance_line(mesh))
         return
     # The 80-byte header must not start with "solid": readers would take the file for ASCII.
     header = provenance_line(mesh).encode("ascii", "replace")[:80].ljust(80, b" ")
-    with open(path, "wb") as handle:
-        handle.write(header)
-        handle.write(np.uint32(len(faces)).tobytes())
-        write_chunks(handle, _facets(vertices, faces))
+    with open(path, "xb") as handle:
+        write_layout(handle, [header + np.uint32(len(faces)).tobytes(), _facets(vertices, faces, checks)])
 
 
-def _facets(vertices, faces):
-    """Binary facet records, CHUNK_ROWS at a time, in two alternating zeroed buffers (the
-    attribute count stays 0)."""
-    vertices32 = np.ascontiguousarray(vertices, dtype="<f4")
-    buffers = double_buffer(_FACET, min(len(faces), CHUNK_ROWS))
-    normals = np.empty((len(buffers[0]), 3), dtype=np.float32)
-    for i, start in enumerate(range(0, len(faces), CHUNK_ROWS)):
-        chunk = faces[start : start + CHUNK_ROWS]
-        records = buffers[i % 2][: len(chunk)]
-        corners = gather_corners32(vertices32, chunk)
+def _facets(vertices, faces, checks: SurfaceValues) -> Rows:
+    """Binary facet records (the attribute count stays 0)."""
+    vertices32 = float32_vertices(vertices, checks.vertices)
+
+    def fill(start: int, stop: int, scratch) -> memoryview:
+        chunk = faces[start:stop]
+        checks.faces(chunk)
+        records = scratch_array(scratch, "stl.facets", _FACET, stop - start)[: stop - start]
+        normals = scratch_array(scratch, "stl.normals", (np.float32, 3), stop - start)
+        corners = gather_corners32(vertices32, chunk, scratch)
         # Whole records moved as opaque bytes: field-wise float assignment is 2-3x slower.
         raw = records.view(np.uint8).reshape(len(chunk), _FACET.itemsize)
         raw[:, 12:48].view(_V36)[:, 0] = corners.view(_V36)[:, 0]
         raw[:, 0:12].view(_V12)[:, 0] = normals_from_corners(corners, out=normals).view(_V12)[:, 0]
-        yield memoryview(records).cast("B")
+        return memoryview(records).cast("B")
+
+    return Rows(len(faces), _FACET.itemsize, fill, chunk_rows=1 << 15)
 
 
 def _write_ascii(path, vertices, faces, normals, title: str) -> None:
@@ -57,7 +61,7 @@ def _write_ascii(path, vertices, faces, normals, title: str) -> None:
         segments.append(b"\n")
     segments.append(b"  endloop\nendfacet\n")
     name = title.replace(" ", "_")
-    with open(path, "wb") as handle:
+    with open(path, "xb") as handle:
         handle.write(f"solid {name}\n".encode())
         _text.write_text(handle, segments, len(faces))
         handle.write(f"endsolid {name}\n".encode())
@@ -68,6 +72,7 @@ register(
         name="stl",
         extensions=(".stl",),
         write=write_stl,
+        checks_values=True,
         modes=("binary", "ascii"),
         description="Stereolithography; the 3D-printing standard (no units field: see the header)",
     )

@@ -73,7 +73,7 @@ def write_swc(skeleton, path, units: str | None = None, allow_units: bool = Fals
         _text.Fixed(sk.nodes[:, 2], decimals), b" ", _text.Fixed(sk.radii, decimals), b" ",
         _text.Int(parents), b"\n",
     ]
-    with open(path, "wb") as handle:
+    with open(path, "xb") as handle:
         handle.write("".join(f"# {line}\n" for line in header).encode())
         _text.write_text(handle, segments, n)
 

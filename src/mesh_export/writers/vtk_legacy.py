@@ -6,16 +6,17 @@ ParaView/VTK release and by meshio. Legacy binary is big-endian by definition.
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import _text
-from ._mesh import CHUNK_ROWS, converted_chunks, double_buffer, provenance_line, triangles, write_chunks
+from ..validate import SurfaceValues
+from ._layout import converted_rows, write_layout
+from ._mesh import counted_triangles, provenance_line, triangles
 from .registry import Writer, register
 
 
 def write_vtk(mesh, path, ascii: bool = False) -> None:
     vertices, faces = triangles(mesh)
     n_vertices, n_faces = len(vertices), len(faces)
+    checks = SurfaceValues(vertices, faces)
     head = (
         "# vtk DataFile Version 4.2\n"
         f"{provenance_line(mesh)}\n"
@@ -23,34 +24,19 @@ def write_vtk(mesh, path, ascii: bool = False) -> None:
         "DATASET POLYDATA\n"
         f"POINTS {n_vertices} float\n"
     )
-    with open(path, "wb") as handle:
+    if not ascii:
+        polygons = f"\nPOLYGONS {n_faces} {4 * n_faces}\n".encode()
+        with open(path, "xb") as handle:
+            write_layout(handle, [head.encode("ascii"), converted_rows(vertices, ">f4", checks.vertices), polygons,
+                                  counted_triangles(faces, checks.faces, ">i4", ">i4"), b"\n"])
+        return
+    checks.whole()
+    decimals = _text.choose_decimals(vertices)
+    with open(path, "xb") as handle:
         handle.write(head.encode("ascii"))
-        if ascii:
-            decimals = _text.choose_decimals(vertices)
-            _text.write_text(handle, _text.fixed_columns(vertices, decimals) + [b"\n"], n_vertices)
-            handle.write(f"POLYGONS {n_faces} {4 * n_faces}\n".encode())
-            _text.write_text(handle, [b"3 "] + _text.int_columns(faces) + [b"\n"], n_faces)
-            return
-        write_chunks(handle, converted_chunks(vertices, ">f4"))
-        handle.write(f"\nPOLYGONS {n_faces} {4 * n_faces}\n".encode())
-        write_chunks(handle, _cells(faces))
-        handle.write(b"\n")
-
-
-_V12 = np.dtype((np.void, 12))
-
-
-def _cells(faces):
-    """Big-endian ``3 a b c`` int32 cells, CHUNK_ROWS at a time, in two alternating buffers."""
-    buffers = double_buffer((">i4", (4,)), min(len(faces), CHUNK_ROWS))
-    for cells in buffers:
-        cells[:, 0] = 3
-    for i, start in enumerate(range(0, len(faces), CHUNK_ROWS)):
-        chunk = faces[start : start + CHUNK_ROWS]
-        cells = buffers[i % 2][: len(chunk)]
-        # Cast (and byte-swap) contiguously, then move the 12-byte triples as opaque bytes.
-        cells[:, 1:].view(_V12)[:, 0] = chunk.astype(">i4").view(_V12)[:, 0]
-        yield memoryview(cells).cast("B")
+        _text.write_text(handle, _text.fixed_columns(vertices, decimals) + [b"\n"], n_vertices)
+        handle.write(f"POLYGONS {n_faces} {4 * n_faces}\n".encode())
+        _text.write_text(handle, [b"3 "] + _text.int_columns(faces) + [b"\n"], n_faces)
 
 
 register(
@@ -58,6 +44,7 @@ register(
         name="vtk",
         extensions=(".vtk",),
         write=write_vtk,
+        checks_values=True,
         modes=("binary", "ascii"),
         description="Legacy VTK POLYDATA; ParaView, VisIt",
     )

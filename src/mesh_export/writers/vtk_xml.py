@@ -11,7 +11,9 @@ import zlib
 
 import numpy as np
 
-from ._mesh import converted_chunks, provenance_line, triangles, write_chunks
+from ..validate import SurfaceValues
+from ._layout import Rows, converted_rows, scratch_array, write_layout
+from ._mesh import provenance_line, triangles
 from .registry import SURFACE, VOLUME, Writer, register
 
 _BLOCK = 1 << 20
@@ -19,11 +21,13 @@ _VTK_TRIANGLE = 5
 _ZLIB_LEVEL = 1  # 3-4x faster than the default level for a few percent in size
 
 
-def _encode(array: np.ndarray, dtype: str, compress: bool) -> tuple[int, list]:
-    """The appended-data parts of one array: (total bytes, list of byte chunks / iterables)."""
+def _encode(array: np.ndarray | Rows, dtype: str, compress: bool, check=None) -> tuple[int, list]:
+    """The appended-data parts of one array: (total bytes, list of bytes and Rows)."""
     if not compress:
-        nbytes = array.size * np.dtype(dtype).itemsize
-        return 8 + nbytes, [np.uint64(nbytes).tobytes(), converted_chunks(array, dtype)]
+        rows = array if isinstance(array, Rows) else converted_rows(array, dtype, check)
+        return 8 + rows.nbytes, [np.uint64(rows.nbytes).tobytes(), rows]
+    if isinstance(array, Rows):
+        array = np.frombuffer(array.fill(0, array.count, {}), dtype=dtype)
     raw = memoryview(np.ascontiguousarray(array, dtype=dtype)).cast("B")
     blocks = [zlib.compress(raw[i : i + _BLOCK], _ZLIB_LEVEL) for i in range(0, raw.nbytes, _BLOCK)]
     last = raw.nbytes % _BLOCK if raw.nbytes % _BLOCK else (_BLOCK if raw.nbytes else 0)
@@ -38,17 +42,20 @@ def _vtk_type(dtype: str) -> str:
 def _write(mesh, path, kind: str, compress: bool) -> None:
     vertices, faces = triangles(mesh)
     n_vertices, n_faces = len(vertices), len(faces)
+    checks = SurfaceValues(vertices, faces)
+    if compress:
+        checks.whole()  # compressed arrays are converted whole, before anything is written
     index_dtype = "<i4" if max(n_vertices, 3 * n_faces + 1) < 2**31 else "<i8"
-    offsets = np.arange(3, 3 * n_faces + 1, 3, dtype=index_dtype)
-    # (name, array, dtype written, components): conversions happen chunk by chunk on write.
-    arrays = [("Points", vertices, "<f4", 3), ("connectivity", faces, index_dtype, 1),
-              ("offsets", offsets, index_dtype, 1)]
+    offsets = _offsets(n_faces, index_dtype)
+    # (name, array, dtype written, components, check): conversions happen chunk by chunk on write.
+    arrays = [("Points", vertices, "<f4", 3, checks.vertices), ("connectivity", faces, index_dtype, 1, checks.faces),
+              ("offsets", offsets, index_dtype, 1, None)]
     if kind == "UnstructuredGrid":
-        arrays.append(("types", np.full(n_faces, _VTK_TRIANGLE, dtype="|u1"), "|u1", 1))
+        arrays.append(("types", _triangle_types(n_faces), "|u1", 1, None))
 
     encoded, declarations, offset = [], {}, 0
-    for name, array, dtype, components in arrays:
-        nbytes, parts = _encode(array, dtype, compress)
+    for name, array, dtype, components, check in arrays:
+        nbytes, parts = _encode(array, dtype, compress, check)
         encoded.extend(parts)
         declarations[name] = (
             f'<DataArray type="{_vtk_type(dtype)}" Name="{name}" '
@@ -78,14 +85,29 @@ def _write(mesh, path, kind: str, compress: bool) -> None:
         f"<{kind}>\n{piece}</Piece>\n</{kind}>\n"
         '<AppendedData encoding="raw">\n_'
     )
-    with open(path, "wb") as handle:
-        handle.write(head.encode("ascii"))
-        for part in encoded:
-            if isinstance(part, (bytes, memoryview)):
-                handle.write(part)
-            else:
-                write_chunks(handle, part)
-        handle.write(b"\n</AppendedData>\n</VTKFile>\n")
+    with open(path, "xb") as handle:
+        write_layout(handle, [head.encode("ascii"), *encoded, b"\n</AppendedData>\n</VTKFile>\n"])
+
+
+def _offsets(n_faces: int, dtype: str) -> Rows:
+    """3, 6, 9, ...: each triangle's end in the connectivity array, made a chunk at a time."""
+
+    def fill(start: int, stop: int, scratch) -> memoryview:
+        return memoryview(np.arange(3 * (start + 1), 3 * stop + 1, 3, dtype=dtype)).cast("B")
+
+    return Rows(n_faces, np.dtype(dtype).itemsize, fill)
+
+
+def _triangle_types(n_faces: int) -> Rows:
+    def fill(start: int, stop: int, scratch) -> memoryview:
+        types = scratch_array(scratch, "vtu.types", "|u1", stop - start, _set_triangle)
+        return memoryview(types[: stop - start])
+
+    return Rows(n_faces, 1, fill)
+
+
+def _set_triangle(types: np.ndarray) -> None:
+    types.fill(_VTK_TRIANGLE)
 
 
 def write_vtp(mesh, path, compress: bool = False) -> None:
@@ -110,6 +132,7 @@ register(
         name="vtp",
         extensions=(".vtp",),
         write=write_vtp,
+        checks_values=True,
         modes=("binary",),
         options={"compress": _COMPRESS_HELP},
         description="VTK XML PolyData; ParaView",
@@ -120,6 +143,7 @@ register(
         name="vtu",
         extensions=(".vtu",),
         write=write_vtu,
+        checks_values=True,
         accepts=(SURFACE, VOLUME),
         modes=("binary",),
         options={"compress": _COMPRESS_HELP},
