@@ -76,33 +76,90 @@ def test_fetch_cold_mesh_export(benchmark, served, tmp_path):
     benchmark(run)
 
 
-def test_fetch_warm_mesh_export(benchmark, served, tmp_path):
+def _warm(served, tmp_path):
     data, server = served
     url = data.precomputed_url(server, "multires")
     cache = tmp_path / "cache"
     for i in data.root_ids:
         export(i, source=url, out_dir=tmp_path, cache_dir=cache, overwrite=True)
     server.reset_requests()
-    benchmark.group = "fetch-warm/multires-3-cells"
+    return data, server, url, cache
+
+
+def _new_directory(tmp_path):
+    """Setup for one round writing into an empty directory (not timed)."""
+    def make():
+        directory = tmp_path / f"round{next(_counter)}"
+        directory.mkdir()
+        return (directory,), {}
+
+    return make
+
+
+# Warm runs, two ways. "over existing files": the same command run again, replacing its own
+# outputs (both sides then pay ext4's flush of a file that replaces another, which it makes
+# so that a crash cannot leave an empty file in place of a good one). "new files": the same
+# meshes written into an empty directory (another format, another folder).
+
+def test_fetch_warm_mesh_export(benchmark, served, tmp_path):
+    data, server, url, cache = _warm(served, tmp_path)
+    benchmark.group = "fetch-warm/multires-3-cells/over-existing-files"
     benchmark(lambda: [export(i, source=url, out_dir=tmp_path, cache_dir=cache, overwrite=True)
                        for i in data.root_ids])
     assert server.count() == 0, "warm runs must not touch the server"
 
 
-def test_fetch_warm_plain_cloudvolume(benchmark, served, tmp_path):
-    data, server = served
-    url = data.precomputed_url(server, "multires")
-    benchmark.group = "fetch-warm/multires-3-cells"
+def test_fetch_warm_mesh_export_no_sidecar(benchmark, served, tmp_path):
+    """Without the provenance sidecar (and so without hashing the output), which the plain
+    way does not write either."""
+    data, server, url, cache = _warm(served, tmp_path)
+    benchmark.group = "fetch-warm/multires-3-cells/over-existing-files"
+    benchmark(lambda: [export(i, source=url, out_dir=tmp_path, cache_dir=cache, overwrite=True, sidecar=False)
+                       for i in data.root_ids])
+    assert server.count() == 0
+
+
+def test_fetch_warm_mesh_export_new_files(benchmark, served, tmp_path):
+    data, server, url, cache = _warm(served, tmp_path)
+    benchmark.group = "fetch-warm/multires-3-cells/new-files"
+    benchmark.pedantic(lambda out: [export(i, source=url, out_dir=out, cache_dir=cache) for i in data.root_ids],
+                       setup=_new_directory(tmp_path), rounds=100, warmup_rounds=3)
+    assert server.count() == 0
+
+
+def test_fetch_warm_mesh_export_new_files_no_sidecar(benchmark, served, tmp_path):
+    data, server, url, cache = _warm(served, tmp_path)
+    benchmark.group = "fetch-warm/multires-3-cells/new-files"
+    benchmark.pedantic(lambda out: [export(i, source=url, out_dir=out, cache_dir=cache, sidecar=False)
+                                    for i in data.root_ids],
+                       setup=_new_directory(tmp_path), rounds=100, warmup_rounds=3)
+    assert server.count() == 0
+
+
+def _plain_warm(url: str, root_ids, cache: Path, directory: Path) -> None:
     # CloudVolume's own disk cache is the closest thing a notebook user has.
     from cloudvolume import CloudVolume
 
-    def run():
-        volume = CloudVolume(url, progress=False, cache=str(tmp_path / "cv-cache"))
-        for i in data.root_ids:
-            mesh = volume.mesh.get(i, lod=0)[i]
-            trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(tmp_path / f"{i}.stl")
+    volume = CloudVolume(url, progress=False, cache=str(cache))
+    for i in root_ids:
+        mesh = volume.mesh.get(i, lod=0)[i]
+        trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(directory / f"{i}.stl")
 
-    benchmark(run)
+
+def test_fetch_warm_plain_cloudvolume(benchmark, served, tmp_path):
+    data, server = served
+    url = data.precomputed_url(server, "multires")
+    benchmark.group = "fetch-warm/multires-3-cells/over-existing-files"
+    benchmark(lambda: _plain_warm(url, data.root_ids, tmp_path / "cv-cache", tmp_path))
+
+
+def test_fetch_warm_plain_cloudvolume_new_files(benchmark, served, tmp_path):
+    data, server = served
+    url = data.precomputed_url(server, "multires")
+    _plain_warm(url, data.root_ids, tmp_path / "cv-cache", tmp_path)
+    benchmark.group = "fetch-warm/multires-3-cells/new-files"
+    benchmark.pedantic(lambda out: _plain_warm(url, data.root_ids, tmp_path / "cv-cache", out),
+                       setup=_new_directory(tmp_path), rounds=30, warmup_rounds=1)
 
 
 def test_cache_hit_to_stl_1m_faces(benchmark, big_layer, tmp_path):

@@ -243,15 +243,16 @@ def test_a_failure_on_the_helper_thread_reaches_the_caller(tmp_path):
 
 
 @pytest.mark.parametrize("name", [*BINARY_NATIVE, "obj"])
-def test_sha256_taken_while_writing_matches_the_file(name, sphere, million_face_mesh, tmp_path):
-    """export's sidecar hashes the output as it is written (one thread or two, in file order);
-    a writer that does not lay its file out with write_layout (text) gives no digest, and the
-    caller reads the file back instead."""
+def test_sha256_taken_while_writing_matches_the_file(name, sphere, neuron_mesh, million_face_mesh, tmp_path):
+    """export's sidecar hashes the output as it is written (inline for a small file, on a
+    pool thread beside the write for a mid-sized one, by two writing threads in file order
+    for a large one); a writer that does not lay its file out with write_layout (text) gives
+    no digest, and the caller reads the file back instead."""
     import hashlib
 
     from mesh_export.writers._layout import hashing_output
 
-    for mesh in (sphere, million_face_mesh):
+    for mesh in (sphere, neuron_mesh, million_face_mesh):
         with hashing_output() as digest:
             path = mesh_export.write(mesh, tmp_path / f"out.{name}", overwrite=True)
         taken = digest.hexdigest(path.stat().st_size)
