@@ -3,6 +3,7 @@ normals. Binary files are laid out and written by ``_layout``."""
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -116,10 +117,9 @@ def counted_triangles(faces: np.ndarray, check: Callable[[np.ndarray], None], co
                       index_type: str) -> Rows:
     """Packed ``3 a b c`` records (a vertex count, then three indices), as PLY's face list
     and legacy VTK's POLYGONS store triangles. ``check`` runs on each chunk of faces."""
-    record = np.dtype([("count", count_type), ("indices", index_type, (3,))])
-    indices_type = np.dtype((index_type, (3,)))
+    record, indices_type = _counted_triangle_types(count_type, index_type)
     count_bytes = np.dtype(count_type).itemsize
-    name = f"counted_triangles{record.descr}"
+    name = f"counted_triangles.{count_type}.{index_type}"
 
     def fill(start: int, stop: int, scratch: Scratch) -> memoryview:
         chunk = faces[start:stop]
@@ -134,6 +134,11 @@ def counted_triangles(faces: np.ndarray, check: Callable[[np.ndarray], None], co
         return memoryview(records).cast("B")
 
     return Rows(len(faces), record.itemsize, fill)
+
+
+@functools.lru_cache(maxsize=None)
+def _counted_triangle_types(count_type: str, index_type: str) -> tuple[np.dtype, np.dtype]:
+    return np.dtype([("count", count_type), ("indices", index_type, (3,))]), np.dtype((index_type, (3,)))
 
 
 def _set_count(records: np.ndarray) -> None:
