@@ -260,3 +260,27 @@ def test_sha256_taken_while_writing_matches_the_file(name, sphere, neuron_mesh, 
             assert taken is None
         else:
             assert taken == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_hashed_writes_work_in_a_forked_child(neuron_mesh, tmp_path):
+    """The hashing pool's threads do not survive fork(); a child must not wait on them."""
+    import hashlib
+    import multiprocessing
+
+    from mesh_export.writers._layout import hashing_output
+
+    with hashing_output():
+        mesh_export.write(neuron_mesh, tmp_path / "parent.ply")  # the parent's pool exists now
+
+    def child(path):
+        with hashing_output() as digest:
+            written = mesh_export.write(neuron_mesh, path)
+        assert digest.hexdigest(written.stat().st_size) == hashlib.sha256(written.read_bytes()).hexdigest()
+
+    process = multiprocessing.get_context("fork").Process(target=child, args=(tmp_path / "child.ply",))
+    process.start()
+    process.join(timeout=60)
+    if process.is_alive():
+        process.kill()
+    assert process.exitcode == 0, "the child hung or failed writing a hashed file"

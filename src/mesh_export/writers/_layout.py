@@ -217,6 +217,16 @@ def _hash_pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+def _forget_pool_after_fork() -> None:
+    # A forked child has none of the pool's threads; a fresh pool is made on first use.
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _write_on_two_threads(fd: int, base: int, pieces: Iterator[tuple[int, Part, int, int]],
                           scratch: Scratch, digest: OutputDigest | None) -> None:
     lock = threading.Lock()
