@@ -115,6 +115,9 @@ class OutputDigest:
         self.nbytes = 0
         self.broken = False
 
+    def update(self, data) -> None:
+        self._sha256.update(data)  # releases the GIL for all but tiny pieces
+
     def hexdigest(self, file_size: int) -> str | None:
         """The digest if it covers a file of ``file_size`` bytes, else None."""
         return None if self.broken or self.nbytes != file_size else self._sha256.hexdigest()
@@ -191,7 +194,7 @@ def write_layout(handle, parts: list[Part]) -> None:
             if digest is not None and len(data) >= _OVERLAP_MIN_BYTES:
                 # Hash on a pool thread while this one writes: both release the GIL, and
                 # hashing (~2 GB/s) costs about what the write does.
-                hashing = _hash_pool().submit(digest._sha256.update, data)
+                hashing = _hash_pool().submit(digest.update, data)
                 try:
                     handle.write(data)
                 finally:
@@ -199,7 +202,7 @@ def write_layout(handle, parts: list[Part]) -> None:
             else:
                 handle.write(data)
                 if digest is not None:
-                    digest._sha256.update(data)
+                    digest.update(data)
     finally:
         _trim(scratch)
 
@@ -243,7 +246,7 @@ def _write_on_two_threads(fd: int, base: int, pieces: Iterator[tuple[int, Part, 
                 if stop.is_set():
                     return
                 turn.wait(0.05)
-        digest._sha256.update(data)  # type: ignore[union-attr]  # releases the GIL
+        digest.update(data)  # type: ignore[union-attr]
         with turn:
             hashed[0] += 1
             turn.notify_all()
