@@ -46,11 +46,12 @@ def big_layer(tmp_path_factory, icosphere8):
     return f"precomputed://file://{root / 'layer'}", root_id
 
 
-def _plain_cloudvolume(url: str, root_ids, directory: Path) -> None:
-    """The notebook way: open the layer once, get each mesh, export it with trimesh."""
+def _plain_cloudvolume(url: str, root_ids, directory: Path, cache: Path | bool = False) -> None:
+    """The notebook way: open the layer once, get each mesh, export it with trimesh. Warm runs
+    pass ``cache``: CloudVolume's own disk cache is the closest thing a notebook user has."""
     from cloudvolume import CloudVolume
 
-    volume = CloudVolume(url, progress=False, cache=False)
+    volume = CloudVolume(url, progress=False, cache=str(cache) if cache else False)
     for root_id in root_ids:
         mesh = volume.mesh.get(root_id, lod=0)[root_id]
         trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(directory / f"{root_id}.stl")
@@ -136,29 +137,19 @@ def test_fetch_warm_mesh_export_new_files_no_sidecar(benchmark, served, tmp_path
     assert server.count() == 0
 
 
-def _plain_warm(url: str, root_ids, cache: Path, directory: Path) -> None:
-    # CloudVolume's own disk cache is the closest thing a notebook user has.
-    from cloudvolume import CloudVolume
-
-    volume = CloudVolume(url, progress=False, cache=str(cache))
-    for i in root_ids:
-        mesh = volume.mesh.get(i, lod=0)[i]
-        trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(directory / f"{i}.stl")
-
-
 def test_fetch_warm_plain_cloudvolume(benchmark, served, tmp_path):
     data, server = served
     url = data.precomputed_url(server, "multires")
     benchmark.group = "fetch-warm/multires-3-cells/over-existing-files"
-    benchmark(lambda: _plain_warm(url, data.root_ids, tmp_path / "cv-cache", tmp_path))
+    benchmark(lambda: _plain_cloudvolume(url, data.root_ids, tmp_path, cache=tmp_path / "cv-cache"))
 
 
 def test_fetch_warm_plain_cloudvolume_new_files(benchmark, served, tmp_path):
     data, server = served
     url = data.precomputed_url(server, "multires")
-    _plain_warm(url, data.root_ids, tmp_path / "cv-cache", tmp_path)
+    _plain_cloudvolume(url, data.root_ids, tmp_path, cache=tmp_path / "cv-cache")
     benchmark.group = "fetch-warm/multires-3-cells/new-files"
-    benchmark.pedantic(lambda out: _plain_warm(url, data.root_ids, tmp_path / "cv-cache", out),
+    benchmark.pedantic(lambda out: _plain_cloudvolume(url, data.root_ids, out, cache=tmp_path / "cv-cache"),
                        setup=_new_directory(tmp_path), rounds=30, warmup_rounds=1)
 
 
