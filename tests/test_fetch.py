@@ -13,6 +13,7 @@ import pytest
 import trimesh
 
 from conftest import cli_in as cli
+import mesh_export
 from mesh_export import errors
 from support.datasets import fixture_data, fixture_server  # noqa: F401  (pytest fixtures)
 
@@ -128,6 +129,23 @@ def test_cache_hit_makes_no_requests_and_offline_serves_it(srv, fixture_data, wo
     result = assert_ok(cli(workdir, root_id, "--source", url, "--format", "stl", "--overwrite",
                            "--offline", "--json"))
     assert json.loads(result.stdout)["cache"] == "hit" and srv.count() == 0
+
+
+@pytest.mark.parametrize("fmt", ["stl", "ply", "vtk", "vtp", "vtu"])
+def test_binary_exports_skip_trimesh_and_match_a_trimesh_written_file(fmt, srv, fixture_data, workdir):
+    """With no steps, a binary native format is written straight from the cached float32/int32
+    arrays; the bytes must be those mesh_export.write gives for the same mesh as a Trimesh."""
+    from mesh_export.export import fetch_cached
+
+    root_id = fixture_data.root_ids[1]
+    url = fixture_data.precomputed_url(srv, "multires")
+    assert_ok(cli(workdir, root_id, "--source", url, "--format", fmt))
+    vertices, faces, _, state = fetch_cached(root_id, source=url, cache_dir=workdir / "cache", offline=True)
+    assert state == "hit" and vertices.dtype == np.float32
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    mesh.units = "nm"
+    mesh_export.write(mesh, workdir / f"via-trimesh.{fmt}")
+    assert (workdir / "out" / f"{root_id}_lod0.{fmt}").read_bytes() == (workdir / f"via-trimesh.{fmt}").read_bytes()
 
 
 def test_lod_requests_for_one_mesh_share_one_cache_entry(srv, fixture_data, workdir):

@@ -269,6 +269,8 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     target = target_for(fetched_meta["lod"])
     metadata = {"units": "nm", "root_id": str(root_id), "lod": fetched_meta["lod"],
                 "source": fetched_meta["source"].get("url")}
+    # The binary native writers (those that check values themselves) take the cached arrays
+    # as they are; anything that needs a real mesh (steps, --check, --preview, text) gets one.
     if (writer.checks_values and not options.get("ascii") and not steps.changes_mesh()
             and not check and not preview):
         mesh = CachedSurface(vertices, faces, metadata)
