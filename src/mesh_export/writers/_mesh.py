@@ -11,7 +11,8 @@ import numpy as np
 from .. import __version__
 from ._layout import Rows, Scratch, scratch_array
 
-# Rows per chunk for the binary writers: a chunk's scratch arrays stay in the CPU cache.
+# Rows per chunk for whole-mesh helpers (float32 vertices, ASCII STL normals): a chunk's
+# temporaries stay in the CPU cache. Binary files are chunked by _layout.CHUNK_BYTES.
 CHUNK_ROWS = 1 << 14
 
 

@@ -79,8 +79,7 @@ def register(writer: Writer, *, replace: bool = False) -> Writer:
     if key in _WRITERS and not replace:
         raise ValueError(f"a writer named {writer.name!r} is already registered")
     _WRITERS[key] = writer
-    _ORDERED.clear()
-    _BY_EXTENSION.clear()
+    _forget_index()
     return writer
 
 
@@ -103,6 +102,7 @@ def _load_meshio() -> None:
     from . import meshio_formats
 
     meshio_formats.register_all(_WRITERS)
+    _forget_index()
     _loaded_meshio = True
 
 
@@ -136,16 +136,26 @@ def _ensure_loaded() -> None:
         _load_plugins()
 
 
-def all_writers() -> list[Writer]:
+def _indexed() -> list[Writer]:
+    """The writers in listing order, (re)building that list and the extension map after the
+    registry changed (``_forget_index``)."""
     _ensure_loaded()
-    if len(_ORDERED) != len(_WRITERS):  # meshio's formats are added to _WRITERS directly
+    if not _ORDERED:
         _ORDERED[:] = sorted(_WRITERS.values(),
                              key=lambda w: (_BACKEND_ORDER.get(w.backend, len(_BACKEND_ORDER)), w.name))
-        _BY_EXTENSION.clear()
         for writer in _ORDERED:
             for extension in writer.extensions:
                 _BY_EXTENSION.setdefault(extension.lower(), writer)
-    return list(_ORDERED)
+    return _ORDERED
+
+
+def _forget_index() -> None:
+    _ORDERED.clear()
+    _BY_EXTENSION.clear()
+
+
+def all_writers() -> list[Writer]:
+    return list(_indexed())
 
 
 def get_writer(name: str) -> Writer:
@@ -161,7 +171,7 @@ def get_writer(name: str) -> Writer:
 
 def _by_extension(extension: str) -> Writer | None:
     # Native writers win over meshio's for a shared extension; among equals, the first registered.
-    all_writers()
+    _indexed()
     return _BY_EXTENSION.get(extension.lower())
 
 
