@@ -15,15 +15,7 @@ import trimesh
 from conftest import cli_in as cli
 import mesh_export
 from mesh_export import errors
-from support.datasets import fixture_data, fixture_server  # noqa: F401  (pytest fixtures)
-
-
-@pytest.fixture()
-def srv(fixture_server):
-    fixture_server.clear_faults()
-    fixture_server.reset_requests()
-    yield fixture_server
-    fixture_server.clear_faults()
+from support.datasets import fixture_data, fixture_server, srv  # noqa: F401  (pytest fixtures)
 
 
 def sidecar(workdir, name):

@@ -118,3 +118,13 @@ def fixture_data(tmp_path_factory) -> FixtureData:
 def fixture_server(fixture_data) -> Iterator[FixtureServer]:
     with fixture_data.serve() as srv:
         yield srv
+
+
+@pytest.fixture()
+def srv(fixture_server) -> Iterator[FixtureServer]:
+    """The session's server with no faults, an empty request log and no added latency."""
+    fixture_server.clear_faults()
+    fixture_server.reset_requests()
+    yield fixture_server
+    fixture_server.clear_faults()
+    fixture_server.latency = 0.0

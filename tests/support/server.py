@@ -17,7 +17,8 @@ once, so that the real CloudVolume and caveclient code can run against it:
 - a bearer token check on the API routes (401 when missing or wrong);
 - a log of every request, so tests can count fetches;
 - faults injected by path regex: an HTTP status (503, 500, 404, ...), a slow
-  answer, a truncated body, or a connection reset, ``times`` times or forever.
+  answer, a truncated body, or a connection reset, ``times`` times or forever;
+- a fixed ``latency`` per request (a real network's round trip).
 
 Use::
 
@@ -119,8 +120,12 @@ class FixtureServer:
         auth_paths: str = DEFAULT_AUTH_PATHS,
         host: str = "127.0.0.1",
         port: int = 0,
+        latency: float = 0.0,
     ):
         self.root = Path(root).resolve()
+        #: Seconds every request waits before it is answered: a network's round trip (real
+        #: object stores and CAVE servers add 20-100 ms), paid concurrently by concurrent requests.
+        self.latency = float(latency)
         #: Required bearer token on ``auth_paths``; ``None`` disables the check.
         self.token = token
         self.auth_paths = re.compile(auth_paths)
@@ -335,6 +340,8 @@ class _Handler(BaseHTTPRequestHandler):
         # must be drained, or the next keep-alive request would read it.
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if fx.latency > 0:
+            time.sleep(fx.latency)
         try:
             fault = fx._take_fault(self.command, path)
             if fault is not None:
