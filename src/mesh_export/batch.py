@@ -209,16 +209,25 @@ def _record_failed(root_id, exc: BaseException, started: float, token: str | Non
             "exit_code": code, "duration": round(time.perf_counter() - started, 4)}
 
 
-def run_one(root_id, export_kwargs: dict, rate: float | None = None) -> dict:
+def fragment_threads(concurrent_exports: int) -> int:
+    """Fragment requests in flight per export when ``concurrent_exports`` share a process:
+    about 32 in all (what hides a 50 ms round trip), never fewer than 4 each."""
+    return max(4, 32 // max(1, concurrent_exports))
+
+
+def run_one(root_id, export_kwargs: dict, rate: float | None = None, threads: int = 32) -> dict:
     """Export one id and return its manifest record; never raises for a failed id.
 
     The same function runs in a local thread and on a Dask worker; ``rate`` is this
-    process's share of the request rate."""
+    process's share of the request rate, ``threads`` this export's graphene fragment threads."""
     from .export import export
-    from .fetch import FRAGMENT_THREADS, set_rate_limit
+    from .fetch import FRAGMENT_THREADS, GRAPHENE_THREADS, set_rate_limit
 
     set_rate_limit(rate)
     FRAGMENT_THREADS.set(1)  # the batch's workers are the parallelism
+    # Our own graphene fetch sizes its pool to its threads (no shared 10-connection pool to
+    # wait on), so a worker still keeps several fragment requests in flight to hide latency.
+    GRAPHENE_THREADS.set(threads)
     started = time.perf_counter()
     try:
         return _record_ok(export(root_id, **export_kwargs), started)
@@ -433,7 +442,7 @@ def _run_local(todo: list[str], export_kwargs: dict, workers: int, rate: float |
                 root_id = next(ids, None)
                 if root_id is None:
                     return
-                pending.add(pool.submit(run_one, root_id, export_kwargs, rate))
+                pending.add(pool.submit(run_one, root_id, export_kwargs, rate, fragment_threads(workers)))
 
         fill()
         while pending:
@@ -490,7 +499,8 @@ def _run_dask(client, todo: list[str], export_kwargs: dict, rate: float | None,
     owner: dict = {}  # future -> (root id, submitted at): a failed task's key is not its id
 
     def submit(rid):
-        future = client.submit(run_one, rid, export_kwargs, share, pure=False)
+        future = client.submit(run_one, rid, export_kwargs, share, fragment_threads(threads // n_workers),
+                               pure=False)
         owner[future] = (rid, time.perf_counter())
         return future
 

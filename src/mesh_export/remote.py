@@ -63,6 +63,9 @@ class Remote:
         self.threads = max(1, int(threads))
         self._local = self.base.startswith("file://")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # The session of the thread that asked for this fetch: a batch worker keeps its own
+        # pool (sized for its own fragment threads) from one mesh to the next.
+        self._session_key = (threading.get_ident(), self.threads)
 
     # ------------------------------------------------------------------ one object
 
@@ -113,7 +116,7 @@ class Remote:
         return data
 
     def _http(self):
-        return _session(self.threads)
+        return _session(self._session_key)
 
     # ------------------------------------------------------------------ many objects
 
@@ -150,15 +153,17 @@ class Remote:
 
 
 
-_SESSIONS: dict[int, object] = {}
+_SESSIONS: dict[tuple[int, int], object] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
-def _session(pool_size: int):
-    """One keep-alive session per pool size for the whole process, so a batch (or the manifest
-    and fragments of one mesh) reuses connections instead of paying a handshake per mesh."""
+def _session(key: tuple[int, int]):
+    """One keep-alive session per (calling thread, pool size), kept for the process: the
+    manifest and the fragments of one mesh, and the next mesh of a batch worker, reuse its
+    connections instead of paying a handshake each."""
+    pool_size = key[1]
     with _SESSIONS_LOCK:
-        if pool_size not in _SESSIONS:
+        if key not in _SESSIONS:
             import requests
             from requests.adapters import HTTPAdapter
 
@@ -167,8 +172,8 @@ def _session(pool_size: int):
             adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            _SESSIONS[pool_size] = session
-        return _SESSIONS[pool_size]
+            _SESSIONS[key] = session
+        return _SESSIONS[key]
 
 
 def _forget_sessions_after_fork() -> None:

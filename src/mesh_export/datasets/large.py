@@ -45,8 +45,9 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("mesh-export")) / "large-fixtures"
 
 
-def subdivided_neuron(target_faces: int, neuron_index: int = 0):
-    """navis's ``neuron_index``-th hemibrain example mesh in nm, subdivided to ~``target_faces``.
+def subdivided_neuron(target_faces: int, neuron_index: int = 0, scale: float = 1.0):
+    """navis's ``neuron_index``-th hemibrain example mesh in nm, subdivided to ~``target_faces``
+    (and shrunk or grown by ``scale`` about its centre: a cell of fewer level-2 chunks).
 
     Whole subdivisions (x4 faces each) while they stay under the target, then the first faces
     in order are split once more until the count reaches it. The result is deterministic.
@@ -57,6 +58,9 @@ def subdivided_neuron(target_faces: int, neuron_index: int = 0):
 
     neuron = navis.example_neurons(kind="mesh")[neuron_index]
     vertices = np.asarray(neuron.vertices, dtype=np.float64) * 8.0
+    if scale != 1.0:
+        centre = vertices.mean(axis=0)
+        vertices = (vertices - centre) * scale + centre
     faces = np.asarray(neuron.faces, dtype=np.int64)
     while len(faces) * 4 <= target_faces:
         vertices, faces = trimesh.remesh.subdivide(vertices, faces)
@@ -71,11 +75,15 @@ class LargeLayers:
     """Where a built MICrONS-scale fixture lives and what it holds."""
 
     root: Path
-    root_id: int
-    faces: int  # faces of the generated mesh, before cutting into fragments
-    fragments: int  # graphene fragments in the root's manifest
+    root_ids: list[int]
+    faces: int  # faces of each generated mesh, before cutting into fragments
+    fragments: int  # graphene fragments in the first root's manifest
     graphene_table: str
     has_multires: bool
+
+    @property
+    def root_id(self) -> int:
+        return self.root_ids[0]
 
     @property
     def graphene_dir(self) -> Path:
@@ -91,9 +99,10 @@ class LargeLayers:
 
 
 def build_large_layers(root: str | os.PathLike | None = None, *, target_faces: int = 9_000_000,
-                       neuron_index: int = 0, multires: bool = False, num_lods: int = 4,
-                       table: str = "large_graph", dynamic_every: int = 4) -> LargeLayers:
-    """Build (or reuse) the layers for one subdivided neuron; returns where they are.
+                       neuron_index: int | tuple[int, ...] = 0, scale: float = 1.0, multires: bool = False,
+                       num_lods: int = 4, table: str = "large_graph", dynamic_every: int = 4) -> LargeLayers:
+    """Build (or reuse) the layers for subdivided neurons (one per ``neuron_index``, root ids
+    ``LARGE_ROOT_ID + k``); returns where they are. ``neuron.ply`` holds the first.
 
     ``root`` defaults to a directory under :func:`default_cache_dir` named by the parameters;
     a complete build is marked by ``layers.json`` and reused as it is.
@@ -102,19 +111,23 @@ def build_large_layers(root: str | os.PathLike | None = None, *, target_faces: i
 
     from .precomputed import LayerGeometry, write_graphene_layer, write_multires_layer
 
-    name = f"n{neuron_index}-f{target_faces}-d{dynamic_every}-v{_FORMAT}" + (f"-m{num_lods}" if multires else "")
+    indices = (neuron_index,) if isinstance(neuron_index, int) else tuple(neuron_index)
+    name = (f"n{'_'.join(map(str, indices))}-f{target_faces}-d{dynamic_every}-v{_FORMAT}"
+            + (f"-s{scale:g}" if scale != 1.0 else "") + (f"-m{num_lods}" if multires else ""))
     root = Path(root) if root is not None else default_cache_dir() / name
     marker = root / "layers.json"
     if marker.exists():
         done = json.loads(marker.read_text())
-        return LargeLayers(root=root, root_id=int(done["root_id"]), faces=done["faces"],
+        return LargeLayers(root=root, root_ids=[int(r) for r in done.get("root_ids") or [done["root_id"]]], faces=done["faces"],
                            fragments=done["fragments"], graphene_table=done["graphene_table"],
                            has_multires=done["has_multires"])
 
-    vertices, faces = subdivided_neuron(target_faces, neuron_index)
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
-    mesh.units = "nm"
-    meshes = {LARGE_ROOT_ID: mesh}
+    meshes = {}
+    for k, index in enumerate(indices):
+        vertices, faces = subdivided_neuron(target_faces, index, scale)
+        meshes[LARGE_ROOT_ID + k] = trimesh.Trimesh(vertices, faces, process=False)
+        meshes[LARGE_ROOT_ID + k].units = "nm"
+    mesh = meshes[LARGE_ROOT_ID]
     geometry = LayerGeometry.covering(meshes, resolution=MINNIE_RESOLUTION, chunk_size=MINNIE_CHUNK,
                                       voxel_offset=(0, 0, 0))
 
@@ -128,8 +141,8 @@ def build_large_layers(root: str | os.PathLike | None = None, *, target_faces: i
                                  sharded=True, shard_bits=0, minishard_bits=0)
         mesh.export(building / "neuron.ply")
         fragments = len(description["manifests"][str(LARGE_ROOT_ID)]["fragments"])
-        summary = {"root_id": str(LARGE_ROOT_ID), "faces": int(len(faces)), "fragments": fragments,
-                   "graphene_table": table, "has_multires": multires, "neuron_index": neuron_index}
+        summary = {"root_ids": [str(r) for r in meshes], "faces": int(len(mesh.faces)), "fragments": fragments,
+                   "graphene_table": table, "has_multires": multires, "neurons": list(indices), "scale": scale}
         (building / "layers.json").write_text(json.dumps(summary, indent=2))
         if root.exists():
             shutil.rmtree(root)
@@ -146,13 +159,14 @@ def _main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mesh_export.datasets.large",
                                      description="Build (or find) a MICrONS-scale fixture layer.")
     parser.add_argument("--faces", type=int, default=9_000_000)
-    parser.add_argument("--neuron", type=int, default=0)
+    parser.add_argument("--neuron", type=int, nargs="+", default=[0])
+    parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--multires", action="store_true")
     parser.add_argument("--root", default=None)
     args = parser.parse_args(argv)
-    layers = build_large_layers(args.root, target_faces=args.faces, neuron_index=args.neuron,
-                                multires=args.multires)
-    print(json.dumps({"root": str(layers.root), "root_id": str(layers.root_id), "faces": layers.faces,
+    layers = build_large_layers(args.root, target_faces=args.faces, neuron_index=tuple(args.neuron),
+                                scale=args.scale, multires=args.multires)
+    print(json.dumps({"root": str(layers.root), "root_ids": [str(r) for r in layers.root_ids], "faces": layers.faces,
                       "fragments": layers.fragments}, indent=2))
     return 0
 
