@@ -15,14 +15,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the bundled offline sample: root id -> STL (+ provenance sidecar) in out/.
+# The main job on the bundled offline sample (one neuron at true scale, lods 0-3): root id ->
+# STL with a preview picture, PLY of a coarser lod, a NEURON-ready SWC, and an OBJ by convert.
 demo: $(STAMP)
-	mkdir -p out
-	$(BIN)/mesh-export $(SAMPLE_ID) --source sample --format stl --lod 0 --out out --overwrite
+	$(BIN)/mesh-export $(SAMPLE_ID) --source sample --format stl --lod 0 --out out --overwrite --preview
 	$(BIN)/mesh-export $(SAMPLE_ID) --source sample --format ply --lod 2 --out out --overwrite
-	$(BIN)/mesh-export $(SAMPLE_ID) --source sample --format swc --out out --overwrite
+	$(BIN)/mesh-export $(SAMPLE_ID) --source sample --format swc --lod 2 --out out --overwrite
 	$(BIN)/mesh-export convert out/$(SAMPLE_ID)_lod0.stl out/$(SAMPLE_ID)_lod0.obj --overwrite
-	@ls -l out
+	@echo
+	@echo "Wrote to out/ (each export has a <file>.json provenance sidecar beside it):"
+	@echo "  out/$(SAMPLE_ID)_lod0.stl.png  look here first: the neuron, shaded, with a scale bar in um"
+	@echo "  out/$(SAMPLE_ID)_lod0.stl      finest lod, nanometres (open in MeshLab, Blender, ParaView)"
+	@echo "  out/$(SAMPLE_ID)_lod2.ply      a coarser lod of the same cell"
+	@echo "  out/$(SAMPLE_ID)_lod2.swc      its morphology in micrometres, for NEURON (Import3d)"
+	@echo "  out/$(SAMPLE_ID)_lod0.obj      the STL converted to OBJ"
+	@echo "Next: mesh-export info $(SAMPLE_ID) --source sample; mesh-export datastacks; README 'Usage'."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -31,7 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds -q
 
-# Rebuild the bundled sample dataset (deterministic; needs the test extra for zmesh).
+# Rebuild the bundled sample (deterministic: the same bytes every run; needs the test extra
+# for zmesh). tests/test_sample.py checks the bundled copy against a rebuild.
 sample: $(STAMP)
 	rm -rf src/mesh_export/data/sample
 	$(BIN)/python -m mesh_export.datasets.precomputed src/mesh_export/data/sample

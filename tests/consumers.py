@@ -1,9 +1,14 @@
-"""Read files back with the libraries real users open them with: trimesh, meshio, VTK."""
+"""Read files back with the libraries real users open them with: trimesh, meshio, VTK, NEURON."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pytest
 import trimesh
+
+os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
 
 
 def corners(vertices, faces) -> np.ndarray:
@@ -59,3 +64,66 @@ def assert_same_geometry(expected: trimesh.Trimesh, actual_corners: np.ndarray, 
     scale = float(np.abs(want).max()) or 1.0
     # float32 storage: ~6e-8 relative; text writers keep 9 significant digits.
     np.testing.assert_allclose(actual_corners, want, rtol=0, atol=scale * 2e-7, err_msg=what)
+
+
+# -------------------------------------------------------------------- NEURON
+
+
+def neuron_h():
+    neuron = pytest.importorskip("neuron")
+    h = neuron.h
+    h.load_file("stdrun.hoc")
+    h.load_file("import3d.hoc")
+    return h
+
+
+class _Cell:
+    """Import3d instantiates sections as attributes of a Python object; keep it alive."""
+
+
+def _sections_of(h, cell):
+    return [sec for sec in h.allsec() if sec.cell() == cell]
+
+
+def load_swc_in_neuron(path):
+    h = neuron_h()
+    cell = _Cell()
+    reader = h.Import3d_SWC_read()
+    reader.input(str(path))
+    gui = h.Import3d_GUI(reader, False)
+    gui.instantiate(cell)
+    sections = _sections_of(h, cell)
+    assert sections, f"NEURON made no sections from {path}"
+    return cell, sections
+
+
+def load_hoc_in_neuron(path, template="MeshExportCell"):
+    h = neuron_h()
+    if not hasattr(h, template):
+        assert h.load_file(str(path)) == 1, f"NEURON could not load {path}"
+    cell = getattr(h, template)()
+    return cell, _sections_of(h, cell)
+
+
+def membrane_area(sections) -> float:
+    return float(sum(seg.area() for sec in sections for seg in sec))
+
+
+def spike_trace(h, sections, soma) -> np.ndarray:
+    """hh soma, passive dendrites, a current step into the soma: the soma voltage trace."""
+    for sec in sections:
+        sec.Ra = 100
+        sec.cm = 1
+        if sec == soma:
+            sec.insert("hh")
+        else:
+            sec.insert("pas")
+            for seg in sec:
+                seg.pas.g = 5e-5
+                seg.pas.e = -65
+    stim = h.IClamp(soma(0.5))
+    stim.delay, stim.dur, stim.amp = 5, 2, 3.0
+    v = h.Vector().record(soma(0.5)._ref_v)
+    h.finitialize(-65)
+    h.continuerun(30)
+    return np.array(v), stim

@@ -252,3 +252,25 @@ def test_no_overwrite_holds_even_if_the_file_appears_during_the_write(tmp_path):
             target.write_bytes(b"someone else's")  # another worker got there first
     assert target.read_bytes() == b"someone else's"
     assert [p.name for p in tmp_path.iterdir()] == ["race.stl"]
+
+
+def test_out_directory_is_created_for_exports_and_batches(tmp_path):
+    """Like every downloader: a missing --out is made, parents too (convert still needs the
+    target's directory, like cp: see test_missing_output_directory_and_read_only_target)."""
+    from mesh_export.datasets.precomputed import SAMPLE_ROOT_ID
+
+    env = {"MESH_EXPORT_CACHE": str(tmp_path / "cache")}
+    single = tmp_path / "a" / "b" / "c"
+    result = run_cli(SAMPLE_ROOT_ID, "--source", "sample", "--lod", "3", "--format", "3mf", "--out", single, env=env)
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads((single / f"{SAMPLE_ROOT_ID}_lod3.3mf.json").read_text())
+    # 3MF cannot state nanometres: the export converts to micrometres and says so.
+    assert sidecar["units"] == "um" and sidecar["steps"][-1]["step"] == "convert_units"
+    assert sidecar["steps"][-1]["to"] == "um" and "3mf" in sidecar["steps"][-1]["reason"]
+    batch = tmp_path / "x" / "y"
+    result = run_cli(SAMPLE_ROOT_ID, "--source", "sample", "--lod", "3", "--workers", "2", "--out", batch, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (batch / f"{SAMPLE_ROOT_ID}_lod3.stl").exists() and (batch / "manifest.jsonl").exists()
+    (tmp_path / "file").write_text("not a directory")
+    assert_one_line_error(run_cli(SAMPLE_ROOT_ID, "--source", "sample", "--out", tmp_path / "file", env=env),
+                          errors.OutputError.exit_code, "not a directory")

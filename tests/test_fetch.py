@@ -350,7 +350,9 @@ def test_output_naming_units_and_no_sidecar(srv, fixture_data, workdir):
     loaded = mesh_export.load(written)
     assert loaded.units == "um"
     np.testing.assert_allclose(loaded.bounds, fixture_data.meshes[root_id].bounds / 1000, atol=0.1)
-    assert_error(cli(workdir, root_id, "--source", url, "--out", "nowhere"), errors.OutputError, "does not exist")
+    # A missing --out directory is created, with its parents (issue 13).
+    assert_ok(cli(workdir, root_id, "--source", url, "--out", "nowhere/new"))
+    assert (workdir / "out" / "nowhere" / "new" / f"{root_id}_lod0.stl").exists()
 
 
 def test_sanity_checks_on_decoded_meshes():

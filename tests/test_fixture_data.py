@@ -8,7 +8,6 @@ fails here first, with a clear name.
 from __future__ import annotations
 
 import gzip
-import json
 
 import numpy as np
 import pytest
@@ -322,37 +321,4 @@ def test_caveclient_wrong_token_is_http_401(srv, fixture_data):
     assert excinfo.value.response.status_code == 401
 
 
-# --------------------------------------------------------------------- sample
-
-
-def _check_sample(path):
-    cv = CloudVolume(f"precomputed://file://{path}", progress=False)
-    provenance = json.loads((path / "provenance").read_text())
-    root_ids = [int(r) for r in provenance["root_ids"]]
-    assert len(root_ids) == 3
-    num_lods = provenance["processing"][0]["method"]["num_lods"]
-    assert num_lods >= 3
-    for root_id in root_ids:
-        faces = [len(cv.mesh.get(root_id, lod=lod)[root_id].faces) for lod in range(num_lods)]
-        assert faces == sorted(faces, reverse=True) and faces[-1] < faces[0]
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    assert size < 2_000_000
-    return root_ids
-
-
-def test_build_sample_reads_from_file_url(tmp_path):
-    from mesh_export.datasets.precomputed import build_sample
-
-    summary = build_sample(tmp_path / "sample")
-    assert _check_sample(tmp_path / "sample") == summary["root_ids"]
-
-
-def test_bundled_sample_reads_from_file_url():
-    from pathlib import Path
-
-    import mesh_export.datasets
-
-    path = Path(mesh_export.datasets.__file__).resolve().parents[1] / "data" / "sample"
-    if not (path / "info").exists():
-        pytest.skip("bundled sample not built (python -m mesh_export.datasets.precomputed)")
-    _check_sample(path)
+# The bundled sample's tests are in test_sample.py.

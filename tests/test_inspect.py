@@ -53,15 +53,89 @@ def test_info_closed_stl_merges_corners_and_reports_volume(sphere, workdir):
     sphere.export(workdir / "in.ply")
     assert cli(workdir, "convert", workdir / "in.ply", path, "--units-in", "nm").returncode == 0
     figures = ok_json(cli(workdir, "info", path, "--json"))
-    # STL keeps each triangle's corners apart; info merges them before looking at topology.
-    assert figures["vertices"] == 3 * len(sphere.faces)
-    assert figures["duplicate_vertices_merged"] == 3 * len(sphere.faces) - len(sphere.vertices)
+    # STL keeps each triangle's corners apart; reading merges bit-identical corners into an
+    # indexed mesh, so info sees the sphere's own vertices and nothing left to merge.
+    assert figures["vertices"] == len(sphere.vertices) and figures["faces"] == len(sphere.faces)
+    assert figures["duplicate_vertices_merged"] == 0
     assert figures["watertight"] and figures["winding_consistent"]
     assert figures["components"] == {"count": 1, "largest_share": 1.0, "largest_faces": len(sphere.faces)}
     assert figures["volume"] == pytest.approx(sphere.volume, rel=1e-5)  # float32 in the STL
     assert figures["units"] == "nm"
     text = cli(workdir, "info", path)
     assert text.returncode == 0 and "watertight    yes" in text.stdout and "um^3" in text.stdout
+
+
+def _trimesh_figures(mesh: trimesh.Trimesh) -> dict:
+    """What mesh_info reports, as trimesh computes it (on the same, unmerged, vertices)."""
+    from scipy.sparse.csgraph import connected_components
+
+    count, labels = connected_components(mesh.edges_sparse, directed=False)
+    watertight = bool(mesh.is_watertight)
+    return {"surface_area": mesh.area, "watertight": watertight,
+            "winding_consistent": bool(mesh.is_winding_consistent) if watertight else None,
+            "volume": abs(mesh.volume) if watertight else None,
+            "components": int(count), "largest_faces": int(np.bincount(labels[mesh.faces[:, 0]]).max())}
+
+
+def _info_cases(sphere, neuron_meshes):
+    from conftest import grid_surface
+
+    def mesh(v, f):
+        return trimesh.Trimesh(np.asarray(v, dtype=np.float64), np.asarray(f), process=False)
+
+    v, f = np.asarray(sphere.vertices), np.asarray(sphere.faces)
+    flipped = f.copy()
+    flipped[:7] = flipped[:7, ::-1]
+    cases = {
+        "closed sphere": sphere,
+        "open grid": grid_surface(40),
+        "two disjoint spheres": mesh(np.vstack([v, v + 1.0e4]), np.vstack([f, f + len(v)])),
+        "non-manifold edge": mesh(np.vstack([v, [[0.0, 0.0, 1.0e5]]]), np.vstack([f, [[f[0, 0], f[0, 1], len(v)]]])),
+        "inconsistent winding": mesh(v, flipped),
+        "degenerate faces": mesh(v, np.vstack([f, [[0, 0, 1], [1, 0, 0]]])),
+        "unreferenced vertex": mesh(np.vstack([v, [[1.0, 2.0, 3.0]]]), f),
+        "float32 int32": mesh(v, f),
+    }
+    cases["float32 int32"] = type("Arrays", (), {"vertices": v.astype(np.float32), "faces": f.astype(np.int32),
+                                                  "metadata": {"units": "nm"}})()
+    cases.update({f"navis {name}": m for name, m in list(neuron_meshes.items())[:3]})
+    return cases
+
+
+def test_mesh_info_equals_trimesh(sphere, neuron_meshes):
+    from mesh_export.inspect import mesh_info
+
+    for name, mesh in _info_cases(sphere, neuron_meshes).items():
+        expected = _trimesh_figures(trimesh.Trimesh(np.asarray(mesh.vertices, dtype=np.float64),
+                                                    np.asarray(mesh.faces), process=False))
+        figures = mesh_info(mesh, merge=False)
+        assert figures["surface_area"] == pytest.approx(expected["surface_area"], rel=1e-12), name
+        assert figures["watertight"] == expected["watertight"], name
+        assert figures["winding_consistent"] == expected["winding_consistent"], name
+        if expected["volume"] is None:
+            assert figures["volume"] is None, name
+        else:
+            assert figures["volume"] == pytest.approx(expected["volume"], rel=1e-12), name
+        assert figures["components"]["count"] == expected["components"], name
+        assert figures["components"]["largest_faces"] == expected["largest_faces"], name
+    # The synthetic cases are what they say they are.
+    cases = _info_cases(sphere, neuron_meshes)
+    assert mesh_info(cases["closed sphere"])["watertight"] and mesh_info(cases["closed sphere"])["winding_consistent"]
+    assert not mesh_info(cases["open grid"])["watertight"]
+    assert mesh_info(cases["two disjoint spheres"])["components"]["count"] == 2
+    assert not mesh_info(cases["non-manifold edge"])["watertight"]
+    assert mesh_info(cases["inconsistent winding"])["winding_consistent"] is False
+
+
+def test_mesh_info_merges_bit_identical_vertices_first(sphere):
+    from mesh_export.inspect import mesh_info
+
+    soup = trimesh.Trimesh(sphere.triangles.reshape(-1, 3), np.arange(3 * len(sphere.faces)).reshape(-1, 3),
+                           process=False)  # every face on its own corners, as an STL stores it
+    figures = mesh_info(soup)
+    assert figures["duplicate_vertices_merged"] == 3 * len(sphere.faces) - len(sphere.vertices)
+    assert figures["watertight"] and figures["components"]["count"] == 1
+    assert not mesh_info(soup, merge=False)["watertight"]
 
 
 def test_info_of_a_root_id_lists_the_layers_lods(fixture_server, fixture_data, workdir):

@@ -172,3 +172,16 @@ def test_export_preview_of_the_bundled_sample(workdir):
     assert json.loads((workdir / "out" / f"{root_id}_lod0.stl.json").read_text())["preview"] == png.name
     assert_drawn(png, (1200, 800))
     assert not list((workdir / "out").glob("*.part")) and not list((workdir / "out").glob(".*"))
+
+
+def test_a_neurite_thinner_than_a_pixel_is_a_line_not_dashes():
+    """A long thin tube (a fifth of a pixel wide on screen, meshed finely as marching cubes and
+    connectomics meshes are): every column it crosses is drawn."""
+    from mesh_export.preview import rasterize
+
+    tube = trimesh.creation.cylinder(radius=0.1, segment=[[10.0, 50.3, 0.0], [190.0, 57.7, 0.0]], sections=8)
+    vertices, faces = trimesh.remesh.subdivide_to_size(tube.vertices, tube.faces, max_edge=0.5)
+    faces, _ = rasterize(np.asarray(vertices, dtype=np.float64), np.asarray(faces), 200, 100)
+    columns = np.flatnonzero((faces >= 0).any(axis=0))
+    assert columns.min() <= 11 and columns.max() >= 189
+    assert len(columns) >= 175, f"{180 - len(columns)} columns missing: a dashed line"

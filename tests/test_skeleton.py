@@ -13,6 +13,7 @@ import pytest
 import trimesh
 
 import mesh_export
+from consumers import load_hoc_in_neuron, load_swc_in_neuron, membrane_area, neuron_h, spike_trace
 from mesh_export.errors import InvalidMeshError, UnitsError
 from mesh_export.skeleton import (
     InvalidSkeletonError,
@@ -61,69 +62,6 @@ def ball_and_sticks() -> trimesh.Trimesh:
     return mesh
 
 
-# -------------------------------------------------------------------- NEURON helpers
-
-
-def _h():
-    neuron = pytest.importorskip("neuron")
-    h = neuron.h
-    h.load_file("stdrun.hoc")
-    h.load_file("import3d.hoc")
-    return h
-
-
-class _Cell:
-    """Import3d instantiates sections as attributes of a Python object; keep it alive."""
-
-
-def _sections_of(h, cell):
-    return [sec for sec in h.allsec() if sec.cell() == cell]
-
-
-def load_swc_in_neuron(path):
-    h = _h()
-    cell = _Cell()
-    reader = h.Import3d_SWC_read()
-    reader.input(str(path))
-    gui = h.Import3d_GUI(reader, False)
-    gui.instantiate(cell)
-    sections = _sections_of(h, cell)
-    assert sections, f"NEURON made no sections from {path}"
-    return cell, sections
-
-
-def load_hoc_in_neuron(path, template="MeshExportCell"):
-    h = _h()
-    if not hasattr(h, template):
-        assert h.load_file(str(path)) == 1, f"NEURON could not load {path}"
-    cell = getattr(h, template)()
-    return cell, _sections_of(h, cell)
-
-
-def membrane_area(sections) -> float:
-    return float(sum(seg.area() for sec in sections for seg in sec))
-
-
-def spike_trace(h, sections, soma) -> np.ndarray:
-    """hh soma, passive dendrites, a current step into the soma: the soma voltage trace."""
-    for sec in sections:
-        sec.Ra = 100
-        sec.cm = 1
-        if sec == soma:
-            sec.insert("hh")
-        else:
-            sec.insert("pas")
-            for seg in sec:
-                seg.pas.g = 5e-5
-                seg.pas.e = -65
-    stim = h.IClamp(soma(0.5))
-    stim.delay, stim.dur, stim.amp = 5, 2, 3.0
-    v = h.Vector().record(soma(0.5)._ref_v)
-    h.finitialize(-65)
-    h.continuerun(30)
-    return np.array(v), stim
-
-
 # ------------------------------------------------------------------- real neurons
 
 
@@ -163,7 +101,7 @@ def test_swc_loads_in_neuron_with_area_close_to_the_mesh(neuron_meshes, swc_file
 
 
 def test_neuron_simulates_a_spike(swc_files):
-    h = _h()
+    h = neuron_h()
     path = next(iter(swc_files.values()))
     cell, sections = load_swc_in_neuron(path)
     soma = cell.soma[0] if hasattr(cell, "soma") else sections[0]
@@ -174,7 +112,7 @@ def test_neuron_simulates_a_spike(swc_files):
 
 
 def test_hoc_area_matches_swc_import(skeletons, swc_files, tmp_path):
-    h = _h()
+    h = neuron_h()
     for name, sk in list(skeletons.items())[:3]:
         template = f"Cell_{name}"
         hoc = mesh_export.write(sk, tmp_path / f"{name}.hoc", template=template)
@@ -405,7 +343,7 @@ def test_cli_export_root_id_to_swc_and_hoc(tmp_path):
     from conftest import run_cli
     from mesh_export.sources import sample_path
 
-    root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][1]
+    root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][0]
     env = {"MESH_EXPORT_CACHE": str(tmp_path / "cache")}
     for fmt in ("swc", "hoc"):
         result = run_cli(root_id, "--source", "sample", "--format", fmt, "--out", tmp_path, env=env)

@@ -115,6 +115,24 @@ def test_simplify_real_neuron_to_face_count(neuron_mesh):
     np.testing.assert_allclose(out.bounds, neuron_mesh.bounds, atol=0.01 * np.ptp(neuron_mesh.bounds, axis=0).max())
 
 
+def test_components_are_trimesh_face_adjacency_pieces(neuron_meshes, sphere):
+    """keep_components keeps exactly the faces trimesh's face_adjacency pieces say (edges of
+    three faces join nothing there, nor here)."""
+    v, f = np.asarray(sphere.vertices), np.asarray(sphere.faces)
+    fin = trimesh.Trimesh(np.vstack([v, v + 1.0e4, [[0.0, 0.0, 1.0e5]]]),
+                          np.vstack([f, f + len(v), [[f[0, 0], f[0, 1], 2 * len(v)]]]), process=False)
+    fin.units = "nm"
+    for mesh in [*list(neuron_meshes.values())[:3], fin]:
+        pieces = sorted(trimesh.graph.connected_components(mesh.face_adjacency, nodes=np.arange(len(mesh.faces)),
+                                                           min_len=1), key=len, reverse=True)
+        for kept, options in ((pieces[:1], {"largest": True}), ([p for p in pieces if len(p) >= 30], {"min_faces": 30})):
+            faces = np.asarray(mesh.faces)[np.sort(np.concatenate(kept))]
+            out = steps.keep_components(mesh, **options)
+            np.testing.assert_array_equal(out.vertices[out.faces], np.asarray(mesh.vertices)[faces])
+            assert out.metadata["steps"][-1]["pieces"] == len(pieces)
+            assert out.metadata["steps"][-1]["kept"] == len(kept)
+
+
 def test_components_repair_smooth_center(neuron_mesh):
     largest = steps.keep_components(neuron_mesh, largest=True)
     assert largest.body_count == 1 and len(largest.faces) < len(neuron_mesh.faces)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import trimesh
 
 import mesh_export
+from conftest import run_cli
 from consumers import assert_same_geometry, with_meshio, with_trimesh, with_vtk
 
 # (format, options, readers that must reproduce the geometry)
@@ -104,10 +107,56 @@ def test_3mf_round_trips_in_millimetres(sphere, tmp_path):
     assert loaded.area == pytest.approx(in_mm.area, rel=1e-5)
 
 
-def test_3mf_refuses_to_mislabel_nanometres(sphere, tmp_path):
-    with pytest.raises(mesh_export.errors.UnitsError, match="millimetres"):
-        mesh_export.write(sphere, tmp_path / "sphere.3mf")
-    assert not list(tmp_path.iterdir())
+def _3mf_unit(path) -> str:
+    import zipfile
+
+    from lxml import etree
+
+    return etree.fromstring(zipfile.ZipFile(path).read("3D/3dmodel.model")).get("unit")
+
+
+@pytest.mark.parametrize("units, unit", [("um", "micron"), ("mm", "millimeter"), ("cm", "centimeter"),
+                                         ("m", "meter")])
+def test_3mf_states_its_unit_and_is_read_back_at_the_right_size(units, unit, sphere, tmp_path):
+    from mesh_export import steps
+
+    converted = steps.convert_units(sphere, units)
+    path = mesh_export.write(converted, tmp_path / "sphere.3mf")
+    assert _3mf_unit(path) == unit
+    loaded = trimesh.load(path, process=False, force="mesh")
+    assert loaded.metadata["units"] == unit
+    np.testing.assert_allclose(loaded.bounds, converted.bounds, rtol=1e-5)
+    # In millimetres, whatever the file's unit: what a slicer shows.
+    factor = trimesh.units.unit_conversion(unit, "millimeters")
+    np.testing.assert_allclose(loaded.extents * factor, sphere.extents * 1e-6, rtol=1e-5)
+    lib3mf = pytest.importorskip("lib3mf")
+    model = lib3mf.get_wrapper().CreateModel()
+    model.QueryReader("3mf").ReadFromFile(str(path))
+    expected = {"micron": lib3mf.ModelUnit.MicroMeter, "millimeter": lib3mf.ModelUnit.MilliMeter,
+                "centimeter": lib3mf.ModelUnit.CentiMeter, "meter": lib3mf.ModelUnit.Meter}[unit]
+    assert model.GetUnit() == expected
+    objects = model.GetMeshObjects()
+    assert objects.MoveNext() and objects.GetCurrentMeshObject().GetTriangleCount() == len(sphere.faces)
+
+
+def test_3mf_writes_nanometres_as_micrometres_and_says_so(sphere, tmp_path):
+    """Through the API the writer converts; convert (and export) record the step."""
+    path = mesh_export.write(sphere, tmp_path / "sphere.3mf")
+    assert _3mf_unit(path) == "micron"
+    np.testing.assert_allclose(trimesh.load(path, force="mesh").extents, sphere.extents / 1000, rtol=1e-5)
+    ply = mesh_export.write(sphere, tmp_path / "sphere.ply")
+    result = run_cli("convert", ply, tmp_path / "c.3mf", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["units"] == "um"
+    assert summary["steps"] == [{"step": "convert_units", "from": "nm", "to": "um", "factor": 0.001,
+                                 "reason": "3mf cannot state nm"}]
+    assert _3mf_unit(tmp_path / "c.3mf") == "micron"
+
+
+def test_3mf_of_unknown_units_is_millimetres(sphere, tmp_path):
+    plain = trimesh.Trimesh(sphere.vertices, sphere.faces, process=False)
+    assert _3mf_unit(mesh_export.write(plain, tmp_path / "plain.3mf")) == "millimeter"
 
 
 @pytest.mark.parametrize("name", ["stl", "ply", "obj", "off", "vtk", "vtp", "vtu"])

@@ -80,12 +80,22 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
             units_in: str | None = None, units: str | None = None, scale: float | None = None,
             overwrite: bool = False, steps=None, return_mesh: bool = False, **options: Any):
     """Read ``source``, apply ``steps`` (a ``StepOptions``; ``units``/``scale`` are shortcuts),
-    write ``target``. Returns the path written (and the mesh written, with ``return_mesh``)."""
+    write ``target``. Returns the path written (and the mesh written, with ``return_mesh``: a
+    trimesh.Trimesh, or without steps to a binary native format the arrays as read, in an
+    ``export.CachedSurface``)."""
+    from .export import CachedSurface, units_for_writer
+    from .readers import read_surface, to_trimesh
     from .steps import apply_steps, plan_for_writer
 
     writer = writer_for_path(target, format)  # fail on a bad format before reading anything
     steps, options = plan_for_writer(steps, writer, options, units=units, scale=scale)
     check_target(target, overwrite)
-    mesh = apply_steps(load(source, units=units_in), steps)
+    vertices, faces, metadata = read_surface(source, units=units_in)
+    # As for a cached mesh: a binary native writer takes the arrays as read (float32/int32);
+    # a trimesh.Trimesh would widen both to 64 bits only for the writer to narrow them again.
+    if writer.checks_values and not options.get("ascii") and not steps.changes_mesh():
+        mesh = CachedSurface(vertices, faces, metadata)
+    else:
+        mesh = units_for_writer(apply_steps(to_trimesh(vertices, faces, metadata), steps), writer)
     written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
     return (written, mesh) if return_mesh else written

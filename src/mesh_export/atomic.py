@@ -29,6 +29,18 @@ def _mode(path: Path) -> int | None:
         return None
 
 
+def make_output_dir(path: str | os.PathLike) -> Path:
+    """Create an output directory (and its parents) if missing, as downloaders do."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"output path exists and is not a directory: {path}") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create output directory {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def check_target(target: str | os.PathLike, overwrite: bool = False) -> Path:
     """Fail early (before any work) if ``target`` cannot be written."""
     target = Path(target)

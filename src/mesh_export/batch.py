@@ -561,11 +561,9 @@ def export_many(root_ids: Iterable[int | str], *, workers: int = 1, client=None,
     ids = list(dict.fromkeys(str(i).strip() for i in root_ids))
     if not ids:
         raise InvalidArgumentError("no root ids given (arguments, --ids-file, or - for stdin)")
-    out_dir = Path(export_kwargs.get("out_dir", "."))
-    if not out_dir.is_dir():
-        from .errors import OutputError
+    from .atomic import make_output_dir
 
-        raise OutputError(f"output directory does not exist: {out_dir}")
+    out_dir = make_output_dir(export_kwargs.get("out_dir", "."))
     export_kwargs["progress"] = False  # per-mesh bars would fight the batch bar
     from .writers.registry import get_writer
 

@@ -69,6 +69,30 @@ def formats_command(
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
 
 
+@app.command("datastacks")
+def datastacks_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the registry as JSON.")] = False,
+) -> None:
+    """List the known datastacks: CAVE server, static mesh releases (by version), description.
+
+    Add or override entries in datastacks.toml in the config directory (the last line says where)."""
+    from .datastacks import config_path, registry
+
+    rows = [entry.describe() for entry in registry().values()]
+    if as_json:
+        _emit_json(rows)
+        return
+    table = [("datastack", "server", "static releases", "description")]
+    for row in rows:
+        versions = ", ".join(f"{r['version']}{'*' if r['version'] == row['default_version'] else ''}"
+                             for r in row["static"]) or "-"
+        table.append((row["name"], row["server"], versions, row["description"]))
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    for r in table:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])
+    typer.echo(f"(* the default for --static; user entries: {config_path()})")
+
+
 _STEPS = "Processing steps (applied in this order)"
 LargestComponentOpt = Annotated[bool, typer.Option("--largest-component", help="Keep only the largest connected piece.", rich_help_panel=_STEPS)]
 MinComponentOpt = Annotated[Optional[int], typer.Option("--min-component-faces", help="Drop pieces with fewer faces.", rich_help_panel=_STEPS)]
@@ -86,8 +110,10 @@ SmoothOpt = Annotated[Optional[int], typer.Option("--smooth", help="Taubin smoot
 CenterOpt = Annotated[bool, typer.Option("--center", help="Move the bounding-box centre to the origin.", rich_help_panel=_STEPS)]
 _MORPHOLOGY = "Morphologies (swc, hoc, neuroml)"
 SkeletonizeOpt = Annotated[bool, typer.Option("--skeletonize", help="Turn the mesh into a morphology (automatic for swc, hoc, neuroml).", rich_help_panel=_MORPHOLOGY)]
-SomaOpt = Annotated[Optional[str], typer.Option("--soma", help="Soma position X,Y,Z in nm [default: detected: thickest part].", rich_help_panel=_MORPHOLOGY)]
+SomaOpt = Annotated[Optional[str], typer.Option("--soma", help="Soma position X,Y,Z in nm; auto: the nucleus from a CAVE datastack's soma table, else found on the mesh (default); mesh: always found on the mesh.", rich_help_panel=_MORPHOLOGY)]
 HealOpt = Annotated[bool, typer.Option("--heal/--no-heal", help="Join disconnected pieces into the tree (or drop them).", rich_help_panel=_MORPHOLOGY)]
+SkeletonSourceOpt = Annotated[str, typer.Option("--skeleton-source", help="mesh: skeletonize the mesh; cave: the CAVE skeleton service's skeleton (falls back to the mesh).", rich_help_panel=_MORPHOLOGY)]
+SynapsesOpt = Annotated[bool, typer.Option("--synapses/--no-synapses", help="Tell the axon (type 2) from the dendrites by the cell's synapses (a CAVE datastack's synapse table).", rich_help_panel=_MORPHOLOGY)]
 AllowUnitsOpt = Annotated[bool, typer.Option("--allow-units", help="Let a morphology be written in units other than um (NEURON expects um).", rich_help_panel=_MORPHOLOGY)]
 _VOLUME = "Volume meshes (msh, vtu, xdmf, mesh, ...)"
 VolumeOpt = Annotated[bool, typer.Option("--volume", help="Tetrahedral mesh of the inside for FEM solvers (TetGen; the 'volume' extra).", rich_help_panel=_VOLUME)]
@@ -140,6 +166,8 @@ def convert_command(
     skeletonize: SkeletonizeOpt = False,
     soma: SomaOpt = None,
     heal: HealOpt = True,
+    skeleton_source: SkeletonSourceOpt = "mesh",
+    synapses: SynapsesOpt = True,
     allow_units: AllowUnitsOpt = False,
     volume: VolumeOpt = False,
     max_tet_volume: MaxTetVolumeOpt = None,
@@ -184,11 +212,11 @@ def export_command(
     format: Annotated[str, typer.Option("--format", "-f", help="Output format (see `mesh-export formats`).", rich_help_panel=_OUTPUT)] = "stl",
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.", rich_help_panel=_OUTPUT)] = Path("."),
     name: Annotated[str, typer.Option("--name", help="File name template: {root_id} {lod} {ext} {format} {datastack}.", rich_help_panel=_OUTPUT)] = "{root_id}_lod{lod}.{ext}",
-    datastack: Annotated[Optional[str], typer.Option("--datastack", help="CAVE datastack [default: minnie65_public].", rich_help_panel=_SOURCE)] = None,
-    version: Annotated[Optional[int], typer.Option("--version", help="Materialization version the ids come from (recorded in provenance and the cache key).", rich_help_panel=_SOURCE)] = None,
-    server: Annotated[Optional[str], typer.Option("--server", help="CAVE server URL [default: caveclient's global server].", rich_help_panel=_SOURCE)] = None,
+    datastack: Annotated[Optional[str], typer.Option("--datastack", help="CAVE datastack (see `mesh-export datastacks`) [default: minnie65_public].", rich_help_panel=_SOURCE)] = None,
+    version: Annotated[Optional[int], typer.Option("--version", help="Materialization version the ids come from (recorded in provenance and the cache key); with --static, the release to use.", rich_help_panel=_SOURCE)] = None,
+    server: Annotated[Optional[str], typer.Option("--server", help="CAVE server URL [default: the datastack's own].", rich_help_panel=_SOURCE)] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="Mesh source URL (precomputed://, graphene://, gs://, s3://, https://, http://, file://) or 'sample'.", rich_help_panel=_SOURCE)] = None,
-    static: Annotated[bool, typer.Option("--static", help="Static multi-resolution meshes of the datastack.", rich_help_panel=_SOURCE)] = False,
+    static: Annotated[bool, typer.Option("--static", help="The datastack's static multi-resolution meshes: the release of --version, else the newest.", rich_help_panel=_SOURCE)] = False,
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic meshes from the datastack's segmentation (the default).", rich_help_panel=_SOURCE)] = False,
     lod: Annotated[Optional[int], typer.Option("--lod", help="Level of detail for multi-resolution sources: 0 finest, -1 coarsest.", rich_help_panel=_SOURCE)] = None,
     token: Annotated[Optional[str], typer.Option("--token", help="CAVE token [default: $CAVE_TOKEN, then caveclient's secret file].", rich_help_panel=_SOURCE)] = None,
@@ -210,6 +238,8 @@ def export_command(
     skeletonize: SkeletonizeOpt = False,
     soma: SomaOpt = None,
     heal: HealOpt = True,
+    skeleton_source: SkeletonSourceOpt = "mesh",
+    synapses: SynapsesOpt = True,
     allow_units: AllowUnitsOpt = False,
     volume: VolumeOpt = False,
     max_tet_volume: MaxTetVolumeOpt = None,
@@ -405,11 +435,11 @@ def auth_status(
 # info / preview / link / compare: a root id (fetched through the cache, like export) or a file.
 
 _LOOK = "Where meshes come from (root ids)"
-_Datastack = Annotated[Optional[str], typer.Option("--datastack", help="CAVE datastack [default: minnie65_public].", rich_help_panel=_LOOK)]
-_Version = Annotated[Optional[int], typer.Option("--version", help="Materialization version to pin.", rich_help_panel=_LOOK)]
-_Server = Annotated[Optional[str], typer.Option("--server", help="CAVE server URL [default: caveclient's global server].", rich_help_panel=_LOOK)]
+_Datastack = Annotated[Optional[str], typer.Option("--datastack", help="CAVE datastack (see `mesh-export datastacks`) [default: minnie65_public].", rich_help_panel=_LOOK)]
+_Version = Annotated[Optional[int], typer.Option("--version", help="Materialization version to pin; with --static, the release to use.", rich_help_panel=_LOOK)]
+_Server = Annotated[Optional[str], typer.Option("--server", help="CAVE server URL [default: the datastack's own].", rich_help_panel=_LOOK)]
 _Source = Annotated[Optional[str], typer.Option("--source", help="Mesh source URL or 'sample' (as for export).", rich_help_panel=_LOOK)]
-_Static = Annotated[bool, typer.Option("--static", help="Static multi-resolution meshes of the datastack.", rich_help_panel=_LOOK)]
+_Static = Annotated[bool, typer.Option("--static", help="The datastack's static multi-resolution meshes (--version's release, else the newest).", rich_help_panel=_LOOK)]
 _Token = Annotated[Optional[str], typer.Option("--token", help="CAVE token [default: $CAVE_TOKEN, then caveclient's secret file].", rich_help_panel=_LOOK)]
 _CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Cache directory [default: $MESH_EXPORT_CACHE or the platform cache dir].", rich_help_panel=_LOOK)]
 _NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.", rich_help_panel=_LOOK)]

@@ -83,3 +83,9 @@ class SourceError(MeshExportError):
     """The data source is unknown or malformed: an unknown datastack, a bad URL, no such lod."""
 
     exit_code = 13
+
+
+class ConfigError(MeshExportError):
+    """A configuration file (datastacks.toml) is malformed: the message names the file and line."""
+
+    exit_code = 18

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import __version__
-from .atomic import atomic_output, check_target
-from .errors import CacheMissError, InvalidArgumentError, OutputError
+from .atomic import atomic_output, check_target, make_output_dir
+from .errors import CacheMissError, InvalidArgumentError
 from .writers.registry import get_writer
 
 DEFAULT_NAME = "{root_id}_lod{lod}.{ext}"
@@ -88,16 +88,37 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _request_identity(source: str | None, datastack: str | None, static: bool, server: str | None) -> dict:
-    """What identifies the mesh source without asking the network (so --offline can key the cache)."""
-    from .sources import DEFAULT_DATASTACK, STATIC_SOURCES, normalize_url
+def _request_identity(source: str | None, datastack: str | None, static: bool, server: str | None,
+                      version: int | None = None) -> dict:
+    """What identifies the mesh source without asking the network (so --offline can key the cache).
+
+    A static request is keyed by the release it resolves to (``version`` picks it: seg_m943
+    and seg_m1300 are different entries), a dynamic one by datastack and server."""
+    from .datastacks import DEFAULT_DATASTACK, static_release
+    from .sources import normalize_url
 
     if source is not None:
         return {"source": normalize_url(source)}
     datastack = datastack or DEFAULT_DATASTACK
-    if static and datastack in STATIC_SOURCES:
-        return {"source": STATIC_SOURCES[datastack][0]}
-    return {"datastack": datastack, "server": server, "mode": "static" if static else "dynamic"}
+    if static:
+        return {"source": normalize_url(static_release(datastack, version)[1].url)}
+    return {"datastack": datastack, "server": server, "mode": "dynamic"}
+
+
+def units_for_writer(mesh, writer):
+    """A surface in units ``writer`` cannot state, converted to the first it can (3MF: nm -> um).
+
+    A step like any other: recorded in ``metadata["steps"]`` with the reason, so the sidecar
+    (and convert's --json) says what the file holds. Other meshes are returned as they are.
+    """
+    units = getattr(mesh, "units", None)
+    if not writer.units or not hasattr(mesh, "faces") or units is None or units in writer.units:
+        return mesh
+    from .steps import convert_units
+
+    converted = convert_units(mesh, writer.units[0])
+    converted.metadata["steps"][-1]["reason"] = f"{writer.name} cannot state {units}"
+    return converted
 
 
 def _counts(data, options: dict[str, Any]) -> dict[str, Any]:
@@ -156,11 +177,12 @@ def fetch_cached(root_id: int | str, *, source: str | None = None, datastack: st
     """
     from .auth import resolve_token
     from .cache import MeshCache, cache_key
+    from .datastacks import server_for
     from .fetch import fetch_mesh
     from .sources import resolve
 
     root_id = _check_request(root_id, lod, use_cache, offline)
-    identity = _request_identity(source, datastack, static, server)
+    identity = _request_identity(source, datastack, static, server, version)
 
     def key(level: int) -> str:
         return cache_key(**identity, root_id=root_id, lod=level, version=version, merge=MERGE_RULE,
@@ -175,7 +197,7 @@ def fetch_cached(root_id: int | str, *, source: str | None = None, datastack: st
         return entry.vertices, entry.faces, entry.meta, "hit"
     if offline:
         raise CacheMissError(f"root id {root_id} is not in the cache ({cache.directory}) and --offline was given")
-    token_info = resolve_token(token, server)
+    token_info = resolve_token(token, server_for(datastack, server) if source is None else server)
     resolved = resolve(source=source, datastack=datastack, static=static, server=server,
                        token=token_info.value, version=version, timeout=timeout)
     fetched = fetch_mesh(resolved, root_id, lod=lod, token=token_info.value, timeout=timeout,
@@ -196,6 +218,21 @@ def fetch_cached(root_id: int | str, *, source: str | None = None, datastack: st
     return fetched.vertices, fetched.faces, meta, "miss"
 
 
+def _cave_request(source, datastack, static, server, version, token, timeout, cache_dir, use_cache, offline):
+    """Where to ask CAVE about a root id's morphology: its datastack, when the mesh came from one."""
+    if source is not None:
+        return None
+    from .auth import resolve_token
+    from .cave_morphology import CaveRequest
+    from .sources import DEFAULT_DATASTACK, STATIC_SOURCES
+
+    datastack = datastack or DEFAULT_DATASTACK
+    if static and version is None and datastack in STATIC_SOURCES:
+        version = STATIC_SOURCES[datastack][1]
+    return CaveRequest(datastack, server=server, version=version, token=resolve_token(token, server).value,
+                       timeout=timeout, cache_dir=cache_dir, use_cache=use_cache, offline=offline)
+
+
 def export_request(root_id: int | str, *, format: str = "stl", name: str = DEFAULT_NAME,
                    datastack: str | None = None, version: int | None = None, server: str | None = None,
                    source: str | None = None, static: bool = False, lod: int | None = None,
@@ -206,7 +243,7 @@ def export_request(root_id: int | str, *, format: str = "stl", name: str = DEFAU
     from dataclasses import asdict
 
     request = {"root_id": str(root_id).strip(), "format": format, "name": name,
-               **_request_identity(source, datastack, static, server),
+               **_request_identity(source, datastack, static, server, version),
                "version": version, "lod": lod, "allow_missing": allow_missing, "units": units, "scale": scale,
                "steps": asdict(steps) if steps is not None else None, "check": check, "preview": preview,
                "options": {k: v for k, v in sorted(options.items()) if v is not None}}
@@ -240,9 +277,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     if preview and steps.volume:
         raise InvalidArgumentError("--preview draws surfaces and morphologies, not tetrahedral meshes")
     extension = writer.extensions[0].lstrip(".") if writer.extensions else writer.name
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise OutputError(f"output directory does not exist: {out_dir}")
+    out_dir = make_output_dir(out_dir)
 
     def target_for(level: int) -> Path:
         try:
@@ -278,7 +313,14 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
         set_mesh_units(mesh, "nm")
         mesh.metadata.update(metadata)
-        mesh = apply_steps(mesh, steps)
+        if steps.skeletonize:  # the soma, compartments, or the skeleton itself from CAVE
+            from .morphology import make_morphology
+
+            mesh = make_morphology(mesh, steps, root_id=root_id, cave=_cave_request(
+                source, datastack, static, server, version, token, timeout, cache_dir, use_cache, offline),
+                no_cave_reason="the mesh came from --source, not a CAVE datastack")
+        else:
+            mesh = units_for_writer(apply_steps(mesh, steps), writer)
     with hashing_output(enabled=sidecar) as digest:
         written = api.write(mesh, target, format=writer.name, overwrite=overwrite, **options)
     check_report = None

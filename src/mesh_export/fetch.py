@@ -29,7 +29,7 @@ from .errors import (
 from .politeness import BACKOFF, RATE_LIMIT, RateLimiter, _is_transient, _Retrier, _status, set_rate_limit  # noqa: F401
 from .sources import Source, check_reachable
 
-# Threads CloudFiles uses for one mesh's fragments. A batch runs one fetch per worker
+# Threads fetching one static mesh's fragments (mesh_export.static_fetch). A batch runs one fetch per worker
 # instead: nested pools oversubscribed 2 cores, and on Dask workers they left requests
 # waiting forever on shared keep-alive connections.
 FRAGMENT_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("fragment_threads", default=20)
@@ -174,8 +174,7 @@ def open_volume(source: Source, token: str | None, progress: bool, retry: _Retri
 class _Stages:
     """A progress bar over the stages of one fetch, on a terminal only (stderr, like tqdm's).
 
-    Legacy fragment downloads also get CloudFiles' own per-fragment bar; a sharded multi-LOD
-    mesh is one ranged read, so its stages are what there is to show."""
+    A multi-LOD mesh is a few ranged reads, so its stages are what there is to show."""
 
     def __init__(self, root_id: int, enabled: bool):
         self.bar = None
@@ -210,7 +209,7 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
             from .static_fetch import fetch_static
 
             fetched = fetch_static(source.url, root_id, lod=lod, retry=retry, allow_missing=allow_missing,
-                                   threads=FRAGMENT_THREADS.get(),
+                                   token=token, threads=FRAGMENT_THREADS.get(),
                                    opened=lambda: stages.step("opened layer; downloading"))
         if fetched is None:
             volume = open_volume(source, token, progress, retry)
@@ -241,86 +240,6 @@ def _single_lod(lod: int | None, what: str) -> int:
         raise SourceError(f"{what} meshes have a single level of detail; --lod {lod} needs a "
                           "multi-resolution source (e.g. --static)")
     return 0
-
-
-def _fetch_manifest_once(mesh_source) -> None:
-    """CloudVolume's sharded get() reads the manifest we already read: serve it from memory.
-
-    The wrapper is installed once per (reused) volume; its memo is cleared for every mesh, so
-    it only ever spans one fetch.
-    """
-    seen = getattr(mesh_source, "_mesh_export_manifests", None)
-    if seen is not None:
-        seen.clear()
-        return
-    original = mesh_source.get_manifest
-    seen = mesh_source._mesh_export_manifests = {}
-
-    def get_manifest(segid, *args, **kwargs):
-        if not isinstance(segid, (int, np.integer)):
-            return original(segid, *args, **kwargs)
-        if int(segid) not in seen:
-            seen[int(segid)] = original(segid, *args, **kwargs)
-        return seen[int(segid)]
-
-    mesh_source.get_manifest = get_manifest
-
-
-def _fetch_multires(volume, root_id: int, lod: int | None, retry: _Retrier) -> Fetched:
-    from cloudvolume.exceptions import MeshMissingError
-
-    _fetch_manifest_once(volume.mesh)
-    try:
-        manifest = retry(lambda: volume.mesh.get_manifest(root_id))
-    except MeshMissingError:
-        manifest = None
-    if manifest is None:
-        raise NotFoundError(f"root id {root_id} has no mesh at this source")
-    levels = int(manifest.num_lods)
-    wanted = 0 if lod is None else lod
-    if not -levels <= wanted < levels:
-        raise SourceError(f"root id {root_id} has lods 0..{levels - 1} (and -1 for the coarsest); "
-                          f"--lod {wanted} is not one of them")
-    wanted %= levels
-    result = retry(lambda: volume.mesh.get(root_id, lod=wanted))
-    mesh = result[root_id] if isinstance(result, dict) else result
-    fragments = int(np.asarray(manifest.num_fragments_per_lod)[wanted])
-    return Fetched(np.asarray(mesh.vertices), np.asarray(mesh.faces), wanted, levels, fragments)
-
-
-def _fetch_legacy(volume, root_id: int, lod: int | None, allow_missing: bool, progress: bool,
-                  retry: _Retrier) -> Fetched:
-    """Legacy meshes through CloudFiles directly, to see which fragments are missing."""
-    from cloudfiles import CloudFiles
-    from cloudvolume import Mesh
-
-    lod = _single_lod(lod, "legacy precomputed")
-    files = CloudFiles(volume.mesh.meta.join(volume.meta.cloudpath, volume.mesh.meta.mesh_path),
-                       progress=progress, num_threads=FRAGMENT_THREADS.get())
-    manifest = retry(lambda: files.get_json(f"{root_id}:0"))
-    if not manifest or not manifest.get("fragments"):
-        raise NotFoundError(f"root id {root_id} has no mesh at this source")
-    names = list(manifest["fragments"])
-    results = retry(lambda: files.get(names))
-    # CloudFiles returns fragments as its threads finish them: put them back in manifest order
-    # so the merged mesh (and the file written from it) is the same on every run.
-    order = {name: k for k, name in enumerate(names)}
-    results = sorted(results, key=lambda r: order.get(str(r.get("path")), len(order)))
-    missing, pieces = [], []
-    for result in results:
-        if result.get("error") is not None and _is_transient(result["error"]):
-            raise NetworkError(f"fragment {result['path']} kept failing: {type(result['error']).__name__}")
-        if result.get("content") is None:
-            missing.append(result["path"])
-        else:
-            pieces.append(Mesh.from_precomputed(result["content"]))
-    if missing and not allow_missing:
-        raise IncompleteMeshError(f"root id {root_id}: {len(missing)} of {len(names)} fragments listed in "
-                                  "its manifest could not be fetched; pass --allow-missing to export the rest")
-    if not pieces:
-        raise NotFoundError(f"root id {root_id}: none of its {len(names)} fragments could be fetched")
-    mesh = Mesh.concatenate(*pieces)
-    return Fetched(np.asarray(mesh.vertices), np.asarray(mesh.faces), lod, None, len(names), missing)
 
 
 def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token: str | None,
@@ -355,13 +274,24 @@ def _fetch_graphene(volume, root_id: int, lod: int | None, retry: _Retrier) -> F
     return Fetched(np.asarray(mesh.vertices), np.asarray(mesh.faces), lod, None, 0)
 
 
+class _NoSuchError(Exception):
+    """Stands in for a library's error class when that library was never imported."""
+
+
 def _translate(exc: Exception, source: Source, root_id: int, token: str | None) -> Exception:
     """Map the many exception types of CloudVolume, CloudFiles, requests to our hierarchy.
 
     Anything unrecognised is returned as it is: a bug should surface as one, not be
     disguised as a network problem."""
+    import sys
+
     import requests
-    from cloudvolume.exceptions import AuthenticationError, MeshDecodeError, MeshMissingError
+
+    # Only CloudVolume raises its errors: not imported (our own fetches) means none of them, and
+    # importing it here would add a second to every failure.
+    cv = sys.modules.get("cloudvolume.exceptions")
+    AuthenticationError, MeshDecodeError, MeshMissingError = (
+        (cv.AuthenticationError, cv.MeshDecodeError, cv.MeshMissingError) if cv else (_NoSuchError,) * 3)
 
     message = redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", token)
     status = _status(exc)

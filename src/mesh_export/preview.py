@@ -238,9 +238,10 @@ def rasterize(screen: np.ndarray, faces: np.ndarray, width: int, height: int):
     """Z-buffer ``faces`` given vertices in pixel coordinates (x, y, depth).
 
     Returns (face index per pixel or -1, barycentric weights per pixel), both (height, width).
-    A pixel belongs to a triangle when its centre lies inside it (edges inclusive). Work is
-    proportional to the faces plus the pixels they cover: triangles smaller than a pixel
-    that cover no pixel centre are dropped after a few vectorised comparisons.
+    A pixel belongs to a triangle when its centre lies inside it (edges inclusive); a
+    triangle that covers no pixel centre takes the pixel under its centroid (depth-tested like
+    the rest), so structures thinner than a pixel are drawn as lines. Work is proportional
+    to the faces plus the pixels they cover.
     """
     npix = width * height
     zbuf = np.full(npix, np.inf, dtype=np.float32)
@@ -260,10 +261,11 @@ def rasterize(screen: np.ndarray, faces: np.ndarray, width: int, height: int):
     np.minimum(y1, height - 1, out=y1)
     # Signed double area; edge-on triangles cover nothing.
     area = (bx - ax) * (cy - ay) - (cx - ax) * (by - ay)
-    live = np.flatnonzero((x1 >= x0) & (y1 >= y0) & (np.abs(area) > 1e-9))
+    visible = np.abs(area) > 1e-9
+    live = np.flatnonzero((x1 >= x0) & (y1 >= y0) & visible)
+    centroid_x, centroid_y = (ax + bx + cx) / 3, (ay + by + cy) / 3
     del ax, bx, cx, ay, by, cy
-    if len(live) == 0:
-        return fbuf.reshape(height, width), bary.reshape(height, width, 3)
+    covered = np.zeros(len(faces), dtype=bool)
     x0 = x0[live].astype(np.int64)
     y0 = y0[live].astype(np.int64)
     w = x1[live].astype(np.int64) - x0 + 1
@@ -272,7 +274,7 @@ def rasterize(screen: np.ndarray, faces: np.ndarray, width: int, height: int):
     corners = faces[live]
     sz = screen[:, 2].astype(np.float32)
     cum = np.cumsum(counts)
-    starts = np.searchsorted(cum, np.arange(0, cum[-1], _CHUNK), side="right")
+    starts = np.searchsorted(cum, np.arange(0, cum[-1], _CHUNK), side="right") if len(live) else []
     bounds = sorted(set(int(s) for s in starts) | {len(live)})
     for a, b in zip(bounds[:-1], bounds[1:]):
         c = counts[a:b]
@@ -298,16 +300,29 @@ def rasterize(screen: np.ndarray, faces: np.ndarray, width: int, height: int):
         if not inside.any():
             continue
         tri, l0, l1, l2 = tri[inside], l0[inside], l1[inside], l2[inside]
-        pix = py[inside] * width + px[inside]
-        z = l0 * sz[tri[:, 0]] + l1 * sz[tri[:, 1]] + l2 * sz[tri[:, 2]]
-        np.minimum.at(zbuf, pix, z)
-        win = z <= zbuf[pix]
-        pix = pix[win]
-        fbuf[pix] = live[local[inside][win]]
-        bary[pix, 0] = l0[win]
-        bary[pix, 1] = l1[win]
-        bary[pix, 2] = l2[win]
+        covered[live[local[inside]]] = True
+        _depth_test(zbuf, fbuf, bary, py[inside] * width + px[inside], live[local[inside]], sz, tri,
+                    np.column_stack([l0, l1, l2]))
+    # Triangles that cover no pixel centre (a neurite thinner than a pixel) still show: each
+    # marks the pixel under its centroid, so thin branches stay lines instead of dashes.
+    tiny = np.flatnonzero(visible & ~covered)
+    px = np.floor(centroid_x[tiny]).astype(np.int64)
+    py = np.floor(centroid_y[tiny]).astype(np.int64)
+    inside = (px >= 0) & (px < width) & (py >= 0) & (py < height)
+    tiny = tiny[inside]
+    weights = np.full((len(tiny), 3), 1.0 / 3.0, dtype=np.float32)
+    _depth_test(zbuf, fbuf, bary, py[inside] * width + px[inside], tiny, sz, faces[tiny], weights)
     return fbuf.reshape(height, width), bary.reshape(height, width, 3)
+
+
+def _depth_test(zbuf, fbuf, bary, pix, face_ids, sz, tri, weights) -> None:
+    """Keep, per pixel, the nearest of the candidate (pixel, face, barycentric weights)."""
+    z = (weights * sz[tri]).sum(axis=1)
+    np.minimum.at(zbuf, pix, z)
+    win = z <= zbuf[pix]
+    pix = pix[win]
+    fbuf[pix] = face_ids[win]
+    bary[pix] = weights[win]
 
 
 def _shade_mesh(vertices, faces, basis, scale, centre, panel, colour) -> tuple[np.ndarray, np.ndarray, int]:

@@ -305,6 +305,11 @@ def read_swc(path) -> Skeleton:
 # ---------------------------------------------------------------------- skeletonization
 
 
+def _sum_at(index: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
+    """Float sums of ``weights`` per ``index`` (0..count-1); float even when empty."""
+    return np.bincount(index, weights=weights, minlength=count).astype(np.float64, copy=False)
+
+
 def _unique_edges(faces: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     a = faces[:, [0, 1, 2]].reshape(-1)
     b = faces[:, [1, 2, 0]].reshape(-1)
@@ -329,8 +334,10 @@ def _find(parent: np.ndarray, i: int) -> int:
 
 
 def _heal_edges(vertices, labels, piece_area, main, max_gap):
-    """Gap edges joining every piece to the tree of pieces (Kruskal over candidate links:
-    each piece's nearest vertex in another piece, and in the main piece)."""
+    """Gap edges joining every piece to the main one: a minimum spanning tree of the pieces
+    (Boruvka: each round, every group of pieces not yet joined to the main piece links to its
+    nearest vertex in another group), so a chain of fragments is joined fragment to fragment.
+    Returns the edges (vertex pairs), their lengths and the pieces left unjoined (max_gap)."""
     from scipy.spatial import cKDTree
 
     pieces = np.flatnonzero(piece_area > 0)
@@ -339,49 +346,59 @@ def _heal_edges(vertices, labels, piece_area, main, max_gap):
         return np.zeros((0, 2), dtype=np.int64), np.zeros(0), []
     if piece_area[main] <= 0:
         raise SkeletonizeError("the soma's piece of the mesh has no area")
-    in_other = np.isin(labels, others)
-    idx_other = np.flatnonzero(in_other)
     idx_live = np.flatnonzero(np.isin(labels, pieces))
-    candidates = []  # (distance, vertex a, vertex b)
-
-    def best_per_piece(dist, src, dst):
-        order = np.lexsort((dist, labels[src]))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = labels[src][order][1:] != labels[src][order][:-1]
-        pick = order[first]
-        candidates.append(np.column_stack([dist[pick], src[pick], dst[pick]]))
-
-    # Nearest vertex of the main piece: guarantees every piece has a link.
-    main_idx = np.flatnonzero(labels == main)
-    dist, near = cKDTree(vertices[main_idx]).query(vertices[idx_other])
-    best_per_piece(dist, idx_other, main_idx[near])
-    # Nearest vertex in any other piece, among the k nearest: chains of broken pieces.
-    k = min(16, len(idx_live))
-    dist, near = cKDTree(vertices[idx_live]).query(vertices[idx_other], k=k)
-    near = idx_live[near]
-    foreign = labels[near] != labels[idx_other][:, None]
-    has = foreign.any(axis=1)
-    first = np.argmax(foreign, axis=1)
-    rows = np.flatnonzero(has)
-    best_per_piece(dist[rows, first[rows]], idx_other[rows], near[rows, first[rows]])
-
-    links = np.concatenate(candidates)
-    links = links[np.argsort(links[:, 0], kind="stable")]
+    tree = cKDTree(vertices[idx_live])
     uf = np.arange(len(piece_area))
-    chosen, dropped = [], []
-    for d, a, b in links:
-        if max_gap is not None and d > max_gap:
+    chosen = []
+    for _ in range(64):
+        group = np.array([_find(uf, p) for p in range(len(piece_area))])
+        home = group[main]
+        query = idx_live[group[labels[idx_live]] != home]
+        if not len(query):
             break
-        ra, rb = _find(uf, labels[int(a)]), _find(uf, labels[int(b)])
-        if ra != rb:
-            uf[ra] = rb
-            chosen.append((int(a), int(b), d))
+        best = {}  # group -> (distance, vertex in it, vertex elsewhere)
+        todo = query
+        for k in (16, 128, 0):
+            if k == 0:  # still alone among its 128 nearest: the nearest vertex of the main group
+                main_idx = idx_live[group[labels[idx_live]] == home]
+                dist, near = cKDTree(vertices[main_idx]).query(vertices[todo])
+                dist, near = dist[:, None], main_idx[near][:, None]
+            else:
+                k = min(k, len(idx_live))
+                dist, near = tree.query(vertices[todo], k=k)
+                dist, near = dist.reshape(len(todo), k), idx_live[near.reshape(len(todo), k)]
+            foreign = group[labels[near]] != group[labels[todo]][:, None]
+            rows = np.flatnonzero(foreign.any(axis=1))
+            col = np.argmax(foreign, axis=1)[rows]
+            d, src, dst = dist[rows, col], todo[rows], near[rows, col]
+            order = np.lexsort((d, group[labels[src]]))
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = group[labels[src[order]]][1:] != group[labels[src[order]]][:-1]
+            for i in order[first]:
+                g = int(group[labels[src[i]]])
+                if g not in best or d[i] < best[g][0]:
+                    best[g] = (float(d[i]), int(src[i]), int(dst[i]))
+            # groups none of whose vertices saw another group among their k nearest ask again
+            todo = todo[~np.isin(group[labels[todo]], list(best))]
+            if not len(todo):
+                break
+        joined = False
+        for d, a, b in sorted(best.values()):
+            if max_gap is not None and d > max_gap:
+                continue
+            ra, rb = _find(uf, labels[a]), _find(uf, labels[b])
+            if ra != rb:
+                uf[ra] = rb
+                chosen.append((a, b, d))
+                joined = True
+        if not joined:
+            break
     root_main = _find(uf, main)
     dropped = [int(p) for p in others if _find(uf, p) != root_main]
     if not chosen:
         return np.zeros((0, 2), dtype=np.int64), np.zeros(0), dropped
-    chosen = np.array(chosen)
-    return chosen[:, :2].astype(np.int64), chosen[:, 2], dropped
+    pairs = np.array([(a, b) for a, b, _ in chosen], dtype=np.int64)
+    return pairs, np.array([d for _, _, d in chosen]), dropped
 
 
 def _rings(vertices, vertex_area, eu, ev, dist, step, sources):
@@ -419,41 +436,89 @@ def _ring_stats(vertices, vertex_area, labels, count):
     live = labels >= 0
     lab = labels[live]
     w = vertex_area[live]
-    area = np.bincount(lab, weights=w, minlength=count)
+    area = _sum_at(lab, w, count)
     safe = np.where(area > 0, area, 1.0)
     cnt = np.bincount(lab, minlength=count).astype(np.float64)
     centroid = np.empty((count, 3))
     for c in range(3):
-        weighted = np.bincount(lab, weights=w * vertices[live, c], minlength=count) / safe
-        plain = np.bincount(lab, weights=vertices[live, c], minlength=count) / np.maximum(cnt, 1)
+        weighted = _sum_at(lab, w * vertices[live, c], count) / safe
+        plain = _sum_at(lab, vertices[live, c], count) / np.maximum(cnt, 1)
         centroid[:, c] = np.where(area > 0, weighted, plain)
     return centroid, area
 
 
-def _surface_tree(vertices, faces):
-    from scipy.spatial import cKDTree
+def _surface_samples(vertices, faces):
+    """Points on a surface for distance queries: the faces' vertices and centres."""
+    on = np.zeros(len(vertices), dtype=bool)
+    on[faces.reshape(-1)] = True
+    return np.concatenate([vertices[on], vertices[faces].mean(axis=1)])
 
-    centres = vertices[faces].mean(axis=1)
-    return cKDTree(np.concatenate([vertices, centres]))
+
+def _thickest_point(vertices, normals, solid, surface_tree, median_edge, samples: int = 40000):
+    """The centre of the largest ball inside the surface touching it at a vertex: the cell
+    body's middle. For a sample of the solid vertices, the largest of a ladder of radii whose
+    ball (touching the vertex from inside, against its normal) is empty of surface; among the
+    vertices with the largest, the ball centre farthest from the surface. None if no ball fits."""
+    idx = np.flatnonzero(solid)
+    if not len(idx):
+        return None
+    idx = idx[:: max(1, len(idx) // samples)]
+    extent = float(np.ptp(vertices[idx], axis=0).max())
+    tolerance = median_edge
+    radius = np.zeros(len(idx))
+    r = extent / 4
+    floor = max(2 * median_edge, extent * 1e-4)
+    while r >= floor:
+        open_ = radius == 0
+        if open_.any():
+            centres = vertices[idx[open_]] - normals[idx[open_]] * r
+            clearance, _ = surface_tree.query(centres, distance_upper_bound=r)
+            fits = clearance >= r - tolerance
+            radius[np.flatnonzero(open_)[fits]] = r
+        r /= 1.25
+    best = radius.max()
+    if best <= 0:
+        return None
+    top = idx[radius >= best]
+    centres = vertices[top] - normals[top] * best
+    clearance, _ = surface_tree.query(centres)
+    return centres[int(np.argmax(clearance))]
 
 
-def _detect_soma(vertices, normals, labels, count, centroid, surface_tree):
+def _detect_soma(vertices, normals, labels, count, centroid, surface_tree, solid):
     """Centre and inscribed radius of the thickest cross-section: the ring centroid farthest
-    from the surface among rings whose vertices surround it (normals pointing away)."""
+    from the (solid) surface among rings of solid pieces whose vertices surround it (normals
+    pointing away)."""
     dist, _ = surface_tree.query(centroid)
-    live = labels >= 0
+    live = (labels >= 0) & solid
     lab = labels[live]
     offset = vertices[live] - centroid[lab]
     norm = np.linalg.norm(offset, axis=1)
     norm[norm == 0] = 1.0
     radial = np.einsum("ij,ij->i", offset, normals[live]) / norm
     cnt = np.maximum(np.bincount(lab, minlength=count), 1)
-    coherence = np.abs(np.bincount(lab, weights=radial, minlength=count) / cnt)
+    coherence = np.abs(_sum_at(lab, radial, count) / cnt)
     score = np.where((coherence > 0.5) & (np.bincount(lab, minlength=count) >= 4), dist, -1.0)
     best = int(np.argmax(score))
     if score[best] <= 0:
         best = int(np.argmax(dist))
     return centroid[best], float(dist[best])
+
+
+def _enclosing_piece(vertices, normals, vertex_area, comp, solid, point, inscribed) -> int:
+    """The solid piece whose surface surrounds ``point`` best: the most area facing away from
+    it within three inscribed radii (overlapping pieces: the cell body, not a neurite stuck in it)."""
+    from .soma import _within
+
+    idx = _within(vertices, point, 3.0 * inscribed)
+    idx = idx[solid[idx]]
+    if not len(idx):
+        solid_idx = np.flatnonzero(solid)
+        return int(comp[solid_idx[int(np.argmin(np.linalg.norm(vertices[solid_idx] - point, axis=1)))]])
+    offset = vertices[idx] - point
+    facing = np.einsum("ij,ij->i", offset, normals[idx]) / np.maximum(np.linalg.norm(offset, axis=1), 1e-300)
+    score = np.bincount(comp[idx], weights=vertex_area[idx] * facing)
+    return int(np.argmax(score))
 
 
 def _vertex_normals(vertices, faces, face_cross):
@@ -466,32 +531,127 @@ def _vertex_normals(vertices, faces, face_cross):
     return normals / length[:, None]
 
 
+def _weighted_median(groups: np.ndarray, values: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
+    """Per group (0..count-1), the weighted median of ``values`` (NaN for empty groups)."""
+    out = np.full(count, np.nan)
+    if not len(groups):
+        return out
+    order = np.lexsort((values, groups))
+    g, v, w = groups[order], values[order], weights[order]
+    total = _sum_at(g, w, count)
+    cum = np.cumsum(w)
+    start = np.concatenate([[0.0], cum[:-1]])
+    first = np.ones(len(g), dtype=bool)
+    first[1:] = g[1:] != g[:-1]
+    base = np.maximum.accumulate(np.where(first, start, 0.0))  # cumulative weight before each group
+    above = (cum - base) >= 0.5 * total[g]
+    pick = np.flatnonzero(above & np.concatenate([[True], ~(above[:-1] & (g[1:] == g[:-1]))]))
+    out[g[pick]] = v[pick]
+    return out
+
+
+def _subtree_extent(nodes, parents, order):
+    """For each node: the farthest distance from it to any node of its subtree, and the
+    number of nodes in its subtree (``order``: parents before children)."""
+    m = len(nodes)
+    gap = np.linalg.norm(nodes - nodes[np.maximum(parents, 0)], axis=1).tolist()
+    height = [0.0] * m
+    size = [1] * m
+    par = parents.tolist()
+    for i in order[::-1].tolist():
+        p = par[i]
+        if p >= 0:
+            reach = height[i] + gap[i]
+            if reach > height[p]:
+                height[p] = reach
+            size[p] += size[i]
+    return np.asarray(height), np.asarray(size, dtype=np.int64)
+
+
+class _Growing:
+    """A tree that takes new nodes between existing ones, then drops the unwanted."""
+
+    def __init__(self, nodes, parents, radii):
+        self.nodes, self.parents, self.radii = list(nodes), parents.tolist(), list(radii)
+
+    def insert(self, children, positions, radii) -> np.ndarray:
+        """A new node between each of ``children`` and its parent; returns their indices."""
+        first = len(self.nodes)
+        for k, child in enumerate(np.asarray(children, dtype=np.int64).tolist()):
+            self.nodes.append(positions[k])
+            self.radii.append(float(radii[k]))
+            self.parents.append(self.parents[child])
+            self.parents[child] = first + k
+        return np.arange(first, len(self.nodes))
+
+    def compact(self, alive: np.ndarray):
+        nodes, parents, radii = np.asarray(self.nodes), np.asarray(self.parents, dtype=np.int64), np.asarray(self.radii)
+        keep = np.flatnonzero(alive)
+        newid = np.full(len(nodes), -1, dtype=np.int64)
+        newid[keep] = np.arange(len(keep))
+        return nodes[keep], np.where(parents[keep] >= 0, newid[np.maximum(parents[keep], 0)], -1), radii[keep]
+
+
+def _spine_radius(base_cost, lengths, area, r_parent, floor):
+    """Uniform radius r of spine branches whose frustum area (first edge from the shaft's radius
+    ``r_parent`` over ``base_cost`` length, the rest cylinders of total ``lengths``) is ``area``;
+    NaN where even the floor radius has more area than the spine (it cannot be drawn)."""
+
+    def model(r):
+        return np.pi * (r_parent + r) * np.sqrt(base_cost**2 + (r_parent - r) ** 2) + 2 * np.pi * r * lengths
+
+    lo = np.full(len(area), floor)
+    hi = np.maximum(2.0 * r_parent, 2 * floor)
+    drawable = model(lo) <= area
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        big = model(mid) > area
+        hi = np.where(big, mid, hi)
+        lo = np.where(big, lo, mid)
+    return np.where(drawable, 0.5 * (lo + hi), np.nan)
+
+
 def skeletonize(
     mesh,
     *,
     soma: Sequence[float] | None = None,
     soma_units: str = "nm",
+    soma_note: str | None = None,
+    soma_seed_only: bool = False,
     heal: bool = True,
     largest_component: bool = False,
     max_gap: float | None = None,
     step: float | None = None,
     min_radius: float = 0.05,
     radius_units: str = "um",
+    spines: bool = True,
+    max_spine_length: float = 3.0,
 ) -> Skeleton:
     """Turn a surface mesh (``trimesh.Trimesh`` with known ``units``) into one tree rooted at the soma.
 
-    soma: soma centre in ``soma_units`` (nanometres by default, as ``--soma X,Y,Z``);
-        detected as the point of largest inscribed radius when not given.
+    soma: a point in the cell body in ``soma_units`` (nanometres by default, as ``--soma X,Y,Z``);
+        the soma node is put there. Detected (the thickest cross-section) when not given. Either
+        way the soma region grown around it gives the soma's area and radius.
+        "auto" or "mesh" (as ``--soma``) also mean: detect it.
+    soma_note: where the soma point came from (recorded in the metadata and header).
+    soma_seed_only: the point only seeds the soma region (a nucleus position): the soma node
+        goes to the region's centroid, not to the point.
     heal: join disconnected pieces to the tree across their gaps (default); with
         ``largest_component=True`` every piece but the largest is dropped instead.
     max_gap: pieces farther than this (mesh units) from the rest are dropped, not healed.
     step: width of the wavefront bands (node spacing), mesh units; default 2.5 median edge
         lengths, at least 1 um.
     min_radius: radius floor, in ``radius_units`` (default 0.05 um).
+    spines: draw short side protrusions (at most ``max_spine_length`` um from their shaft's
+        axis) as short branches of their own area, keeping their shaft's radius; those too small
+        to draw with their area give it to their shaft. ``False``: every such protrusion's
+        area goes to its shaft.
     """
     from scipy.sparse.csgraph import connected_components, dijkstra
+    from scipy.spatial import cKDTree
 
     from . import __version__
+    from .soma import soma_region
     from .validate import check_surface
 
     check_surface(mesh)
@@ -508,7 +668,7 @@ def skeletonize(
     cross = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
     face_area = 0.5 * np.linalg.norm(cross, axis=1)
     total_area = float(face_area.sum())
-    vertex_area = np.bincount(faces.reshape(-1), weights=np.repeat(face_area / 3.0, 3), minlength=n)
+    vertex_area = _sum_at(faces.reshape(-1), np.repeat(face_area / 3.0, 3), n)
     used = vertex_area > 0
     if not used.any():
         raise SkeletonizeError("the mesh has no surface area (every face is degenerate): no morphology to make")
@@ -530,7 +690,7 @@ def skeletonize(
     # Pieces. "Solid" pieces (at least 2% of the area) define the surface for inscribed
     # radii: tiny ones are often debris inside the cell body.
     ncomp, comp = connected_components(_graph(n, eu, ev, weight), directed=False)
-    piece_area = np.bincount(comp, weights=vertex_area, minlength=ncomp)
+    piece_area = _sum_at(comp, vertex_area, ncomp)
     largest = int(np.argmax(piece_area))
     drop_others = largest_component or not heal
     solid_piece = piece_area >= 0.02 * total_area
@@ -538,8 +698,16 @@ def skeletonize(
         solid_piece[:] = False
         solid_piece[largest] = True
     solid = solid_piece[comp] & used
-    surface_tree = _surface_tree(vertices, faces[solid[faces[:, 0]]])
+    solid_faces = faces[solid[faces[:, 0]]]
+    samples = _surface_samples(vertices, solid_faces)
+    surface_tree = cKDTree(samples)
     normals = _vertex_normals(vertices, faces, cross)
+    # Normals out of the body: the winding's sign from the largest piece's signed volume.
+    big = faces[comp[faces[:, 0]] == largest]
+    signed = float(np.einsum("ij,ij->i", vertices[big[:, 0]] - vertices[big[:, 0]].mean(axis=0),
+                             cross[comp[faces[:, 0]] == largest]).sum())
+    if signed < 0:
+        normals = -normals
 
     def joined(main, exclude=()):
         """Edges of the kept pieces, plus gap edges joining them (healing)."""
@@ -553,16 +721,18 @@ def skeletonize(
         return (np.concatenate([eu[keep], pairs[:, 0]]), np.concatenate([ev[keep], pairs[:, 1]]),
                 np.concatenate([weight[keep], np.maximum(gaps, weight.min())]), len(pairs), unreached)
 
-    # Soma: given, or the thickest cross-section of a first wavefront, started from an
+    # Soma point: given, or the thickest cross-section of a first wavefront, started from an
     # extremity so that its bands cut the soma across.
-    soma_point = None
+    if isinstance(soma, str):
+        soma = None
     if soma is not None:
-        soma_point = np.asarray(soma, dtype=np.float64).reshape(-1)
-        if soma_point.shape != (3,) or not np.isfinite(soma_point).all():
+        seed = np.asarray(soma, dtype=np.float64).reshape(-1)
+        if seed.shape != (3,) or not np.isfinite(seed).all():
             raise InvalidArgumentError(f"soma must be three finite coordinates X,Y,Z, got {soma!r}")
-        soma_point = soma_point * conversion_factor(soma_units, units)
-        soma_r = float(surface_tree.query(soma_point)[0])
+        seed = seed * conversion_factor(soma_units, units)
     else:
+        seed = _thickest_point(vertices, normals, solid, surface_tree, median_edge)
+    if seed is None:  # no ball fits anywhere (normals all over the place): the ring method
         feu, fev, fw, _, _ = joined(largest)
         reach = np.flatnonzero(solid)
         centre = (vertices[reach] * vertex_area[reach, None]).sum(axis=0) / vertex_area[reach].sum()
@@ -570,41 +740,37 @@ def skeletonize(
         dist0 = dijkstra(_graph(n, feu, fev, fw), directed=False, indices=int(start))
         labels0, count0 = _rings(vertices, vertex_area, feu, fev, dist0, step, np.array([start]))
         centroid0, _ = _ring_stats(vertices, vertex_area, labels0, count0)
-        soma_point, soma_r = _detect_soma(vertices, normals, labels0, count0, centroid0, surface_tree)
+        seed, _ = _detect_soma(vertices, normals, labels0, count0, centroid0, surface_tree, solid)
     extent = float(np.linalg.norm(vertices[used].max(axis=0) - vertices[used].min(axis=0)))
-    if not soma_r > 1e-6 * extent:
+    inscribed = float(surface_tree.query(seed)[0])
+    if not inscribed > 1e-6 * extent:
         raise SkeletonizeError("the mesh encloses no volume around the soma (zero inscribed radius)")
-    solid_idx = np.flatnonzero(solid)
-    main = int(comp[solid_idx[int(np.argmin(np.linalg.norm(vertices[solid_idx] - soma_point, axis=1)))]])
+    main = _enclosing_piece(vertices, normals, vertex_area, comp, solid, seed, inscribed)
     in_main = comp == main
+
+    # Soma region: the surface around the point whose cross-sections stay soma-sized.
+    region = soma_region(vertices, normals, vertex_area, eu, ev, in_main & used, seed,
+                         _surface_samples(vertices, faces[in_main[faces[:, 0]]]), 0.5 * median_edge)
+    soma_point = seed if soma is not None and not soma_seed_only else region.centre
+    soma_radius = region.radius
+    if not soma_radius > 1e-6 * extent:
+        raise SkeletonizeError("the mesh encloses no volume around the soma (no soma region)")
 
     # Other pieces: those wholly inside the soma (debris, nucleus) are dropped; the rest
     # healed across their gaps, or dropped with largest_component.
-    far = np.linalg.norm(vertices - soma_point, axis=1) > 1.5 * soma_r
-    piece_outside = np.bincount(comp, weights=(far & used).astype(np.float64), minlength=ncomp) > 0
+    reach_soma = max(1.5 * soma_radius, float(np.linalg.norm(vertices[region.vertices] - soma_point, axis=1).max()))
+    far = np.linalg.norm(vertices - soma_point, axis=1) > reach_soma
+    piece_outside = _sum_at(comp, (far & used).astype(np.float64), ncomp) > 0
     internal = [int(p) for p in np.flatnonzero((piece_area > 0) & ~piece_outside) if p != main]
-    eu, ev, weight, healed, unreached = joined(main, internal)
+    eu2, ev2, weight2, healed, unreached = joined(main, internal)
     dropped = sorted(set(internal) | set(unreached))
-    graph = _graph(n, eu, ev, weight)
+    graph = _graph(n, eu2, ev2, weight2)
     kept_area = float(piece_area.sum() - piece_area[dropped].sum())
+    sources = region.vertices
 
-    # Soma region: vertices of the soma's piece within 2 inscribed radii of the centre, in
-    # the soma's own patch; they are the wavefront's sources and the soma node's area.
-    candidates = np.flatnonzero(used & in_main)
-    near_soma = np.linalg.norm(vertices[candidates] - soma_point, axis=1)
-    ball = candidates[near_soma <= 2.0 * soma_r]
-    if len(ball) == 0:
-        ball = candidates[[int(np.argmin(near_soma))]]
-    inside = np.zeros(n, dtype=bool)
-    inside[ball] = True
-    both = inside[eu] & inside[ev]
-    _, patch = connected_components(_graph(n, eu[both], ev[both], np.ones(int(both.sum()), np.int8)), directed=False)
-    seed = ball[int(np.argmin(np.linalg.norm(vertices[ball] - soma_point, axis=1)))]
-    sources = ball[patch[ball] == patch[seed]]
-
-    # Wavefront from the soma.
+    # Wavefront from the soma region.
     dist, pred, _ = dijkstra(graph, directed=False, indices=sources, min_only=True, return_predecessors=True)
-    labels, count = _rings(vertices, vertex_area, eu, ev, dist, step, sources)
+    labels, count = _rings(vertices, vertex_area, eu2, ev2, dist, step, sources)
     centroid, ring_area = _ring_stats(vertices, vertex_area, labels, count)
     live = np.flatnonzero(labels >= 0)
     order = live[np.lexsort((dist[live], labels[live]))]
@@ -616,24 +782,32 @@ def skeletonize(
     has = p >= 0
     parents[labels[entry[has]]] = labels[p[has]]
     parents[0] = -1
-    soma_area = float(ring_area[0])
     centroid[0] = soma_point
+    # Long healed gaps (a decimated axon can lose whole stretches): no membrane there, so they
+    # become wires of the minimum radius between the vertices at either end of the gap.
+    ends = np.zeros((count, 2, 3))
+    wire = np.zeros(count, dtype=bool)
+    crossing = has & (comp[entry] != comp[np.maximum(p, 0)])
+    if crossing.any():
+        near_end, far_end = vertices[entry[crossing]], vertices[p[crossing]]
+        long_gap = np.linalg.norm(near_end - far_end, axis=1) > 2 * step
+        rings = labels[entry[crossing]][long_gap]
+        wire[rings] = True
+        ends[rings, 0] = far_end[long_gap]  # the parent's side
+        ends[rings, 1] = near_end[long_gap]  # the child's side
+    wire[0] = False
 
-    # Tidy the tree: fold one-node spurs and leaves on the soma into their parent (area kept),
-    # merge nodes that coincide with their parent.
+    # Tidy the tree: leaves on the soma go into it (area kept); nodes that coincide with
+    # their parent are merged into it.
     alive = np.ones(count, dtype=bool)
     for _ in range(3):
         kids = np.bincount(parents[alive & (parents >= 0)], minlength=count)
-        leaf = alive & (kids == 0) & (parents >= 0)
-        par = np.maximum(parents, 0)
-        gap = np.linalg.norm(centroid - centroid[par], axis=1)
-        spur = leaf & ((kids[par] > 1) & (gap < 1.5 * step) | (par == 0))
-        spur &= parents >= 0
-        if not spur.any():
+        leaf = alive & (kids == 0) & (parents == 0)
+        if not leaf.any():
             break
-        ring_area += np.bincount(parents[spur], weights=ring_area[spur], minlength=count)
-        ring_area[spur] = 0
-        alive &= ~spur
+        ring_area[0] += ring_area[leaf].sum()
+        ring_area[leaf] = 0
+        alive &= ~leaf
     tiny = 1e-6 * step
     par = np.maximum(parents, 0)
     same = alive & (parents > 0) & (np.linalg.norm(centroid - centroid[par], axis=1) < tiny)
@@ -645,27 +819,201 @@ def skeletonize(
             if np.array_equal(nxt, target):
                 break
             target = nxt
-        ring_area += np.bincount(target[same], weights=ring_area[same], minlength=count)
+        ring_area += _sum_at(target[same], ring_area[same], count)
         alive &= ~same
         parents = np.where(parents >= 0, target[np.maximum(parents, 0)], -1)
 
-    # Compact.
+    # Compact, then sort (parents before children).
     keep = np.flatnonzero(alive)
     newid = np.full(count, -1, dtype=np.int64)
     newid[keep] = np.arange(len(keep))
     nodes = centroid[keep]
     parents = np.where(parents[keep] >= 0, newid[np.maximum(parents[keep], 0)], -1)
     area = ring_area[keep]
-    ring_of = newid[np.where(labels >= 0, labels, 0)]
-    ring_of[labels < 0] = -1
+    wire, ends = wire[keep], ends[keep]
+    ring_of = np.where(labels >= 0, newid[np.maximum(labels, 0)], -1)
+    order_sorted = Skeleton(nodes, parents, np.ones(len(nodes)), None, units).topological_order()
     m = len(nodes)
     soma_area = float(area[0])
+    soma_radius = math.sqrt(soma_area / (4 * math.pi))
+
+    # Spines: short side branches that end within max_spine_length of their shaft's axis.
+    height, size = _subtree_extent(nodes, parents, order_sorted)
+    kids = np.bincount(parents[parents >= 0], minlength=m)
+    spine_len = max_spine_length / to_um
+    spine_root = np.zeros(m, dtype=bool)
+    par = np.maximum(parents, 0)
+    gap = np.linalg.norm(nodes - nodes[par], axis=1)
+    reach_from_parent = height + gap
+    candidate = (parents > 0) & (kids[par] >= 2) & (reach_from_parent <= spine_len) & (size <= 8) & ~wire
+    if candidate.any():
+        # the child that carries the shaft on (farthest reach) is never a spine
+        best = np.full(m, -1.0)
+        np.maximum.at(best, parents[parents > 0], reach_from_parent[parents > 0])
+        spine_root = candidate & (reach_from_parent < best[par])
+    # Outermost candidates only: a side branch inside a spine is part of that spine.
+    root_list = spine_root.tolist()
+    par_list = parents.tolist()
+    of = [-1] * m  # the root of each spine node's spine
+    for i in order_sorted.tolist():
+        p = par_list[i]
+        if p >= 0 and of[p] >= 0:
+            of[i] = of[p]
+            root_list[i] = False
+        elif root_list[i]:
+            of[i] = i
+    spine_of = np.asarray(of, dtype=np.int64)
+    in_spine = spine_of >= 0
+    spine_root = np.asarray(root_list, dtype=bool)
+
+    # Exits: where each neurite leaves the soma region, the centroid of its first ring's
+    # vertices next to the region.
+    stem = np.flatnonzero(parents == 0)
+    rv = np.flatnonzero(ring_of >= 0)
+    touching = rv[(pred[rv] >= 0) & (ring_of[np.maximum(pred[rv], 0)] == 0)]
+    touching = touching[ring_of[touching] > 0]
+    w = vertex_area[touching] + 1e-30
+    exit_w = _sum_at(ring_of[touching], w, m)
+    exits = np.column_stack([_sum_at(ring_of[touching], w * vertices[touching, c], m)
+                             for c in range(3)]) / np.maximum(exit_w, 1e-300)[:, None]
+    has_exit = (exit_w > 0) & (parents == 0)
+    exit_len = np.where(has_exit, np.linalg.norm(exits - nodes, axis=1), 0.0)
+    has_exit &= exit_len > tiny
+
+    # Cable length each shaft node stands for: half of each shaft edge (not edges from the
+    # soma centre, not spine edges), the whole edge from a soma exit (which has no area).
+    child = np.flatnonzero(parents >= 0)
+    par = parents[child]
+    seg = np.linalg.norm(nodes[child] - nodes[par], axis=1)
+    counted = (par != 0) & ~in_spine[child] & ~wire[child]
+    half = _sum_at(child[counted], 0.5 * seg[counted], m)
+    half += _sum_at(par[counted], 0.5 * seg[counted], m)
+    half += exit_len
+    # Axis per node: from its parent towards its shaft children (or from the parent).
+    shaft_kids = (parents >= 0) & ~in_spine
+    ahead = np.zeros((m, 3))
+    nk = np.bincount(parents[shaft_kids & (parents >= 0)], minlength=m)
+    for c in range(3):
+        ahead[:, c] = _sum_at(parents[shaft_kids], nodes[shaft_kids, c], m)
+    behind = np.where((parents >= 0)[:, None], nodes[np.maximum(parents, 0)], nodes)
+    behind = np.where(has_exit[:, None], exits, behind)
+    front = np.where((nk > 0)[:, None], ahead / np.maximum(nk, 1)[:, None], nodes)
+    direction = front - behind
+    direction[parents == 0] = np.where(has_exit[parents == 0, None], nodes[parents == 0] - exits[parents == 0],
+                                       nodes[parents == 0] - nodes[0])
+    dnorm = np.linalg.norm(direction, axis=1)
+    dnorm[dnorm == 0] = 1.0
+    direction /= dnorm[:, None]
+    lab = ring_of[rv]
+    off = vertices[rv] - nodes[lab]
+    along = np.einsum("ij,ij->i", off, direction[lab])
+    perp = np.sqrt(np.maximum(np.einsum("ij,ij->i", off, off) - along**2, 0.0))
+    wsum = _sum_at(lab, vertex_area[rv], m)
+    axis_r = _sum_at(lab, perp * vertex_area[rv], m) / np.maximum(wsum, 1e-300)
+    median_r = _weighted_median(lab, perp, vertex_area[rv], m)
+
+    # Spine necks inside shaft rings: the vertices of a ring with spines on it that lie beyond
+    # 1.5 x its median axis distance are the necks' bases, and belong to the nearest of its spines.
+    floor = min_radius * conversion_factor(radius_units, units)
+    spine_area = np.zeros(m)
+    spiny = np.bincount(parents[spine_root], minlength=m) > 0
+    roots = np.flatnonzero(spine_root)
+    shaft_area = area.copy()
+    if len(roots):
+        subtree_area = _sum_at(np.maximum(spine_of, 0), np.where(in_spine, area, 0.0), m)
+        spine_area[roots] = subtree_area[roots]
+        neck = spiny[lab] & (perp > 1.5 * np.nan_to_num(median_r)[lab])
+        if neck.any():
+            vn, ln = rv[neck], lab[neck]
+            k = min(6, len(roots))
+            _, near = cKDTree(nodes[roots]).query(vertices[vn], k=k)
+            near = roots[near.reshape(len(vn), k)]
+            mine = parents[near] == ln[:, None]
+            found = mine.any(axis=1)
+            owner = near[np.arange(len(vn)), np.argmax(mine, axis=1)]
+            moved = _sum_at(owner[found], vertex_area[vn[found]], m)
+            spine_area += moved
+            shaft_area -= _sum_at(ln[found], vertex_area[vn[found]], m)
+            axis_r = np.where(spiny & np.isfinite(median_r), median_r, axis_r)
+
+    # Shaft radii: area over (2 pi x cable length), held near the ring's axis distance.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        area_r = shaft_area / (2 * math.pi * half)
+    radii = np.where(np.isfinite(area_r) & (area_r > 0), area_r, axis_r)
+    radii = np.where(axis_r > 0, np.clip(radii, 0.5 * axis_r, 2.0 * axis_r), radii)
+    radii = np.where(np.isfinite(radii), radii, floor)
+    radii = np.maximum(radii, floor)
+    radii[0] = soma_radius
+
+    # Spine branches: a node just inside the shaft, then the spine's ring nodes, one uniform
+    # radius giving the spine its area. Spines that cannot be drawn with their area (narrowing
+    # from the shaft's radius at their base already costs more) give it to their shaft.
+    drawn = np.zeros(m, dtype=bool)
+    folded_area = 0.0
+    base_nodes = np.zeros((0, 3))
+    base_parent = np.zeros(0, dtype=np.int64)
+    base_child = np.zeros(0, dtype=np.int64)
+    if len(roots):
+        p_of = parents[roots]
+        r_p = radii[p_of]
+        to_root = nodes[roots] - nodes[p_of]
+        d_root = np.linalg.norm(to_root, axis=1)
+        inset = 0.25 * r_p
+        with_base = d_root > inset + tiny
+        base_cost = np.where(with_base, inset, d_root)
+        inner = in_spine & ~spine_root
+        inner_len = _sum_at(spine_of[inner], np.linalg.norm(nodes[inner] - nodes[parents[inner]], axis=1), m)[roots]
+        inner_len += np.where(with_base, d_root - inset, 0.0)
+        r_spine = (_spine_radius(base_cost, inner_len, spine_area[roots], r_p, floor) if spines
+                   else np.full(len(roots), np.nan))
+        ok = np.isfinite(r_spine)
+        drawn[roots[ok]] = True
+        radius_of_spine = np.zeros(m)
+        radius_of_spine[roots[ok]] = r_spine[ok]
+        members = in_spine & drawn[np.maximum(spine_of, 0)]
+        radii[members] = radius_of_spine[spine_of[members]]
+        lost = roots[~ok]
+        if len(lost):
+            # Their area to the shaft, spread along it (a bump at one node would add the
+            # slanted frustums' area).
+            gain = _sum_at(parents[lost], spine_area[lost], m).astype(np.float64)
+            folded_area = float(spine_area[lost].sum())
+            shaft_edge = (parents > 0) & ~in_spine
+            ea, eb = np.flatnonzero(shaft_edge), parents[shaft_edge]
+            width = np.maximum(half, tiny)
+            for _ in range(4):
+                density = gain / width
+                flux = 0.25 * (density[ea] - density[eb]) * np.minimum(width[ea], width[eb])
+                gain += _sum_at(eb, flux, m) - _sum_at(ea, flux, m)
+            grow = (gain > 0) & ~in_spine
+            grow[0] = False
+            radii[grow] += gain[grow] / (2 * math.pi * width[grow])
+        pick = ok & with_base
+        b = roots[pick]
+        base_nodes = nodes[parents[b]] + to_root[pick] / d_root[pick, None] * inset[pick, None]
+        base_parent = parents[b]
+        base_child = b
+    gone = in_spine & ~drawn[np.maximum(spine_of, 0)]
+
+    # Assemble: exits between the soma and its neurites, bases between shafts and spines, the
+    # two ends of each wire across a long gap. Dropped spines go.
+    ex = np.flatnonzero(has_exit & ~gone)
+    wires = np.flatnonzero(wire & ~gone)
+    tree = _Growing(nodes, parents, radii)
+    tree.insert(ex, exits[ex], radii[ex])
+    tree.insert(base_child, base_nodes, radii[base_child])
+    child_end = tree.insert(wires, ends[wires, 1], np.full(len(wires), floor))
+    tree.insert(child_end, ends[wires, 0], np.full(len(wires), floor))
+    wire_length = float(np.linalg.norm(ends[wires, 1] - ends[wires, 0], axis=1).sum())
+    alive = np.concatenate([~gone, np.ones(len(tree.nodes) - m, dtype=bool)])
+    alive[0] = True
+    nodes, parents, radii = tree.compact(alive)
+    m = len(nodes)
 
     # A soma child that branches at once or ends would make a zero-length first section:
-    # give it a first point on the soma surface.
+    # give it a first point on the soma's surface.
     kids = np.bincount(parents[parents >= 0], minlength=m)
     needs = np.flatnonzero((parents == 0) & (kids != 1))
-    soma_radius = float(np.clip(math.sqrt(max(soma_area, 0.0) / (4 * math.pi)), soma_r, 2.0 * soma_r))
     if len(needs):
         offset = nodes[needs] - nodes[0]
         gap = np.linalg.norm(offset, axis=1)
@@ -675,52 +1023,13 @@ def skeletonize(
         nodes = np.concatenate([nodes, extra])
         parents = np.concatenate([parents, np.zeros(len(needs), dtype=np.int64)])
         parents[needs] = base + np.arange(len(needs))
-        area = np.concatenate([area, np.zeros(len(needs))])
+        radii = np.concatenate([radii, radii[needs]])
         m = len(nodes)
-
-    # Radii: area over (2 pi x cable length represented), held near the ring's axis distance.
-    child = np.flatnonzero(parents >= 0)
-    par = parents[child]
-    seg = np.linalg.norm(nodes[child] - nodes[par], axis=1)
-    counted = par != 0  # NEURON does not count edges from the soma centre
-    half = np.bincount(child[counted], weights=0.5 * seg[counted], minlength=m)
-    half += np.bincount(par[counted], weights=0.5 * seg[counted], minlength=m)
-    # Axis direction per node: towards the parent (soma children: away from the soma).
-    direction = np.zeros((m, 3))
-    direction[child] = nodes[child] - nodes[par]
-    dnorm = np.linalg.norm(direction, axis=1)
-    dnorm[dnorm == 0] = 1.0
-    direction /= dnorm[:, None]
-    rv = np.flatnonzero(ring_of >= 0)
-    lab = ring_of[rv]
-    off = vertices[rv] - nodes[lab]
-    along = np.einsum("ij,ij->i", off, direction[lab])
-    perp = np.sqrt(np.maximum(np.einsum("ij,ij->i", off, off) - along**2, 0.0))
-    wsum = np.bincount(lab, weights=vertex_area[rv], minlength=m)
-    axis_r = np.bincount(lab, weights=perp * vertex_area[rv], minlength=m) / np.maximum(wsum, 1e-300)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        area_r = area / (2 * math.pi * half)
-    radii = np.where(np.isfinite(area_r) & (area_r > 0), area_r, axis_r)
-    has_axis = axis_r > 0
-    radii = np.where(has_axis, np.clip(radii, 0.5 * axis_r, 2.0 * axis_r), radii)
-    # Nodes with nothing measured (the inserted soma-surface points): their child's radius.
-    empty = ~(radii > 0) | ~np.isfinite(radii)
-    if len(needs):
-        inserted = np.arange(m - len(needs), m)
-        radii[inserted] = np.nan
-        empty[inserted] = True
-        for _ in range(2):
-            kid_r = np.full(m, np.nan)
-            kid_r[parents[child]] = radii[child]
-            fill = empty & np.isfinite(kid_r)
-            radii[fill] = kid_r[fill]
-    floor = min_radius * conversion_factor(radius_units, units)
-    radii = np.where(np.isfinite(radii), radii, floor)
-    radii = np.clip(radii, floor, max(2.0 * soma_radius, floor))
-    radii[0] = soma_radius
 
     types = np.full(m, BASAL, dtype=np.int64)
     types[0] = SOMA
+    spine_count = int(len(roots))
+    drawn_count = int(drawn[roots].sum()) if len(roots) else 0
     metadata = {k: v for k, v in getattr(mesh, "metadata", {}).items() if k not in ("units", "steps")}
     metadata["steps"] = [*getattr(mesh, "metadata", {}).get("steps", []), {
         "step": "skeletonize",
@@ -729,10 +1038,16 @@ def skeletonize(
         "step_length": step,
         "heal": bool(heal and not largest_component),
         "healed_gaps": healed,
+        "wires": {"count": int(len(wires)), "length": wire_length},
         "dropped_pieces": len(dropped),
         "soma": [float(x) for x in soma_point],
         "soma_given": soma is not None,
+        "soma_source": soma_note or ("given" if soma is not None else "mesh"),
         "soma_radius": soma_radius,
+        "soma_area": soma_area,
+        "soma_region_vertices": int(len(region.vertices)),
+        "spines": {"found": spine_count, "drawn": drawn_count, "folded": spine_count - drawn_count,
+                   "folded_area": folded_area},
         "min_radius": floor,
         "units": units,
     }]

@@ -1,8 +1,9 @@
 """Turn what the user named (a datastack, --static, --source URL, "sample") into a Source.
 
 A Source is a CloudVolume cloudpath plus what is known about it (datastack, version,
-server). Resolving a datastack asks CAVE (caveclient) for its segmentation source; static
-meshes come from a table, since CAVE's datastack info has no field for them.
+server). Resolving a datastack asks CAVE (caveclient) for its segmentation source, at the
+datastack's own CAVE server unless --server says otherwise; static meshes come from the
+registry in :mod:`mesh_export.datastacks`, since CAVE's datastack info has no field for them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from .datastacks import BUILTIN, DEFAULT_DATASTACK, server_for, static_release
 from .errors import AuthError, InvalidArgumentError, NetworkError, SourceError
 
-DEFAULT_DATASTACK = "minnie65_public"
-# Static multi-resolution meshes per datastack, and the materialization version they match.
-STATIC_SOURCES = {
-    "minnie65_public": ("precomputed://gs://iarpa_microns/minnie/minnie65/seg_m943", 943),
-}
+# The default (newest) static release of each built-in datastack: (url, version). The registry
+# (mesh_export.datastacks) is the source of truth; this is kept for code that imported it.
+STATIC_SOURCES = {entry.name: (entry.static_release().url, entry.static_release().version)
+                  for entry in BUILTIN if entry.static}
 SAMPLE = "sample"
 _SCHEMES = ("gs://", "s3://", "https://", "http://", "file://")
 _STORAGE_HOSTS = {"gs": ("storage.googleapis.com", 443), "s3": ("s3.amazonaws.com", 443)}
@@ -107,17 +108,12 @@ def resolve(*, source: str | None = None, datastack: str | None = None, static: 
         return Source(_kind(url), url, datastack=None, version=version, server=server, extra=extra)
 
     datastack = datastack or DEFAULT_DATASTACK
+    server = server_for(datastack, server)
     if static:
-        if datastack not in STATIC_SOURCES:
-            known = ", ".join(sorted(STATIC_SOURCES))
-            raise SourceError(f"no static mesh source is known for datastack {datastack!r} "
-                              f"(known: {known}); pass --source URL")
-        url, static_version = STATIC_SOURCES[datastack]
-        if version is not None and version != static_version:
-            raise SourceError(f"the static meshes of {datastack} are from version {static_version}, "
-                              f"not {version}; drop --version or use the dynamic meshes")
-        return Source("precomputed", url, datastack=datastack, version=static_version,
-                      server=server, extra={"static": True})
+        # --version picks the release; without it, the datastack's default (the newest).
+        _, release = static_release(datastack, version)
+        return Source("precomputed", normalize_url(release.url), datastack=datastack, version=release.version,
+                      server=server, extra={"static": True, "lods": list(release.lods), "units": release.units})
 
     url = segmentation_source(datastack, server=server, token=token, timeout=timeout,
                               check_network=check_network)

@@ -59,28 +59,73 @@ def center(mesh):
     return _derived(mesh, mesh.vertices + offset, {"step": "center", "offset": offset.tolist()})
 
 
-def _component_faces(mesh) -> list[np.ndarray]:
-    import trimesh
+_FACE_CHUNK = 1 << 16  # faces per chunk of the edge keys (temporaries stay in cache)
 
-    return trimesh.graph.connected_components(mesh.face_adjacency, nodes=np.arange(len(mesh.faces)),
-                                              min_len=1)
+
+def edge_keys(faces: np.ndarray, directed: bool = False) -> np.ndarray:
+    """Every face's three edges ``(a, b)`` as int64 keys ``min << 32 | max << 1``, plus
+    ``a > b`` in the low bit when ``directed`` (indices below 2**31); edge ``k`` of face ``f``
+    at ``k * len(faces) + f``. Sorted, the uses of one edge are neighbours."""
+    count = len(faces)
+    keys = np.empty(3 * count, dtype=np.int64)
+    for start in range(0, count, _FACE_CHUNK):
+        chunk = faces[start : start + _FACE_CHUNK].astype(np.int64)
+        for k, (i, j) in enumerate(((0, 1), (1, 2), (2, 0))):
+            a, b = chunk[:, i], chunk[:, j]
+            out = keys[k * count + start : k * count + start + len(chunk)]
+            np.minimum(a, b, out=out)
+            out <<= 31
+            out |= np.maximum(a, b)
+            out <<= 1
+            if directed:
+                out |= a > b
+    return keys
+
+
+def _face_pieces(faces: np.ndarray) -> tuple[int, np.ndarray]:
+    """Pieces of faces joined by edges that exactly two faces use (trimesh's ``face_adjacency``
+    and ``graph.connected_components``): ``(count, label per face)``, labels numbered as
+    trimesh orders its pieces. One stable argsort of the edges instead of trimesh's edge and
+    adjacency arrays."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    count = len(faces)
+    keys = edge_keys(faces)
+    order = np.argsort(keys, kind="stable")  # timsort: fast on the runs of a mesh's face order
+    ordered = keys[order]
+    del keys
+    same = ordered[1:] == ordered[:-1]
+    pair = same.copy()  # an edge used by exactly two faces: equal to one neighbour only
+    pair[1:] &= ~same[:-1]
+    pair[:-1] &= ~same[1:]
+    first = np.flatnonzero(pair)
+    a, b = order[first] % count, order[first + 1] % count
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(count, count))
+    pieces, labels = connected_components(graph, directed=False, return_labels=True)
+    return int(pieces), labels
 
 
 def keep_components(mesh, *, largest: bool = False, min_faces: int | None = None):
     """Drop disconnected debris: keep the largest piece, or every piece with >= min_faces faces."""
     if min_faces is not None and min_faces < 1:
         raise InvalidArgumentError(f"--min-component-faces must be at least 1, got {min_faces}")
-    pieces = sorted(_component_faces(mesh), key=len, reverse=True)
-    kept = pieces[:1] if largest else [p for p in pieces if len(p) >= (min_faces or 1)]
-    if not kept:
+    all_faces = np.asarray(mesh.faces)
+    count, labels = _face_pieces(all_faces)
+    sizes = np.bincount(labels, minlength=count)
+    by_size = np.argsort(-sizes, kind="stable")  # largest first, ties in trimesh's order
+    kept = by_size[:1] if largest else by_size[sizes[by_size] >= (min_faces or 1)]
+    if not len(kept):
         raise InvalidMeshError(f"no connected piece has {min_faces} faces or more "
-                               f"(the largest has {len(pieces[0]) if pieces else 0}); nothing left to write")
-    faces = np.asarray(mesh.faces)[np.sort(np.concatenate(kept))]
-    used = np.unique(faces)
-    remap = np.full(len(mesh.vertices), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    step = {"step": "largest_component" if largest else "min_component_faces", "pieces": len(pieces),
-            "kept": len(kept), "faces_removed": int(len(mesh.faces) - len(faces))}
+                               f"(the largest has {int(sizes.max()) if count else 0}); nothing left to write")
+    keep = np.zeros(count, dtype=bool)
+    keep[kept] = True
+    faces = all_faces[keep[labels]]
+    used = np.zeros(len(mesh.vertices), dtype=bool)
+    used[faces.ravel()] = True
+    remap = np.cumsum(used) - 1
+    step = {"step": "largest_component" if largest else "min_component_faces", "pieces": count,
+            "kept": int(len(kept)), "faces_removed": int(len(all_faces) - len(faces))}
     if min_faces is not None and not largest:
         step["min_faces"] = int(min_faces)
     return _derived(mesh, np.asarray(mesh.vertices)[used], step, faces=remap[faces])
@@ -171,8 +216,10 @@ class StepOptions:
     smooth: int | None = None
     center: bool = False
     skeletonize: bool = False
-    soma: tuple[float, float, float] | None = None  # nm
+    soma: tuple[float, float, float] | str | None = None  # nm, or "auto" / "mesh"
     heal: bool = True
+    skeleton_source: str = "mesh"  # or "cave": the CAVE skeleton service's skeleton
+    synapses: bool = True  # type the axon from a datastack's synapse table
     volume: bool = False
     max_tet_volume: float | None = None
 
@@ -217,22 +264,24 @@ def apply_steps(mesh, options: StepOptions):
 
         return tetrahedralize(mesh, max_volume=options.max_tet_volume, max_memory=options.max_memory)
     if options.skeletonize:
-        from .skeleton import skeletonize
+        from .morphology import skeleton_of
 
-        return skeletonize(mesh, soma=options.soma, soma_units="nm", heal=options.heal)
+        return skeleton_of(mesh, options)
     return mesh
 
 
-def parse_point(text: str | None) -> tuple[float, float, float] | None:
-    """"X,Y,Z" -> a point (used by --soma)."""
+def parse_point(text: str | None) -> tuple[float, float, float] | str | None:
+    """"X,Y,Z" -> a point (used by --soma); "auto" and "mesh" are kept as they are."""
     if text is None:
         return None
+    if str(text).strip().lower() in ("auto", "mesh"):
+        return str(text).strip().lower()
     try:
         point = tuple(float(v) for v in str(text).split(","))
     except ValueError:
         point = ()
     if len(point) != 3 or not all(np.isfinite(point)):
-        raise InvalidArgumentError(f"--soma takes X,Y,Z in nm, got {text!r}")
+        raise InvalidArgumentError(f"--soma takes X,Y,Z in nm, auto or mesh, got {text!r}")
     return point
 
 

@@ -14,6 +14,8 @@ once, so that the real CloudVolume and caveclient code can run against it:
   ``/meshing/api/v1/table/<table>/manifest/<root id>:<lod>``;
 - CAVE InfoService routes: ``/info/version`` and
   ``/info/api/v2/datastack/full/<name>``;
+- routes added by tests (``add_route``): whole fake services live beside this file
+  (``fake_cave.py``: CAVE's materialization, skeleton and L2 cache services);
 - a bearer token check on the API routes (401 when missing or wrong);
 - a log of every request, so tests can count fetches;
 - faults injected by path regex: an HTTP status (503, 500, 404, ...), a slow
@@ -80,6 +82,18 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class RouteRequest:
+    """What a route added with ``FixtureServer.add_route`` is given."""
+
+    method: str
+    path: str
+    query: dict  # parse_qs of the query string: name -> list of values
+    body: bytes
+    match: re.Match
+    headers: dict
+
+
+@dataclass(frozen=True)
 class RequestRecord:
     """What the server saw and did for one request."""
 
@@ -136,6 +150,7 @@ class FixtureServer:
         self.unknown_paths: list[str] = []
         self._graphene: dict[str, dict] = {}
         self._datastacks: dict[str, dict | Callable[[], dict]] = {}
+        self._routes: list[tuple[re.Pattern, Optional[str], Callable]] = []
         # Bind now, so ``url`` is known before ``start()`` (datasets and
         # datastacks embed it).
         handler = type("Handler", (_Handler,), {"fixture": self})
@@ -226,6 +241,14 @@ class FixtureServer:
             self._datastacks[name] = payload_factory
         else:
             self._datastacks[name] = payload
+
+    def add_route(self, pattern: str, handler: Callable, *, method: Optional[str] = None) -> None:
+        """Answer requests whose path matches ``pattern`` (``re.fullmatch``) with
+        ``handler(request)``: it gets a :class:`RouteRequest` and returns ``(status, headers,
+        body)`` (body bytes, or anything JSON-serialisable). Checked before the built-in
+        routes, after faults and the token check; the latest route added wins."""
+        with self._lock:
+            self._routes.insert(0, (re.compile(pattern), method, handler))
 
     # ------------------------------------------------------------------- faults
 
@@ -385,6 +408,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(HTTPStatus.UNAUTHORIZED, {"error": "missing or invalid token"}, head)
                 return
 
+        for pattern, method, handler in list(fx._routes):
+            match = pattern.fullmatch(path)
+            if match and (method is None or method == self.command):
+                status, headers, payload = handler(RouteRequest(self.command, path, parse_qs(query), body, match,
+                                                                dict(self.headers)))
+                if not isinstance(payload, (bytes, bytearray)):
+                    payload = json.dumps(payload).encode()
+                    headers = {"Content-Type": "application/json", **(headers or {})}
+                self._send(int(status), bytes(payload), dict(headers or {}), head)
+                return
         if path == "/info/version":
             self._send_json(200, "4.4.0", head)
             return

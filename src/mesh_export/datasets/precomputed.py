@@ -17,12 +17,14 @@ Three layer kinds, all built from ``{root_id: trimesh.Trimesh}`` in nanometres
 
 :func:`cave_datastack_info` builds the InfoService payload that makes
 ``caveclient.CAVEclient`` resolve a datastack to a graphene source, and
-:func:`build_sample` writes the small offline sample the package ships
+:func:`build_sample` writes the offline sample the package ships, one neuron at true scale
 (``python -m mesh_export.datasets.precomputed OUTDIR``).
 
 Only the encoding helpers of cloudvolume are used (manifest serialisation,
 sharding), so what is on disk is exactly what its readers expect. zmesh (LGPL)
-is imported lazily, inside the functions that cut meshes into chunks.
+is imported lazily, inside the functions that cut meshes into chunks (legacy and
+graphene fragments) and simplify them; multi-resolution fragments are cut exactly on
+their octree by :func:`_cut_on_grid`, so quantizing them per cell opens no seams.
 """
 
 from __future__ import annotations
@@ -48,11 +50,18 @@ __all__ = [
     "build_sample",
     "GRAPHENE_SERVER_FILE",
     "SAMPLE_SEED",
+    "SAMPLE_ROOT_ID",
 ]
 
 #: Server-side description of a graphene dataset, written next to its data.
 GRAPHENE_SERVER_FILE = "chunkedgraph.json"
 SAMPLE_SEED = 0
+#: The bundled neuron's root id (the README, the Makefile and the tests use it).
+SAMPLE_ROOT_ID = 864691135010718168
+#: Faces of the bundled neuron at lod 0.
+SAMPLE_FACES = 400_000
+#: Face ratio between successive lods: lod 3 keeps enough faces for every neurite to stay a tube.
+SAMPLE_LOD_REDUCTION = 3
 
 Meshes = Mapping[int, "trimesh.Trimesh"]
 
@@ -183,6 +192,107 @@ def _cut_into_chunks(vertices, faces, chunk_size, grid_origin) -> dict[tuple[int
     return out
 
 
+def _split_at_plane(vertices: list[np.ndarray], faces: np.ndarray, axis: int, plane: float) -> np.ndarray:
+    """Split the triangles of ``faces`` that cross ``plane`` (coordinate ``axis``) along it.
+
+    New vertices lie exactly on the plane and are made once per cut edge, so the triangles
+    either side of it still share them: a closed mesh stays closed. Winding is kept.
+    ``vertices`` is a list of arrays, extended in place.
+    """
+    allv = np.concatenate(vertices) if len(vertices) > 1 else vertices[0]
+    side = np.sign(allv[:, axis] - plane)[faces]
+    crossing = (side.min(axis=1) < 0) & (side.max(axis=1) > 0)
+    if not crossing.any():
+        return faces
+    tri, sides = faces[crossing], side[crossing]
+    # Rotate each crossing triangle so that vertex 0 is the special one: the vertex on the
+    # plane if there is one, else the one alone on its side. Rolling keeps the winding.
+    on_plane = sides == 0
+    alone = (sides != np.roll(sides, 1, axis=1)) & (sides != np.roll(sides, -1, axis=1))
+    touching = on_plane.any(axis=1)
+    first = np.where(touching, on_plane.argmax(axis=1), alone.argmax(axis=1))
+    tri = np.take_along_axis(tri, (first[:, None] + np.arange(3)[None, :]) % 3, axis=1)
+    t, u = tri[touching], tri[~touching]
+    # Touching: 0 on the plane, edge 1-2 is cut. Otherwise edges 0-1 and 0-2 are cut.
+    ends = np.concatenate([np.column_stack([t[:, 1], t[:, 2]]), np.column_stack([u[:, 0], u[:, 1]]),
+                           np.column_stack([u[:, 0], u[:, 2]])])
+    edges, inverse = np.unique(np.sort(ends, axis=1), axis=0, return_inverse=True)
+    va, vb = allv[edges[:, 0]], allv[edges[:, 1]]
+    points = va + ((plane - va[:, axis]) / (vb[:, axis] - va[:, axis]))[:, None] * (vb - va)
+    points[:, axis] = plane
+    index = len(allv) + inverse.reshape(-1)
+    vertices.append(points)
+    p12, p01, p02 = np.split(index, [len(t), len(t) + len(u)])
+    return np.concatenate([
+        faces[~crossing],
+        np.column_stack([t[:, 0], t[:, 1], p12]), np.column_stack([t[:, 0], p12, t[:, 2]]),
+        np.column_stack([u[:, 0], p01, p02]), np.column_stack([p01, u[:, 1], u[:, 2]]),
+        np.column_stack([p01, u[:, 2], p02]),
+    ])
+
+
+def _cut_on_grid(vertices, faces, cell, grid_origin, snap=None) -> dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]]:
+    """Cut a mesh exactly on a regular grid; returns ``{grid index: (vertices, faces)}``.
+
+    Every triangle crossing a grid plane is split on it, so each piece lies inside its cell
+    and the pieces either side of a plane share the cut vertices exactly: after quantizing
+    each fragment within its own cell (what multi-resolution meshes do) the border vertices
+    still meet, and no seam opens. (zmesh's ``chunk_mesh`` leaves triangles that spill up to
+    a fifth of a cell into the next one, which the quantization then clips: visible gaps.)
+    """
+    cell = np.asarray(cell, dtype=np.float64)
+    origin = np.asarray(grid_origin, dtype=np.float64)
+    verts = [np.array(vertices, dtype=np.float64)]
+    faces = np.asarray(faces, dtype=np.int64)
+    for axis in range(3):
+        allv = np.concatenate(verts)
+        # Vertices closer to a plane than ``snap`` (per axis; default a rounding error) go
+        # onto it, or the cut would make slivers whose corners coincide once quantized.
+        rel = (allv[:, axis] - origin[axis]) / cell[axis]
+        tolerance = 1e-9 if snap is None else float(np.broadcast_to(snap, (3,))[axis]) / cell[axis]
+        near = np.abs(rel - np.round(rel)) < tolerance
+        allv[near, axis] = origin[axis] + np.round(rel[near]) * cell[axis]
+        verts = [allv]
+        # Only triangles spanning a plane can be cut: split those, keep the rest aside.
+        cells = np.floor((allv[faces, axis] - origin[axis]) / cell[axis])
+        spanning = cells.max(axis=1) > cells.min(axis=1)
+        kept, work = faces[~spanning], faces[spanning]
+        if len(work):
+            for k in range(int(cells.min()) + 1, int(cells.max()) + 1):
+                work = _split_at_plane(verts, work, axis, float(origin[axis] + k * cell[axis]))
+        faces = np.concatenate([kept, work])
+    allv = np.concatenate(verts)
+    centroids = allv[faces].mean(axis=1)
+    keys = np.floor((centroids - origin) / cell).astype(np.int64)
+    order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0]))
+    keys, faces = keys[order], faces[order]
+    cuts = np.flatnonzero(np.any(np.diff(keys, axis=0) != 0, axis=1)) + 1
+    out = {}
+    for start, end in zip(np.r_[0, cuts], np.r_[cuts, len(faces)]):
+        used, local = np.unique(faces[start:end], return_inverse=True)
+        out[tuple(int(k) for k in keys[start])] = (allv[used], local.reshape(-1, 3).astype(np.uint32))
+    return out
+
+
+def _drop_folds(mesh):
+    """Remove triangles that occur twice (folds a simplifier leaves), and unused vertices.
+
+    Both copies go: each pair shares its edges with two other triangles, so the surface is
+    closed again without them.
+    """
+    import trimesh
+
+    faces = np.asarray(mesh.faces)
+    _, inverse, counts = np.unique(np.sort(faces, axis=1), axis=0, return_inverse=True, return_counts=True)
+    keep = counts[inverse.reshape(-1)] == 1
+    if keep.all():
+        return mesh
+    used, local = np.unique(faces[keep], return_inverse=True)
+    out = trimesh.Trimesh(np.asarray(mesh.vertices)[used], local.reshape(-1, 3), process=False)
+    out.units = mesh.units
+    return out
+
+
 def _bbox_filename(lo, hi) -> str:
     """CloudVolume's ``Bbox.to_filename`` form: ``x0-x1_y0-y1_z0-z1``."""
     return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
@@ -277,14 +387,14 @@ def _morton_order(positions: np.ndarray) -> np.ndarray:
     return np.argsort(codes, kind="stable")
 
 
-def _lod_meshes(mesh, resolution, num_lods: int, reduction: int = 4) -> list:
+def _lod_meshes(mesh, resolution, num_lods: int, reduction: float = 4) -> list:
     """LOD 0 is the mesh itself; each further LOD has about ``1/reduction`` the faces."""
     from .neurons import simplify_mesh
 
     lods = [mesh]
     for lod in range(1, num_lods):
-        target = max(len(lods[-1].faces) // reduction, 12)
-        coarser = simplify_mesh(lods[-1], target, scale=float(min(resolution)))
+        target = max(int(len(lods[-1].faces) / reduction), 12)
+        coarser = _drop_folds(simplify_mesh(lods[-1], target, scale=float(min(resolution))))
         if len(coarser.faces) >= len(lods[-1].faces):
             raise ValueError(f"LOD {lod} did not simplify ({len(coarser.faces)} faces)")
         lods.append(coarser)
@@ -292,7 +402,7 @@ def _lod_meshes(mesh, resolution, num_lods: int, reduction: int = 4) -> list:
 
 
 def _encode_multires(mesh, resolution, num_lods: int, quantization_bits: int,
-                     draco_compression_level: int):
+                     draco_compression_level: int, lod_reduction: float = 4):
     """Fragment data and manifest of one multi-resolution mesh.
 
     "Stored model" space is voxels (the layer ``transform`` scales by the
@@ -306,9 +416,10 @@ def _encode_multires(mesh, resolution, num_lods: int, quantization_bits: int,
     from cloudvolume.datasource.precomputed.mesh.multilod import MultiLevelPrecomputedMeshManifest
 
     res = np.asarray(resolution, dtype=float)
-    lods = _lod_meshes(mesh, resolution, num_lods)
-    lo = np.floor(np.min(mesh.vertices, axis=0) / res) - 1
-    hi = np.ceil(np.max(mesh.vertices, axis=0) / res) + 1
+    lods = _lod_meshes(mesh, resolution, num_lods, lod_reduction)
+    # The octree covers every lod: a simplifier can move vertices out of the mesh's own box.
+    lo = np.floor(np.min([np.min(m.vertices, axis=0) for m in lods], axis=0) / res) - 1
+    hi = np.ceil(np.max([np.max(m.vertices, axis=0) for m in lods], axis=0) / res) + 1
     chunk_shape = np.ceil((hi - lo) / 2 ** (num_lods - 1))
     qmax = 2**quantization_bits - 1
 
@@ -316,7 +427,8 @@ def _encode_multires(mesh, resolution, num_lods: int, quantization_bits: int,
     child_positions: set[tuple[int, int, int]] = set()
     for lod, lod_mesh in enumerate(lods):
         cell = chunk_shape * 2**lod
-        pieces = _cut_into_chunks(lod_mesh.vertices / res, lod_mesh.faces, cell, lo)
+        # Snap within one quantization step of a plane: invisible once quantized.
+        pieces = _cut_on_grid(lod_mesh.vertices / res, lod_mesh.faces, cell, lo, snap=cell / qmax)
         # Every fragment's parent must exist at the next LOD; a cell that ends
         # up without triangles is stored as an empty fragment (size 0).
         parents = {tuple(p // 2 for p in pos) for pos in child_positions}
@@ -373,10 +485,11 @@ def write_multires_layer(
     shard_bits: int | None = None,
     minishard_bits: int | None = None,
     mesh_dir: str = "mesh",
+    lod_reduction: float = 4,
 ) -> dict[int, list[int]]:
     """Write a ``neuroglancer_multilod_draco`` layer; returns face counts per LOD per id.
 
-    LOD 0 is the finest (the given mesh), each further LOD is about 4x coarser.
+    LOD 0 is the finest (the given mesh), each further LOD has ``1/lod_reduction`` the faces.
     Sharded layers put ``fragment data + manifest`` of each id into
     ``<shard>.shard`` files (the minishard index points at the manifest, as the
     format requires), built with cloudvolume's ``synthesize_shard_files``.
@@ -411,7 +524,7 @@ def write_multires_layer(
     payloads, manifest_sizes, face_counts = {}, {}, {}
     for segid, mesh in sorted(meshes.items()):
         data, manifest, counts = _encode_multires(
-            mesh, res, num_lods, vertex_quantization_bits, draco_compression_level
+            mesh, res, num_lods, vertex_quantization_bits, draco_compression_level, lod_reduction
         )
         face_counts[int(segid)] = counts
         if sharded:
@@ -684,47 +797,58 @@ def cave_datastack_info(
 def build_sample(
     outdir: str | os.PathLike,
     *,
-    n_cells: int = 3,
     seed: int = SAMPLE_SEED,
-    num_lods: int = 3,
+    num_lods: int = 4,
+    faces: int = SAMPLE_FACES,
+    pitch_um: float = 0.25,
 ) -> dict:
-    """Write the offline sample: a sharded multi-LOD Draco layer of ``n_cells`` cells.
+    """Write the offline sample: one neuron at true scale, as a sharded multi-LOD Draco layer.
 
-    Readable as ``CloudVolume("precomputed://file://<abs outdir>")`` with
-    ``.mesh.get(root_id, lod=k)``. A ``provenance`` file (the precomputed
-    convention) records how it was made and the root ids. Returns a summary.
+    The cell comes from :mod:`mesh_export.datasets.morphology` (soma ~12 um across, an apical
+    dendrite of ~300 um with a tuft, basal dendrites of 150-300 um, an axon), meshed at
+    ``pitch_um`` and simplified to ``faces`` faces for lod 0; each further lod has a quarter
+    of the faces, as MICrONS' static meshes (lods 0-3, 16-bit vertices). Readable as
+    ``CloudVolume("precomputed://file://<abs outdir>")`` with ``.mesh.get(root_id, lod=k)``. A
+    ``provenance`` file (the precomputed convention) records how it was made and the root id.
+    The same arguments write the same bytes. Returns a summary.
     """
-    from .neurons import neuron_meshes
+    from .sample_neuron import grow_neuron, neuron_surface
+    from .neurons import simplify_mesh
 
-    meshes, volume = neuron_meshes(n_cells=n_cells, seed=seed, return_volume=True)
-    geometry = LayerGeometry(
-        resolution=volume.resolution, voxel_offset=volume.voxel_offset,
-        size=volume.shape, chunk_size=(64, 64, 16),
-    )
+    morphology = grow_neuron(seed)
+    surface = neuron_surface(morphology, pitch_um=pitch_um)
+    mesh = _drop_folds(simplify_mesh(surface, faces, scale=pitch_um * 1000.0)) if faces < len(surface.faces) else surface
+    meshes = {SAMPLE_ROOT_ID: mesh}
+    geometry = LayerGeometry.covering(meshes, resolution=(8.0, 8.0, 40.0), chunk_size=(256, 256, 32))
     out = Path(outdir)
-    face_counts = write_multires_layer(
-        out, meshes, num_lods=num_lods, sharded=True, geometry=geometry,
-        vertex_quantization_bits=10,
-    )
-    root_ids = sorted(int(r) for r in meshes)
+    face_counts = write_multires_layer(out, meshes, num_lods=num_lods, sharded=True, geometry=geometry,
+                                       vertex_quantization_bits=16, lod_reduction=SAMPLE_LOD_REDUCTION)
+    lengths = morphology.path_lengths / 1000.0
     provenance = {
         "description": (
-            "mesh-export offline sample: synthetic neuron-like cells (soma plus branching "
-            "neurites), marching cubes + simplification, sharded multi-resolution Draco meshes."
+            "mesh-export offline sample: one synthetic pyramidal neuron at true scale (soma ~12 um, "
+            "apical dendrite ~300 um, basal dendrites 150-300 um, axon), marching cubes of the distance "
+            "to a branching skeleton, simplified per lod, sharded multi-resolution Draco meshes."
         ),
         "owners": [],
         "sources": [],
         "processing": [{
-            "method": {"task": "mesh_export.datasets.precomputed.build_sample",
-                       "n_cells": n_cells, "seed": seed, "num_lods": num_lods},
+            "method": {"task": "mesh_export.datasets.precomputed.build_sample", "seed": seed,
+                       "num_lods": num_lods, "faces": faces, "pitch_um": pitch_um},
         }],
-        "root_ids": [str(r) for r in root_ids],
+        "root_ids": [str(SAMPLE_ROOT_ID)],
         "units": "nm",
         "faces_per_lod": {str(k): v for k, v in face_counts.items()},
+        "morphology": {"nodes": int(len(morphology.points)),
+                       "soma_diameter_um": round(float(morphology.radii[0]) * 2 / 1000.0, 3),
+                       "longest_path_um": {name: round(float(lengths[morphology.types == kind].max()), 1)
+                                           for name, kind in (("axon", 2), ("basal", 3), ("apical", 4))},
+                       "total_length_um": round(float(np.linalg.norm(
+                           morphology.points[1:] - morphology.points[morphology.parents[1:]], axis=1).sum()) / 1000.0, 1)},
     }
     _write_json(out / "provenance", provenance)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {"path": str(out), "root_ids": root_ids, "faces_per_lod": face_counts, "bytes": size}
+    return {"path": str(out), "root_ids": [SAMPLE_ROOT_ID], "faces_per_lod": face_counts, "bytes": size}
 
 
 def _main(argv: Iterable[str] | None = None) -> int:
@@ -735,11 +859,11 @@ def _main(argv: Iterable[str] | None = None) -> int:
         description="Write the bundled offline sample (sharded multi-LOD Draco precomputed layer).",
     )
     parser.add_argument("outdir", help="directory to write the layer into")
-    parser.add_argument("--cells", type=int, default=3)
     parser.add_argument("--seed", type=int, default=SAMPLE_SEED)
-    parser.add_argument("--lods", type=int, default=3)
+    parser.add_argument("--lods", type=int, default=4)
+    parser.add_argument("--faces", type=int, default=SAMPLE_FACES, help="faces at lod 0")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    summary = build_sample(args.outdir, n_cells=args.cells, seed=args.seed, num_lods=args.lods)
+    summary = build_sample(args.outdir, seed=args.seed, num_lods=args.lods, faces=args.faces)
     print(json.dumps({k: v for k, v in summary.items() if k != "faces_per_lod"}, indent=2))
     return 0
 

@@ -1,11 +1,17 @@
 """glTF 2.0 (GLB and embedded .gltf) and 3MF, through trimesh's exporters.
 
 glTF has no units field (the spec says metres), so the mesh's units and the tool go in
-``asset.extras`` and ``asset.generator``. trimesh's 3MF exporter always declares
-millimetres, so 3MF is refused for meshes in other units instead of mislabelling them.
+``asset.extras`` and ``asset.generator``. 3MF's model has a ``unit`` attribute (core spec:
+micron, millimeter, centimeter, inch, foot, meter; millimeter when absent). trimesh's
+exporter always writes ``unit="millimeter"``, so the model XML is rewritten in the archive
+with the mesh's unit; a nanometre mesh is written in micrometres (the export records that
+conversion as a step before the writer sees the mesh: ``Writer.units``).
 """
 
 from __future__ import annotations
+
+import io
+import zipfile
 
 from ..errors import UnitsError
 from ._mesh import provenance_line, units_of
@@ -44,13 +50,46 @@ def write_gltf(mesh, path) -> None:
         handle.write(files["model.gltf"])
 
 
+#: Our unit names -> the 3MF core specification's ``unit`` values.
+THREEMF_UNITS = {"um": "micron", "mm": "millimeter", "cm": "centimeter", "m": "meter"}
+_MODEL = "3D/3dmodel.model"
+
+
+def _with_unit(archive: bytes, unit: str) -> bytes:
+    """The 3MF package with the model's ``unit`` attribute set to ``unit``."""
+    source = zipfile.ZipFile(io.BytesIO(archive))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == _MODEL:
+                # The first unit attribute is the <model> element's (vertices follow it).
+                head, found, tail = data.partition(b'unit="millimeter"')
+                if not found:
+                    raise UnitsError("trimesh's 3MF exporter no longer writes unit=\"millimeter\"; "
+                                     "cannot state the units")
+                data = head + f'unit="{unit}"'.encode() + tail
+            target.writestr(item, data)
+    return out.getvalue()
+
+
 def write_3mf(mesh, path) -> None:
     from trimesh.exchange.threemf import export_3MF
 
-    if units_of(mesh) not in ("mm", "unknown"):
-        raise UnitsError(f"3MF files are in millimetres and this mesh is in {units_of(mesh)}; add --units mm")
+    units = units_of(mesh)
+    copy = _plain_copy(mesh)
+    if units == "nm":  # 3MF has no nanometre unit: micrometres (export records this as a step)
+        copy.vertices = copy.vertices * 1e-3
+        units = "um"
+    if units == "unknown":
+        unit = "millimeter"  # what the specification assumes when the file says nothing
+    elif units in THREEMF_UNITS:
+        unit = THREEMF_UNITS[units]
+    else:
+        raise UnitsError(f"3MF files can be in {', '.join(THREEMF_UNITS)}, not {units}; add --units mm")
+    data = _with_unit(export_3MF(copy), unit)
     with open(path, "xb") as handle:
-        handle.write(export_3MF(_plain_copy(mesh)))
+        handle.write(data)
 
 
 register(Writer("glb", (".glb",), write_glb, modes=("binary",), backend="trimesh",
@@ -58,4 +97,5 @@ register(Writer("glb", (".glb",), write_glb, modes=("binary",), backend="trimesh
 register(Writer("gltf", (".gltf",), write_gltf, modes=("ascii",), backend="trimesh",
                 description="glTF 2.0 JSON with embedded buffer"))
 register(Writer("3mf", (".3mf",), write_3mf, modes=("binary",), backend="trimesh",
-                description="3D Manufacturing Format (millimetres); slicers"))
+                units=tuple(THREEMF_UNITS),
+                description="3D Manufacturing Format (um, mm, cm or m; nm written as um); slicers"))

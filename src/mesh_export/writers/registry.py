@@ -46,6 +46,9 @@ class Writer:
     # True when ``write`` checks vertex values and face indices itself (validate.SurfaceValues)
     # while converting them, so the caller checks only shapes and types first.
     checks_values: bool = False
+    # Units the format can state, when it cannot state every unit: a mesh in others is
+    # converted to the first before writing, and the conversion recorded (3MF: um, mm, cm, m).
+    units: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class Writer:
             "options": dict(self.options),
             "backend": self.backend,
             "description": self.description,
+            **({"units": list(self.units)} if self.units else {}),
         }
 
 

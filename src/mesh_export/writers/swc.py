@@ -22,6 +22,57 @@ _OPTIONS = {
 }
 
 
+def _area_text(value, units: str) -> str:
+    return f"{value:,.1f} {units}^2"
+
+
+def morphology_lines(skeleton) -> list[str]:
+    """What the skeletonizer found and decided: soma, spines, compartments (header lines)."""
+    from ..units import conversion_factor
+
+    meta = skeleton.metadata or {}
+    units = skeleton.units
+    step = next((s for s in reversed(meta.get("steps", [])) if s.get("step") == "skeletonize"), None) or {}
+    to = conversion_factor(step.get("units") or units, units) if units else 1.0
+    radius = float(skeleton.radii[0])
+    soma = f"soma: node 1 (type 1, single-point soma, radius {radius:.4f} {units}"
+    if step.get("soma_area"):
+        soma += (f", the sphere with the soma region's surface area, {_area_text(step['soma_area'] * to * to, units)}")
+    soma += ")"
+    lines = [soma]
+    if step.get("method") == "wavefront":
+        where = step.get("soma_source") or "mesh"
+        lines.append("soma from: " + ("the mesh (the thickest part and the region around it)" if where == "mesh"
+                                      else "the point given (--soma)" if where == "given" else where))
+    spines = step.get("spines")
+    if spines:
+        text = f"spines: {spines['found']} found; {spines['drawn']} drawn as short branches with their own area"
+        if spines.get("folded"):
+            text += (f"; {spines['folded']} too small to draw on their thick shafts, their area "
+                     f"({_area_text(spines['folded_area'] * to * to, units)}) added to their shaft's radius")
+        lines.append(text)
+    compartments = meta.get("compartments") or step.get("compartments")
+    if compartments:
+        if compartments.get("axon"):
+            text = f"compartments: axon (type 2) by {compartments.get('method')}"
+            if compartments.get("source"):
+                text += f" ({compartments['source']}"
+                if compartments.get("synapses"):
+                    text += f": {compartments['synapses']['pre']} output, {compartments['synapses']['post']} input synapses"
+                text += ")"
+            if compartments.get("quality") is not None:
+                text += f", segregation index {compartments['quality']:.2f}"
+            lines.append(text + "; the rest type 3")
+        else:
+            lines.append("compartments: none typed, every neurite type 3 ("
+                         + str(compartments.get("reason") or "no axon found") + ")")
+    if step.get("method") == "CAVE skeleton service":
+        lines.append(f"skeleton: {step.get('note') or 'CAVE skeleton service'}")
+    if step.get("skeleton_source_note"):
+        lines.append(f"skeleton: {step['skeleton_source_note']}")
+    return lines
+
+
 def header_lines(skeleton, format_name: str) -> list[str]:
     """Comment lines shared by the morphology writers (without comment markers)."""
     from .. import __version__
@@ -39,7 +90,7 @@ def header_lines(skeleton, format_name: str) -> list[str]:
         f"units: {skeleton.units} ({names.get(skeleton.units, skeleton.units)}; x, y, z and radius)",
         f"source: {source if source is not None else 'unknown'}",
         f"root id: {root_id if root_id is not None else 'unknown'}",
-        f"soma: node 1 (type 1, single-point soma, radius {skeleton.radii[0]:.4f} {skeleton.units})",
+        *morphology_lines(skeleton),
         f"nodes: {len(skeleton)}; cable length: {skeleton.total_length():.3f} {skeleton.units}",
     ]
     step = next((s for s in reversed(meta.get("steps", [])) if s.get("step") == "skeletonize"), None)
