@@ -65,23 +65,23 @@ class CaveRequest:
 
     def _call(self, call: Callable, what: str):
         """``call()`` with our retries; CAVE's HTTP failures as mesh-export errors."""
-        from requests import HTTPError, RequestException
+        from requests import RequestException
 
         from .politeness import _Retrier, _status
 
+        from .auth import TOKEN_HELP
+
         try:
             return _Retrier(self.timeout)(call)
-        except HTTPError as exc:
+        except RequestException as exc:  # HTTPError too
             status = _status(exc)
-            if status in (401, 403):
-                from .auth import TOKEN_HELP
-
-                raise AuthError(f"CAVE refused the token for {what} ({status}): {TOKEN_HELP}") from None
-            if status == 404:
-                raise NotFoundError(f"CAVE has no {what} (404)") from None
-            raise NetworkError(f"CAVE answered {status} for {what}, still after retries") from None
-        except RequestException as exc:
-            raise NetworkError(f"cannot reach CAVE for {what}: {type(exc).__name__}") from None
+            kinds = {401: AuthError, 403: AuthError, 404: NotFoundError}
+            error = kinds.get(status, NetworkError)
+            said = {AuthError: f"CAVE refused the token for {what} ({status}): {TOKEN_HELP}",
+                    NotFoundError: f"CAVE has no {what} (404)"}
+            fallback = (f"CAVE answered {status} for {what}, still after retries" if status
+                        else f"cannot reach CAVE for {what}: {type(exc).__name__}")
+            raise error(said.get(error, fallback)) from None
 
 
 @dataclass
@@ -148,22 +148,34 @@ def _fallback(note: str, table: str | None = None, definite: bool = False) -> Lo
     return Lookup(None, note, table, details={"definite": definite})
 
 
+def _table_rows(request: CaveRequest, kind: str, filters: list[dict]):
+    """``(table, [rows per filter], None)`` from the datastack's ``<kind>_table``, or
+    ``(table, None, fallback)``: a Lookup of None saying why (no such table, a failure)."""
+    try:
+        table = _table(request, f"{kind}_table")
+    except MeshExportError as exc:
+        return None, None, _fallback(f"could not read the datastack's {kind} table name ({exc})")
+    if not table:
+        return None, None, _fallback(f"datastack {request.datastack} names no {kind} table", definite=True)
+    frames = []
+    for equal in filters:
+        try:
+            frames.append(_query(request, table, filter_equal_dict=equal))
+        except NotFoundError:
+            return table, None, _fallback(f"{kind} table {table} not found", table, definite=True)
+        except MeshExportError as exc:
+            return table, None, _fallback(f"{kind} table {table} could not be read ({exc})", table)
+    return table, frames, None
+
+
 def nucleus(request: CaveRequest, root_id: int) -> Lookup:
     """The nucleus position (nm) of ``root_id`` from the datastack's soma table, or None with why."""
 
     def fetch() -> Lookup:
-        try:
-            table = _table(request, "soma_table")
-        except MeshExportError as exc:
-            return _fallback(f"could not read the datastack's soma table name ({exc})")
-        if not table:
-            return _fallback(f"datastack {request.datastack} names no soma table", definite=True)
-        try:
-            rows = _query(request, table, filter_equal_dict={"pt_root_id": int(root_id)})
-        except NotFoundError:
-            return _fallback(f"soma table {table} not found", table, definite=True)
-        except MeshExportError as exc:
-            return _fallback(f"soma table {table} could not be read ({exc})", table)
+        table, frames, fallback = _table_rows(request, "soma", [{"pt_root_id": int(root_id)}])
+        if fallback is not None:
+            return fallback
+        rows = frames[0]
         if rows is None or len(rows) == 0:
             return _fallback(f"no row for root id {root_id} in {table}", table, definite=True)
         note = f"nucleus from {table}"
@@ -191,20 +203,12 @@ def synapses(request: CaveRequest, root_id: int) -> Lookup:
     """``(pre, post)`` synapse positions (nm) of ``root_id`` from the synapse table, or None with why."""
 
     def fetch() -> Lookup:
-        try:
-            table = _table(request, "synapse_table")
-        except MeshExportError as exc:
-            return _fallback(f"could not read the datastack's synapse table name ({exc})")
-        if not table:
-            return _fallback(f"datastack {request.datastack} names no synapse table", definite=True)
+        table, frames, fallback = _table_rows(request, "synapse", [{"pre_pt_root_id": int(root_id)},
+                                                                    {"post_pt_root_id": int(root_id)}])
+        if fallback is not None:
+            return fallback
         found = []
-        for side in ("pre", "post"):
-            try:
-                rows = _query(request, table, filter_equal_dict={f"{side}_pt_root_id": int(root_id)})
-            except NotFoundError:
-                return _fallback(f"synapse table {table} not found", table, definite=True)
-            except MeshExportError as exc:
-                return _fallback(f"synapse table {table} could not be read ({exc})", table)
+        for rows in frames:
             column = "ctr_pt_position" if "ctr_pt_position" in rows else next(
                 (c for c in rows.columns if c.endswith("position")), None)
             points = (np.asarray(rows[column].tolist(), dtype=np.float64).reshape(-1, 3)

@@ -125,10 +125,25 @@ def split_axon(skeleton: Skeleton, pre, post, *, units: str = "nm", min_quality:
     split = int(np.flatnonzero(score >= best * (1 - 1e-12))[0])
     quality = segregation_index(pre_down[split], post_down[split], pre_total - pre_down[split],
                                 post_total - post_down[split])
-    # Extend the split towards the soma along its unbranched section.
-    kids = sk.child_counts()
-    while sk.parents[split] > 0 and kids[sk.parents[split]] == 1:
-        split = int(sk.parents[split])
+    # Extend the split towards the soma along its section, and across branch points whose
+    # other branches are short stubs with hardly an input synapse (spurs, a spine-like bump with
+    # a chandelier synapse beside the initial segment).
+    parents_of = sk.parents
+    lengths = sk.edge_lengths()
+    cable = lengths.tolist()
+    for i in range(n - 1, 0, -1):
+        cable[parents_of[i]] += cable[i]
+    cable = np.asarray(cable)
+    stub = 20.0 * conversion_factor("um", sk.units)
+    children = [[] for _ in range(n)]
+    for i in range(1, n):
+        children[parents_of[i]].append(i)
+    while parents_of[split] > 0:
+        up = int(parents_of[split])
+        others = [c for c in children[up] if c != split]
+        if any(post_down[c] > 3 or cable[c] + lengths[c] > stub for c in others):
+            break
+        split = up
     record = dict(base, split_node=split, quality=round(float(quality), 4),
                   axon_synapses={"pre": int(pre_down[split]), "post": int(post_down[split])})
     if quality < min_quality:
@@ -146,7 +161,6 @@ def split_axon(skeleton: Skeleton, pre, post, *, units: str = "nm", min_quality:
     types = np.full(n, BASAL, dtype=np.int64)
     types[in_axon] = AXON
     types[par < 0] = SOMA
-    lengths = sk.edge_lengths()
     record.update(axon=True, axon_nodes=int(in_axon.sum()),
                   axon_length=float(lengths[in_axon].sum()), units=sk.units)
     return _with_types(sk, types, record)

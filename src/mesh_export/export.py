@@ -276,6 +276,10 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
                                      units=units, scale=scale)
     if preview and steps.volume:
         raise InvalidArgumentError("--preview draws surfaces and morphologies, not tetrahedral meshes")
+    if steps.skeletonize:
+        from .morphology import check_request
+
+        check_request(steps, from_datastack=source is None)
     extension = writer.extensions[0].lstrip(".") if writer.extensions else writer.name
     out_dir = make_output_dir(out_dir)
 

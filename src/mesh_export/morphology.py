@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["make_morphology", "SOMA_MODES", "SKELETON_SOURCES"]
+__all__ = ["make_morphology", "skeleton_of", "check_request", "SOMA_MODES", "SKELETON_SOURCES"]
 
 SOMA_MODES = ("auto", "mesh")
 SKELETON_SOURCES = ("mesh", "cave")
@@ -63,6 +63,12 @@ def make_morphology(mesh, steps, *, root_id: int | None = None, cave=None,
             return service.value
     return skeleton_of(apply_steps(mesh, replace(steps, skeletonize=False)), steps, root_id=root_id,
                        cave=cave, no_cave_reason=no_cave_reason, service=service)
+
+
+def check_request(steps, from_datastack: bool) -> None:
+    """Refuse, before any download, a morphology request that cannot be met."""
+    if steps.skeletonize and _source(steps) == "cave" and not from_datastack:
+        _service(None, None)
 
 
 def _source(steps) -> str:

@@ -4,20 +4,27 @@ NEURON simulates cables, not surfaces. ``skeletonize`` turns a neuron's surface 
 tree rooted at the soma whose membrane area, as NEURON computes it from frustums, matches
 the mesh's surface area:
 
-1. Pieces: the mesh's connected pieces are healed into one graph (each piece joined to its
-   nearest neighbour piece by a gap edge, minimum-spanning-tree style) or all but the
-   largest dropped.
-2. Soma: the point of largest inscribed radius (distance to the surface) among cross-section
-   centroids of a first wavefront pass, or the point given.
-3. Wavefront: geodesic distance from the soma over the vertex graph (Dijkstra), cut into
-   bands of width ``step``; each connected piece of a band is a cross-section ("ring"),
-   its area-weighted centroid a node, its parent the ring holding the Dijkstra predecessor
-   of its nearest vertex (so the result is always a tree).
-4. Radii: the ring's surface area over 2 pi times the cable length the node stands for,
-   i.e. the perimeter-equivalent radius; it is kept within a factor of two of the mean
-   distance of the ring's vertices to the local axis, floored at ``min_radius`` and never
-   above twice the soma radius. Frustums with these radii have the ring's area, so the model's
-   membrane area follows the mesh's.
+1. Pieces: the mesh's connected pieces are joined into one graph by a minimum spanning tree
+   over their gaps (fragment to fragment), or all but the largest dropped; pieces wholly
+   inside the soma (debris, a nucleus) are dropped.
+2. Soma: a point in the cell body (given, or the thickest cross-section of a first wavefront)
+   grows the soma region (:mod:`mesh_export.soma`); the soma is the sphere with the region's
+   surface area, its node at the region's centroid (or at the point given).
+3. Wavefront: geodesic distance from the soma region over the vertex graph (Dijkstra), cut
+   into bands of width ``step``; each connected piece of a band is a cross-section ("ring"),
+   its area-weighted centroid a node, its parent the ring holding the Dijkstra predecessor of
+   its nearest vertex (so the result is always a tree). Each neurite starts with a node where
+   it leaves the soma region.
+4. Spines: side branches that end within ``max_spine_length`` of their shaft's axis. The bases
+   of their necks are taken out of the shaft's ring (vertices beyond 1.5 x its median axis
+   distance) and given to them; each is drawn as a short branch of one radius that gives it its
+   area, or, when even the thinnest branch would have more area than the spine (narrowing from
+   a thick shaft's radius costs area), its area goes to its shaft, spread along it.
+5. Radii: the ring's surface area over 2 pi times the cable length the node stands for,
+   i.e. the perimeter-equivalent radius, kept within a factor of two of the ring's distance to
+   the local axis and floored at ``min_radius``. Frustums with these radii have the rings'
+   area, so the model's membrane area follows the mesh's. A healed gap longer than two steps
+   (a decimated axon can lose whole stretches) is a wire of the minimum radius.
 
 Pure numpy/scipy (no GPL code). Coordinates stay in the mesh's units; writers convert to the
 format's units (micrometres for SWC, hoc and NeuroML).
@@ -311,13 +318,45 @@ def _sum_at(index: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
 
 
 def _unique_edges(faces: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    a = faces[:, [0, 1, 2]].reshape(-1)
-    b = faces[:, [1, 2, 0]].reshape(-1)
+    """The mesh's edges, each once (lower index first), as int32 (int64 past 2**31 vertices)."""
+    a = faces.reshape(-1)
+    b = faces[:, [1, 2, 0]].reshape(-1).astype(np.int64)
     lo = np.minimum(a, b).astype(np.int64)
-    hi = np.maximum(a, b).astype(np.int64)
-    keep = lo != hi
-    keys = np.unique(lo[keep] * n + hi[keep])
-    return keys // n, keys % n
+    hi = np.maximum(a, b, out=b)
+    keys = lo[lo != hi]
+    keys *= n
+    keys += hi[lo != hi]
+    del lo, hi, b
+    keys.sort()
+    if len(keys):
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    kind = np.int32 if n < 2**31 else np.int64
+    return (keys // n).astype(kind), (keys % n).astype(kind)
+
+
+def _surface(vertices: np.ndarray, faces: np.ndarray, chunk: int = 1 << 20):
+    """Face areas, vertex areas (a third of each face's), unit vertex normals (pointing out of
+    the body: the winding's sign from the signed volume), computed a chunk of faces at a time
+    (a 9M-face mesh's face cross products would be 216 MB)."""
+    n = len(vertices)
+    face_area = np.empty(len(faces))
+    normals = np.zeros((n, 3))
+    signed = 0.0
+    origin = vertices.mean(axis=0) if n else np.zeros(3)
+    for lo in range(0, len(faces), chunk):
+        f = faces[lo:lo + chunk]
+        v0 = vertices[f[:, 0]]
+        cross = np.cross(vertices[f[:, 1]] - v0, vertices[f[:, 2]] - v0)
+        face_area[lo:lo + chunk] = 0.5 * np.linalg.norm(cross, axis=1)
+        signed += float(np.einsum("ij,ij->", v0 - origin, cross))
+        flat = f.reshape(-1)
+        for c in range(3):
+            normals[:, c] += np.bincount(flat, weights=np.repeat(cross[:, c], 3), minlength=n)
+    length = np.linalg.norm(normals, axis=1)
+    length[length == 0] = 1.0
+    normals /= length[:, None] if signed >= 0 else -length[:, None]
+    vertex_area = _sum_at(faces.reshape(-1), np.repeat(face_area / 3.0, 3), n)
+    return face_area, vertex_area, normals
 
 
 def _graph(n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray):
@@ -447,42 +486,17 @@ def _ring_stats(vertices, vertex_area, labels, count):
     return centroid, area
 
 
-def _surface_samples(vertices, faces):
-    """Points on a surface for distance queries: the faces' vertices and centres."""
+def _surface_samples(vertices, faces, face_area=None):
+    """Points on a surface for distance queries: the faces' vertices, and the centres of the
+    faces much larger than the median (where vertices alone are sparse)."""
     on = np.zeros(len(vertices), dtype=bool)
     on[faces.reshape(-1)] = True
-    return np.concatenate([vertices[on], vertices[faces].mean(axis=1)])
-
-
-def _thickest_point(vertices, normals, solid, surface_tree, median_edge, samples: int = 40000):
-    """The centre of the largest ball inside the surface touching it at a vertex: the cell
-    body's middle. For a sample of the solid vertices, the largest of a ladder of radii whose
-    ball (touching the vertex from inside, against its normal) is empty of surface; among the
-    vertices with the largest, the ball centre farthest from the surface. None if no ball fits."""
-    idx = np.flatnonzero(solid)
-    if not len(idx):
-        return None
-    idx = idx[:: max(1, len(idx) // samples)]
-    extent = float(np.ptp(vertices[idx], axis=0).max())
-    tolerance = median_edge
-    radius = np.zeros(len(idx))
-    r = extent / 4
-    floor = max(2 * median_edge, extent * 1e-4)
-    while r >= floor:
-        open_ = radius == 0
-        if open_.any():
-            centres = vertices[idx[open_]] - normals[idx[open_]] * r
-            clearance, _ = surface_tree.query(centres, distance_upper_bound=r)
-            fits = clearance >= r - tolerance
-            radius[np.flatnonzero(open_)[fits]] = r
-        r /= 1.25
-    best = radius.max()
-    if best <= 0:
-        return None
-    top = idx[radius >= best]
-    centres = vertices[top] - normals[top] * best
-    clearance, _ = surface_tree.query(centres)
-    return centres[int(np.argmax(clearance))]
+    if face_area is None or not len(faces):
+        big = faces
+    else:
+        big = faces[face_area > 4.0 * np.median(face_area)]
+    centres = (vertices[big[:, 0]] + vertices[big[:, 1]] + vertices[big[:, 2]]) / 3.0
+    return np.concatenate([vertices[on], centres])
 
 
 def _detect_soma(vertices, normals, labels, count, centroid, surface_tree, solid):
@@ -521,16 +535,6 @@ def _enclosing_piece(vertices, normals, vertex_area, comp, solid, point, inscrib
     return int(np.argmax(score))
 
 
-def _vertex_normals(vertices, faces, face_cross):
-    normals = np.zeros_like(vertices)
-    flat = faces.reshape(-1)
-    for c in range(3):
-        normals[:, c] = np.bincount(flat, weights=np.repeat(face_cross[:, c], 3), minlength=len(vertices))
-    length = np.linalg.norm(normals, axis=1)
-    length[length == 0] = 1.0
-    return normals / length[:, None]
-
-
 def _weighted_median(groups: np.ndarray, values: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
     """Per group (0..count-1), the weighted median of ``values`` (NaN for empty groups)."""
     out = np.full(count, np.nan)
@@ -566,6 +570,26 @@ def _subtree_extent(nodes, parents, order):
                 height[p] = reach
             size[p] += size[i]
     return np.asarray(height), np.asarray(size, dtype=np.int64)
+
+
+def _merge_coincident(nodes, parents, radii, tolerance):
+    """Nodes within ``tolerance`` of their parent merged into it (their children adopted):
+    a zero-length segment is an error to NeuroM and a zero-length section to NEURON."""
+    par = np.maximum(parents, 0)
+    same = (parents > 0) & (np.linalg.norm(nodes - nodes[par], axis=1) <= tolerance)
+    if not same.any():
+        return nodes, parents, radii
+    target = np.where(same, par, np.arange(len(nodes)))
+    for _ in range(64):  # chains of coincident nodes
+        nxt = target[target]
+        if np.array_equal(nxt, target):
+            break
+        target = nxt
+    parents = np.where(parents >= 0, target[par], -1)
+    keep = np.flatnonzero(~same)
+    newid = np.full(len(nodes), -1, dtype=np.int64)
+    newid[keep] = np.arange(len(keep))
+    return nodes[keep], np.where(parents[keep] >= 0, newid[np.maximum(parents[keep], 0)], -1), radii[keep]
 
 
 class _Growing:
@@ -665,15 +689,14 @@ def skeletonize(
     faces = np.asarray(mesh.faces, dtype=np.int64)
     n = len(vertices)
 
-    cross = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
-    face_area = 0.5 * np.linalg.norm(cross, axis=1)
+    face_area, vertex_area, normals = _surface(vertices, faces)
     total_area = float(face_area.sum())
-    vertex_area = _sum_at(faces.reshape(-1), np.repeat(face_area / 3.0, 3), n)
     used = vertex_area > 0
     if not used.any():
         raise SkeletonizeError("the mesh has no surface area (every face is degenerate): no morphology to make")
-    centred = vertices[used] - vertices[used].mean(axis=0)
-    sing = np.linalg.svd(centred[:: max(1, len(centred) // 200000)], compute_uv=False)
+    some = np.flatnonzero(used)
+    some = vertices[some[:: max(1, len(some) // 200000)]]
+    sing = np.linalg.svd(some - some.mean(axis=0), compute_uv=False)
     if sing[-1] <= 1e-6 * sing[0]:
         raise SkeletonizeError("the mesh is flat (it encloses no volume): a morphology needs a 3-D surface")
 
@@ -685,7 +708,8 @@ def skeletonize(
     step = float(step)
     if not (step > 0 and math.isfinite(step)):
         raise InvalidArgumentError(f"step must be a positive length, got {step}")
-    weight = np.maximum(length, 1e-9 * max(median_edge, 1e-30))
+    weight = np.maximum(length, 1e-9 * max(median_edge, 1e-30), out=length)
+    del length
 
     # Pieces. "Solid" pieces (at least 2% of the area) define the surface for inscribed
     # radii: tiny ones are often debris inside the cell body.
@@ -698,16 +722,9 @@ def skeletonize(
         solid_piece[:] = False
         solid_piece[largest] = True
     solid = solid_piece[comp] & used
-    solid_faces = faces[solid[faces[:, 0]]]
-    samples = _surface_samples(vertices, solid_faces)
-    surface_tree = cKDTree(samples)
-    normals = _vertex_normals(vertices, faces, cross)
-    # Normals out of the body: the winding's sign from the largest piece's signed volume.
-    big = faces[comp[faces[:, 0]] == largest]
-    signed = float(np.einsum("ij,ij->i", vertices[big[:, 0]] - vertices[big[:, 0]].mean(axis=0),
-                             cross[comp[faces[:, 0]] == largest]).sum())
-    if signed < 0:
-        normals = -normals
+    on_solid = solid[faces[:, 0]]
+    surface_tree = cKDTree(_surface_samples(vertices, faces[on_solid], face_area[on_solid]))
+    del on_solid
 
     def joined(main, exclude=()):
         """Edges of the kept pieces, plus gap edges joining them (healing)."""
@@ -730,10 +747,8 @@ def skeletonize(
         if seed.shape != (3,) or not np.isfinite(seed).all():
             raise InvalidArgumentError(f"soma must be three finite coordinates X,Y,Z, got {soma!r}")
         seed = seed * conversion_factor(soma_units, units)
-    else:
-        seed = _thickest_point(vertices, normals, solid, surface_tree, median_edge)
-    if seed is None:  # no ball fits anywhere (normals all over the place): the ring method
-        feu, fev, fw, _, _ = joined(largest)
+    else:  # (the solid pieces are enough to find the cell body)
+        feu, fev, fw, _, _ = joined(largest, exclude=np.flatnonzero(~solid_piece).tolist())
         reach = np.flatnonzero(solid)
         centre = (vertices[reach] * vertex_area[reach, None]).sum(axis=0) / vertex_area[reach].sum()
         start = reach[int(np.argmax(np.linalg.norm(vertices[reach] - centre, axis=1)))]
@@ -750,7 +765,8 @@ def skeletonize(
 
     # Soma region: the surface around the point whose cross-sections stay soma-sized.
     region = soma_region(vertices, normals, vertex_area, eu, ev, in_main & used, seed,
-                         _surface_samples(vertices, faces[in_main[faces[:, 0]]]), 0.5 * median_edge)
+                         _surface_samples(vertices, faces[in_main[faces[:, 0]]], face_area[in_main[faces[:, 0]]]),
+                         0.5 * median_edge)
     soma_point = seed if soma is not None and not soma_seed_only else region.centre
     soma_radius = region.radius
     if not soma_radius > 1e-6 * extent:
@@ -1025,6 +1041,8 @@ def skeletonize(
         parents[needs] = base + np.arange(len(needs))
         radii = np.concatenate([radii, radii[needs]])
         m = len(nodes)
+    nodes, parents, radii = _merge_coincident(nodes, parents, radii, max(1.0 / to_um * 1e-3, 1e-6 * step))
+    m = len(nodes)
 
     types = np.full(m, BASAL, dtype=np.int64)
     types[0] = SOMA
@@ -1050,6 +1068,8 @@ def skeletonize(
                    "folded_area": folded_area},
         "min_radius": floor,
         "units": units,
+        "compartments": {"method": "none", "axon": False,
+                         "reason": "no synapses given (mesh_export.compartments.split_axon types the axon)"},
     }]
     metadata["mesh_area"] = total_area
     metadata["kept_area"] = kept_area

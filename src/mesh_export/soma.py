@@ -5,13 +5,13 @@ Given a point inside the cell body (the thickest cross-section found by the skel
 a nucleus position from a CAVE soma table, or ``--soma X,Y,Z``):
 
 1. ``r0``: the inscribed radius there (distance to the nearest surface sample).
-2. Local thickness of every surface vertex within a few ``r0`` of it: the length of the
-   inward ray (against the vertex normal) across the cell, found by sphere tracing over the
-   surface samples. Soma vertices see across the cell body (several um); neurite vertices
-   across their neurite (under ~2 um), however decimated the surface is.
-3. The region: the vertices at least ``0.6 r0`` thick connected to the point through such
-   vertices, plus the pockets they enclose (pieces of the rest that do not reach beyond the
-   region); then again from the region's centroid, once.
+2. Local thickness of every surface vertex within a few ``r0`` of it: whether the ball of
+   diameter ``0.6 r0`` touching the vertex from inside (against its normal) is empty of surface.
+   Soma vertices see across the cell body (several um); neurite vertices across their neurite
+   (under ~2 um), however decimated the surface is. One nearest-sample query per vertex.
+3. The region: those thick vertices connected to the point through thick vertices, plus the
+   pockets they enclose (pieces of the rest that reach neither beyond the region nor out of the
+   neighbourhood); then again from the region's centroid, once.
 
 The skeletonizer writes the region as a single-point soma whose sphere has the region's
 surface area (radius ``sqrt(area / 4 pi)``) and starts every neurite at the region's edge.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SomaRegion", "soma_region", "thickness"]
+__all__ = ["SomaRegion", "soma_region"]
 
 #: A vertex is soma if it is at least this fraction of the inscribed radius thick.
 THICK_FRACTION = 0.6
@@ -46,27 +46,6 @@ class SomaRegion:
         return math.sqrt(max(self.area, 0.0) / (4 * math.pi))
 
 
-def thickness(origins: np.ndarray, directions: np.ndarray, tree, max_length: float, tolerance: float,
-              iterations: int = 48) -> np.ndarray:
-    """Length of each ray (origin on the surface, unit direction into the body) to the surface
-    on the far side, by sphere tracing over the samples in ``tree`` (a cKDTree); rays that meet
-    nothing within ``max_length`` get ``max_length``."""
-    n = len(origins)
-    t = np.full(n, 2.0 * tolerance)
-    out = np.full(n, float(max_length))
-    active = np.arange(n)
-    for _ in range(iterations):
-        if not len(active):
-            break
-        points = origins[active] + directions[active] * t[active, None]
-        dist, _ = tree.query(points, distance_upper_bound=max_length)
-        hit = dist < tolerance
-        out[active[hit]] = t[active[hit]]
-        t[active] += np.maximum(np.where(np.isfinite(dist), dist, max_length), tolerance)
-        active = active[~hit & (t[active] < max_length)]
-    return out
-
-
 def _within(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
     """Indices of ``points`` within ``radius`` of ``centre`` (a box test first: cheap on big meshes)."""
     idx = np.flatnonzero(np.abs(points[:, 0] - centre[0]) <= radius)
@@ -82,8 +61,7 @@ def soma_region(vertices: np.ndarray, normals: np.ndarray, vertex_area: np.ndarr
 
     ``normals`` point out of the body; ``candidates`` is a mask of the vertices that may
     belong (the soma's piece of the mesh); ``samples`` points on the surface of that piece (vertices and face centres);
-    ``tolerance`` the distance at which a traced ray has met the surface (about half
-    an edge length).
+    ``tolerance`` how close to the surface counts as touching it (about half an edge length).
     """
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
@@ -120,7 +98,7 @@ def soma_region(vertices: np.ndarray, normals: np.ndarray, vertex_area: np.ndarr
             return connected_components(graph, directed=False)[1]
 
         # Thick enough: the ball of diameter ``bar`` touching the vertex from inside is empty
-        # of surface (one query per vertex; a traced ray gives the same answer, slower).
+        # of surface (one nearest-sample query per vertex).
         half_bar = 0.5 * bar
         clearance, _ = sample_tree.query(vertices[idx] - normals[idx] * half_bar, distance_upper_bound=half_bar)
         thick = clearance >= half_bar - 2 * tolerance

@@ -663,3 +663,37 @@ def microns_like_cell(seed: int = 0, *, name: str | None = None, dendrites: int 
         info={"spines": len(spine_heads), "axon_length_um": float(axon_length_total),
               "dendrites": len(dendrite_tubes), "flattened": bool(flatten)},
     )
+
+
+def cached_cell(directory, **kwargs) -> Cell:
+    """:func:`microns_like_cell` through a disk cache (pytest's cache dir): keyed by the
+    arguments and this module's source, so a change to the generator rebuilds."""
+    import hashlib
+    import pickle
+    from pathlib import Path
+
+    source = Path(__file__).read_bytes()
+    key = hashlib.sha256(source + repr(sorted(kwargs.items())).encode()).hexdigest()[:20]
+    path = Path(directory) / f"cell-{key}.pickle"
+    if path.is_file():
+        try:
+            with open(path, "rb") as handle:
+                return pickle.load(handle)
+        except Exception:  # a damaged entry: rebuild
+            path.unlink(missing_ok=True)
+    cell = microns_like_cell(**kwargs)
+    tmp = path.with_suffix(".part")
+    with open(tmp, "wb") as handle:
+        pickle.dump(cell, handle)
+    tmp.replace(path)
+    return cell
+
+
+#: The cells the morphology tests use (name -> microns_like_cell arguments).
+CELLS = {
+    "pyramidal": dict(seed=0, name="pyramidal"),  # 6 dendrites (one apical), 12 um soma
+    "spiny": dict(seed=1, name="spiny", dendrites=5, apical=False, spines_per_um=2.0, soma_diameter=9.0),
+    "large": dict(seed=2, name="large", dendrites=8, soma_diameter=15.0, dendrite_length=(200.0, 300.0),
+                  axon_length=450.0),
+    "coarse": dict(seed=4, name="coarse", dendrites=5, face_area_um2=0.5),  # ~1 face per 0.5 um^2
+}

@@ -173,3 +173,46 @@ class FakeCave:
             return 400, {}, {"message": f"format {fmt} not faked"}
         payload = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in skeleton.items()}
         return 200, {"Content-Type": "application/octet-stream"}, gzip.compress(json.dumps(payload).encode())
+
+
+def nucleus_frame(rows, voxel=(4.0, 4.0, 40.0)):
+    """A soma table (as ``nucleus_detection_v0``): ``rows`` of (root id, position nm, volume um^3)."""
+    import pandas as pd
+
+    voxel = np.asarray(voxel, dtype=np.float64)
+    return pd.DataFrame({
+        "id": np.arange(1, len(rows) + 1, dtype=np.int64),
+        "valid": np.ones(len(rows), dtype=bool),
+        "pt_root_id": np.array([int(r[0]) for r in rows], dtype=np.int64),
+        "volume": np.array([float(r[2]) for r in rows]),
+        "pt_position": [np.asarray(r[1], dtype=np.float64) / voxel for r in rows],
+    })
+
+
+def synapse_frame(root_id: int, pre_nm, post_nm, partner: int = 864691135999999999, voxel=(4.0, 4.0, 40.0)):
+    """A synapse table (as ``synapses_pni_2``): the cell's outputs (``pre``) and inputs (``post``)."""
+    import pandas as pd
+
+    voxel = np.asarray(voxel, dtype=np.float64)
+    pre, post = np.asarray(pre_nm).reshape(-1, 3), np.asarray(post_nm).reshape(-1, 3)
+    n_pre, n_post = len(pre), len(post)
+    return pd.DataFrame({
+        "id": np.arange(n_pre + n_post, dtype=np.int64),
+        "pre_pt_root_id": np.concatenate([np.full(n_pre, root_id), np.full(n_post, partner)]).astype(np.int64),
+        "post_pt_root_id": np.concatenate([np.full(n_pre, partner), np.full(n_post, root_id)]).astype(np.int64),
+        "size": np.full(n_pre + n_post, 500, dtype=np.int64),
+        "ctr_pt_position": list(np.concatenate([pre, post]) / voxel),
+    })
+
+
+def skeleton_dict(skeleton, axon_types=(2,)) -> dict:
+    """A mesh-export Skeleton (nm) as the skeleton service's flatdict."""
+    n = len(skeleton)
+    compartment = np.where(np.isin(skeleton.types, axon_types), 2, 3)
+    compartment[skeleton.root] = 1
+    child = np.flatnonzero(skeleton.parents >= 0)
+    return {"vertices": skeleton.nodes, "radius": skeleton.radii,
+            "edges": np.column_stack([child, skeleton.parents[child]]), "root": int(skeleton.root),
+            "compartment": compartment, "mesh_to_skel_map": np.zeros(0, dtype=np.int64),
+            "meta": {"root_id": None, "soma_pt_x": float(skeleton.nodes[skeleton.root, 0]),
+                     "soma_radius": float(skeleton.radii[skeleton.root]), "n_vertices": n}}

@@ -1,0 +1,177 @@
+"""Morphologies of MICrONS-like cells (tests/support/cells.py): NEURON's membrane area within
+10% of the mesh's, a soma within 20% of the soma region's equivalent sphere, the axon told from
+the dendrites by the cell's synapses; MorphIO (strict) and NeuroM accept every file.
+
+The cells: a soma 8-15 um across with a nucleus dimple, 5-8 spiny dendrites tapering from 1.5
+to 0.3 um over 150-300 um, a thin branching axon of 450+ um, decimated to ~1 face per 0.05 um^2
+(one cell to 0.5 um^2), debris and a glial fragment beside them. Their ground truth (which
+vertex is soma, axon, dendrite, spine; where the synapses are) judges the result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mesh_export
+from mesh_export.compartments import segregation_index, split_axon
+from mesh_export.skeleton import skeletonize
+from support.cells import APICAL, AXON, CELLS, DENDRITE, cached_cell
+from consumers import load_hoc_in_neuron, load_swc_in_neuron, membrane_area, neuron_h, spike_trace
+
+FAST = ("pyramidal", "spiny", "coarse")
+
+
+def _cell(request, name):
+    return cached_cell(request.config.cache.mkdir("microns-like-cells"), **CELLS[name])
+
+
+@pytest.fixture(scope="module")
+def cells(request):
+    return {name: _cell(request, name) for name in FAST}
+
+
+@pytest.fixture(scope="module")
+def morphologies(cells):
+    return {name: split_axon(skeletonize(cell.mesh), cell.pre, cell.post, source="the cell's synapses")
+            for name, cell in cells.items()}
+
+
+@pytest.fixture(scope="module")
+def swc_files(morphologies, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cells-swc")
+    return {name: mesh_export.write(sk, out / f"{name}.swc") for name, sk in morphologies.items()}
+
+
+def typed_fractions(cell, skeleton) -> tuple[float, float]:
+    """Fractions of the true axon's and the true dendrites' cable length typed 2."""
+    truth = cell.node_labels(skeleton.nodes)
+    length = skeleton.edge_lengths()
+    axon, dendrite = truth == AXON, np.isin(truth, (DENDRITE, APICAL))
+    typed = skeleton.types == 2
+    return (float(length[axon & typed].sum() / length[axon].sum()),
+            float(length[dendrite & typed].sum() / length[dendrite].sum()))
+
+
+def check_cell(cell, skeleton, swc) -> dict:
+    _, sections = load_swc_in_neuron(swc)
+    figures = {
+        "faces": len(cell.mesh.faces),
+        "area_ratio": membrane_area(sections) / (cell.mesh.area * 1e-6),
+        "soma_radius_ratio": skeleton.radii[0] / cell.soma_equivalent_radius,
+    }
+    figures["axon_typed"], figures["dendrite_typed"] = typed_fractions(cell, skeleton)
+    print(cell.name, {k: round(v, 4) for k, v in figures.items()})
+    assert abs(figures["area_ratio"] - 1) <= 0.10, f"{cell.name}: NEURON area / mesh area {figures['area_ratio']:.3f}"
+    assert abs(figures["soma_radius_ratio"] - 1) <= 0.20, f"{cell.name}: soma radius {figures['soma_radius_ratio']:.2f} x"
+    assert figures["axon_typed"] >= 0.90, f"{cell.name}: {figures['axon_typed']:.1%} of the axon typed 2"
+    assert figures["dendrite_typed"] <= 0.05, f"{cell.name}: {figures['dendrite_typed']:.1%} of the dendrites typed 2"
+    return figures
+
+
+def test_the_cells_are_microns_like(cells):
+    for name, cell in cells.items():
+        area_um2 = cell.mesh.area * 1e-6
+        per_face = area_um2 / len(cell.mesh.faces)
+        expected = 0.5 if name == "coarse" else 0.05
+        assert 0.5 * expected < per_face < 1.6 * expected, f"{name}: {per_face:.3f} um^2 per face"  # debris: finer
+        assert 8 <= 2 * cell.soma_equivalent_radius / 1000 <= 16
+        assert cell.info["dendrites"] >= 5 and cell.info["spines"] > 1000
+        assert cell.info["axon_length_um"] >= 300
+        assert len(cell.pre) > 50 and len(cell.post) > 1000
+        assert (cell.labels == 0).any()  # debris and a glial fragment beside it
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_area_soma_and_axon(name, cells, morphologies, swc_files):
+    check_cell(cells[name], morphologies[name], swc_files[name])
+
+
+@pytest.mark.slow
+def test_a_large_cell(request, tmp_path):
+    cell = _cell(request, "large")  # 8 dendrites, a 15 um soma
+    skeleton = split_axon(skeletonize(cell.mesh), cell.pre, cell.post)
+    check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "large.swc"))
+
+
+def test_header_says_what_was_found(swc_files):
+    text = swc_files["pyramidal"].read_text()
+    head = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    assert "soma region's surface area" in head and "soma from: the mesh" in head
+    assert "spines:" in head and "drawn as short branches" in head
+    assert "compartments: axon (type 2) by synapse flow centrality" in head
+
+
+def test_spines_do_not_widen_their_shafts(cells, morphologies):
+    """Drawn spines keep their shaft's radius: on the dendrites the mesh resolves (built 0.3 um
+    or more in radius; thinner ones the decimation flattens), shaft nodes stay near the radius
+    the cell was built with (median)."""
+    cell, sk = cells["spiny"], morphologies["spiny"]
+    near = cell.nearest(sk.nodes)
+    shaft = np.isin(cell.labels[near], (DENDRITE, APICAL)) & ~cell.spine[near] & (sk.child_counts() == 1)
+    shaft &= cell.radius[near] >= 300
+    ratio = sk.radii[shaft] / cell.radius[near][shaft]
+    assert 0.75 < np.median(ratio) < 1.3, np.median(ratio)
+    spines = sk.metadata["steps"][-1]["spines"]
+    assert spines["drawn"] > 0.3 * cell.info["spines"]
+
+
+def test_morphio_strict_and_neurom_accept_typed_cells(swc_files):
+    morphio = pytest.importorskip("morphio")
+    neurom = pytest.importorskip("neurom")
+    from neurom.check import morphology_checks as checks
+
+    morphio.set_raise_warnings(True)
+    try:
+        for name, path in swc_files.items():
+            morphology = morphio.Morphology(str(path))
+            kinds = {section.type for section in morphology.root_sections}
+            assert morphio.SectionType.axon in kinds and morphio.SectionType.basal_dendrite in kinds, name
+    finally:
+        morphio.set_raise_warnings(False)
+    for name, path in swc_files.items():
+        morphology = neurom.load_morphology(str(path))
+        for check in ("has_all_nonzero_neurite_radii", "has_all_nonzero_segment_lengths",
+                      "has_all_nonzero_section_lengths", "has_nonzero_soma_radius", "has_axon",
+                      "has_basal_dendrite"):
+            assert getattr(checks, check)(morphology).status, f"{name}: {check}"
+
+
+def test_neuron_spikes_and_hoc_keeps_the_axon(morphologies, swc_files, tmp_path):
+    h = neuron_h()
+    sk = morphologies["pyramidal"]
+    hoc = mesh_export.write(sk, tmp_path / "pyramidal.hoc", template="PyramidalCell")
+    cell, sections = load_hoc_in_neuron(hoc, "PyramidalCell")
+    _, swc_sections = load_swc_in_neuron(swc_files["pyramidal"])
+    assert membrane_area(sections) == pytest.approx(membrane_area(swc_sections), rel=0.02)
+    assert len(list(cell.axonal)) > 0 and len(list(cell.basal)) > 0
+    v, _stim = spike_trace(h, sections, cell.soma)
+    assert np.isfinite(v).all() and v.max() > 0
+
+
+def test_without_synapses_every_neurite_is_3_and_the_header_says_why(cells, tmp_path):
+    from mesh_export.compartments import untyped
+
+    sk = untyped(skeletonize(cells["coarse"].mesh), "no synapses (a file): every neurite is type 3")
+    assert set(np.unique(sk.types[1:])) == {3}
+    text = mesh_export.write(sk, tmp_path / "c.swc").read_text()
+    assert "compartments: none typed, every neurite type 3 (no synapses (a file)" in text
+
+
+def test_split_axon_refuses_what_it_cannot_tell(morphologies, cells):
+    sk, cell = morphologies["spiny"], cells["spiny"]
+    none = split_axon(sk, np.zeros((0, 3)), cell.post)
+    assert not none.metadata["compartments"]["axon"] and "no output synapses" in none.metadata["compartments"]["reason"]
+    assert set(np.unique(none.types[1:])) == {3}
+    # synapses scattered at random over the cell: no split separates them
+    rng = np.random.default_rng(0)
+    points = cell.mesh.vertices[rng.choice(len(cell.mesh.vertices), 600, replace=False)]
+    mixed = split_axon(sk, points[:300], points[300:])
+    assert not mixed.metadata["compartments"]["axon"]
+    assert "segregation index" in mixed.metadata["compartments"]["reason"]
+
+
+def test_segregation_index():
+    assert segregation_index(100, 0, 0, 100) == pytest.approx(1.0)
+    assert segregation_index(50, 50, 50, 50) == pytest.approx(0.0)
+    assert 0 < segregation_index(90, 10, 10, 90) < 1
