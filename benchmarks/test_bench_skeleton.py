@@ -80,9 +80,9 @@ def neuron_9m():
 @pytest.fixture(scope="module")
 def microns_like(request):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from support.cells import CELLS, cached_cell
+    from support.cells import CELLS, cache_dir, cached_cell
 
-    return cached_cell(request.config.cache.mkdir("microns-like-cells"), **CELLS["pyramidal"]).mesh
+    return cached_cell(cache_dir(request), **CELLS["pyramidal"]).mesh
 
 
 def _area_ratio(skeleton: Skeleton, mesh: trimesh.Trimesh) -> float:

@@ -21,7 +21,7 @@ from consumers import load_swc_in_neuron, membrane_area
 from mesh_export.export import export
 from mesh_export.skeleton import read_swc
 from mesh_export.steps import StepOptions
-from support.cells import AXON, CELLS, cached_cell
+from support.cells import AXON, CELLS, cache_dir, cached_cell
 from support.fake_cave import FakeCave, nucleus_frame, skeleton_dict, synapse_frame
 from support.server import FixtureServer
 
@@ -31,7 +31,7 @@ TABLES = {"soma_table": "nucleus_detection_v0", "synapse_table": "synapses_pni_2
 
 @pytest.fixture(scope="module")
 def cell(request):
-    return cached_cell(request.config.cache.mkdir("microns-like-cells"), **CELLS["coarse"])  # small: fast
+    return cached_cell(cache_dir(request), **CELLS["coarse"])  # small: fast
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,14 @@ import pytest
 import mesh_export
 from mesh_export.compartments import segregation_index, split_axon
 from mesh_export.skeleton import skeletonize
-from support.cells import APICAL, AXON, CELLS, DENDRITE, cached_cell
+from support.cells import APICAL, AXON, CELLS, DENDRITE, cache_dir, cached_cell
 from consumers import load_hoc_in_neuron, load_swc_in_neuron, membrane_area, neuron_h, spike_trace
 
 FAST = ("pyramidal", "spiny", "coarse")
 
 
 def _cell(request, name):
-    return cached_cell(request.config.cache.mkdir("microns-like-cells"), **CELLS[name])
+    return cached_cell(cache_dir(request), **CELLS[name])
 
 
 @pytest.fixture(scope="module")

@@ -697,3 +697,17 @@ CELLS = {
                   axon_length=450.0),
     "coarse": dict(seed=4, name="coarse", dendrites=5, face_area_um2=0.5),  # ~1 face per 0.5 um^2
 }
+
+
+def cache_dir(request):
+    """Where generated cells are kept between runs: pytest's cache, else the temp dir."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        return cache.mkdir("microns-like-cells")
+    path = Path(tempfile.gettempdir()) / f"mesh-export-cells-{os.getuid()}"
+    path.mkdir(exist_ok=True)
+    return path
