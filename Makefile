@@ -31,8 +31,10 @@ demo: $(STAMP)
 	@echo "  out/$(SAMPLE_ID)_lod0.obj      the STL converted to OBJ"
 	@echo "Next: mesh-export info $(SAMPLE_ID) --source sample; mesh-export datastacks; README 'Usage'."
 
+# Every core (-n auto; one file stays on one worker, so module fixtures are built once), and a
+# skipped test is a failure: a missing consumer (NEURON, PrusaSlicer ...) is a broken install.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	MESH_EXPORT_REQUIRE_ALL_TESTS=1 $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

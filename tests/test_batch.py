@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from conftest import run_cli
 from support.server import FixtureServer
 
 N_IDS = 200
@@ -76,8 +77,7 @@ def _env(work) -> dict:
 
 
 def cli(work, *args, timeout=300, stdin=None):
-    return subprocess.run([sys.executable, "-m", "mesh_export", *map(str, args)], capture_output=True,
-                          text=True, env=_env(work), cwd=work / "out", timeout=timeout, input=stdin)
+    return run_cli(*args, env=_env(work), cwd=work / "out", timeout=timeout, stdin=stdin)
 
 
 def ids_file(work, ids, name="ids.txt") -> Path:

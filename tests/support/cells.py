@@ -23,6 +23,7 @@ synapses: output synapses along the axon (``pre``), inputs on spine heads and sh
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -682,7 +683,7 @@ def cached_cell(directory, **kwargs) -> Cell:
         except Exception:  # a damaged entry: rebuild
             path.unlink(missing_ok=True)
     cell = microns_like_cell(**kwargs)
-    tmp = path.with_suffix(".part")
+    tmp = path.with_suffix(f".{os.getpid()}.part")  # xdist workers may build the same cell at once
     with open(tmp, "wb") as handle:
         pickle.dump(cell, handle)
     tmp.replace(path)
@@ -701,7 +702,6 @@ CELLS = {
 
 def cache_dir(request):
     """Where generated cells are kept between runs: pytest's cache, else the temp dir."""
-    import os
     import tempfile
     from pathlib import Path
 
