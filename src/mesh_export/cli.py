@@ -103,6 +103,8 @@ WatertightOpt = Annotated[bool, typer.Option("--watertight", help="Closed, manif
 PitchOpt = Annotated[Optional[float], typer.Option("--pitch", help="Voxel size for --watertight, in output units [default: longest side / 384].", rich_help_panel=_STEPS)]
 MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="Memory budget for remeshing, e.g. 2GB [default: 2GB].", rich_help_panel=_STEPS)]
 PrintOpt = Annotated[Optional[str], typer.Option("--print", help="Print-ready: one watertight body, longest side SIZE (e.g. 120mm), mm, on z=0.", rich_help_panel=_STEPS)]
+KeepOrientationOpt = Annotated[bool, typer.Option("--keep-orientation", help="--print: keep the cell's orientation instead of standing it on its most stable pose.", rich_help_panel=_STEPS)]
+BaseOpt = Annotated[bool, typer.Option("--base", help="--print: a 1 mm plate under the lowest part, for a larger first layer.", rich_help_panel=_STEPS)]
 MinFeatureOpt = Annotated[Optional[str], typer.Option("--min-feature", help="Thinnest part at print size [default: 0.8mm].", rich_help_panel=_STEPS)]
 SimplifyOpt = Annotated[Optional[float], typer.Option("--simplify", help="Decimate to this fraction of the faces (0-1].", rich_help_panel=_STEPS)]
 FacesOpt = Annotated[Optional[int], typer.Option("--faces", help="Decimate to this many faces.", rich_help_panel=_STEPS)]
@@ -158,6 +160,8 @@ def convert_command(
     max_memory: MaxMemoryOpt = None,
     print_size: PrintOpt = None,
     min_feature: MinFeatureOpt = None,
+    keep_orientation: KeepOrientationOpt = False,
+    base: BaseOpt = False,
     simplify: SimplifyOpt = None,
     faces: FacesOpt = None,
     smooth: SmoothOpt = None,
@@ -230,6 +234,8 @@ def export_command(
     max_memory: MaxMemoryOpt = None,
     print_size: PrintOpt = None,
     min_feature: MinFeatureOpt = None,
+    keep_orientation: KeepOrientationOpt = False,
+    base: BaseOpt = False,
     simplify: SimplifyOpt = None,
     faces: FacesOpt = None,
     smooth: SmoothOpt = None,
