@@ -267,6 +267,8 @@ def export_command(
     executor: Annotated[str, typer.Option("--executor", help="local (threads), dask (--scheduler) or dask-local (a LocalCluster).", rich_help_panel=_BATCH)] = "local",
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address, tcp://HOST:PORT (implies --executor dask).", rich_help_panel=_BATCH)] = None,
     no_manifest: Annotated[bool, typer.Option("--no-manifest", help="Batch: do not write <out>/manifest.jsonl.", rich_help_panel=_BATCH)] = False,
+    plate: Annotated[Optional[str], typer.Option("--plate", help="With --print: lay all ids out on build plates WIDTHxDEPTH (e.g. 250x210mm): <out>/plate.3mf (one object per id) and plate.stl.", rich_help_panel=_STEPS)] = None,
+    same_scale: Annotated[bool, typer.Option("--same-scale/--each-to-size", help="--plate: one scale for all (the largest is --print SIZE), or each cell to SIZE.", rich_help_panel=_STEPS)] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per id.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, nothing printed on success.")] = False,
 ) -> None:
@@ -288,6 +290,9 @@ def export_command(
         check=check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview,
         ascii=ascii or None, compress=compress or None, allow_units=allow_units or None,
     )
+    if plate is not None:
+        _export_plate(root_ids, ids_file, id_column, kwargs, plate, same_scale, as_json, quiet)
+        return
     batch = (len(root_ids) != 1 or root_ids == ["-"] or ids_file is not None or workers != 1
              or executor != "local" or fail_fast or max_rps is not None)
     if not batch:  # one id: the plain job, its own error and exit code
@@ -305,6 +310,22 @@ def export_command(
     _export_batch(root_ids, kwargs, ids_file=ids_file, id_column=id_column, workers=workers,
                   fail_fast=fail_fast, max_rps=max_rps, executor=executor, scheduler=scheduler,
                   manifest=not no_manifest, as_json=as_json, quiet=quiet)
+
+
+def _export_plate(root_ids, ids_file, id_column, kwargs, plate, same_scale, as_json, quiet) -> None:
+    from .batch import read_ids
+    from .plate import export_plate
+
+    fetch = {k: kwargs[k] for k in ("source", "datastack", "static", "server", "version", "lod", "token",
+                                    "cache_dir", "use_cache", "offline", "allow_missing", "timeout")}
+    plates = export_plate(read_ids(root_ids, ids_file, id_column), plate=plate, steps=kwargs["steps"],
+                          out_dir=kwargs["out_dir"], same_scale=same_scale, overwrite=kwargs["overwrite"], **fetch)
+    if as_json:
+        _emit_json(plates)
+    elif not quiet:
+        for p in plates:
+            typer.echo(f"{p['output']}  plate {p['plate']} of {p['of']}  {len(p['root_ids'])} cells  "
+                       f"{p['stl']}" + ("  supports on" if p["supports"] else ""))
 
 
 def _result_line(summary: dict) -> str:
