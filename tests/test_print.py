@@ -149,3 +149,14 @@ def test_print_sidecar_has_pose_and_contact(tmp_path):
     record = sidecar["steps"][-1]
     assert record["step"] == "print" and record["pose"]["stands"]
     assert record["contact"]["contact_area_mm2"] == pytest.approx(sidecar["check"]["contact_area"], rel=0.01)
+
+
+def test_print_that_cannot_be_closed_within_max_memory_fails_in_one_line(cells, tmp_path):
+    import mesh_export
+
+    source = tmp_path / "cell.ply"
+    mesh_export.write(cells["coarse"].mesh, source)
+    result = run_cli("convert", source, tmp_path / "p.stl", "--print", "100mm", "--max-memory", "8MB")
+    assert result.returncode != 0 and "--max-memory" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "p.stl").exists()

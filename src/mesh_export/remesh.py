@@ -250,6 +250,11 @@ def printable(mesh, *, size="120mm", min_feature="0.8mm", max_memory=None, keep_
     # Three voxels across the thinnest printable feature (at most 600 along the longest side);
     # coarser only if the memory budget demands it.
     pitch_mm = max(feature_mm / 3, size_mm / 600, plan_pitch(in_mm, None, max_memory) if max_memory else 0.0)
+    if pitch_mm > feature_mm / 2:
+        # Under two voxels across the thinnest part, thin neurites break apart or merge.
+        raise InvalidArgumentError(
+            f"--max-memory {_budget(max_memory) / 2**20:.0f} MiB allows voxels of {pitch_mm:.2f} mm, too coarse to "
+            f"close this cell with {feature_mm:g} mm features at {size_mm:g} mm; raise --max-memory or print smaller")
     shell = watertight(in_mm, pitch=plan_pitch(in_mm, pitch_mm, max_memory), thicken_to=feature_mm,
                        max_memory=max_memory, record=False,
                        base=(BASE_THICKNESS_MM, BASE_MARGIN_MM) if base else None)

@@ -67,7 +67,7 @@ def _block_size(budget: int, halo: int) -> int:
         raise InvalidArgumentError(
             f"--max-memory {budget / 2**20:.0f} MiB is too small to check the thinnest feature "
             f"(needs about {BLOCK_BYTES_PER_VOXEL * (16 + 2 * halo) ** 3 / 2**20:.0f} MiB)")
-    return min(side, 128)
+    return min(side, 64)  # small blocks crop tighter around a neuron's branches
 
 
 def ridge_thickness(vertices, faces, pitch: float, *, budget: int, halo: int = 12) -> tuple[np.ndarray, dict]:
@@ -109,10 +109,20 @@ def ridge_thickness(vertices, faces, pitch: float, *, budget: int, halo: int = 1
                 if not inside.any() or inside.all():
                     continue  # all outside, or all inside (thicker than the halo)
                 measured += 1
-                distance = ndimage.distance_transform_edt(inside).astype(np.float32)
+                # Only the box around the inside, with one empty layer: the nearest empty voxel
+                # of any inside voxel is then within the box (clamp it to the box), so the
+                # distances are the same, on a neuron's sparse blocks at a fraction of the cost.
+                lo, hi = [], []
+                for axis in range(3):
+                    used = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
+                    lo.append(max(int(used[0]) - 1, 0))
+                    hi.append(min(int(used[-1]) + 2, inside.shape[axis]))
+                box = tuple(slice(a, b) for a, b in zip(lo, hi))
+                distance = ndimage.distance_transform_edt(inside[box]).astype(np.float32)
                 del solid, inside
-                core = (slice(a0 - ia, a0 - ia + side), slice(b0 - ja, b0 - ja + side),
-                        slice(c0 - ka, c0 - ka + side))
+                starts = (a0 - ia, b0 - ja, c0 - ka)
+                core = tuple(slice(max(s0 - a, 0), max(min(s0 + side, b) - a, 0))
+                             for s0, a, b in zip(starts, lo, hi))
                 ridge = (distance > 0) & (distance >= ndimage.maximum_filter(distance, size=3))
                 d = distance[core][ridge[core]]
                 del distance, ridge
