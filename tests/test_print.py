@@ -160,3 +160,23 @@ def test_print_that_cannot_be_closed_within_max_memory_fails_in_one_line(cells, 
     assert result.returncode != 0 and "--max-memory" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "p.stl").exists()
+
+
+def test_a_cell_standing_on_a_neurite_tip_slices(prusa_slicer, tmp_path):
+    """A soma on top of a thin neurite pointing down: on its rounded tip (main's print) the
+    first layer is empty and PrusaSlicer refuses it; the flattened contact slices, and so does
+    the stable pose."""
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=10000.0)
+    ball.apply_translation((0, 0, 70000))
+    rod = trimesh.creation.cylinder(radius=250.0, height=62000.0, sections=12)
+    rod.apply_translation((0, 0, 31000))
+    joined = trimesh.util.concatenate([ball, rod])
+    cell = trimesh.Trimesh(joined.vertices, joined.faces, process=False)
+    cell.units = "nm"
+    for keep in (True, False):
+        out = steps.apply_steps(cell, steps.StepOptions(print_size="60mm", keep_orientation=keep))
+        contact = out.metadata["steps"][-1]["contact"]
+        assert contact["contact_area_mm2"] > 1.0 and contact["cut_mm"] <= 1.0
+        path = tmp_path / f"needle-{keep}.stl"
+        mesh_export.write(out, path)
+        slice_with_prusa(prusa_slicer, path, tmp_path / f"needle-{keep}.gcode")
