@@ -75,8 +75,9 @@ def test_plate_of_five_cells_one_scale_sliced(layer, workdir, prusa_slicer):
 
 def test_plate_split_and_too_small(layer, workdir):
     ids = [str(i) for i in layer["ids"][:3]]
-    split = cli_in(workdir, "export", *ids, "--source", layer["url"], "--print", "40mm",
-                   "--plate", "60x60mm", "--json")
+    (workdir / "ids.txt").write_text("\n".join(ids) + "\n")
+    split = cli_in(workdir, "export", "--ids-file", workdir / "ids.txt", "--source", layer["url"],
+                   "--print", "40mm", "--plate", "60x60mm", "--json")
     assert split.returncode == 0, split.stderr[-2000:]
     plates = json.loads(split.stdout)
     assert len(plates) > 1 and sorted(sum((p["root_ids"] for p in plates), [])) == sorted(ids)
