@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAMPLE_ID ?= 864691135010718168
 
-.PHONY: install demo test bench sample clean
+.PHONY: install demo test bench sample clean slicer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,18 @@ demo: $(STAMP)
 	@echo "  out/$(SAMPLE_ID)_lod0.obj      the STL converted to OBJ"
 	@echo "Next: mesh-export info $(SAMPLE_ID) --source sample; mesh-export datastacks; README 'Usage'."
 
-# Every core (-n auto; one file stays on one worker, so module fixtures are built once), and a
-# skipped test is a failure: a missing consumer (NEURON, PrusaSlicer ...) is a broken install.
-test: $(STAMP)
-	MESH_EXPORT_REQUIRE_ALL_TESTS=1 $(BIN)/python -m pytest -q -n auto --dist loadfile
+# The print tests slice our files with PrusaSlicer (Debian's prusa-slicer, ~35 s and ~100 MB
+# of packages on a fresh machine; its CLI needs no display). The suite runs on every core (-n auto; one file stays on one worker, so module fixtures are built once),
+# and a skipped test is a failure: a missing consumer (NEURON, PrusaSlicer ...) is a broken install.
+test: $(STAMP) slicer
+	MESH_EXPORT_REQUIRE_ALL_TESTS=1 MESH_EXPORT_REQUIRE_SLICER=1 $(BIN)/python -m pytest -q -n auto --dist loadfile
+
+slicer:
+	@command -v prusa-slicer >/dev/null || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q prusa-slicer >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q prusa-slicer >/dev/null; }; }
+	@command -v prusa-slicer >/dev/null || { echo "prusa-slicer could not be installed (apt-get install prusa-slicer as root)" >&2; exit 1; }
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -178,3 +178,31 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped, but MESH_EXPORT_REQUIRE_ALL_TESTS=1 requires every test to run: {reason}"
+
+
+@pytest.fixture(scope="session")
+def prusa_slicer() -> str:
+    """The PrusaSlicer executable. `make test` (and so CI) installs it and sets
+    MESH_EXPORT_REQUIRE_SLICER: there a missing slicer fails the test instead of skipping it."""
+    import shutil
+
+    path = shutil.which("prusa-slicer")
+    if path is None:
+        if os.environ.get("MESH_EXPORT_REQUIRE_SLICER"):
+            pytest.fail("prusa-slicer is not installed but MESH_EXPORT_REQUIRE_SLICER is set (make slicer)")
+        pytest.skip("PrusaSlicer not installed (make slicer, or apt-get install prusa-slicer)")
+    return path
+
+
+def slice_with_prusa(slicer: str, model, gcode, *extra: str) -> str:
+    """Slice ``model`` with PrusaSlicer's defaults (no flags but ``extra``); the log, lowercased.
+    Fails the test unless the slicer exits 0, says no error and writes G-code."""
+    result = subprocess.run([slicer, "--export-gcode", str(model), "--output", str(gcode), *extra],
+                            capture_output=True, text=True, timeout=600)
+    # PrusaSlicer logs every step at [trace] level on stderr: keep what it says otherwise.
+    log = "\n".join(line for line in (result.stdout + result.stderr).lower().splitlines()
+                    if "[trace]" not in line and "[debug]" not in line)
+    assert result.returncode == 0, log[-2000:]
+    assert "error" not in log and "no extrusions in the first layer" not in log, log[-2000:]
+    assert Path(gcode).stat().st_size > 10000, log[-2000:]
+    return log

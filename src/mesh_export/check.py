@@ -16,21 +16,23 @@ class CheckFailedError(MeshExportError):
 
 
 def thinnest_feature(mesh, pitch: float, max_memory=None) -> float:
-    """Estimate of the thinnest part's thickness (mesh units), from the distance transform of
-    the voxelised solid along its ridge (medial) voxels; resolution is about one ``pitch``."""
-    from scipy import ndimage
+    """Estimate of the thinnest part's thickness (mesh units) of a closed surface, from the
+    distance transform of its inside along its ridge (medial) voxels, block by block (memory
+    bounded by ``max_memory``); resolution is about one ``pitch``."""
+    from .remesh import _budget
+    from .thickness import ridge_thickness
 
-    from .remesh import _solid, plan_pitch
-
-    pitch = plan_pitch(mesh, pitch, max_memory)
-    solid, _, _ = _solid(mesh, pitch, None)
-    distance = ndimage.distance_transform_edt(solid).astype(np.float32)
-    del solid
-    ridge = (distance > 0) & (distance >= ndimage.maximum_filter(distance, size=3))
-    # (2d - 1) voxels: a 1-voxel line has d = 1; a tube of D voxels has d ~ D/2 + 1/2 on its axis.
-    thickness = (2 * distance[ridge] - 1) * pitch
+    thickness, _ = ridge_thickness(mesh.vertices, mesh.faces, pitch, budget=_budget(max_memory))
     # A low percentile rather than the minimum: branch tips taper to a point on any shape.
     return float(np.percentile(thickness, 2)) if thickness.size else 0.0
+
+
+#: More than this much overhang (mm^2) and the print needs supports.
+SUPPORT_AREA_MM2 = 1.0
+
+
+def needs_support(overhang_mm2: float) -> bool:
+    return bool(overhang_mm2 > SUPPORT_AREA_MM2)
 
 
 def check_mesh(mesh, *, size=None, min_feature=None, max_memory=None) -> dict[str, Any]:
@@ -79,7 +81,20 @@ def check_mesh(mesh, *, size=None, min_feature=None, max_memory=None) -> dict[st
             failures.append("not a closed, consistently wound volume")
         if report["bodies"] != 1:
             failures.append(f"{report['bodies']} bodies, not 1")
-        if feature is not None and mesh.units == "mm":
+        if mesh.units == "mm" and watertight:
+            from .printing import MIN_CONTACT_MM2, first_layer_area, overhang_area
+
+            # Measured on the mesh as it stands: what the slicer's first layer holds, and
+            # what hangs in the air at more than 45 degrees (supports, or it sags).
+            report["contact_area"] = first_layer_area(mesh.vertices, mesh.faces)
+            report["overhang_area"] = overhang_area(mesh.vertices, mesh.faces)
+            report["needs_support"] = needs_support(report["overhang_area"])
+            if report["contact_area"] <= 0:
+                failures.append("nothing rests on the plate: the first layer would be empty")
+            elif report["contact_area"] < MIN_CONTACT_MM2:
+                report.setdefault("warnings", []).append(
+                    f"the first layer holds only {report['contact_area']:.2f} mm^2; --base adds a plate")
+        if feature is not None and mesh.units == "mm" and watertight:
             pitch = feature / 4
             report["thinnest_feature"] = thinnest_feature(mesh, pitch, max_memory)
             report["thinnest_feature_resolution"] = pitch

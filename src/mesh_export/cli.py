@@ -103,6 +103,8 @@ WatertightOpt = Annotated[bool, typer.Option("--watertight", help="Closed, manif
 PitchOpt = Annotated[Optional[float], typer.Option("--pitch", help="Voxel size for --watertight, in output units [default: longest side / 384].", rich_help_panel=_STEPS)]
 MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="Memory budget for remeshing, e.g. 2GB [default: 2GB].", rich_help_panel=_STEPS)]
 PrintOpt = Annotated[Optional[str], typer.Option("--print", help="Print-ready: one watertight body, longest side SIZE (e.g. 120mm), mm, on z=0.", rich_help_panel=_STEPS)]
+KeepOrientationOpt = Annotated[bool, typer.Option("--keep-orientation", help="--print: keep the cell's orientation instead of standing it on its most stable pose.", rich_help_panel=_STEPS)]
+BaseOpt = Annotated[bool, typer.Option("--base", help="--print: a 1 mm plate under the lowest part, for a larger first layer.", rich_help_panel=_STEPS)]
 MinFeatureOpt = Annotated[Optional[str], typer.Option("--min-feature", help="Thinnest part at print size [default: 0.8mm].", rich_help_panel=_STEPS)]
 SimplifyOpt = Annotated[Optional[float], typer.Option("--simplify", help="Decimate to this fraction of the faces (0-1].", rich_help_panel=_STEPS)]
 FacesOpt = Annotated[Optional[int], typer.Option("--faces", help="Decimate to this many faces.", rich_help_panel=_STEPS)]
@@ -158,6 +160,8 @@ def convert_command(
     max_memory: MaxMemoryOpt = None,
     print_size: PrintOpt = None,
     min_feature: MinFeatureOpt = None,
+    keep_orientation: KeepOrientationOpt = False,
+    base: BaseOpt = False,
     simplify: SimplifyOpt = None,
     faces: FacesOpt = None,
     smooth: SmoothOpt = None,
@@ -230,6 +234,8 @@ def export_command(
     max_memory: MaxMemoryOpt = None,
     print_size: PrintOpt = None,
     min_feature: MinFeatureOpt = None,
+    keep_orientation: KeepOrientationOpt = False,
+    base: BaseOpt = False,
     simplify: SimplifyOpt = None,
     faces: FacesOpt = None,
     smooth: SmoothOpt = None,
@@ -261,6 +267,8 @@ def export_command(
     executor: Annotated[str, typer.Option("--executor", help="local (threads), dask (--scheduler) or dask-local (a LocalCluster).", rich_help_panel=_BATCH)] = "local",
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address, tcp://HOST:PORT (implies --executor dask).", rich_help_panel=_BATCH)] = None,
     no_manifest: Annotated[bool, typer.Option("--no-manifest", help="Batch: do not write <out>/manifest.jsonl.", rich_help_panel=_BATCH)] = False,
+    plate: Annotated[Optional[str], typer.Option("--plate", help="With --print: lay all ids out on build plates WIDTHxDEPTH (e.g. 250x210mm): <out>/plate.3mf (one object per id) and plate.stl.", rich_help_panel=_STEPS)] = None,
+    same_scale: Annotated[bool, typer.Option("--same-scale/--each-to-size", help="--plate: one scale for all (the largest is --print SIZE), or each cell to SIZE.", rich_help_panel=_STEPS)] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per id.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, nothing printed on success.")] = False,
 ) -> None:
@@ -282,6 +290,9 @@ def export_command(
         check=check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview,
         ascii=ascii or None, compress=compress or None, allow_units=allow_units or None,
     )
+    if plate is not None:
+        _export_plate(root_ids, ids_file, id_column, kwargs, plate, same_scale, as_json, quiet)
+        return
     batch = (len(root_ids) != 1 or root_ids == ["-"] or ids_file is not None or workers != 1
              or executor != "local" or fail_fast or max_rps is not None)
     if not batch:  # one id: the plain job, its own error and exit code
@@ -299,6 +310,22 @@ def export_command(
     _export_batch(root_ids, kwargs, ids_file=ids_file, id_column=id_column, workers=workers,
                   fail_fast=fail_fast, max_rps=max_rps, executor=executor, scheduler=scheduler,
                   manifest=not no_manifest, as_json=as_json, quiet=quiet)
+
+
+def _export_plate(root_ids, ids_file, id_column, kwargs, plate, same_scale, as_json, quiet) -> None:
+    from .batch import read_ids
+    from .plate import export_plate
+
+    fetch = {k: kwargs[k] for k in ("source", "datastack", "static", "server", "version", "lod", "token",
+                                    "cache_dir", "use_cache", "offline", "allow_missing", "timeout")}
+    plates = export_plate(read_ids(root_ids, ids_file, id_column), plate=plate, steps=kwargs["steps"],
+                          out_dir=kwargs["out_dir"], same_scale=same_scale, overwrite=kwargs["overwrite"], **fetch)
+    if as_json:
+        _emit_json(plates)
+    elif not quiet:
+        for p in plates:
+            typer.echo(f"{p['output']}  plate {p['plate']} of {p['of']}  {len(p['root_ids'])} cells  "
+                       f"{p['stl']}" + ("  supports on" if p["supports"] else ""))
 
 
 def _result_line(summary: dict) -> str:

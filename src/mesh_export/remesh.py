@@ -103,12 +103,14 @@ def _fill_inside(solid: np.ndarray) -> None:
     solid |= labels != labels[0, 0, 0]
 
 
-def _solid(mesh, pitch: float, thicken_to: float | None):
-    """The filled, thickened, largest-body voxel solid and its origin."""
+def _solid(mesh, pitch: float, thicken_to: float | None, base=None):
+    """The filled, thickened, largest-body voxel solid and its origin (``base``: a plate
+    ``(thickness, margin)`` under the lowest part, in mesh units)."""
     from scipy import ndimage
 
     radius = int(math.ceil(thicken_to / 2 / pitch)) if thicken_to else 0
-    pad = 3 + radius
+    base_voxels = (int(math.ceil(base[0] / pitch)), int(math.ceil(base[1] / pitch))) if base else (0, 0)
+    pad = 3 + radius + sum(base_voxels)
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     origin, shape = _grid(np.asarray(mesh.bounds, dtype=np.float64), pitch, pad)
     solid = np.zeros(shape, dtype=bool)
@@ -140,8 +142,26 @@ def _solid(mesh, pitch: float, thicken_to: float | None):
         sizes[0] = 0
         solid = labels == int(np.argmax(sizes))
     del labels
+    if base:
+        _add_base(solid, *base_voxels, reach=max(1, int(math.ceil(base[0] / pitch))))
     _fill_inside(solid)  # thickening can enclose new cavities: each would be a shell of its own
     return solid, origin, count
+
+
+def _add_base(solid: np.ndarray, thickness: int, margin: int, reach: int) -> None:
+    """A plate ``thickness`` voxels thick under the lowest part of the solid: the convex hull
+    of what lies within ``reach`` voxels of the bottom, grown by ``margin``. It overlaps the
+    bottom layer, so plate and cell are one body."""
+    from scipy import ndimage
+    from skimage.morphology import convex_hull_image
+
+    bottom = int(np.argmax(solid.any(axis=(0, 1))))
+    foot = solid[:, :, bottom : bottom + reach].any(axis=2)
+    if foot.sum() >= 3:
+        foot |= convex_hull_image(foot)
+    if margin:
+        foot = ndimage.binary_dilation(foot, iterations=margin)
+    solid[:, :, bottom - thickness : bottom + 1] |= foot[:, :, None]
 
 
 def _marching_cubes(solid: np.ndarray, origin: np.ndarray, pitch: float):
@@ -159,7 +179,7 @@ def _marching_cubes(solid: np.ndarray, origin: np.ndarray, pitch: float):
 
 
 def watertight(mesh, *, pitch: float | None = None, max_memory=None, thicken_to: float | None = None,
-               smooth_iterations: int = 10, record: bool = True):
+               smooth_iterations: int = 10, record: bool = True, base=None):
     """A closed, manifold, single-shell surface of ``mesh`` by voxel remeshing.
 
     ``pitch`` and ``thicken_to`` are in the mesh's units. Parts thinner than ``thicken_to``
@@ -174,7 +194,7 @@ def watertight(mesh, *, pitch: float | None = None, max_memory=None, thicken_to:
     pitch = plan_pitch(mesh, pitch, max_memory)
     # Parts under ~3 voxels would not survive the surface extraction: keep them at least that.
     thicken_to = max(thicken_to or 0.0, 3 * pitch)
-    solid, origin, bodies_in_grid = _solid(mesh, pitch, thicken_to)
+    solid, origin, bodies_in_grid = _solid(mesh, pitch, thicken_to, base)
     voxels = int(solid.size)
     vertices, faces = _marching_cubes(solid, origin, pitch)
     del solid
@@ -197,9 +217,17 @@ def watertight(mesh, *, pitch: float | None = None, max_memory=None, thicken_to:
     return _derived(mesh, out.vertices, step, faces=out.faces) if record else out
 
 
-def printable(mesh, *, size="120mm", min_feature="0.8mm", max_memory=None):
+#: --base: a plate this thick (mm) under the lowest part, reaching this far beyond it.
+BASE_THICKNESS_MM = 1.0
+BASE_MARGIN_MM = 2.0
+
+
+def printable(mesh, *, size="120mm", min_feature="0.8mm", max_memory=None, keep_orientation: bool = False,
+              base: bool = False):
     """One printable body: watertight, neurites thickened to ``min_feature`` at print size,
-    scaled so the longest side is ``size``, in millimetres, resting on z = 0."""
+    scaled so the longest side is ``size``, in millimetres, standing on a stable pose (unless
+    ``keep_orientation``) with a flat contact on z = 0 (a base plate under it with ``base``)."""
+    from .printing import choose_pose, contact_area, first_layer_area, flatten_contact, stands
     from .steps import _derived
 
     size_mm = parse_length(size)
@@ -214,19 +242,45 @@ def printable(mesh, *, size="120mm", min_feature="0.8mm", max_memory=None):
     import trimesh
 
     in_mm = trimesh.Trimesh(vertices * to_mm, mesh.faces, process=False)
+    rotation, pose = np.eye(3), {"kept_orientation": True}
+    if not keep_orientation:
+        rotation, found = choose_pose(in_mm)
+        pose = {"kept_orientation": False, **found}
+        in_mm = trimesh.Trimesh(in_mm.vertices @ rotation.T, mesh.faces, process=False)
     # Three voxels across the thinnest printable feature (at most 600 along the longest side);
     # coarser only if the memory budget demands it.
     pitch_mm = max(feature_mm / 3, size_mm / 600, plan_pitch(in_mm, None, max_memory) if max_memory else 0.0)
+    if pitch_mm > feature_mm / 2:
+        # Under two voxels across the thinnest part, thin neurites break apart or merge.
+        raise InvalidArgumentError(
+            f"--max-memory {_budget(max_memory) / 2**20:.0f} MiB allows voxels of {pitch_mm:.2f} mm, too coarse to "
+            f"close this cell with {feature_mm:g} mm features at {size_mm:g} mm; raise --max-memory or print smaller")
     shell = watertight(in_mm, pitch=plan_pitch(in_mm, pitch_mm, max_memory), thicken_to=feature_mm,
-                       max_memory=max_memory, record=False)
-    # Exact final size (remeshing and thickening move the extremes by up to a voxel).
-    final = size_mm / float(np.ptp(shell.vertices, axis=0).max())
-    placed = shell.vertices * final
-    offset = np.array([*placed[:, :2].min(axis=0) + np.ptp(placed[:, :2], axis=0) / 2, placed[:, 2].min()])
-    placed -= offset
+                       max_memory=max_memory, record=False,
+                       base=(BASE_THICKNESS_MM, BASE_MARGIN_MM) if base else None)
+    plane = float(shell.vertices[:, 2].min())
+    flat, contact = flatten_contact(shell.vertices, shell.faces)
+    plane += contact["cut_mm"]
+    # Exact final size (remeshing, thickening and the contact move the extremes by up to a voxel).
+    final = size_mm / float(np.ptp(flat, axis=0).max())
+    placed = flat * final
+    centre = placed[:, :2].min(axis=0) + np.ptp(placed[:, :2], axis=0) / 2
+    placed[:, :2] -= centre
+    offset = np.array([*centre, plane * final])
+    contact["contact_area_mm2"] = first_layer_area(placed, shell.faces)
+    contact["flat_area_mm2"] = contact_area(placed, shell.faces)
+    contact["base"] = {"thickness_mm": BASE_THICKNESS_MM, "margin_mm": BASE_MARGIN_MM} if base else None
+    pose["stands"] = stands(placed, shell.faces)
+    from .check import needs_support
+    from .printing import overhang_area
+
+    overhang = overhang_area(placed, shell.faces)
+    supports = {"overhang_area_mm2": overhang, "needed": needs_support(overhang)}
     step = {"step": "print", "size_mm": size_mm, "min_feature_mm": feature_mm, "pitch_mm": pitch_mm,
             "source_units_per_mm": 1 / (to_mm * final), "source_units": mesh.units,
-            # print = source * scale - offset: maps the input onto the print, e.g. to compare them.
-            "transform": {"scale": to_mm * final, "offset": offset.tolist()},
+            # print = (source @ rotation.T) * scale - offset, above the contact: maps the input
+            # onto the print, e.g. to compare them.
+            "transform": {"rotation": rotation.tolist(), "scale": to_mm * final, "offset": offset.tolist()},
+            "pose": pose, "contact": contact, "supports": supports,
             "faces_after": int(len(shell.faces)), "watertight": bool(shell.is_watertight)}
     return _derived(mesh, placed, step, units="mm", faces=shell.faces)

@@ -211,6 +211,8 @@ class StepOptions:
     max_memory: str | int | None = None
     print_size: str | float | None = None
     min_feature: str | float | None = None
+    keep_orientation: bool = False  # --print: as it comes, not on a stable pose
+    base: bool = False  # --print: a thin plate under the lowest part
     simplify: float | None = None
     faces: int | None = None
     smooth: int | None = None
@@ -250,7 +252,8 @@ def apply_steps(mesh, options: StepOptions):
         mesh = remesh.watertight(mesh, pitch=options.pitch, max_memory=options.max_memory)
     if options.print_size is not None:
         mesh = remesh.printable(mesh, size=options.print_size, min_feature=options.min_feature,
-                                max_memory=options.max_memory)
+                                max_memory=options.max_memory, keep_orientation=options.keep_orientation,
+                                base=options.base)
     if options.simplify is not None or options.faces is not None:
         mesh = simplify(mesh, ratio=options.simplify, faces=options.faces)
     if options.smooth is not None:

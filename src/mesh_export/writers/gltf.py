@@ -55,8 +55,9 @@ THREEMF_UNITS = {"um": "micron", "mm": "millimeter", "cm": "centimeter", "m": "m
 _MODEL = "3D/3dmodel.model"
 
 
-def _with_unit(archive: bytes, unit: str) -> bytes:
-    """The 3MF package with the model's ``unit`` attribute set to ``unit``."""
+def _with_unit(archive: bytes, unit: str, extra: dict[str, str] | None = None) -> bytes:
+    """The 3MF package with the model's ``unit`` attribute set to ``unit`` (and ``extra``
+    files added: name -> text)."""
     source = zipfile.ZipFile(io.BytesIO(archive))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as target:
@@ -70,7 +71,22 @@ def _with_unit(archive: bytes, unit: str) -> bytes:
                                      "cannot state the units")
                 data = head + f'unit="{unit}"'.encode() + tail
             target.writestr(item, data)
+        for name, text in (extra or {}).items():
+            target.writestr(name, text)
     return out.getvalue()
+
+
+def slicer_files(mesh) -> dict[str, str]:
+    """PrusaSlicer's settings for a print (supports on where the print step found overhangs,
+    the bed of a planned plate): ``Metadata/Slic3r_PE.config``. Nothing for other meshes."""
+    steps = {s.get("step"): s for s in getattr(mesh, "metadata", {}).get("steps", [])}
+    if "print" not in steps:
+        return {}
+    from ..printing import slicer_config
+
+    supports = bool(steps["print"].get("supports", {}).get("needed", False))
+    bed = steps.get("plate", {}).get("plate_mm")
+    return {"Metadata/Slic3r_PE.config": slicer_config(supports=supports, bed=tuple(bed) if bed else None)}
 
 
 def write_3mf(mesh, path) -> None:
@@ -87,7 +103,7 @@ def write_3mf(mesh, path) -> None:
         unit = THREEMF_UNITS[units]
     else:
         raise UnitsError(f"3MF files can be in {', '.join(THREEMF_UNITS)}, not {units}; add --units mm")
-    data = _with_unit(export_3MF(copy), unit)
+    data = _with_unit(export_3MF(copy), unit, slicer_files(mesh))
     with open(path, "xb") as handle:
         handle.write(data)
 

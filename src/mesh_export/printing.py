@@ -1,0 +1,194 @@
+"""What a slicer needs beyond a closed body: a pose that stands, a flat contact, supports said.
+
+- ``choose_pose``: among the convex hull's faces through which the centre of mass falls (the
+  stable poses, trimesh's ``compute_stable_poses``), the one that puts most of the cell near
+  the plate.
+- ``flatten_contact``: the lowest part pressed flat onto z = 0, deep enough that the contact
+  covers ``MIN_CONTACT_MM2`` (or as deep as ``MAX_CUT_MM`` allows): a slicer refuses an object
+  whose first layer holds no extrusion, which is what a rounded tip on the plate gives.
+- ``cross_section_area``, ``contact_area``, ``overhang_area``: measured on the mesh, no voxels.
+- ``slicer_config``: the PrusaSlicer settings a 3MF carries (``Metadata/Slic3r_PE.config``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: A first layer a slicer prints reliably: a few mm^2 (a 2 mm disc is ~3 mm^2).
+MIN_CONTACT_MM2 = 4.0
+#: The most the lowest part is flattened by (mm): past this a base plate (--base) is the way.
+MAX_CUT_MM = 1.0
+#: PrusaSlicer's default first layer is 0.2 mm: it slices that layer at half its height.
+FIRST_LAYER_MM = 0.2
+#: Faces steeper than this from the vertical, facing down, need support (PrusaSlicer's own
+#: automatic threshold is close to 45 degrees for its default 0.2 mm layers).
+OVERHANG_DEGREES = 45.0
+
+
+def _face_normals_areas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    corners = vertices[faces]
+    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    double = np.linalg.norm(cross, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normals = np.where(double[:, None] > 0, cross / double[:, None], 0.0)
+    return normals, double / 2
+
+
+def cross_section_area(vertices, faces, z: float) -> float:
+    """Area of the closed, outward-wound surface's section by the plane at height ``z``:
+    the shoelace sum over the oriented segments where faces cross the plane."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces)
+    zs = vertices[faces, 2]
+    crossing = (zs.min(axis=1) < z) & (zs.max(axis=1) > z)
+    if not crossing.any():
+        return 0.0
+    corners = vertices[faces[crossing]]
+    normals, _ = _face_normals_areas(vertices, faces[crossing])
+    below = corners[:, :, 2] < z
+    points = []
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        cut = below[:, a] != below[:, b]
+        za, zb = corners[:, a, 2], corners[:, b, 2]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.where(cut, (z - za) / (zb - za), np.nan)
+        points.append(corners[:, a, :2] + t[:, None] * (corners[:, b, :2] - corners[:, a, :2]))
+    stacked = np.stack(points, axis=1)  # (n, 3 edges, 2): two of the three are real
+    valid = ~np.isnan(stacked[:, :, 0])
+    order = np.argsort(~valid, axis=1, kind="stable")[:, :2]
+    p = np.take_along_axis(stacked, order[:, :, None], axis=1)
+    start, end = p[:, 0], p[:, 1]
+    direction = end - start
+    # Counter-clockwise seen from above: the outward normal lies to the right of travel.
+    flip = (direction[:, 1] * normals[:, 0] - direction[:, 0] * normals[:, 1]) < 0
+    start, end = np.where(flip[:, None], end, start), np.where(flip[:, None], start, end)
+    return float(0.5 * np.sum(start[:, 0] * end[:, 1] - end[:, 0] * start[:, 1]))
+
+
+def contact_area(vertices, faces, tolerance: float = 1e-6) -> float:
+    """Area of the faces lying flat on z = 0 (the patch the first layer prints)."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces)
+    flat = np.all(np.abs(vertices[faces, 2]) <= tolerance, axis=1)
+    if not flat.any():
+        return 0.0
+    _, areas = _face_normals_areas(vertices, faces[flat])
+    return float(areas.sum())
+
+
+def overhang_area(vertices, faces, degrees: float = OVERHANG_DEGREES,
+                  above: float = FIRST_LAYER_MM) -> float:
+    """Area (mm^2) of down-facing faces more than ``degrees`` from vertical, higher than
+    ``above`` (what rests on the plate needs no support)."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces)
+    normals, areas = _face_normals_areas(vertices, faces)
+    steep = normals[:, 2] < -np.cos(np.radians(degrees))
+    lifted = vertices[faces, 2].min(axis=1) > above
+    return float(areas[steep & lifted].sum())
+
+
+def _near_plate(vertices: np.ndarray, faces: np.ndarray, depth: float) -> float:
+    """How much of the surface lies within ``depth`` of z = min: what a pose puts on the plate."""
+    zs = vertices[faces, 2]
+    near = zs.max(axis=1) <= zs.min() + depth
+    if not near.any():
+        return 0.0
+    normals, areas = _face_normals_areas(vertices, faces[near])
+    return float(np.sum(areas * np.abs(normals[:, 2])))
+
+
+def choose_pose(mesh, depth: float = MAX_CUT_MM) -> tuple[np.ndarray, dict[str, Any]]:
+    """A rotation (3x3) that stands the mesh on a stable face of its convex hull, the one with
+    most surface within ``depth`` of the plate, and what was chosen from.
+
+    The centre of mass is the surface's (area-weighted face centres): the input of a print is
+    rarely closed, so its volume's centre is not defined; thickening moves it little."""
+    import trimesh
+
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    faces = np.asarray(mesh.faces)
+    _, areas = _face_normals_areas(vertices, faces)
+    centre = (vertices[faces].mean(axis=1) * areas[:, None]).sum(axis=0) / max(areas.sum(), 1e-300)
+    hull = trimesh.Trimesh(vertices, faces, process=False)
+    transforms, probabilities = trimesh.poses.compute_stable_poses(hull, center_mass=centre)
+    if not len(transforms):
+        return np.eye(3), {"stable_poses": 0}
+    scores = []
+    for transform in transforms:
+        placed = vertices @ transform[:3, :3].T
+        scores.append(_near_plate(placed, faces, depth))
+    best = int(np.argmax(scores))
+    info = {"stable_poses": int(len(transforms)), "chosen": best,
+            "probability": float(probabilities[best]), "near_plate_mm2": float(scores[best])}
+    return np.asarray(transforms[best][:3, :3], dtype=np.float64), info
+
+
+def first_layer_area(vertices, faces) -> float:
+    """Area of the print's section halfway up its first layer: what a slicer's first layer holds."""
+    return cross_section_area(vertices, faces, FIRST_LAYER_MM / 2)
+
+
+def flatten_contact(vertices: np.ndarray, faces: np.ndarray, *, min_area: float = MIN_CONTACT_MM2,
+                    max_cut: float = MAX_CUT_MM) -> tuple[np.ndarray, dict[str, Any]]:
+    """Vertices with the lowest part pressed flat onto z = 0: everything below the cut height
+    goes to the cut plane, then the body is lowered onto z = 0. The cut is the shallowest
+    (in 0.05 mm steps from half a first layer) whose first layer covers ``min_area``, at most
+    ``max_cut``.
+
+    Below a shallow cut the surface faces down (rounded tips, the underside of a soma or of a
+    base plate), so it folds flat onto the plane without crossing itself."""
+    source = np.asarray(vertices, dtype=np.float64)
+    bottom = float(source[:, 2].min())
+    for depth in np.arange(FIRST_LAYER_MM / 2, max_cut + 1e-9, 0.05):
+        flat = source.copy()
+        plane = bottom + float(depth)
+        flat[:, 2] = np.maximum(flat[:, 2], plane) - plane
+        area = first_layer_area(flat, faces)
+        if area >= min_area:
+            break
+    return flat, {"cut_mm": round(float(depth), 4), "contact_area_mm2": area,
+                  "flat_area_mm2": contact_area(flat, faces), "contact_ok": bool(area >= min_area)}
+
+
+def centre_of_mass(vertices, faces) -> np.ndarray:
+    """Centre of mass of a closed, outward-wound surface (signed tetrahedra from the origin)."""
+    corners = np.asarray(vertices, dtype=np.float64)[np.asarray(faces)]
+    volumes = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])) / 6
+    total = volumes.sum()
+    return (corners.sum(axis=1) / 4 * volumes[:, None]).sum(axis=0) / total
+
+
+def stands(vertices, faces) -> bool:
+    """Whether the centre of mass falls inside the convex hull of the contact (it stands)."""
+    from scipy.spatial import Delaunay, QhullError
+
+    vertices = np.asarray(vertices, dtype=np.float64)
+    touching = vertices[np.abs(vertices[:, 2]) <= 1e-6][:, :2]
+    if len(touching) < 3:
+        return False
+    try:
+        return bool(Delaunay(touching).find_simplex(centre_of_mass(vertices, faces)[:2]) >= 0)
+    except QhullError:
+        return False
+
+
+def slicer_config(*, supports: bool, bed: tuple[float, float] | None = None) -> str:
+    """PrusaSlicer's own config text (``Metadata/Slic3r_PE.config`` in a 3MF): supports on
+    where the print needs them, the plate size when one was planned. Keys a 3MF leaves out
+    keep the slicer's defaults."""
+    # PrusaSlicer reads this file bottom up and drops its first line: a header goes there.
+    lines = ["; generated by mesh-export",
+             f"; support_material = {int(supports)}",
+             "; support_material_auto = 1",
+             # Tree-like supports touch the cell less than grid ones; 2.5 has "snug" and "grid".
+             "; support_material_style = snug" if supports else "; support_material_style = grid",
+             "; support_material_threshold = 0",
+             # A brim holds the small contact of a neuron's foot.
+             "; brim_width = 3"]
+    if bed is not None:
+        x, y = bed
+        lines.append(f"; bed_shape = 0x0,{x:g}x0,{x:g}x{y:g},0x{y:g}")
+    return "\n".join(lines) + "\n"
