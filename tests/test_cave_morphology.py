@@ -200,3 +200,23 @@ def test_cli_fallbacks_are_messages_not_tracebacks(srv, root_id, tmp_path):
                       "--out", tmp_path, "--overwrite", env=env)
     assert refused.returncode == 2 and "--skeleton-source cave needs a root id from a CAVE datastack" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_soma_given_wins_over_the_nucleus(srv, cell, root_id, tmp_path):
+    """--soma X,Y,Z on a datastack with a soma table: the point given is the soma node, the
+    soma table is not asked (the synapse table still is)."""
+    from conftest import run_cli
+
+    point = cell.soma_center + [1500.0, -800.0, 400.0]  # inside the cell body, not the nucleus
+    env = {"MESH_EXPORT_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    before = srv.count(r"nucleus_detection_v0/query$"), srv.count(r"synapses_pni_2/query$")
+    result = run_cli(root_id, "--format", "swc", "--datastack", "cells", "--server", srv.url, "--token", TOKEN,
+                     "--soma", ",".join(f"{x:.1f}" for x in point), "--out", tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert srv.count(r"nucleus_detection_v0/query$") == before[0]
+    assert srv.count(r"synapses_pni_2/query$") > before[1]
+    text = (tmp_path / f"{root_id}_lod0.swc").read_text()
+    assert "soma from: the point given (--soma)" in text
+    assert "compartments: axon (type 2) by synapse flow centrality" in text
+    sk = read_swc(tmp_path / f"{root_id}_lod0.swc")
+    np.testing.assert_allclose(sk.nodes[0] * 1000.0, point, atol=1.0)
