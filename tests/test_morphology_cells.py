@@ -11,6 +11,7 @@ vertex is soma, axon, dendrite, spine; where the synapses are) judges the result
 from __future__ import annotations
 
 import numpy as np
+import trimesh
 import pytest
 
 import mesh_export
@@ -92,6 +93,15 @@ def test_a_large_cell(request, tmp_path):
     cell = _cell(request, "large")  # 8 dendrites, a 15 um soma
     skeleton = split_axon(skeletonize(cell.mesh), cell.pre, cell.post)
     check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "large.swc"))
+
+
+def test_a_small_soma_among_a_hundred_debris_pieces(request, tmp_path):
+    """The issue's first real cell: a 9 um soma, 100 debris pieces and a glial fragment beside
+    it (105 pieces in all)."""
+    cell = cached_cell(cache_dir(request), seed=5, name="debris", debris=100, soma_diameter=9.0)
+    assert len(trimesh.graph.connected_components(cell.mesh.edges)) >= 100  # pieces of the vertex graph
+    skeleton = split_axon(skeletonize(cell.mesh), cell.pre, cell.post)
+    check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "debris.swc"))
 
 
 def test_header_says_what_was_found(swc_files):
