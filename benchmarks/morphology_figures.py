@@ -43,7 +43,9 @@ def synthetic_rows(out: Path):
 
     cache = ROOT / ".pytest_cache" / "d" / "microns-like-cells"  # where the tests keep them
     cache.mkdir(parents=True, exist_ok=True)
-    for name, kwargs in CELLS.items():
+    # and the test suite's 9 um soma among 100 debris pieces (test_morphology_cells.py)
+    extra = {"debris": dict(seed=5, name="debris", debris=100, soma_diameter=9.0)}
+    for name, kwargs in {**CELLS, **extra}.items():
         cell = cached_cell(cache, **kwargs)
         started = time.perf_counter()
         sk = split_axon(skeletonize(cell.mesh), cell.pre, cell.post, source="the cell's synapses")
