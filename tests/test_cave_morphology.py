@@ -68,9 +68,11 @@ def cave(cell, root_id, tmp_path_factory):
         fakes["far"].add_table("synapses_pni_2", synapse_frame(root_id, cell.pre, cell.post))
         service = skeletonize(cell.mesh)
         service.types[1:] = 3
-        service.types[np.linalg.norm(service.nodes - cell.soma_center, axis=1) > 1e6] = 2  # a token axon label
+        service.types[cell.node_labels(service.nodes) == AXON] = 2  # the service's compartment labels
+        service.types[0] = 1
         fakes["cells"].add_skeleton(root_id, skeleton_dict(service))
         srv.service_nodes = len(service)
+        srv.service_axon_nodes = int((service.types == 2).sum())
         srv.fakes = fakes
         yield srv
 
@@ -92,6 +94,26 @@ def _export(srv, root_id, tmp_path, datastack="cells", cache=None, **kwargs):
     text = result.output.read_text()
     header = "\n".join(line[2:] for line in text.splitlines() if line.startswith("#"))
     return result, header, json.loads(result.sidecar.read_text())
+
+
+def _morphio_and_neurom_accept(path, axon: bool) -> None:
+    """MorphIO with warnings raised as errors, and NeuroM's checks, on an exported SWC."""
+    morphio = pytest.importorskip("morphio")
+    neurom = pytest.importorskip("neurom")
+    from neurom.check import morphology_checks as checks
+
+    morphio.set_raise_warnings(True)
+    try:
+        morphology = morphio.Morphology(str(path))
+    finally:
+        morphio.set_raise_warnings(False)
+    kinds = {section.type for section in morphology.root_sections}
+    assert morphio.SectionType.basal_dendrite in kinds
+    assert (morphio.SectionType.axon in kinds) == axon
+    loaded = neurom.load_morphology(str(path))
+    for check in ("has_all_nonzero_neurite_radii", "has_all_nonzero_segment_lengths",
+                  "has_all_nonzero_section_lengths", "has_nonzero_soma_radius"):
+        assert getattr(checks, check)(loaded).status, check
 
 
 def test_soma_from_the_nucleus_and_axon_from_the_synapses(srv, cell, root_id, tmp_path):
@@ -118,6 +140,7 @@ def test_soma_from_the_nucleus_and_axon_from_the_synapses(srv, cell, root_id, tm
     assert abs(sk.radii[0] * 1000.0 / cell.soma_equivalent_radius - 1) < 0.2
     _, sections = load_swc_in_neuron(result.output)
     assert membrane_area(sections) == pytest.approx(cell.mesh.area * 1e-6, rel=0.10)
+    _morphio_and_neurom_accept(result.output, axon=True)
 
 
 def test_lookups_are_cached_by_datastack_and_version(srv, root_id, tmp_path):
@@ -164,9 +187,11 @@ def test_skeleton_source_cave(srv, root_id, tmp_path):
     assert "skeleton: CAVE skeleton service, skeleton version 4" in header
     sk = read_swc(result.output)
     assert len(sk) == srv.service_nodes and sk.units == "um"
+    assert int((sk.types == 2).sum()) == srv.service_axon_nodes > 0  # its compartments kept
     assert sidecar["steps"][-1]["method"] == "CAVE skeleton service"
     _, sections = load_swc_in_neuron(result.output)
     assert membrane_area(sections) > 0
+    _morphio_and_neurom_accept(result.output, axon=True)
     assert srv.count(r"/skeletoncache/api/v1/cells/async/get_skeleton/4/") == 1
 
 
