@@ -165,8 +165,11 @@ def test_a_datastack_without_tables_falls_back_to_the_mesh(srv, root_id, tmp_pat
 
 
 def test_no_nucleus_row_and_a_missing_synapse_table(srv, root_id, tmp_path):
-    _, header, _ = _export(srv, root_id, tmp_path, datastack="odd")
+    _, header, sidecar = _export(srv, root_id, tmp_path, datastack="odd")
     assert f"no row for root id {root_id} in nucleus_detection_v0: soma found on the mesh" in header
+    step = sidecar["steps"][-1]
+    assert f"no row for root id {root_id}" in step["soma_source"] and not step["soma_given"]
+    assert not step["compartments"]["axon"] and "missing_synapses" in step["compartments"]["reason"]
     assert "synapse table missing_synapses not found" in header and "every neurite type 3" in header
 
 
