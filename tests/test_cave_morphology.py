@@ -68,9 +68,11 @@ def cave(cell, root_id, tmp_path_factory):
         fakes["far"].add_table("synapses_pni_2", synapse_frame(root_id, cell.pre, cell.post))
         service = skeletonize(cell.mesh)
         service.types[1:] = 3
-        service.types[np.linalg.norm(service.nodes - cell.soma_center, axis=1) > 1e6] = 2  # a token axon label
+        service.types[cell.node_labels(service.nodes) == AXON] = 2  # the service's compartment labels
+        service.types[0] = 1
         fakes["cells"].add_skeleton(root_id, skeleton_dict(service))
         srv.service_nodes = len(service)
+        srv.service_axon_nodes = int((service.types == 2).sum())
         srv.fakes = fakes
         yield srv
 
@@ -92,6 +94,26 @@ def _export(srv, root_id, tmp_path, datastack="cells", cache=None, **kwargs):
     text = result.output.read_text()
     header = "\n".join(line[2:] for line in text.splitlines() if line.startswith("#"))
     return result, header, json.loads(result.sidecar.read_text())
+
+
+def _morphio_and_neurom_accept(path, axon: bool) -> None:
+    """MorphIO with warnings raised as errors, and NeuroM's checks, on an exported SWC."""
+    morphio = pytest.importorskip("morphio")
+    neurom = pytest.importorskip("neurom")
+    from neurom.check import morphology_checks as checks
+
+    morphio.set_raise_warnings(True)
+    try:
+        morphology = morphio.Morphology(str(path))
+    finally:
+        morphio.set_raise_warnings(False)
+    kinds = {section.type for section in morphology.root_sections}
+    assert morphio.SectionType.basal_dendrite in kinds
+    assert (morphio.SectionType.axon in kinds) == axon
+    loaded = neurom.load_morphology(str(path))
+    for check in ("has_all_nonzero_neurite_radii", "has_all_nonzero_segment_lengths",
+                  "has_all_nonzero_section_lengths", "has_nonzero_soma_radius"):
+        assert getattr(checks, check)(loaded).status, check
 
 
 def test_soma_from_the_nucleus_and_axon_from_the_synapses(srv, cell, root_id, tmp_path):
@@ -118,6 +140,7 @@ def test_soma_from_the_nucleus_and_axon_from_the_synapses(srv, cell, root_id, tm
     assert abs(sk.radii[0] * 1000.0 / cell.soma_equivalent_radius - 1) < 0.2
     _, sections = load_swc_in_neuron(result.output)
     assert membrane_area(sections) == pytest.approx(cell.mesh.area * 1e-6, rel=0.10)
+    _morphio_and_neurom_accept(result.output, axon=True)
 
 
 def test_lookups_are_cached_by_datastack_and_version(srv, root_id, tmp_path):
@@ -142,8 +165,11 @@ def test_a_datastack_without_tables_falls_back_to_the_mesh(srv, root_id, tmp_pat
 
 
 def test_no_nucleus_row_and_a_missing_synapse_table(srv, root_id, tmp_path):
-    _, header, _ = _export(srv, root_id, tmp_path, datastack="odd")
+    _, header, sidecar = _export(srv, root_id, tmp_path, datastack="odd")
     assert f"no row for root id {root_id} in nucleus_detection_v0: soma found on the mesh" in header
+    step = sidecar["steps"][-1]
+    assert f"no row for root id {root_id}" in step["soma_source"] and not step["soma_given"]
+    assert not step["compartments"]["axon"] and "missing_synapses" in step["compartments"]["reason"]
     assert "synapse table missing_synapses not found" in header and "every neurite type 3" in header
 
 
@@ -164,9 +190,11 @@ def test_skeleton_source_cave(srv, root_id, tmp_path):
     assert "skeleton: CAVE skeleton service, skeleton version 4" in header
     sk = read_swc(result.output)
     assert len(sk) == srv.service_nodes and sk.units == "um"
+    assert int((sk.types == 2).sum()) == srv.service_axon_nodes > 0  # its compartments kept
     assert sidecar["steps"][-1]["method"] == "CAVE skeleton service"
     _, sections = load_swc_in_neuron(result.output)
     assert membrane_area(sections) > 0
+    _morphio_and_neurom_accept(result.output, axon=True)
     assert srv.count(r"/skeletoncache/api/v1/cells/async/get_skeleton/4/") == 1
 
 
@@ -200,3 +228,23 @@ def test_cli_fallbacks_are_messages_not_tracebacks(srv, root_id, tmp_path):
                       "--out", tmp_path, "--overwrite", env=env)
     assert refused.returncode == 2 and "--skeleton-source cave needs a root id from a CAVE datastack" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_soma_given_wins_over_the_nucleus(srv, cell, root_id, tmp_path):
+    """--soma X,Y,Z on a datastack with a soma table: the point given is the soma node, the
+    soma table is not asked (the synapse table still is)."""
+    from conftest import run_cli
+
+    point = cell.soma_center + [1500.0, -800.0, 400.0]  # inside the cell body, not the nucleus
+    env = {"MESH_EXPORT_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    before = srv.count(r"nucleus_detection_v0/query$"), srv.count(r"synapses_pni_2/query$")
+    result = run_cli(root_id, "--format", "swc", "--datastack", "cells", "--server", srv.url, "--token", TOKEN,
+                     "--soma", ",".join(f"{x:.1f}" for x in point), "--out", tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert srv.count(r"nucleus_detection_v0/query$") == before[0]
+    assert srv.count(r"synapses_pni_2/query$") > before[1]
+    text = (tmp_path / f"{root_id}_lod0.swc").read_text()
+    assert "soma from: the point given (--soma)" in text
+    assert "compartments: axon (type 2) by synapse flow centrality" in text
+    sk = read_swc(tmp_path / f"{root_id}_lod0.swc")
+    np.testing.assert_allclose(sk.nodes[0] * 1000.0, point, atol=1.0)

@@ -11,6 +11,7 @@ vertex is soma, axon, dendrite, spine; where the synapses are) judges the result
 from __future__ import annotations
 
 import numpy as np
+import trimesh
 import pytest
 
 import mesh_export
@@ -94,6 +95,15 @@ def test_a_large_cell(request, tmp_path):
     check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "large.swc"))
 
 
+def test_a_small_soma_among_a_hundred_debris_pieces(request, tmp_path):
+    """The issue's first real cell: a 9 um soma, 100 debris pieces and a glial fragment beside
+    it (105 pieces in all)."""
+    cell = cached_cell(cache_dir(request), seed=5, name="debris", debris=100, soma_diameter=9.0)
+    assert len(trimesh.graph.connected_components(cell.mesh.edges)) >= 100  # pieces of the vertex graph
+    skeleton = split_axon(skeletonize(cell.mesh), cell.pre, cell.post)
+    check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "debris.swc"))
+
+
 def test_header_says_what_was_found(swc_files):
     text = swc_files["pyramidal"].read_text()
     head = "\n".join(line for line in text.splitlines() if line.startswith("#"))
@@ -175,3 +185,54 @@ def test_segregation_index():
     assert segregation_index(100, 0, 0, 100) == pytest.approx(1.0)
     assert segregation_index(50, 50, 50, 50) == pytest.approx(0.0)
     assert 0 < segregation_index(90, 10, 10, 90) < 1
+
+
+def _neuroml_area_um2(cell) -> float:
+    """Membrane area of a NeuroML2 cell as its spec defines it: a segment whose proximal and
+    distal points coincide is a sphere, every other one a frustum."""
+    total = 0.0
+    for segment in cell.morphology.segments:
+        d, p = segment.distal, segment.proximal
+        r2 = float(d.diameter) / 2
+        if p is None:
+            parent = next(s for s in cell.morphology.segments if s.id == segment.parent.segments)
+            p = parent.distal
+        r1 = float(p.diameter) / 2
+        length = float(np.linalg.norm([float(d.x) - float(p.x), float(d.y) - float(p.y), float(d.z) - float(p.z)]))
+        total += 4 * np.pi * r2**2 if length == 0 else np.pi * (r1 + r2) * np.hypot(length, r1 - r2)
+    return total
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_hoc_and_neuroml_of_every_typed_cell(name, morphologies, swc_files, tmp_path):
+    """Every output format of a typed cell, read by its consumer: the hoc in NEURON (same area
+    and sections as the SWC, the axon in ``axonal``, a spike), the NeuroML2 schema-valid with the
+    axon's segments in ``axon_group`` and the same membrane area."""
+    pytest.importorskip("neuroml")
+    import neuroml.loaders
+    from neuroml.utils import validate_neuroml2
+
+    h = neuron_h()
+    sk = morphologies[name]
+    template = f"Typed_{name}"
+    hoc = mesh_export.write(sk, tmp_path / f"{name}.hoc", template=template)
+    cell, sections = load_hoc_in_neuron(hoc, template)
+    _, swc_sections = load_swc_in_neuron(swc_files[name])
+    swc_area = membrane_area(swc_sections)
+    assert membrane_area(sections) == pytest.approx(swc_area, rel=0.02)
+    assert len(sections) == len(swc_sections)
+    axonal = list(cell.axonal)
+    assert axonal and len(list(cell.basal)) > 0
+    axon_length = float(sum(sec.L for sec in axonal))
+    typed_length = sk.to_units("um").edge_lengths()[sk.types == 2].sum()
+    assert axon_length == pytest.approx(typed_length, rel=0.05)
+    v, _stim = spike_trace(h, sections, cell.soma)
+    assert np.isfinite(v).all() and v.max() > 0
+
+    path = mesh_export.write(sk, tmp_path / f"{name}.cell.nml")
+    validate_neuroml2(str(path))
+    nml = neuroml.loaders.read_neuroml2_file(str(path)).cells[0]
+    groups = {g.id: g for g in nml.morphology.segment_groups}
+    axon_segments = {m.segments for m in groups["axon_group"].members}
+    assert axon_segments == set(np.flatnonzero(sk.types == 2).tolist())
+    assert _neuroml_area_um2(nml) == pytest.approx(swc_area, rel=0.02)

@@ -53,11 +53,13 @@ def write_neuroml(skeleton, path, units: str | None = None, cell_id: str | None 
     for i in range(1, len(sk)):
         p = int(parents[i])
         if p == 0:
-            # Start on the soma surface towards the node (NEURON does not count the part
-            # inside the soma either); a node inside the soma starts at the centre.
+            # A stub a nanometre long, pointing back at the soma: NEURON's import of the same
+            # SWC counts no cable between the soma and a neurite's first node (the soma's area
+            # already holds the soma region's surface), and a cable from the soma's surface or
+            # centre would add membrane the mesh does not have (3% on a decimated cell).
             offset = nodes[i] - soma_c
             gap = float(np.linalg.norm(offset))
-            start = soma_c + offset * (soma_r / gap) if gap > 1.01 * soma_r else soma_c
+            start = nodes[i] - offset / max(gap, 1e-300) * min(1e-3, 0.5 * gap)
             proximal = point(start, 2 * radii[i])
             fraction = 0.5
         else:

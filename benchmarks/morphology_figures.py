@@ -1,0 +1,129 @@
+"""Issue 12's per-cell figures, as a markdown table: every MICrONS-like synthetic cell
+(tests/support/cells.py) and every navis hemibrain mesh, skeletonized, typed by the cell's
+synapses where it has them, written as SWC and loaded in NEURON.
+
+Columns: NEURON membrane area / mesh surface area; soma radius / the equivalent-sphere radius
+of the soma region (synthetic cells: the built soma's surface; navis meshes have no such truth,
+so the column there is our soma radius / the soma radius of navis's own skeleton of the same
+neuron, a reference traced by hand, not the region's area); the fractions of the true axon's and
+of the true dendrites' cable length typed 2 (navis meshes: no synapses, so none typed).
+
+Run: ``python benchmarks/morphology_figures.py`` (a few minutes; NEURON, navis needed).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+
+
+def _neuron_area(path) -> float:
+    from consumers import load_swc_in_neuron, membrane_area
+
+    cell, sections = load_swc_in_neuron(path)
+    area = membrane_area(sections)
+    del cell
+    return area
+
+
+def synthetic_rows(out: Path):
+    import mesh_export
+    from mesh_export.compartments import split_axon
+    from mesh_export.skeleton import skeletonize
+    from support.cells import APICAL, AXON, CELLS, DENDRITE, cached_cell
+
+    cache = ROOT / ".pytest_cache" / "d" / "microns-like-cells"  # where the tests keep them
+    cache.mkdir(parents=True, exist_ok=True)
+    # and the test suite's 9 um soma among 100 debris pieces (test_morphology_cells.py)
+    extra = {"debris": dict(seed=5, name="debris", debris=100, soma_diameter=9.0)}
+    for name, kwargs in {**CELLS, **extra}.items():
+        cell = cached_cell(cache, **kwargs)
+        started = time.perf_counter()
+        sk = split_axon(skeletonize(cell.mesh), cell.pre, cell.post, source="the cell's synapses")
+        seconds = time.perf_counter() - started
+        swc = mesh_export.write(sk, out / f"{name}.swc")
+        truth = cell.node_labels(sk.nodes)
+        length = sk.edge_lengths()
+        axon, dendrite, typed = truth == AXON, np.isin(truth, (DENDRITE, APICAL)), sk.types == 2
+        yield {
+            "mesh": f"synthetic {name}", "faces": len(cell.mesh.faces), "seconds": seconds,
+            "area": _neuron_area(swc) / (cell.mesh.area * 1e-6),
+            "soma": sk.radii[0] / cell.soma_equivalent_radius,
+            "axon": length[axon & typed].sum() / length[axon].sum(),
+            "dendrite": length[dendrite & typed].sum() / length[dendrite].sum(),
+            "pieces": _pieces(cell.mesh),
+        }
+
+
+def _pieces(mesh) -> int:
+    """Connected pieces of the vertex graph (what the skeletonizer heals or drops)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    f = np.asarray(mesh.faces)
+    u, v = np.concatenate([f[:, 0], f[:, 1]]), np.concatenate([f[:, 1], f[:, 2]])
+    n = len(mesh.vertices)
+    used = np.zeros(n, dtype=bool)
+    used[f.reshape(-1)] = True
+    _, label = connected_components(coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n)), directed=False)
+    return int(len(np.unique(label[used])))
+
+
+def navis_rows(out: Path):
+    import navis
+    import trimesh
+
+    import mesh_export
+    from mesh_export.skeleton import skeletonize
+
+    skeletons = {str(s.id): s for s in navis.example_neurons(kind="skeleton")}
+    for neuron in navis.example_neurons(kind="mesh"):
+        mesh = trimesh.Trimesh(np.asarray(neuron.vertices, dtype=np.float64) * 8.0, np.asarray(neuron.faces),
+                               process=False)
+        mesh.units = "nm"
+        started = time.perf_counter()
+        sk = skeletonize(mesh)
+        seconds = time.perf_counter() - started
+        swc = mesh_export.write(sk, out / f"{neuron.id}.swc")
+        reference = skeletons.get(str(neuron.id))
+        soma = float("nan")
+        if reference is not None and reference.soma is not None:
+            nodes = reference.nodes.set_index("node_id")
+            soma = sk.radii[0] / (float(nodes.loc[np.atleast_1d(reference.soma)[0], "radius"]) * 8.0)
+        yield {
+            "mesh": f"navis {neuron.id}", "faces": len(mesh.faces), "seconds": seconds,
+            "area": _neuron_area(swc) / (mesh.area * 1e-6), "soma": soma,
+            "axon": float("nan"), "dendrite": float(np.mean(sk.types[1:] == 2)), "pieces": _pieces(mesh),
+        }
+
+
+def _cell(value, digits=3, percent=False):
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.1%}" if percent else f"{value:.{digits}f}"
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        print("| mesh | faces | pieces | NEURON area / mesh area | soma radius / equivalent sphere | "
+              "axon typed 2 | dendrites typed 2 | skeletonize |")
+        print("|---|---|---|---|---|---|---|---|")
+        for row in [*synthetic_rows(out), *navis_rows(out)]:
+            soma = _cell(row["soma"], 2) + (" (vs navis skeleton)" if row["mesh"].startswith("navis") else "")
+            print(f"| {row['mesh']} | {row['faces']:,} | {row['pieces']} | {_cell(row['area'])} | {soma} | "
+                  f"{_cell(row['axon'], percent=True)} | {_cell(row['dendrite'], percent=True)} | "
+                  f"{row['seconds']:.1f} s |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
