@@ -13,9 +13,9 @@ from __future__ import annotations
 import io
 import zipfile
 
-from ..errors import UnitsError
-from ._mesh import provenance_line, units_of
-from .registry import Writer, register
+from mesh_export.errors import UnitsError
+from mesh_export.writers._mesh import provenance_line, units_of
+from mesh_export.writers.registry import Writer, register
 
 
 def _plain_copy(mesh):
