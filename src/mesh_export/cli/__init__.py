@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
-from mesh_export.errors import MeshExportError
+from mesh_export.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, MeshExportError
 
 app = typer.Typer(
     name="mesh-export",
@@ -23,9 +23,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Internal errors (bugs) get their own code so scripts can tell them from bad input.
-EXIT_INTERNAL = 70
-EXIT_INTERRUPTED = 130
 _ARGV_TOKENS: list[str] = []  # tokens given on the command line, scrubbed from error lines
 
 

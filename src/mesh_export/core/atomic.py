@@ -8,7 +8,7 @@ import secrets
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 from mesh_export.errors import OutputError
 
@@ -96,6 +96,28 @@ def atomic_output(target: str | os.PathLike, overwrite: bool = False, suffix: st
                 raise OutputError(f"{target} appeared while it was being written; pass --overwrite "
                                   "to replace it") from None
             tmp.unlink()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def replaced_file(target: str | os.PathLike, mode: str = "wb", fsync: bool = False) -> Iterator[IO]:
+    """An open file under a fresh temporary name beside ``target``, renamed over it on success.
+
+    For files the tool owns (cache entries, the batch manifest), which are always replaced: two
+    runs writing the same target each write their own temporary file, and the last complete one
+    wins. On any exception the temporary file is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    tmp = _temporary_name(target, "")
+    try:
+        with open(tmp, mode.replace("w", "x")) as handle:
+            yield handle
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

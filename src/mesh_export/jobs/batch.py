@@ -33,14 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from mesh_export.errors import InvalidArgumentError, MeshExportError
+from mesh_export.errors import (EXIT_ALL_FAILED, EXIT_ALL_OK, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_SOME_FAILED,  # noqa: F401
+                                InvalidArgumentError, MeshExportError)
 
 MANIFEST_NAME = "manifest.jsonl"
-EXIT_ALL_OK = 0
-EXIT_SOME_FAILED = 20
-EXIT_ALL_FAILED = 21
-EXIT_INTERRUPTED = 130
-EXIT_INTERNAL = 70
 EXECUTORS = ("local", "dask", "dask-local")
 _ID_COLUMNS = ("root_id", "pt_root_id", "segment_id", "id")
 
@@ -177,13 +173,12 @@ class Manifest:
         records = self.read(self.path)
         if not records:
             return
-        tmp = self.path.with_name(f".{self.path.name}.part")
-        with open(tmp, "w") as handle:
+        from mesh_export.core.atomic import replaced_file
+
+        # A unique temporary name: two runs compacting the same manifest never share one.
+        with replaced_file(self.path, "w", fsync=True) as handle:
             for record in records.values():
                 handle.write(json.dumps(record, default=str) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
 
 
 # ------------------------------------------------------------------- per-id job

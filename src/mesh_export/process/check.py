@@ -6,13 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from mesh_export.errors import MeshExportError
-
-
-class CheckFailedError(MeshExportError):
-    """The mesh does not meet the print requirements that were asked for."""
-
-    exit_code = 16
+from mesh_export.errors import CheckFailedError, MeshExportError  # noqa: F401  (re-exported)
 
 
 def thinnest_feature(mesh, pitch: float, max_memory=None) -> float:

@@ -39,7 +39,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mesh_export.errors import InputError, InvalidArgumentError, InvalidMeshError, UnitsError
+from mesh_export.errors import InputError, InvalidArgumentError, InvalidMeshError, UnitsError  # noqa: F401
+from mesh_export.errors import InvalidSkeletonError, SkeletonizeError  # noqa: F401  (re-exported)
 from mesh_export.core.units import conversion_factor, normalize_units
 
 __all__ = [
@@ -59,18 +60,6 @@ __all__ = [
 # SWC structure identifiers (the standard four; NEURON and MorphIO know no others reliably).
 SOMA, AXON, BASAL, APICAL = 1, 2, 3, 4
 _NEURITE_TYPES = (AXON, BASAL, APICAL)
-
-
-class SkeletonizeError(InvalidMeshError):
-    """The mesh cannot be turned into a morphology: flat, no area, no volume."""
-
-    exit_code = 14
-
-
-class InvalidSkeletonError(InvalidMeshError):
-    """A skeleton is not one valid tree: several roots, cycles, NaN or non-positive radii."""
-
-    exit_code = 15
 
 
 class SkeletonUnitsWarning(UserWarning):

@@ -10,13 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mesh_export.errors import InvalidMeshError, MeshExportError
-
-
-class VolumeMeshError(MeshExportError):
-    """TetGen could not mesh the surface, or the volume extra is not installed."""
-
-    exit_code = 17
+from mesh_export.errors import InvalidMeshError, MeshExportError, VolumeMeshError  # noqa: F401
 
 
 def tet_volumes(points: np.ndarray, tetra: np.ndarray) -> np.ndarray:

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import struct
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from mesh_export.core.atomic import replaced_file
 from mesh_export.errors import InvalidArgumentError
 
 CACHE_ENV = "MESH_EXPORT_CACHE"
@@ -160,30 +160,18 @@ class MeshCache:
         faces = np.ascontiguousarray(faces, dtype=np.int32 if len(vertices) < 2**31 else np.int64)
         meta_bytes = json.dumps(meta, sort_keys=True, default=str).encode()
         digest = _digest(vertices, faces, meta_bytes)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, vertices=vertices, faces=faces,
-                         meta=np.frombuffer(meta_bytes, dtype=np.uint8),
-                         xxh3_128=np.frombuffer(digest.encode(), dtype=np.uint8))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replaced_file(path, "wb") as handle:
+            np.savez(handle, vertices=vertices, faces=faces,
+                     meta=np.frombuffer(meta_bytes, dtype=np.uint8),
+                     xxh3_128=np.frombuffer(digest.encode(), dtype=np.uint8))
         return path
 
     def alias(self, key: str, target: str) -> None:
         """Serve ``target``'s entry under ``key`` too, without a second copy of the mesh."""
         path = self._alias_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(target)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replaced_file(path, "w") as handle:
+            handle.write(target)
 
     def _resolve_alias(self, key: str) -> str | None:
         try:

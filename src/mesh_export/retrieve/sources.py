@@ -28,7 +28,7 @@ _STORAGE_HOSTS = {"gs": ("storage.googleapis.com", 443), "s3": ("s3.amazonaws.co
 
 
 def sample_path() -> Path:
-    return Path(__file__).parent / "data" / "sample"
+    return Path(__file__).parents[1] / "data" / "sample"
 
 
 @dataclass(frozen=True)
