@@ -37,8 +37,8 @@ def _neuron_area(path) -> float:
 
 def synthetic_rows(out: Path):
     import mesh_export
-    from mesh_export.compartments import split_axon
-    from mesh_export.skeleton import skeletonize
+    from mesh_export.process.compartments import split_axon
+    from mesh_export.process.skeleton import skeletonize
     from support.cells import APICAL, AXON, CELLS, DENDRITE, cached_cell
 
     cache = ROOT / ".pytest_cache" / "d" / "microns-like-cells"  # where the tests keep them
@@ -83,7 +83,7 @@ def navis_rows(out: Path):
     import trimesh
 
     import mesh_export
-    from mesh_export.skeleton import skeletonize
+    from mesh_export.process.skeleton import skeletonize
 
     skeletons = {str(s.id): s for s in navis.example_neurons(kind="skeleton")}
     for neuron in navis.example_neurons(kind="mesh"):

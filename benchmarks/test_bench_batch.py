@@ -89,7 +89,7 @@ def test_batch_plain_loop(benchmark, served, tmp_path):
 
 @pytest.mark.parametrize("workers", [1, 2, 4, 8])
 def test_batch_export_many(benchmark, served, tmp_path, workers):
-    from mesh_export.export import export_many
+    from mesh_export.jobs.batch import export_many
 
     url, ids, latency = served
     benchmark.group = f"batch-200/{latency * 1000:g}ms"
@@ -106,7 +106,7 @@ def test_batch_export_many(benchmark, served, tmp_path, workers):
 
 _PEAK = textwrap.dedent("""
     import json, resource, sys
-    from mesh_export.export import export, export_many
+    from mesh_export.jobs.export import export, export_many
     url, out, ids, workers = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
     if len(ids) == 1:
         export(ids[0], source=url, out_dir=out, use_cache=False, overwrite=True)

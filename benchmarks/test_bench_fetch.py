@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.datasets import build_fixture_data  # noqa: E402
 
 import mesh_export  # noqa: E402
-from mesh_export.export import export  # noqa: E402
+from mesh_export.jobs.export import export  # noqa: E402
 
 _counter = itertools.count()
 

@@ -19,8 +19,12 @@ import numpy as np
 import pytest
 import trimesh
 
-from mesh_export import api, inspect, steps
+from mesh_export import api
 
+
+from mesh_export.look import info as inspect
+
+from mesh_export.process import steps
 TARGET_FACES = 9_000_000
 FACES = {}  # the faces the subdivided neuron actually has (a few short of the target)
 

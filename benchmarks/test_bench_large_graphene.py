@@ -26,7 +26,7 @@ from support.datasets import TOKEN  # noqa: E402
 from support.server import FixtureServer  # noqa: E402
 
 from mesh_export.datasets.large import build_large_layers  # noqa: E402
-from mesh_export.export import export  # noqa: E402
+from mesh_export.jobs.export import export  # noqa: E402
 
 _counter = itertools.count()
 LATENCIES = {"0ms": 0.0, "50ms": 0.05}
@@ -84,8 +84,8 @@ def test_graphene_9m_plain_cloudvolume(benchmark, large, tmp_path):
 
 
 def test_graphene_300_fragments_fetch_mesh_export(benchmark, three_hundred):
-    from mesh_export.fetch import fetch_mesh
-    from mesh_export.sources import Source
+    from mesh_export.retrieve.fetch import fetch_mesh
+    from mesh_export.retrieve.sources import Source
 
     layers, url = three_hundred
     benchmark.group = "graphene-300-fragments/50ms/fetch"

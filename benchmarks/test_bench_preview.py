@@ -108,7 +108,7 @@ def peak_memory(renderer: str, tmp_path) -> dict:
         import json, resource, sys, time
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         {textwrap.indent(_MESH, '        ').strip()}
-        from mesh_export import preview
+        from mesh_export.look import preview
         from test_bench_preview import render_vtk
         import vtkmodules.vtkRenderingOpenGL2, PIL.Image  # imports outside the measurement
         def status(key):
@@ -134,7 +134,7 @@ def peak_memory(renderer: str, tmp_path) -> dict:
 
 @pytest.mark.parametrize("views", ["iso", "xy,xz,yz"])
 def test_preview_mesh_export(benchmark, million, tmp_path, views):
-    from mesh_export import preview
+    from mesh_export.look import preview
 
     benchmark.group = "preview-1M"
     benchmark.name = f"mesh_export_{'iso' if views == 'iso' else '3views'}"

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from mesh_export.skeleton import Skeleton, skeletonize
+from mesh_export.process.skeleton import Skeleton, skeletonize
 
 PAGE = 4096
 

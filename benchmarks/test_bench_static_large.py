@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.server import FixtureServer  # noqa: E402
 
 from mesh_export.datasets.large import build_large_layers  # noqa: E402
-from mesh_export.export import export  # noqa: E402
+from mesh_export.jobs.export import export  # noqa: E402
 
 _counter = itertools.count()
 LATENCIES = {"0ms": 0.0, "50ms": 0.05}
@@ -71,8 +71,8 @@ def test_static_9m_lod0_plain_cloudvolume(benchmark, large, tmp_path):
 
 def test_static_9m_lod0_fetch_mesh_export(benchmark, large):
     """The fetch alone: download, decode, transform, one exact merge (float32/int32)."""
-    from mesh_export.fetch import fetch_mesh
-    from mesh_export.sources import resolve
+    from mesh_export.retrieve.fetch import fetch_mesh
+    from mesh_export.retrieve.sources import resolve
 
     latency, root_id, url = large
     benchmark.group = f"static-9M-faces-lod0-fetch/{latency}"

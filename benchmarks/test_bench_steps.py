@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from mesh_export import steps
+from mesh_export.process import steps
 
 
 @pytest.mark.benchmark(group="simplify-10%/icosphere8")

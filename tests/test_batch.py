@@ -261,7 +261,7 @@ def test_api_export_many_with_client(layer, srv, work):
     pytest.importorskip("distributed")
     from distributed import Client, LocalCluster
 
-    from mesh_export.export import export_many
+    from mesh_export.jobs.batch import export_many
 
     ids = layer["ids"][:6]
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
@@ -273,7 +273,7 @@ def test_api_export_many_with_client(layer, srv, work):
 
 
 def test_read_ids_formats(tmp_path):
-    from mesh_export.batch import read_ids
+    from mesh_export.jobs.batch import read_ids
     from mesh_export.errors import InvalidArgumentError
 
     text = tmp_path / "ids.txt"

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from consumers import load_swc_in_neuron, membrane_area
-from mesh_export.export import export
-from mesh_export.skeleton import read_swc
-from mesh_export.steps import StepOptions
+from mesh_export.jobs.export import export
+from mesh_export.process.skeleton import read_swc
+from mesh_export.process.steps import StepOptions
 from support.cells import AXON, CELLS, cache_dir, cached_cell
 from support.fake_cave import FakeCave, nucleus_frame, skeleton_dict, synapse_frame
 from support.server import FixtureServer
@@ -45,7 +45,7 @@ def root_id():
 def cave(cell, root_id, tmp_path_factory):
     """The server and the fake CAVE of every datastack."""
     from mesh_export.datasets.precomputed import LayerGeometry, write_graphene_layer
-    from mesh_export.skeleton import skeletonize
+    from mesh_export.process.skeleton import skeletonize
 
     root = tmp_path_factory.mktemp("cave-cell")
     meshes = {root_id: cell.mesh}

@@ -243,7 +243,7 @@ def test_plugin_writer_registered_through_entry_point(sphere_ply, sphere, tmp_pa
 
 
 def test_no_overwrite_holds_even_if_the_file_appears_during_the_write(tmp_path):
-    from mesh_export.atomic import atomic_output
+    from mesh_export.core.atomic import atomic_output
 
     target = tmp_path / "race.stl"
     with pytest.raises(errors.OutputError, match="appeared"):

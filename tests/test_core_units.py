@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from mesh_export import errors
-from mesh_export.atomic import atomic_output, check_target
-from mesh_export.cache import MeshCache, cache_key, parse_size
-from mesh_export.politeness import RateLimiter, TransientError, _Retrier
-from mesh_export.units import conversion_factor, normalize_units
+from mesh_export.core.atomic import atomic_output, check_target
+from mesh_export.retrieve.cache import MeshCache, cache_key, parse_size
+from mesh_export.retrieve.politeness import RateLimiter, TransientError, _Retrier
+from mesh_export.core.units import conversion_factor, normalize_units
 
 # ------------------------------------------------------------------------------ atomic output
 
@@ -221,7 +221,7 @@ def test_retrier_retries_transient_failures_until_the_budget_ends():
 def test_remote_reads_local_files_and_ranges(tmp_path):
     import gzip
 
-    from mesh_export.remote import Missing, Remote, http_base
+    from mesh_export.retrieve.remote import Missing, Remote, http_base
 
     (tmp_path / "a").write_bytes(b"0123456789")
     (tmp_path / "b.gz").write_bytes(gzip.compress(b"abcdef"))

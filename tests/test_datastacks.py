@@ -10,11 +10,12 @@ import textwrap
 import pytest
 
 from conftest import cli_in
-from mesh_export import datastacks, errors
-from mesh_export.cache import cache_key
+from mesh_export import errors
+from mesh_export.retrieve import datastacks
+from mesh_export.retrieve.cache import cache_key
 from mesh_export.datasets.precomputed import cave_datastack_info
-from mesh_export.export import _request_identity
-from mesh_export.sources import STATIC_SOURCES, resolve
+from mesh_export.retrieve.cached import _request_identity
+from mesh_export.retrieve.sources import STATIC_SOURCES, resolve
 from support.datasets import fixture_data, fixture_server, srv  # noqa: F401  (pytest fixtures)
 
 MICRONS = "precomputed://gs://iarpa_microns/minnie/minnie65/seg_m"

@@ -96,7 +96,7 @@ def test_graphene_source_url_and_several_ids(srv, fixture_data, workdir):
 
 
 def test_bundled_sample_runs_offline_without_server(workdir):
-    from mesh_export.sources import sample_path
+    from mesh_export.retrieve.sources import sample_path
 
     provenance = json.loads((sample_path() / "provenance").read_text())
     root_id = provenance["root_ids"][0]
@@ -127,7 +127,7 @@ def test_cache_hit_makes_no_requests_and_offline_serves_it(srv, fixture_data, wo
 def test_binary_exports_skip_trimesh_and_match_a_trimesh_written_file(fmt, srv, fixture_data, workdir):
     """With no steps, a binary native format is written straight from the cached float32/int32
     arrays; the bytes must be those mesh_export.write gives for the same mesh as a Trimesh."""
-    from mesh_export.export import fetch_cached
+    from mesh_export.retrieve.cached import fetch_cached
 
     root_id = fixture_data.root_ids[1]
     url = fixture_data.precomputed_url(srv, "multires")
@@ -189,7 +189,7 @@ def test_corrupt_cache_entry_is_refetched_not_served(damage, srv, fixture_data, 
 
 
 def test_cache_entries_are_plain_npz_and_older_sha256_entries_are_still_served(tmp_path):
-    from mesh_export.cache import MeshCache, _digest
+    from mesh_export.retrieve.cache import MeshCache, _digest
 
     cache = MeshCache(tmp_path)
     vertices = np.arange(30, dtype=np.float32).reshape(10, 3)
@@ -356,7 +356,7 @@ def test_output_naming_units_and_no_sidecar(srv, fixture_data, workdir):
 
 
 def test_sanity_checks_on_decoded_meshes():
-    from mesh_export.fetch import check_decoded, merge_duplicate_vertices
+    from mesh_export.retrieve.fetch import check_decoded, merge_duplicate_vertices
 
     vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0], [-0.0, 0, 0]], dtype=np.float32)
     faces = np.array([[0, 1, 2], [4, 3, 2], [0, 4, 1]])
@@ -400,7 +400,7 @@ def _run_on_terminal(args, cwd, env):
 
 
 def test_progress_bar_on_a_terminal_and_silent_when_piped(workdir):
-    from mesh_export.sources import sample_path
+    from mesh_export.retrieve.sources import sample_path
 
     root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][0]
     env = {"HOME": str(workdir / "home"), "MESH_EXPORT_CACHE": str(workdir / "cache")}

@@ -1,4 +1,4 @@
-"""Our own graphene fetch (mesh_export.graphene) against CloudVolume's ``mesh.get`` and under faults.
+"""Our own graphene fetch (mesh_export.retrieve.graphene) against CloudVolume's ``mesh.get`` and under faults.
 
 Two layers: the session's small synthetic graphene layer, and a scaled-down MICrONS-like one (a
 real hemibrain neuron cut on minnie65's 256 x 256 x 512-voxel level-2 chunks, Draco on a 16 nm
@@ -15,8 +15,8 @@ import pytest
 
 from conftest import cli_in as cli
 from mesh_export import errors
-from mesh_export.fetch import fetch_mesh, merge_duplicate_vertices
-from mesh_export.sources import Source
+from mesh_export.retrieve.fetch import fetch_mesh, merge_duplicate_vertices
+from mesh_export.retrieve.sources import Source
 from support.datasets import TOKEN, fixture_data, fixture_server, srv  # noqa: F401  (pytest fixtures)
 from support.server import FixtureServer
 
@@ -170,7 +170,7 @@ def test_a_permanent_failure_ends_within_the_timeout(fault, where, srv, fixture_
 def test_graphene_urls_parse_as_cloudvolume_reads_them():
     from cloudvolume.datasource.graphene.metadata import extract_graphene_path
 
-    from mesh_export.graphene import parse_graphene_url
+    from mesh_export.retrieve.graphene import parse_graphene_url
 
     for url in ("graphene://https://minnie.microns-daf.com/segmentation/table/minnie65_public",
                 "graphene://middleauth+https://cave.fanc-fly.com/segmentation/table/wclee_fly_cns_001",
@@ -185,9 +185,9 @@ def test_graphene_urls_parse_as_cloudvolume_reads_them():
 def test_manifest_endpoint_and_storage_match_cloudvolume(srv, fixture_data):
     from cloudvolume import CloudVolume
 
-    from mesh_export.graphene import open_layer
-    from mesh_export.politeness import _Retrier
-    from mesh_export.remote import http_base
+    from mesh_export.retrieve.graphene import open_layer
+    from mesh_export.retrieve.politeness import _Retrier
+    from mesh_export.retrieve.remote import http_base
 
     url = srv.graphene_url(fixture_data.graphene_table)
     layer = open_layer(url, TOKEN, _Retrier(10))

@@ -103,7 +103,7 @@ def _info_cases(sphere, neuron_meshes):
 
 
 def test_mesh_info_equals_trimesh(sphere, neuron_meshes):
-    from mesh_export.inspect import mesh_info
+    from mesh_export.look.info import mesh_info
 
     for name, mesh in _info_cases(sphere, neuron_meshes).items():
         expected = _trimesh_figures(trimesh.Trimesh(np.asarray(mesh.vertices, dtype=np.float64),
@@ -128,7 +128,7 @@ def test_mesh_info_equals_trimesh(sphere, neuron_meshes):
 
 
 def test_mesh_info_merges_bit_identical_vertices_first(sphere):
-    from mesh_export.inspect import mesh_info
+    from mesh_export.look.info import mesh_info
 
     soup = trimesh.Trimesh(sphere.triangles.reshape(-1, 3), np.arange(3 * len(sphere.faces)).reshape(-1, 3),
                            process=False)  # every face on its own corners, as an STL stores it
@@ -203,7 +203,7 @@ def test_info_errors_are_one_line(workdir):
 
 def test_link_decodes_to_a_neuroglancer_state_with_the_segment(fixture_server, fixture_data, workdir):
     neuroglancer = pytest.importorskip("neuroglancer")
-    from mesh_export.link import decode_url
+    from mesh_export.look.link import decode_url
 
     root_id = fixture_data.root_ids[2]
     result = cli(workdir, "link", root_id, "--datastack", fixture_data.datastack, "--server",
@@ -223,8 +223,8 @@ def test_link_decodes_to_a_neuroglancer_state_with_the_segment(fixture_server, f
 
 
 def test_link_static_needs_no_cave(workdir):
-    from mesh_export.link import decode_url
-    from mesh_export.sources import STATIC_SOURCES
+    from mesh_export.look.link import decode_url
+    from mesh_export.retrieve.sources import STATIC_SOURCES
 
     # Only builds a URL: nothing connects to the static bucket.
     result = cli(workdir, "link", "864691135572530981", "--static")

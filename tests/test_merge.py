@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mesh_export import fetch
-from mesh_export.fetch import merge_duplicate_vertices
+from mesh_export.retrieve import fetch
+from mesh_export.retrieve.fetch import merge_duplicate_vertices
 
 
 def reference_merge(vertices, faces):

@@ -15,8 +15,8 @@ import trimesh
 import pytest
 
 import mesh_export
-from mesh_export.compartments import segregation_index, split_axon
-from mesh_export.skeleton import skeletonize
+from mesh_export.process.compartments import segregation_index, split_axon
+from mesh_export.process.skeleton import skeletonize
 from support.cells import APICAL, AXON, CELLS, DENDRITE, cache_dir, cached_cell
 from consumers import load_hoc_in_neuron, load_swc_in_neuron, membrane_area, neuron_h, spike_trace
 
@@ -160,7 +160,7 @@ def test_neuron_spikes_and_hoc_keeps_the_axon(morphologies, swc_files, tmp_path)
 
 
 def test_without_synapses_every_neurite_is_3_and_the_header_says_why(cells, tmp_path):
-    from mesh_export.compartments import untyped
+    from mesh_export.process.compartments import untyped
 
     sk = untyped(skeletonize(cells["coarse"].mesh), "no synapses (a file): every neurite is type 3")
     assert set(np.unique(sk.types[1:])) == {3}

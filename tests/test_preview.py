@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from conftest import cli_in as cli
 from mesh_export import errors
-from mesh_export.preview import BACKGROUND, BAR_COLOUR, _font, render, render_png
+from mesh_export.look.preview import BACKGROUND, BAR_COLOUR, _font, render, render_png
 from support.datasets import fixture_data, fixture_server  # noqa: F401  (pytest fixtures)
 
 
@@ -151,7 +151,7 @@ def test_compare_a_mesh_with_itself_is_zero(sphere, workdir):
 
 
 def test_hausdorff_is_exact_for_a_known_displacement(sphere):
-    from mesh_export.inspect import hausdorff
+    from mesh_export.look.info import hausdorff
 
     moved = trimesh.Trimesh(sphere.vertices.copy(), sphere.faces, process=False)
     moved.vertices[0] += (moved.vertices[0] - sphere.centroid) / np.linalg.norm(moved.vertices[0] - sphere.centroid) * 300.0
@@ -177,7 +177,7 @@ def test_export_preview_of_the_bundled_sample(workdir):
 def test_a_neurite_thinner_than_a_pixel_is_a_line_not_dashes():
     """A long thin tube (a fifth of a pixel wide on screen, meshed finely as marching cubes and
     connectomics meshes are): every column it crosses is drawn."""
-    from mesh_export.preview import rasterize
+    from mesh_export.look.preview import rasterize
 
     tube = trimesh.creation.cylinder(radius=0.1, segment=[[10.0, 50.3, 0.0], [190.0, 57.7, 0.0]], sections=8)
     vertices, faces = trimesh.remesh.subdivide_to_size(tube.vertices, tube.faces, max_edge=0.5)

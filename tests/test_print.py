@@ -16,8 +16,8 @@ import trimesh
 
 import mesh_export
 from conftest import run_cli, slice_with_prusa
-from mesh_export import steps
-from mesh_export.check import check_mesh
+from mesh_export.process import steps
+from mesh_export.process.check import check_mesh
 from support.cells import CELLS, cache_dir, cached_cell
 
 
@@ -139,8 +139,8 @@ def test_check_reports_contact_and_overhang_lean(prints, tmp_path):
 
 
 def test_print_sidecar_has_pose_and_contact(tmp_path):
-    from mesh_export.export import export
-    from mesh_export.sources import sample_path
+    from mesh_export.jobs.export import export
+    from mesh_export.retrieve.sources import sample_path
 
     root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][0]
     result = export(root_id, source="sample", lod=2, out_dir=tmp_path, cache_dir=tmp_path / "cache",

@@ -13,8 +13,9 @@ import trimesh
 
 import mesh_export
 from conftest import grid_surface, run_cli
-from mesh_export import errors, readers
-from mesh_export.readers import read_surface
+from mesh_export import errors
+from mesh_export.writers import readers
+from mesh_export.writers.readers import read_surface
 
 
 def native(path):

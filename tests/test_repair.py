@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from mesh_export import steps
-from mesh_export.repair import face_components, fill_small_holes, orient_faces, turn_bodies_outwards
+from mesh_export.process import steps
+from mesh_export.process.repair import face_components, fill_small_holes, orient_faces, turn_bodies_outwards
 
 
 def _oriented_set(faces) -> set[tuple[int, int, int]]:

@@ -15,7 +15,7 @@ import trimesh
 import mesh_export
 from consumers import load_hoc_in_neuron, load_swc_in_neuron, membrane_area, neuron_h, spike_trace
 from mesh_export.errors import InvalidMeshError, UnitsError
-from mesh_export.skeleton import (
+from mesh_export.process.skeleton import (
     InvalidSkeletonError,
     Skeleton,
     SkeletonizeError,
@@ -341,7 +341,7 @@ def test_cli_export_root_id_to_swc_and_hoc(tmp_path):
     import json
 
     from conftest import run_cli
-    from mesh_export.sources import sample_path
+    from mesh_export.retrieve.sources import sample_path
 
     root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][0]
     env = {"MESH_EXPORT_CACHE": str(tmp_path / "cache")}

@@ -1,4 +1,4 @@
-"""Static precomputed meshes through our own fetch (mesh_export.static_fetch): the same surface
+"""Static precomputed meshes through our own fetch (mesh_export.retrieve.static_fetch): the same surface
 CloudVolume's ``mesh.get`` gives, and one layer of retries bounded by ``--timeout``."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 
 from conftest import cli_in as cli
 from mesh_export import errors
-from mesh_export.fetch import fetch_mesh, merge_duplicate_vertices
-from mesh_export.sources import resolve, sample_path
+from mesh_export.retrieve.fetch import fetch_mesh, merge_duplicate_vertices
+from mesh_export.retrieve.sources import resolve, sample_path
 from support.datasets import fixture_data, fixture_server  # noqa: F401  (pytest fixtures)
 
 MULTIRES = ("multires", "multires_unsharded")
@@ -97,7 +97,7 @@ def test_stored_model_space_to_nm_is_cloudvolumes_arithmetic_bit_for_bit():
         from_stored_model_space,
     )
 
-    from mesh_export.static_fetch import stored_to_physical
+    from mesh_export.retrieve.static_fetch import stored_to_physical
 
     rng = np.random.default_rng(5)
     manifest = MultiLevelPrecomputedMeshManifest(

@@ -11,8 +11,9 @@ from scipy.spatial import cKDTree
 
 import mesh_export
 from conftest import grid_surface, run_cli
-from mesh_export import errors, steps
-from mesh_export.check import CheckFailedError, check_mesh
+from mesh_export import errors
+from mesh_export.process import steps
+from mesh_export.process.check import CheckFailedError, check_mesh
 
 
 def surface_distances(a: trimesh.Trimesh, b: trimesh.Trimesh, samples: int = 20000):
@@ -191,8 +192,8 @@ def test_bad_step_arguments_fail_clearly_and_write_nothing(args, error, text, ne
 
 
 def test_steps_on_fetched_mesh_recorded_in_sidecar(tmp_path):
-    from mesh_export.export import export
-    from mesh_export.sources import sample_path
+    from mesh_export.jobs.export import export
+    from mesh_export.retrieve.sources import sample_path
 
     root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][0]
     result = export(root_id, source="sample", lod=2, out_dir=tmp_path, cache_dir=tmp_path / "cache",

@@ -11,8 +11,9 @@ import trimesh
 
 import mesh_export
 from conftest import run_cli
-from mesh_export import errors, steps
-from mesh_export.volume import tet_volumes
+from mesh_export import errors
+from mesh_export.process import steps
+from mesh_export.process.volume import tet_volumes
 
 pytest.importorskip("tetgen")
 
@@ -60,7 +61,7 @@ def test_volume_needs_a_format_that_holds_tetrahedra(sphere, tmp_path):
 
 
 def test_export_root_id_as_volume_mesh(tmp_path):
-    from mesh_export.sources import sample_path
+    from mesh_export.retrieve.sources import sample_path
 
     root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][0]
     env = {"MESH_EXPORT_CACHE": str(tmp_path / "cache")}

@@ -94,7 +94,7 @@ def test_meshio_formats_are_registered_from_meshio():
 
 
 def test_3mf_round_trips_in_millimetres(sphere, tmp_path):
-    from mesh_export import steps
+    from mesh_export.process import steps
 
     in_mm = steps.convert_units(sphere, "mm")
     path = tmp_path / "sphere.3mf"
@@ -118,7 +118,7 @@ def _3mf_unit(path) -> str:
 @pytest.mark.parametrize("units, unit", [("um", "micron"), ("mm", "millimeter"), ("cm", "centimeter"),
                                          ("m", "meter")])
 def test_3mf_states_its_unit_and_is_read_back_at_the_right_size(units, unit, sphere, tmp_path):
-    from mesh_export import steps
+    from mesh_export.process import steps
 
     converted = steps.convert_units(sphere, units)
     path = mesh_export.write(converted, tmp_path / "sphere.3mf")

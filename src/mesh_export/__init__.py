@@ -10,7 +10,7 @@ The public API is small and imports its heavy dependencies lazily::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["__version__", "load", "write", "formats", "convert"]
 
@@ -18,7 +18,7 @@ __all__ = ["__version__", "load", "write", "formats", "convert"]
 def __getattr__(name: str):
     # Lazy so that `import mesh_export` (and the CLI's --help) stays fast.
     if name in {"load", "write", "formats", "convert"}:
-        from . import api
+        from mesh_export import api
 
         value = globals()[name] = getattr(api, name)  # later lookups skip this hook
         return value

@@ -1,3 +1,3 @@
-from .cli import main
+from mesh_export.cli import main
 
 main()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_output, check_target
-from .errors import InvalidArgumentError, MeshExportError, OutputError
-from .readers import load
-from .validate import check_surface
-from .writers.registry import SURFACE, all_writers, check_options, writer_for_path
+from mesh_export.core.atomic import check_target
+from mesh_export.writers.readers import load
+from mesh_export.writers.output import write
+from mesh_export.writers.registry import all_writers, writer_for_path
 
 __all__ = ["load", "write", "formats", "convert"]
 
@@ -20,62 +18,6 @@ def formats() -> list[dict[str, Any]]:
     return [writer.describe() for writer in all_writers()]
 
 
-def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: bool = False,
-          **options: Any) -> Path:
-    """Write ``mesh`` (a trimesh.Trimesh, or a mesh_export.skeleton.Skeleton for morphology
-    formats) to ``path``; the format from ``format`` or the extension. A surface mesh written
-    to a morphology format (swc, hoc, neuroml) is skeletonized first with default settings.
-
-    The file appears under its name only once complete; an existing file is replaced only
-    with ``overwrite=True``. Returns the path written.
-    """
-    writer = writer_for_path(path, format)
-    options = check_options(writer, options)
-    mesh = _prepare(mesh, writer)
-    target = check_target(path, overwrite)
-    suffix = next((ext for ext in writer.extensions if target.name.lower().endswith(ext)), "")
-    try:
-        with atomic_output(target, overwrite, suffix=suffix, checked=True) as tmp:
-            writer.write(mesh, str(tmp), **options)
-    except OSError as exc:
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    except MeshExportError:
-        raise
-    except Exception as exc:  # a third-party writer failing on this mesh
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise OutputError(f"the {writer.name} writer ({writer.backend}) failed: {detail}") from exc
-    return target
-
-
-def _prepare(data, writer):
-    """Check ``data`` against what ``writer`` accepts. A Skeleton is validated; a surface mesh
-    given to a skeleton-only format is skeletonized with the default settings."""
-    from .volume import check_volume, is_volume_mesh
-    from .writers.registry import SKELETON, VOLUME
-
-    if is_volume_mesh(data):
-        if VOLUME not in writer.accepts:
-            raise InvalidArgumentError(f"format {writer.name!r} cannot hold a tetrahedral mesh")
-        check_volume(data)
-        return data
-    from_skeleton_module = type(data).__module__ == "mesh_export.skeleton"
-    if SKELETON in writer.accepts:
-        if from_skeleton_module:
-            data.validate()
-            return data
-        if SURFACE not in writer.accepts:
-            from .skeleton import skeletonize
-
-            check_surface(data)
-            return skeletonize(data)
-    elif from_skeleton_module:
-        raise InvalidArgumentError(f"format {writer.name!r} does not take a skeleton")
-    if SURFACE not in writer.accepts:
-        raise InvalidArgumentError(f"format {writer.name!r} does not take a surface mesh")
-    check_surface(data, values=not writer.checks_values)
-    return data
-
-
 def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | None = None,
             units_in: str | None = None, units: str | None = None, scale: float | None = None,
             overwrite: bool = False, steps=None, return_mesh: bool = False, **options: Any):
@@ -83,9 +25,10 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
     write ``target``. Returns the path written (and the mesh written, with ``return_mesh``: a
     trimesh.Trimesh, or without steps to a binary native format the arrays as read, in an
     ``export.CachedSurface``)."""
-    from .export import CachedSurface, units_for_writer
-    from .readers import read_surface, to_trimesh
-    from .steps import apply_steps, plan_for_writer
+    from mesh_export.jobs.export import units_for_writer
+    from mesh_export.model import CachedSurface
+    from mesh_export.writers.readers import read_surface, to_trimesh
+    from mesh_export.process.steps import apply_steps, plan_for_writer
 
     writer = writer_for_path(target, format)  # fail on a bad format before reading anything
     steps, options = plan_for_writer(steps, writer, options, units=units, scale=scale)

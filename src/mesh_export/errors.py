@@ -89,3 +89,37 @@ class ConfigError(MeshExportError):
     """A configuration file (datastacks.toml) is malformed: the message names the file and line."""
 
     exit_code = 18
+
+
+class SkeletonizeError(InvalidMeshError):
+    """The mesh cannot be turned into a morphology: flat, no area, no volume."""
+
+    exit_code = 14
+
+
+class InvalidSkeletonError(InvalidMeshError):
+    """A skeleton is not one valid tree: several roots, cycles, NaN or non-positive radii."""
+
+    exit_code = 15
+
+
+class CheckFailedError(MeshExportError):
+    """The mesh does not meet the print requirements that were asked for."""
+
+    exit_code = 16
+
+
+class VolumeMeshError(MeshExportError):
+    """TetGen could not mesh the surface, or the volume extra is not installed."""
+
+    exit_code = 17
+
+
+# Codes of a whole run rather than of one error class (a batch's outcome, a bug, Ctrl-C).
+EXIT_ALL_OK = 0
+EXIT_SOME_FAILED = 20
+EXIT_ALL_FAILED = 21
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+RUN_EXIT_CODES = {"all_ok": EXIT_ALL_OK, "some_failed": EXIT_SOME_FAILED, "all_failed": EXIT_ALL_FAILED,
+                  "internal": EXIT_INTERNAL, "interrupted": EXIT_INTERRUPTED}

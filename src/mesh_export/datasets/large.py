@@ -109,7 +109,7 @@ def build_large_layers(root: str | os.PathLike | None = None, *, target_faces: i
     """
     import trimesh
 
-    from .precomputed import LayerGeometry, write_graphene_layer, write_multires_layer
+    from mesh_export.datasets.precomputed import LayerGeometry, write_graphene_layer, write_multires_layer
 
     indices = (neuron_index,) if isinstance(neuron_index, int) else tuple(neuron_index)
     name = (f"n{'_'.join(map(str, indices))}-f{target_faces}-d{dynamic_every}-v{_FORMAT}"

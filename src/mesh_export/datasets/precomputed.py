@@ -389,7 +389,7 @@ def _morton_order(positions: np.ndarray) -> np.ndarray:
 
 def _lod_meshes(mesh, resolution, num_lods: int, reduction: float = 4) -> list:
     """LOD 0 is the mesh itself; each further LOD has about ``1/reduction`` the faces."""
-    from .neurons import simplify_mesh
+    from mesh_export.datasets.neurons import simplify_mesh
 
     lods = [mesh]
     for lod in range(1, num_lods):
@@ -812,8 +812,8 @@ def build_sample(
     ``provenance`` file (the precomputed convention) records how it was made and the root id.
     The same arguments write the same bytes. Returns a summary.
     """
-    from .sample_neuron import grow_neuron, neuron_surface
-    from .neurons import simplify_mesh
+    from mesh_export.datasets.sample_neuron import grow_neuron, neuron_surface
+    from mesh_export.datasets.neurons import simplify_mesh
 
     morphology = grow_neuron(seed)
     surface = neuron_surface(morphology, pitch_um=pitch_um)

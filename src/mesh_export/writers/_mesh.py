@@ -8,8 +8,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import __version__
-from ._layout import Rows, Scratch, scratch_array
+from mesh_export._version import __version__
+from mesh_export.writers._layout import Rows, Scratch, scratch_array
 
 # Rows per chunk for whole-mesh helpers (float32 vertices, ASCII STL normals): a chunk's
 # temporaries stay in the CPU cache. Binary files are chunked by _layout.CHUNK_BYTES.

@@ -13,9 +13,9 @@ from __future__ import annotations
 import io
 import zipfile
 
-from ..errors import UnitsError
-from ._mesh import provenance_line, units_of
-from .registry import Writer, register
+from mesh_export.errors import UnitsError
+from mesh_export.writers._mesh import provenance_line, units_of
+from mesh_export.writers.registry import Writer, register
 
 
 def _plain_copy(mesh):
@@ -82,7 +82,7 @@ def slicer_files(mesh) -> dict[str, str]:
     steps = {s.get("step"): s for s in getattr(mesh, "metadata", {}).get("steps", [])}
     if "print" not in steps:
         return {}
-    from ..printing import slicer_config
+    from ..process.printing import slicer_config
 
     supports = bool(steps["print"].get("supports", {}).get("needed", False))
     bed = steps.get("plate", {}).get("plate_mm")

@@ -13,9 +13,9 @@ import re
 
 import numpy as np
 
-from . import _text
-from .registry import SKELETON, Writer, register
-from .swc import _decimals, header_lines
+from mesh_export.writers import _text
+from mesh_export.writers.registry import SKELETON, Writer, register
+from mesh_export.writers.swc import _decimals, header_lines
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Statements per hoc procedure: NEURON's parser handles big procedures, but splitting keeps
@@ -67,8 +67,8 @@ def _procs(handle, name: str, chunks: list[tuple[list, int]]) -> None:
 
 def write_hoc(skeleton, path, units: str | None = None, allow_units: bool = False,
               template: str | None = None, ascii: bool = True) -> None:
-    from ..errors import InvalidArgumentError
-    from ..skeleton import as_skeleton_for_writing
+    from mesh_export.errors import InvalidArgumentError
+    from mesh_export.process.skeleton import as_skeleton_for_writing
 
     name = template or "MeshExportCell"
     if not _IDENTIFIER.match(name):

@@ -6,7 +6,7 @@ meshio cannot read back what it wrote, are left out with the reason beside them.
 
 from __future__ import annotations
 
-from .registry import SURFACE, VOLUME, Writer
+from mesh_export.writers.registry import SURFACE, VOLUME, Writer
 
 # Formats the native writers own, or meshio aliases of them.
 _NATIVE = {"obj", "off", "ply", "stl", "vtk", "vtk42", "vtk51", "vtu"}

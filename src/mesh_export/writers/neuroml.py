@@ -13,8 +13,8 @@ import re
 
 import numpy as np
 
-from .registry import SKELETON, Writer, register
-from .swc import header_lines
+from mesh_export.writers.registry import SKELETON, Writer, register
+from mesh_export.writers.swc import header_lines
 
 _OPTIONS = {
     "units": "NeuroML2 lengths are micrometres; only um is accepted",
@@ -31,8 +31,8 @@ def write_neuroml(skeleton, path, units: str | None = None, cell_id: str | None 
     import neuroml
     from neuroml.writers import NeuroMLWriter
 
-    from ..errors import UnitsError
-    from ..skeleton import as_skeleton_for_writing
+    from mesh_export.errors import UnitsError
+    from mesh_export.process.skeleton import as_skeleton_for_writing
 
     if units and units not in ("um", "micrometre", "micrometer", "micron", "microns"):
         raise UnitsError("NeuroML2 lengths are micrometres by definition; use --units um")

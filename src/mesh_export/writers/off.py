@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import _text
-from ._mesh import provenance_line, triangles
-from .registry import Writer, register
+from mesh_export.writers import _text
+from mesh_export.writers._mesh import provenance_line, triangles
+from mesh_export.writers.registry import Writer, register
 
 
 def write_off(mesh, path) -> None:

@@ -14,15 +14,12 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from ..errors import InvalidArgumentError, UnknownFormatError
+from mesh_export.errors import UnknownFormatError
 
 ENTRY_POINT_GROUP = "mesh_export.writers"
 
-# What a writer can take. Surface meshes are trimesh.Trimesh; skeletons and volume
-# meshes arrive with later issues.
-SURFACE = "surface"
-SKELETON = "skeleton"
-VOLUME = "volume"
+from mesh_export.core.options import check_options  # noqa: F401  (re-exported)
+from mesh_export.model import SKELETON, SURFACE, VOLUME  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -92,9 +89,9 @@ def _load_builtin() -> None:
     if _loaded_builtin:
         return
     # Importing a module registers its writers.
-    from . import gltf, obj, off, ply, stl, vtk_legacy, vtk_xml  # noqa: F401
-    from . import hoc, swc  # noqa: F401  (skeleton formats)
-    from . import neuroml  # noqa: F401  (registers only when libNeuroML is importable)
+    from mesh_export.writers import gltf, obj, off, ply, stl, vtk_legacy, vtk_xml  # noqa: F401
+    from mesh_export.writers import hoc, swc  # noqa: F401  (skeleton formats)
+    from mesh_export.writers import neuroml  # noqa: F401  (registers only when libNeuroML is importable)
 
     _loaded_builtin = True
 
@@ -103,7 +100,7 @@ def _load_meshio() -> None:
     global _loaded_meshio
     if _loaded_meshio:
         return
-    from . import meshio_formats
+    from mesh_export.writers import meshio_formats
 
     meshio_formats.register_all(_WRITERS)
     _forget_index()
@@ -194,23 +191,6 @@ def writer_for_path(path: str | os.PathLike, format: str | None = None) -> Write
     raise UnknownFormatError(
         f"cannot tell the format of {os.fspath(path)!r} from its extension; pass --format"
     )
-
-
-def check_options(writer: Writer, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop options left at None; refuse ones the writer does not take."""
-    given = {k: v for k, v in options.items() if v is not None}
-    if given.get("ascii") is False:
-        given.pop("ascii")
-    if "ascii" in given and "ascii" not in writer.modes:
-        raise InvalidArgumentError(f"format {writer.name!r} has no ASCII variant")
-    allowed = set(writer.options) | ({"ascii"} if "ascii" in writer.modes else set())
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise InvalidArgumentError(
-            f"format {writer.name!r} takes no option {unknown[0]!r}"
-            + (f" (it takes: {', '.join(sorted(allowed))})" if allowed else "")
-        )
-    return given
 
 
 def names(writers: Iterable[Writer]) -> list[str]:

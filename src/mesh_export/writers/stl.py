@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _text
-from ..validate import SurfaceValues
-from ._layout import Rows, scratch_array, write_layout
-from ._mesh import (face_normals32, float32_vertices, gather_corners32, normals_from_corners, provenance_line,
+from mesh_export.writers import _text
+from mesh_export.core.validate import SurfaceValues
+from mesh_export.writers._layout import Rows, scratch_array, write_layout
+from mesh_export.writers._mesh import (face_normals32, float32_vertices, gather_corners32, normals_from_corners, provenance_line,
                     triangles)
-from .registry import Writer, register
+from mesh_export.writers.registry import Writer, register
 
 _FACET = np.dtype([("normal", "<f4", (3,)), ("corners", "<f4", (3, 3)), ("attributes", "<u2")])
 _V12 = np.dtype((np.void, 12))

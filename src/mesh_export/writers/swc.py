@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from . import _text
-from .registry import SKELETON, Writer, register
+from mesh_export.writers import _text
+from mesh_export.writers.registry import SKELETON, Writer, register
 
 _OPTIONS = {
     "units": "length units of the file; micrometres (NEURON's convention) unless allow_units",
@@ -28,7 +28,7 @@ def _area_text(value, units: str) -> str:
 
 def morphology_lines(skeleton) -> list[str]:
     """What the skeletonizer found and decided: soma, spines, compartments (header lines)."""
-    from ..units import conversion_factor
+    from mesh_export.core.units import conversion_factor
 
     meta = skeleton.metadata or {}
     units = skeleton.units
@@ -75,7 +75,7 @@ def morphology_lines(skeleton) -> list[str]:
 
 def header_lines(skeleton, format_name: str) -> list[str]:
     """Comment lines shared by the morphology writers (without comment markers)."""
-    from .. import __version__
+    from mesh_export._version import __version__
 
     meta = skeleton.metadata or {}
     source = meta.get("source")
@@ -110,7 +110,7 @@ def _decimals(values: np.ndarray, smallest: float) -> int:
 
 
 def write_swc(skeleton, path, units: str | None = None, allow_units: bool = False, ascii: bool = True) -> None:
-    from ..skeleton import as_skeleton_for_writing
+    from mesh_export.process.skeleton import as_skeleton_for_writing
 
     sk = as_skeleton_for_writing(skeleton, units, allow_units, "SWC")
     n = len(sk)

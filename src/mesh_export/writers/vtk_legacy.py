@@ -6,11 +6,11 @@ ParaView/VTK release and by meshio. Legacy binary is big-endian by definition.
 
 from __future__ import annotations
 
-from . import _text
-from ..validate import SurfaceValues
-from ._layout import converted_rows, write_layout
-from ._mesh import counted_triangles, provenance_line, triangles
-from .registry import Writer, register
+from mesh_export.writers import _text
+from mesh_export.core.validate import SurfaceValues
+from mesh_export.writers._layout import converted_rows, write_layout
+from mesh_export.writers._mesh import counted_triangles, provenance_line, triangles
+from mesh_export.writers.registry import Writer, register
 
 
 def write_vtk(mesh, path, ascii: bool = False) -> None:

@@ -11,10 +11,10 @@ import zlib
 
 import numpy as np
 
-from ..validate import SurfaceValues
-from ._layout import Rows, converted_rows, scratch_array, write_layout
-from ._mesh import provenance_line, triangles
-from .registry import SURFACE, VOLUME, Writer, register
+from mesh_export.core.validate import SurfaceValues
+from mesh_export.writers._layout import Rows, converted_rows, scratch_array, write_layout
+from mesh_export.writers._mesh import provenance_line, triangles
+from mesh_export.writers.registry import SURFACE, VOLUME, Writer, register
 
 _BLOCK = 1 << 20
 _VTK_TRIANGLE = 5
@@ -115,7 +115,7 @@ def write_vtp(mesh, path, compress: bool = False) -> None:
 
 
 def write_vtu(mesh, path, compress: bool = False) -> None:
-    from ..volume import is_volume_mesh
+    from mesh_export.process.volume import is_volume_mesh
 
     if is_volume_mesh(mesh):
         # Tetrahedral meshes are rare and small next to surfaces: meshio's writer is enough.

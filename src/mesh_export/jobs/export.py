@@ -1,0 +1,266 @@
+"""The main job: root id -> source -> cache -> steps -> writer, plus a provenance sidecar."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mesh_export._version import __version__
+from mesh_export.core.atomic import atomic_output, check_target, make_output_dir
+from mesh_export.core.parsing import MAX_ROOT_ID, parse_root_id  # noqa: F401  (re-exported)
+from mesh_export.errors import InvalidArgumentError
+from mesh_export.model import CachedSurface  # noqa: F401  (re-exported)
+from mesh_export.retrieve.cached import MERGE_RULE, _check_request, _request_identity, fetch_cached  # noqa: F401
+from mesh_export.writers.registry import get_writer
+
+DEFAULT_NAME = "{root_id}_lod{lod}.{ext}"
+_LIBRARIES = ("cloud-volume", "caveclient", "trimesh", "numpy", "DracoPy", "meshio")
+
+
+@dataclass
+class ExportResult:
+    root_id: int
+    output: Path
+    sidecar: Path | None
+    cache: str  # "hit", "miss" or "off"
+    provenance: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    preview: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        p = self.provenance
+        return {"root_id": str(self.root_id), "status": "ok", "output": str(self.output),
+                "sidecar": str(self.sidecar) if self.sidecar else None, "cache": self.cache,
+                "lod": p.get("lod"), "vertices": p.get("vertices"), "faces": p.get("faces"),
+                "nodes": p.get("nodes"),
+                "units": p.get("units"), "incomplete": p.get("incomplete", False),
+                "bytes": p.get("output", {}).get("bytes"), "steps": p.get("steps", []),
+                "check": p.get("check"), "preview": str(self.preview) if self.preview else None,
+                "seconds": round(self.seconds, 4)}
+
+
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"mesh-export": __version__}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+def units_for_writer(mesh, writer):
+    """A surface in units ``writer`` cannot state, converted to the first it can (3MF: nm -> um).
+
+    A step like any other: recorded in ``metadata["steps"]`` with the reason, so the sidecar
+    (and convert's --json) says what the file holds. Other meshes are returned as they are.
+    """
+    units = getattr(mesh, "units", None)
+    if not writer.units or not hasattr(mesh, "faces") or units is None or units in writer.units:
+        return mesh
+    from mesh_export.process.steps import convert_units
+
+    converted = convert_units(mesh, writer.units[0])
+    converted.metadata["steps"][-1]["reason"] = f"{writer.name} cannot state {units}"
+    return converted
+
+
+def _counts(data, options: dict[str, Any]) -> dict[str, Any]:
+    """Size facts for the sidecar: faces for a surface; nodes, length, area for a skeleton."""
+    if hasattr(data, "faces"):
+        return {"vertices": int(len(data.vertices)), "faces": int(len(data.faces)), "bbox": _bbox(data.vertices)}
+    if hasattr(data, "cells"):  # a tetrahedral volume mesh (meshio.Mesh)
+        record = data.metadata["steps"][-1]
+        return {"units": data.metadata.get("units"), "nodes": int(len(data.points)),
+                "elements": record["elements"], "volume": record["volume"], "bbox": _bbox(data.points)}
+    written = data.to_units(options.get("units") or "um")
+    return {"units": written.units, "nodes": int(len(written.nodes)),
+            "total_length": float(written.total_length()), "membrane_area": float(written.membrane_area()),
+            "soma_radius": float(written.radii[written.root]), "bbox": _bbox(written.nodes)}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _bbox(vertices) -> list[list[float]]:
+    import numpy as np
+
+    # Column by column: numpy's axis-0 reduction over (n, 3) rows is ~7x slower.
+    columns = [np.asarray(vertices)[:, k] for k in range(3)]
+    return [[float(c.min()) for c in columns], [float(c.max()) for c in columns]]
+
+
+def _cave_request(source, datastack, static, server, version, token, timeout, cache_dir, use_cache, offline):
+    """Where to ask CAVE about a root id's morphology: its datastack, when the mesh came from one."""
+    if source is not None:
+        return None
+    from mesh_export.retrieve.auth import resolve_token
+    from mesh_export.process.cave_morphology import CaveRequest
+    from mesh_export.retrieve.sources import DEFAULT_DATASTACK, STATIC_SOURCES
+
+    datastack = datastack or DEFAULT_DATASTACK
+    if static and version is None and datastack in STATIC_SOURCES:
+        version = STATIC_SOURCES[datastack][1]
+    return CaveRequest(datastack, server=server, version=version, token=resolve_token(token, server).value,
+                       timeout=timeout, cache_dir=cache_dir, use_cache=use_cache, offline=offline)
+
+
+def export_request(root_id: int | str, *, format: str = "stl", name: str = DEFAULT_NAME,
+                   datastack: str | None = None, version: int | None = None, server: str | None = None,
+                   source: str | None = None, static: bool = False, lod: int | None = None,
+                   allow_missing: bool = False, units: str | None = None, scale: float | None = None,
+                   steps=None, check: bool = False, preview: bool = False, **options: Any) -> dict[str, Any]:
+    """What was asked for (never the token): recorded as ``request`` in the sidecar, so a batch
+    re-run can tell an output made by the same request (skip it) from one made otherwise."""
+    from dataclasses import asdict
+
+    request = {"root_id": str(root_id).strip(), "format": format, "name": name,
+               **_request_identity(source, datastack, static, server, version),
+               "version": version, "lod": lod, "allow_missing": allow_missing, "units": units, "scale": scale,
+               "steps": asdict(steps) if steps is not None else None, "check": check, "preview": preview,
+               "options": {k: v for k, v in sorted(options.items()) if v is not None}}
+    return json.loads(json.dumps(request, default=str))
+
+
+def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLike = ".",
+           name: str = DEFAULT_NAME, datastack: str | None = None, version: int | None = None,
+           server: str | None = None, source: str | None = None, static: bool = False,
+           lod: int | None = None, token: str | None = None, cache_dir: str | os.PathLike | None = None,
+           use_cache: bool = True, offline: bool = False, allow_missing: bool = False,
+           timeout: float = 120.0, units: str | None = None, scale: float | None = None,
+           steps=None, check: bool = False, overwrite: bool = False, sidecar: bool = True,
+           preview: bool = False, progress: bool = False, **options: Any) -> ExportResult:
+    """Export one root id to a file; see the CLI's help for what each argument does."""
+    from mesh_export.writers.output import write
+    from mesh_export.process.steps import apply_steps, plan_for_writer
+    from mesh_export.core.units import set_mesh_units
+    from mesh_export.writers._layout import hashing_output
+
+    started = time.perf_counter()
+    request = export_request(root_id, format=format, name=name, datastack=datastack, version=version,
+                             server=server, source=source, static=static, lod=lod,
+                             allow_missing=allow_missing, units=units, scale=scale, steps=steps,
+                             check=check, preview=preview, **options)
+    root_id = _check_request(root_id, lod, use_cache, offline)
+    writer = get_writer(format)
+    # A copy: the plan adjusts it, and a batch shares one StepOptions across threads.
+    steps, options = plan_for_writer(steps, writer, options,
+                                     units=units, scale=scale)
+    if preview and steps.volume:
+        raise InvalidArgumentError("--preview draws surfaces and morphologies, not tetrahedral meshes")
+    if steps.skeletonize:
+        from mesh_export.process.morphology import check_request
+
+        check_request(steps, from_datastack=source is None)
+    extension = writer.extensions[0].lstrip(".") if writer.extensions else writer.name
+    out_dir = make_output_dir(out_dir)
+
+    def target_for(level: int) -> Path:
+        try:
+            filename = name.format(root_id=root_id, lod=level, ext=extension, format=writer.name,
+                                   datastack=datastack or "")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InvalidArgumentError(f"bad --name template {name!r}: use {{root_id}}, {{lod}}, "
+                                       "{ext}, {format}, {datastack}") from exc
+        target = check_target(out_dir / filename, overwrite)
+        if preview:  # the picture beside it obeys --overwrite too
+            check_target(target.with_name(target.name + ".png"), overwrite)
+        return target
+
+    if lod != -1:  # the coarsest lod's number is only known after fetching
+        target_for(lod or 0)  # fail before any download
+
+    vertices, faces, fetched_meta, cache_state = fetch_cached(
+        root_id, source=source, datastack=datastack, static=static, server=server, version=version,
+        lod=lod, token=token, cache_dir=cache_dir, use_cache=use_cache, offline=offline,
+        allow_missing=allow_missing, timeout=timeout, progress=progress)
+
+    target = target_for(fetched_meta["lod"])
+    metadata = {"units": "nm", "root_id": str(root_id), "lod": fetched_meta["lod"],
+                "source": fetched_meta["source"].get("url")}
+    # The binary native writers (those that check values themselves) take the cached arrays
+    # as they are; anything that needs a real mesh (steps, --check, --preview, text) gets one.
+    if (writer.checks_values and not options.get("ascii") and not steps.changes_mesh()
+            and not check and not preview):
+        mesh = CachedSurface(vertices, faces, metadata)
+    else:
+        import trimesh  # ~0.6 s to import: only when a real mesh is needed
+
+        mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+        set_mesh_units(mesh, "nm")
+        mesh.metadata.update(metadata)
+        if steps.skeletonize:  # the soma, compartments, or the skeleton itself from CAVE
+            from mesh_export.process.morphology import make_morphology
+
+            mesh = make_morphology(mesh, steps, root_id=root_id, cave=_cave_request(
+                source, datastack, static, server, version, token, timeout, cache_dir, use_cache, offline),
+                no_cave_reason="the mesh came from --source, not a CAVE datastack")
+        else:
+            mesh = units_for_writer(apply_steps(mesh, steps), writer)
+    with hashing_output(enabled=sidecar) as digest:
+        written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
+    check_report = None
+    if check and hasattr(mesh, "faces"):
+        from mesh_export.process.check import CheckFailedError, check_mesh
+
+        check_report = check_mesh(mesh, size=steps.print_size, min_feature=steps.min_feature,
+                                  max_memory=steps.max_memory)
+    preview_path = None
+    if preview:
+        from mesh_export.look.preview import default_caption, render_png
+
+        # "<file>.png" like the "<file>.json" sidecar: two formats of one id never collide.
+        preview_path = render_png(mesh, written.with_name(written.name + ".png"), overwrite=overwrite,
+                                  caption=default_caption(mesh, f"id {root_id}")).path
+
+    size = written.stat().st_size
+    provenance = {
+        "tool": f"mesh-export {__version__}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "root_id": str(root_id),
+        "datastack": fetched_meta["source"].get("datastack"),
+        "version": version if version is not None else fetched_meta["source"].get("version"),
+        "source": fetched_meta["source"],
+        "lod": fetched_meta["lod"],
+        "lods_available": fetched_meta.get("lods_available"),
+        "units": getattr(mesh, "units", None),
+        **_counts(mesh, options),
+        "steps": mesh.metadata.get("steps", []),
+        "fetch": {k: fetched_meta.get(k) for k in ("fragments", "missing_fragments", "merged_vertices",
+                                                   "retries", "fetched")} | {"cache": cache_state},
+        "incomplete": bool(fetched_meta.get("missing_fragments")),
+        "libraries": dict(_library_versions()),
+        # Hashing costs ~30 ms per 64 MB: only done for the sidecar that records it, while the
+        # file is written when the writer lays it out with write_layout, else by reading it back.
+        "output": {"file": written.name, "format": writer.name, "bytes": size,
+                   "sha256": ((digest.hexdigest(size) or _sha256(written)) if digest else None)},
+        "request": request,
+    }
+    if check_report is not None:
+        provenance["check"] = check_report
+    if preview_path is not None:
+        provenance["preview"] = preview_path.name
+    sidecar_path = None
+    if sidecar:
+        sidecar_path = written.with_name(written.name + ".json")
+        with atomic_output(sidecar_path, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(provenance, indent=2) + "\n")
+    if check_report is not None and check_report["failures"]:
+        raise CheckFailedError(f"{written}: " + "; ".join(check_report["failures"]))
+    return ExportResult(root_id, written, sidecar_path, cache_state, provenance,
+                        time.perf_counter() - started, preview_path)

@@ -1,0 +1,1066 @@
+"""Morphologies: the ``Skeleton`` type and ``skeletonize(mesh)``, a surface mesh -> one tree.
+
+NEURON simulates cables, not surfaces. ``skeletonize`` turns a neuron's surface mesh into a
+tree rooted at the soma whose membrane area, as NEURON computes it from frustums, matches
+the mesh's surface area:
+
+1. Pieces: the mesh's connected pieces are joined into one graph by a minimum spanning tree
+   over their gaps (fragment to fragment), or all but the largest dropped; pieces wholly
+   inside the soma (debris, a nucleus) are dropped.
+2. Soma: a point in the cell body (given, or the thickest cross-section of a first wavefront)
+   grows the soma region (:mod:`mesh_export.process.soma`); the soma is the sphere with the region's
+   surface area, its node at the region's centroid (or at the point given).
+3. Wavefront: geodesic distance from the soma region over the vertex graph (Dijkstra), cut
+   into bands of width ``step``; each connected piece of a band is a cross-section ("ring"),
+   its area-weighted centroid a node, its parent the ring holding the Dijkstra predecessor of
+   its nearest vertex (so the result is always a tree). Each neurite starts with a node where
+   it leaves the soma region.
+4. Spines: side branches that end within ``max_spine_length`` of their shaft's axis. The bases
+   of their necks are taken out of the shaft's ring (vertices beyond 1.5 x its median axis
+   distance) and given to them; each is drawn as a short branch of one radius that gives it its
+   area, or, when even the thinnest branch would have more area than the spine (narrowing from
+   a thick shaft's radius costs area), its area goes to its shaft, spread along it.
+5. Radii: the ring's surface area over 2 pi times the cable length the node stands for,
+   i.e. the perimeter-equivalent radius, kept within a factor of two of the ring's distance to
+   the local axis and floored at ``min_radius``. Frustums with these radii have the rings'
+   area, so the model's membrane area follows the mesh's. A healed gap longer than two steps
+   (a decimated axon can lose whole stretches) is a wire of the minimum radius.
+
+Pure numpy/scipy (no GPL code). Coordinates stay in the mesh's units; writers convert to the
+format's units (micrometres for SWC, hoc and NeuroML).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from mesh_export.errors import InputError, InvalidArgumentError, InvalidMeshError, UnitsError  # noqa: F401
+from mesh_export.errors import InvalidSkeletonError, SkeletonizeError  # noqa: F401  (re-exported)
+from mesh_export.core.units import conversion_factor, normalize_units
+
+__all__ = [
+    "Skeleton",
+    "skeletonize",
+    "read_swc",
+    "SkeletonizeError",
+    "InvalidSkeletonError",
+    "SkeletonUnitsWarning",
+    "output_units",
+    "SOMA",
+    "AXON",
+    "BASAL",
+    "APICAL",
+]
+
+# SWC structure identifiers (the standard four; NEURON and MorphIO know no others reliably).
+SOMA, AXON, BASAL, APICAL = 1, 2, 3, 4
+_NEURITE_TYPES = (AXON, BASAL, APICAL)
+
+
+class SkeletonUnitsWarning(UserWarning):
+    """A morphology is being written in units other than micrometres (NEURON's convention)."""
+
+
+# ----------------------------------------------------------------------------- the type
+
+
+@dataclass
+class Skeleton:
+    """A neuron morphology: one tree of nodes.
+
+    ``nodes`` (n, 3) positions, ``parents`` (n,) index of each node's parent (-1 for the
+    root), ``radii`` (n,), ``types`` (n,) SWC structure ids (1 soma, 2 axon, 3 basal
+    dendrite, 4 apical dendrite), ``units`` of positions and radii, ``metadata``
+    (provenance: source, root id, steps).
+    """
+
+    nodes: np.ndarray
+    parents: np.ndarray
+    radii: np.ndarray
+    types: np.ndarray | None = None
+    units: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.nodes = np.asarray(self.nodes, dtype=np.float64).reshape(-1, 3)
+        self.parents = np.asarray(self.parents).astype(np.int64, copy=False).reshape(-1)
+        self.radii = np.asarray(self.radii, dtype=np.float64).reshape(-1)
+        if self.types is None:
+            self.types = np.full(len(self.nodes), BASAL, dtype=np.int64)
+            if len(self.nodes):
+                self.types[self.parents < 0] = SOMA
+        else:
+            self.types = np.asarray(self.types).astype(np.int64, copy=False).reshape(-1)
+        if self.units is not None:
+            self.units = normalize_units(self.units)
+
+    # -- views
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def vertices(self) -> np.ndarray:
+        """Alias of ``nodes`` (the name trimesh-style code expects)."""
+        return self.nodes
+
+    @property
+    def edges(self) -> np.ndarray:
+        """(m, 2) child, parent index pairs."""
+        child = np.flatnonzero(self.parents >= 0)
+        return np.column_stack([child, self.parents[child]])
+
+    @property
+    def root(self) -> int:
+        roots = np.flatnonzero(self.parents < 0)
+        if len(roots) != 1:
+            raise InvalidSkeletonError(f"a skeleton has exactly one root; this one has {len(roots)}")
+        return int(roots[0])
+
+    def child_counts(self) -> np.ndarray:
+        return np.bincount(self.parents[self.parents >= 0], minlength=len(self))
+
+    def edge_lengths(self) -> np.ndarray:
+        """Length of the edge from each node to its parent (0 for the root)."""
+        lengths = np.zeros(len(self))
+        child = self.parents >= 0
+        lengths[child] = np.linalg.norm(self.nodes[child] - self.nodes[self.parents[child]], axis=1)
+        return lengths
+
+    def total_length(self) -> float:
+        """Total cable length (sum of edge lengths), in ``units``."""
+        return float(self.edge_lengths().sum())
+
+    def membrane_area(self) -> float:
+        """Frustum (lateral) area of the neurites plus a sphere for a single-point soma,
+        as NEURON's Import3d computes it (edges from the soma are inside the soma)."""
+        child = np.flatnonzero(self.parents >= 0)
+        parent = self.parents[child]
+        neurite = self.types[parent] != SOMA
+        a, b = child[neurite], parent[neurite]
+        length = np.linalg.norm(self.nodes[a] - self.nodes[b], axis=1)
+        ra, rb = self.radii[a], self.radii[b]
+        area = float(np.sum(np.pi * (ra + rb) * np.sqrt(length**2 + (ra - rb) ** 2)))
+        soma = np.flatnonzero(self.types == SOMA)
+        if len(soma) == 1:
+            area += 4.0 * np.pi * float(self.radii[soma[0]]) ** 2
+        return area
+
+    # -- transforms
+
+    def to_units(self, units: str) -> "Skeleton":
+        """The same skeleton with positions and radii in ``units``."""
+        target = normalize_units(units)
+        if self.units is None:
+            raise UnitsError(f"the skeleton's units are unknown, so it cannot be converted to {target}")
+        if target == self.units:
+            return self
+        factor = conversion_factor(self.units, target)
+        return replace(self, nodes=self.nodes * factor, radii=self.radii * factor, units=target,
+                       metadata=dict(self.metadata))
+
+    def topological_order(self) -> np.ndarray:
+        """Node indices, root first, every parent before its children (depth first, so each
+        unbranched section's nodes are consecutive)."""
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import depth_first_order
+
+        n = len(self)
+        root = self.root
+        child = np.flatnonzero(self.parents >= 0)
+        graph = csr_matrix((np.ones(len(child), dtype=np.int8), (self.parents[child], child)), shape=(n, n))
+        order = depth_first_order(graph, root, directed=True, return_predecessors=False)
+        if len(order) != n:
+            raise InvalidSkeletonError(
+                f"{n - len(order)} of {n} skeleton nodes are not connected to the root (a cycle or a second tree)"
+            )
+        return order
+
+    def sorted(self) -> "Skeleton":
+        """A copy in topological order: node 0 is the root and parents[i] < i for every other node."""
+        order = self.topological_order()
+        if np.array_equal(order, np.arange(len(self))):
+            return self
+        rank = np.empty(len(self), dtype=np.int64)
+        rank[order] = np.arange(len(self))
+        parents = self.parents[order]
+        parents = np.where(parents >= 0, rank[np.maximum(parents, 0)], -1)
+        return replace(self, nodes=self.nodes[order], parents=parents, radii=self.radii[order],
+                       types=self.types[order], metadata=dict(self.metadata))
+
+    # -- checks
+
+    def validate(self) -> "Skeleton":
+        """Raise InvalidSkeletonError unless this is one tree with finite positions, finite
+        positive radii, standard types (soma only at the root) and known units."""
+        n = len(self)
+        if n == 0:
+            raise InvalidSkeletonError("the skeleton is empty")
+        for name, arr in (("parents", self.parents), ("radii", self.radii), ("types", self.types)):
+            if len(arr) != n:
+                raise InvalidSkeletonError(f"skeleton {name} has {len(arr)} entries for {n} nodes")
+        if self.units is None:
+            raise UnitsError("the skeleton's units are unknown; morphologies must state them")
+        if not np.isfinite(self.nodes).all():
+            raise InvalidSkeletonError("the skeleton has NaN or infinite node positions")
+        bad = ~(np.isfinite(self.radii) & (self.radii > 0))
+        if bad.any():
+            raise InvalidSkeletonError(f"{int(bad.sum())} skeleton nodes have a zero, negative or NaN radius")
+        if (self.parents >= n).any() or (self.parents < -1).any():
+            raise InvalidSkeletonError("skeleton parent indices are out of range")
+        if (self.parents == np.arange(n)).any():
+            raise InvalidSkeletonError("a skeleton node is its own parent")
+        root = self.root
+        self.topological_order()  # every node reachable from the root: no cycles, no second tree
+        if self.types[root] != SOMA:
+            raise InvalidSkeletonError(f"the root node has type {int(self.types[root])}, not 1 (soma)")
+        others = np.delete(self.types, root)
+        if not np.isin(others, _NEURITE_TYPES).all():
+            bad_types = sorted(set(np.unique(others).tolist()) - set(_NEURITE_TYPES))
+            raise InvalidSkeletonError(
+                f"skeleton node types {bad_types} are not axon/basal/apical (2/3/4); only the root is soma (1)"
+            )
+        return self
+
+
+def output_units(units: str | None, allow_units: bool = False, format_name: str = "this format") -> str:
+    """The units to write a morphology in: micrometres unless explicitly allowed otherwise."""
+    target = normalize_units(units) if units else "um"
+    if target != "um":
+        if not allow_units:
+            raise UnitsError(
+                f"{format_name} files are read as micrometres by NEURON and other tools; writing {target} "
+                "needs an explicit --allow-units"
+            )
+        warnings.warn(f"writing a {format_name} morphology in {target}, not micrometres: "
+                      "NEURON will read the numbers as micrometres", SkeletonUnitsWarning, stacklevel=3)
+    return target
+
+
+def as_skeleton_for_writing(skeleton: Skeleton, units: str | None, allow_units: bool, format_name: str) -> Skeleton:
+    """Validated, converted to the output units and topologically sorted."""
+    if not isinstance(skeleton, Skeleton):
+        raise InvalidArgumentError(f"{format_name} writes a Skeleton (see mesh_export.process.skeleton.skeletonize), "
+                                   f"not a {type(skeleton).__name__}")
+    target = output_units(units, allow_units, format_name)
+    skeleton.validate()
+    return skeleton.to_units(target).sorted()
+
+
+def read_swc(path) -> Skeleton:
+    """An SWC file as a Skeleton in micrometres (the format's convention), node order kept.
+
+    Read as found, not validated: ``info`` and ``preview`` describe files with several
+    roots or odd types too. Ids need not be contiguous; a parent id that names no node is
+    an error.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file not found: {path}")
+    rows = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
+                line = line.split("#", 1)[0].strip()
+                if not line:
+                    continue
+                fields = line.split()
+                if len(fields) < 7:
+                    raise InputError(f"{path}:{number}: an SWC line needs 7 fields "
+                                     "(id type x y z radius parent)")
+                rows.append([float(v) for v in fields[:7]])
+    except ValueError as exc:
+        raise InputError(f"cannot read {path} as SWC: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not rows:
+        raise InputError(f"{path} holds no SWC nodes")
+    data = np.asarray(rows)
+    ids = data[:, 0].astype(np.int64)
+    parent_ids = data[:, 6].astype(np.int64)
+    if len(np.unique(ids)) != len(ids):
+        raise InputError(f"{path}: node ids are not unique")
+    order = np.argsort(ids)
+    position = np.minimum(np.searchsorted(ids[order], parent_ids), len(ids) - 1)
+    found = ids[order][position] == parent_ids
+    parents = np.where(found, order[position], -1)
+    dangling = (~found) & (parent_ids >= 0)
+    if dangling.any():
+        raise InputError(f"{path}: {int(dangling.sum())} nodes name a parent id that does not exist")
+    return Skeleton(nodes=data[:, 2:5], parents=parents, radii=data[:, 5], types=data[:, 1].astype(np.int64),
+                    units="um", metadata={"source": {"file": str(path)}})
+
+
+# ---------------------------------------------------------------------- skeletonization
+
+
+def _sum_at(index: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
+    """Float sums of ``weights`` per ``index`` (0..count-1); float even when empty."""
+    return np.bincount(index, weights=weights, minlength=count).astype(np.float64, copy=False)
+
+
+def _unique_edges(faces: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh's edges, each once (lower index first), as int32 (int64 past 2**31 vertices)."""
+    a = faces.reshape(-1)
+    b = faces[:, [1, 2, 0]].reshape(-1).astype(np.int64)
+    lo = np.minimum(a, b).astype(np.int64)
+    hi = np.maximum(a, b, out=b)
+    keys = lo[lo != hi]
+    keys *= n
+    keys += hi[lo != hi]
+    del lo, hi, b
+    keys.sort()
+    if len(keys):
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    kind = np.int32 if n < 2**31 else np.int64
+    return (keys // n).astype(kind), (keys % n).astype(kind)
+
+
+def _surface(vertices: np.ndarray, faces: np.ndarray, chunk: int = 1 << 20):
+    """Face areas, vertex areas (a third of each face's), unit vertex normals (pointing out of
+    the body: the winding's sign from the signed volume), computed a chunk of faces at a time
+    (a 9M-face mesh's face cross products would be 216 MB)."""
+    n = len(vertices)
+    face_area = np.empty(len(faces))
+    normals = np.zeros((n, 3))
+    signed = 0.0
+    origin = vertices.mean(axis=0) if n else np.zeros(3)
+    for lo in range(0, len(faces), chunk):
+        f = faces[lo:lo + chunk]
+        v0 = vertices[f[:, 0]]
+        cross = np.cross(vertices[f[:, 1]] - v0, vertices[f[:, 2]] - v0)
+        face_area[lo:lo + chunk] = 0.5 * np.linalg.norm(cross, axis=1)
+        signed += float(np.einsum("ij,ij->", v0 - origin, cross))
+        flat = f.reshape(-1)
+        for c in range(3):
+            normals[:, c] += np.bincount(flat, weights=np.repeat(cross[:, c], 3), minlength=n)
+    length = np.linalg.norm(normals, axis=1)
+    length[length == 0] = 1.0
+    normals /= length[:, None] if signed >= 0 else -length[:, None]
+    vertex_area = _sum_at(faces.reshape(-1), np.repeat(face_area / 3.0, 3), n)
+    return face_area, vertex_area, normals
+
+
+def _graph(n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray):
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix((w, (u, v)), shape=(n, n))
+
+
+def _find(parent: np.ndarray, i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _heal_edges(vertices, labels, piece_area, main, max_gap):
+    """Gap edges joining every piece to the main one: a minimum spanning tree of the pieces
+    (Boruvka: each round, every group of pieces not yet joined to the main piece links to its
+    nearest vertex in another group), so a chain of fragments is joined fragment to fragment.
+    Returns the edges (vertex pairs), their lengths and the pieces left unjoined (max_gap)."""
+    from scipy.spatial import cKDTree
+
+    pieces = np.flatnonzero(piece_area > 0)
+    others = pieces[pieces != main]
+    if len(others) == 0:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0), []
+    if piece_area[main] <= 0:
+        raise SkeletonizeError("the soma's piece of the mesh has no area")
+    idx_live = np.flatnonzero(np.isin(labels, pieces))
+    tree = cKDTree(vertices[idx_live])
+    uf = np.arange(len(piece_area))
+    chosen = []
+    for _ in range(64):
+        group = np.array([_find(uf, p) for p in range(len(piece_area))])
+        home = group[main]
+        query = idx_live[group[labels[idx_live]] != home]
+        if not len(query):
+            break
+        best = {}  # group -> (distance, vertex in it, vertex elsewhere)
+        todo = query
+        for k in (16, 128, 0):
+            if k == 0:  # still alone among its 128 nearest: the nearest vertex of the main group
+                main_idx = idx_live[group[labels[idx_live]] == home]
+                dist, near = cKDTree(vertices[main_idx]).query(vertices[todo])
+                dist, near = dist[:, None], main_idx[near][:, None]
+            else:
+                k = min(k, len(idx_live))
+                dist, near = tree.query(vertices[todo], k=k)
+                dist, near = dist.reshape(len(todo), k), idx_live[near.reshape(len(todo), k)]
+            foreign = group[labels[near]] != group[labels[todo]][:, None]
+            rows = np.flatnonzero(foreign.any(axis=1))
+            col = np.argmax(foreign, axis=1)[rows]
+            d, src, dst = dist[rows, col], todo[rows], near[rows, col]
+            order = np.lexsort((d, group[labels[src]]))
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = group[labels[src[order]]][1:] != group[labels[src[order]]][:-1]
+            for i in order[first]:
+                g = int(group[labels[src[i]]])
+                if g not in best or d[i] < best[g][0]:
+                    best[g] = (float(d[i]), int(src[i]), int(dst[i]))
+            # groups none of whose vertices saw another group among their k nearest ask again
+            todo = todo[~np.isin(group[labels[todo]], list(best))]
+            if not len(todo):
+                break
+        joined = False
+        for d, a, b in sorted(best.values()):
+            if max_gap is not None and d > max_gap:
+                continue
+            ra, rb = _find(uf, labels[a]), _find(uf, labels[b])
+            if ra != rb:
+                uf[ra] = rb
+                chosen.append((a, b, d))
+                joined = True
+        if not joined:
+            break
+    root_main = _find(uf, main)
+    dropped = [int(p) for p in others if _find(uf, p) != root_main]
+    if not chosen:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0), dropped
+    pairs = np.array([(a, b) for a, b, _ in chosen], dtype=np.int64)
+    return pairs, np.array([d for _, _, d in chosen]), dropped
+
+
+def _rings(vertices, vertex_area, eu, ev, dist, step, sources):
+    """Label every reached vertex with its ring (connected piece of one distance band).
+    Returns labels (-1 unreached; sources get 0), the number of rings."""
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(vertices)
+    reached = np.isfinite(dist)
+    band = np.full(n, -2, dtype=np.int64)
+    band[reached] = np.floor(dist[reached] / step).astype(np.int64)
+    band[sources] = -1
+    same = (band[eu] == band[ev]) & (band[eu] != -2)
+    g = _graph(n, eu[same], ev[same], np.ones(int(same.sum()), dtype=np.int8))
+    _, comp = connected_components(g, directed=False)
+    # Compact ids: the sources' ring first (0), unreached vertices -1.
+    comp = comp.astype(np.int64)
+    src_comp = np.unique(comp[sources])
+    comp[sources] = src_comp[0]
+    comp[~reached] = -1
+    uniq, labels = np.unique(comp, return_inverse=True)
+    labels = labels.astype(np.int64)
+    if uniq[0] == -1:
+        labels -= 1
+    # Move the sources' ring to id 0.
+    s = labels[sources[0]]
+    if s != 0:
+        swap = labels == 0
+        labels[labels == s] = 0
+        labels[swap] = s
+    return labels, int(labels.max()) + 1
+
+
+def _ring_stats(vertices, vertex_area, labels, count):
+    live = labels >= 0
+    lab = labels[live]
+    w = vertex_area[live]
+    area = _sum_at(lab, w, count)
+    safe = np.where(area > 0, area, 1.0)
+    cnt = np.bincount(lab, minlength=count).astype(np.float64)
+    centroid = np.empty((count, 3))
+    for c in range(3):
+        weighted = _sum_at(lab, w * vertices[live, c], count) / safe
+        plain = _sum_at(lab, vertices[live, c], count) / np.maximum(cnt, 1)
+        centroid[:, c] = np.where(area > 0, weighted, plain)
+    return centroid, area
+
+
+def _surface_samples(vertices, faces, face_area=None):
+    """Points on a surface for distance queries: the faces' vertices, and the centres of the
+    faces much larger than the median (where vertices alone are sparse)."""
+    on = np.zeros(len(vertices), dtype=bool)
+    on[faces.reshape(-1)] = True
+    if face_area is None or not len(faces):
+        big = faces
+    else:
+        big = faces[face_area > 4.0 * np.median(face_area)]
+    centres = (vertices[big[:, 0]] + vertices[big[:, 1]] + vertices[big[:, 2]]) / 3.0
+    return np.concatenate([vertices[on], centres])
+
+
+def _detect_soma(vertices, normals, labels, count, centroid, surface_tree, solid):
+    """Centre and inscribed radius of the thickest cross-section: the ring centroid farthest
+    from the (solid) surface among rings of solid pieces whose vertices surround it (normals
+    pointing away)."""
+    dist, _ = surface_tree.query(centroid)
+    live = (labels >= 0) & solid
+    lab = labels[live]
+    offset = vertices[live] - centroid[lab]
+    norm = np.linalg.norm(offset, axis=1)
+    norm[norm == 0] = 1.0
+    radial = np.einsum("ij,ij->i", offset, normals[live]) / norm
+    cnt = np.maximum(np.bincount(lab, minlength=count), 1)
+    coherence = np.abs(_sum_at(lab, radial, count) / cnt)
+    score = np.where((coherence > 0.5) & (np.bincount(lab, minlength=count) >= 4), dist, -1.0)
+    best = int(np.argmax(score))
+    if score[best] <= 0:
+        best = int(np.argmax(dist))
+    return centroid[best], float(dist[best])
+
+
+def _enclosing_piece(vertices, normals, vertex_area, comp, solid, point, inscribed) -> int:
+    """The solid piece whose surface surrounds ``point`` best: the most area facing away from
+    it within three inscribed radii (overlapping pieces: the cell body, not a neurite stuck in it)."""
+    from mesh_export.process.soma import _within
+
+    idx = _within(vertices, point, 3.0 * inscribed)
+    idx = idx[solid[idx]]
+    if not len(idx):
+        solid_idx = np.flatnonzero(solid)
+        return int(comp[solid_idx[int(np.argmin(np.linalg.norm(vertices[solid_idx] - point, axis=1)))]])
+    offset = vertices[idx] - point
+    facing = np.einsum("ij,ij->i", offset, normals[idx]) / np.maximum(np.linalg.norm(offset, axis=1), 1e-300)
+    score = np.bincount(comp[idx], weights=vertex_area[idx] * facing)
+    return int(np.argmax(score))
+
+
+def _weighted_median(groups: np.ndarray, values: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
+    """Per group (0..count-1), the weighted median of ``values`` (NaN for empty groups)."""
+    out = np.full(count, np.nan)
+    if not len(groups):
+        return out
+    order = np.lexsort((values, groups))
+    g, v, w = groups[order], values[order], weights[order]
+    total = _sum_at(g, w, count)
+    cum = np.cumsum(w)
+    start = np.concatenate([[0.0], cum[:-1]])
+    first = np.ones(len(g), dtype=bool)
+    first[1:] = g[1:] != g[:-1]
+    base = np.maximum.accumulate(np.where(first, start, 0.0))  # cumulative weight before each group
+    above = (cum - base) >= 0.5 * total[g]
+    pick = np.flatnonzero(above & np.concatenate([[True], ~(above[:-1] & (g[1:] == g[:-1]))]))
+    out[g[pick]] = v[pick]
+    return out
+
+
+def _subtree_extent(nodes, parents, order):
+    """For each node: the farthest distance from it to any node of its subtree, and the
+    number of nodes in its subtree (``order``: parents before children)."""
+    m = len(nodes)
+    gap = np.linalg.norm(nodes - nodes[np.maximum(parents, 0)], axis=1).tolist()
+    height = [0.0] * m
+    size = [1] * m
+    par = parents.tolist()
+    for i in order[::-1].tolist():
+        p = par[i]
+        if p >= 0:
+            reach = height[i] + gap[i]
+            if reach > height[p]:
+                height[p] = reach
+            size[p] += size[i]
+    return np.asarray(height), np.asarray(size, dtype=np.int64)
+
+
+def _merge_coincident(nodes, parents, radii, tolerance):
+    """Nodes within ``tolerance`` of their parent merged into it (their children adopted):
+    a zero-length segment is an error to NeuroM and a zero-length section to NEURON."""
+    par = np.maximum(parents, 0)
+    same = (parents > 0) & (np.linalg.norm(nodes - nodes[par], axis=1) <= tolerance)
+    if not same.any():
+        return nodes, parents, radii
+    target = np.where(same, par, np.arange(len(nodes)))
+    for _ in range(64):  # chains of coincident nodes
+        nxt = target[target]
+        if np.array_equal(nxt, target):
+            break
+        target = nxt
+    parents = np.where(parents >= 0, target[par], -1)
+    keep = np.flatnonzero(~same)
+    newid = np.full(len(nodes), -1, dtype=np.int64)
+    newid[keep] = np.arange(len(keep))
+    return nodes[keep], np.where(parents[keep] >= 0, newid[np.maximum(parents[keep], 0)], -1), radii[keep]
+
+
+class _Growing:
+    """A tree that takes new nodes between existing ones, then drops the unwanted."""
+
+    def __init__(self, nodes, parents, radii):
+        self.nodes, self.parents, self.radii = list(nodes), parents.tolist(), list(radii)
+
+    def insert(self, children, positions, radii) -> np.ndarray:
+        """A new node between each of ``children`` and its parent; returns their indices."""
+        first = len(self.nodes)
+        for k, child in enumerate(np.asarray(children, dtype=np.int64).tolist()):
+            self.nodes.append(positions[k])
+            self.radii.append(float(radii[k]))
+            self.parents.append(self.parents[child])
+            self.parents[child] = first + k
+        return np.arange(first, len(self.nodes))
+
+    def compact(self, alive: np.ndarray):
+        nodes, parents, radii = np.asarray(self.nodes), np.asarray(self.parents, dtype=np.int64), np.asarray(self.radii)
+        keep = np.flatnonzero(alive)
+        newid = np.full(len(nodes), -1, dtype=np.int64)
+        newid[keep] = np.arange(len(keep))
+        return nodes[keep], np.where(parents[keep] >= 0, newid[np.maximum(parents[keep], 0)], -1), radii[keep]
+
+
+def _spine_radius(base_cost, lengths, area, r_parent, floor):
+    """Uniform radius r of spine branches whose frustum area (first edge from the shaft's radius
+    ``r_parent`` over ``base_cost`` length, the rest cylinders of total ``lengths``) is ``area``;
+    NaN where even the floor radius has more area than the spine (it cannot be drawn)."""
+
+    def model(r):
+        return np.pi * (r_parent + r) * np.sqrt(base_cost**2 + (r_parent - r) ** 2) + 2 * np.pi * r * lengths
+
+    lo = np.full(len(area), floor)
+    hi = np.maximum(2.0 * r_parent, 2 * floor)
+    drawable = model(lo) <= area
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        big = model(mid) > area
+        hi = np.where(big, mid, hi)
+        lo = np.where(big, lo, mid)
+    return np.where(drawable, 0.5 * (lo + hi), np.nan)
+
+
+def skeletonize(
+    mesh,
+    *,
+    soma: Sequence[float] | None = None,
+    soma_units: str = "nm",
+    soma_note: str | None = None,
+    soma_seed_only: bool = False,
+    heal: bool = True,
+    largest_component: bool = False,
+    max_gap: float | None = None,
+    step: float | None = None,
+    min_radius: float = 0.05,
+    radius_units: str = "um",
+    spines: bool = True,
+    max_spine_length: float = 3.0,
+) -> Skeleton:
+    """Turn a surface mesh (``trimesh.Trimesh`` with known ``units``) into one tree rooted at the soma.
+
+    soma: a point in the cell body in ``soma_units`` (nanometres by default, as ``--soma X,Y,Z``);
+        the soma node is put there. Detected (the thickest cross-section) when not given. Either
+        way the soma region grown around it gives the soma's area and radius.
+        "auto" or "mesh" (as ``--soma``) also mean: detect it.
+    soma_note: where the soma point came from (recorded in the metadata and header).
+    soma_seed_only: the point only seeds the soma region (a nucleus position): the soma node
+        goes to the region's centroid, not to the point.
+    heal: join disconnected pieces to the tree across their gaps (default); with
+        ``largest_component=True`` every piece but the largest is dropped instead.
+    max_gap: pieces farther than this (mesh units) from the rest are dropped, not healed.
+    step: width of the wavefront bands (node spacing), mesh units; default 2.5 median edge
+        lengths, at least 1 um.
+    min_radius: radius floor, in ``radius_units`` (default 0.05 um).
+    spines: draw short side protrusions (at most ``max_spine_length`` um from their shaft's
+        axis) as short branches of their own area, keeping their shaft's radius; those too small
+        to draw with their area give it to their shaft. ``False``: every such protrusion's
+        area goes to its shaft.
+    """
+    from scipy.sparse.csgraph import connected_components, dijkstra
+    from scipy.spatial import cKDTree
+
+    from mesh_export._version import __version__
+    from mesh_export.process.soma import soma_region
+    from mesh_export.core.validate import check_surface
+
+    check_surface(mesh)
+    units = getattr(mesh, "units", None)
+    if units is None:
+        raise UnitsError("the mesh's units are unknown; a skeleton needs them (NEURON reads micrometres): "
+                         "declare them with --units-in")
+    units = normalize_units(units)
+    to_um = conversion_factor(units, "um")
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    n = len(vertices)
+
+    face_area, vertex_area, normals = _surface(vertices, faces)
+    total_area = float(face_area.sum())
+    used = vertex_area > 0
+    if not used.any():
+        raise SkeletonizeError("the mesh has no surface area (every face is degenerate): no morphology to make")
+    some = np.flatnonzero(used)
+    some = vertices[some[:: max(1, len(some) // 200000)]]
+    sing = np.linalg.svd(some - some.mean(axis=0), compute_uv=False)
+    if sing[-1] <= 1e-6 * sing[0]:
+        raise SkeletonizeError("the mesh is flat (it encloses no volume): a morphology needs a 3-D surface")
+
+    eu, ev = _unique_edges(faces, n)
+    length = np.linalg.norm(vertices[eu] - vertices[ev], axis=1)
+    median_edge = float(np.median(length)) if len(length) else 0.0
+    if step is None:
+        step = max(2.5 * median_edge, 1.0 / to_um)
+    step = float(step)
+    if not (step > 0 and math.isfinite(step)):
+        raise InvalidArgumentError(f"step must be a positive length, got {step}")
+    weight = np.maximum(length, 1e-9 * max(median_edge, 1e-30), out=length)
+    del length
+
+    # Pieces. "Solid" pieces (at least 2% of the area) define the surface for inscribed
+    # radii: tiny ones are often debris inside the cell body.
+    ncomp, comp = connected_components(_graph(n, eu, ev, weight), directed=False)
+    piece_area = _sum_at(comp, vertex_area, ncomp)
+    largest = int(np.argmax(piece_area))
+    drop_others = largest_component or not heal
+    solid_piece = piece_area >= 0.02 * total_area
+    if drop_others:
+        solid_piece[:] = False
+        solid_piece[largest] = True
+    solid = solid_piece[comp] & used
+    on_solid = solid[faces[:, 0]]
+    surface_tree = cKDTree(_surface_samples(vertices, faces[on_solid], face_area[on_solid]))
+    del on_solid
+
+    def joined(main, exclude=()):
+        """Edges of the kept pieces, plus gap edges joining them (healing)."""
+        area = piece_area.copy()
+        area[list(exclude)] = 0
+        if drop_others:
+            keep = comp[eu] == main
+            return eu[keep], ev[keep], weight[keep], 0, [int(p) for p in np.flatnonzero(area > 0) if p != main]
+        pairs, gaps, unreached = _heal_edges(vertices, comp, area, main, max_gap)
+        keep = ~np.isin(comp[eu], list(exclude)) if len(exclude) else np.ones(len(eu), dtype=bool)
+        return (np.concatenate([eu[keep], pairs[:, 0]]), np.concatenate([ev[keep], pairs[:, 1]]),
+                np.concatenate([weight[keep], np.maximum(gaps, weight.min())]), len(pairs), unreached)
+
+    # Soma point: given, or the thickest cross-section of a first wavefront, started from an
+    # extremity so that its bands cut the soma across.
+    if isinstance(soma, str):
+        soma = None
+    if soma is not None:
+        seed = np.asarray(soma, dtype=np.float64).reshape(-1)
+        if seed.shape != (3,) or not np.isfinite(seed).all():
+            raise InvalidArgumentError(f"soma must be three finite coordinates X,Y,Z, got {soma!r}")
+        seed = seed * conversion_factor(soma_units, units)
+    else:  # (the solid pieces are enough to find the cell body)
+        feu, fev, fw, _, _ = joined(largest, exclude=np.flatnonzero(~solid_piece).tolist())
+        reach = np.flatnonzero(solid)
+        centre = (vertices[reach] * vertex_area[reach, None]).sum(axis=0) / vertex_area[reach].sum()
+        start = reach[int(np.argmax(np.linalg.norm(vertices[reach] - centre, axis=1)))]
+        dist0 = dijkstra(_graph(n, feu, fev, fw), directed=False, indices=int(start))
+        labels0, count0 = _rings(vertices, vertex_area, feu, fev, dist0, step, np.array([start]))
+        centroid0, _ = _ring_stats(vertices, vertex_area, labels0, count0)
+        seed, _ = _detect_soma(vertices, normals, labels0, count0, centroid0, surface_tree, solid)
+    extent = float(np.linalg.norm(vertices[used].max(axis=0) - vertices[used].min(axis=0)))
+    inscribed = float(surface_tree.query(seed)[0])
+    if not inscribed > 1e-6 * extent:
+        raise SkeletonizeError("the mesh encloses no volume around the soma (zero inscribed radius)")
+    main = _enclosing_piece(vertices, normals, vertex_area, comp, solid, seed, inscribed)
+    in_main = comp == main
+
+    # Soma region: the surface around the point whose cross-sections stay soma-sized.
+    region = soma_region(vertices, normals, vertex_area, eu, ev, in_main & used, seed,
+                         _surface_samples(vertices, faces[in_main[faces[:, 0]]], face_area[in_main[faces[:, 0]]]),
+                         0.5 * median_edge)
+    soma_point = seed if soma is not None and not soma_seed_only else region.centre
+    soma_radius = region.radius
+    if not soma_radius > 1e-6 * extent:
+        raise SkeletonizeError("the mesh encloses no volume around the soma (no soma region)")
+
+    # Other pieces: those wholly inside the soma (debris, nucleus) are dropped; the rest
+    # healed across their gaps, or dropped with largest_component.
+    reach_soma = max(1.5 * soma_radius, float(np.linalg.norm(vertices[region.vertices] - soma_point, axis=1).max()))
+    far = np.linalg.norm(vertices - soma_point, axis=1) > reach_soma
+    piece_outside = _sum_at(comp, (far & used).astype(np.float64), ncomp) > 0
+    internal = [int(p) for p in np.flatnonzero((piece_area > 0) & ~piece_outside) if p != main]
+    eu2, ev2, weight2, healed, unreached = joined(main, internal)
+    dropped = sorted(set(internal) | set(unreached))
+    graph = _graph(n, eu2, ev2, weight2)
+    kept_area = float(piece_area.sum() - piece_area[dropped].sum())
+    sources = region.vertices
+
+    # Wavefront from the soma region.
+    dist, pred, _ = dijkstra(graph, directed=False, indices=sources, min_only=True, return_predecessors=True)
+    labels, count = _rings(vertices, vertex_area, eu2, ev2, dist, step, sources)
+    centroid, ring_area = _ring_stats(vertices, vertex_area, labels, count)
+    live = np.flatnonzero(labels >= 0)
+    order = live[np.lexsort((dist[live], labels[live]))]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = labels[order][1:] != labels[order][:-1]
+    entry = order[first]  # the nearest vertex of each ring, ring order
+    parents = np.full(count, -1, dtype=np.int64)
+    p = pred[entry]
+    has = p >= 0
+    parents[labels[entry[has]]] = labels[p[has]]
+    parents[0] = -1
+    centroid[0] = soma_point
+    # Long healed gaps (a decimated axon can lose whole stretches): no membrane there, so they
+    # become wires of the minimum radius between the vertices at either end of the gap.
+    ends = np.zeros((count, 2, 3))
+    wire = np.zeros(count, dtype=bool)
+    crossing = has & (comp[entry] != comp[np.maximum(p, 0)])
+    if crossing.any():
+        near_end, far_end = vertices[entry[crossing]], vertices[p[crossing]]
+        long_gap = np.linalg.norm(near_end - far_end, axis=1) > 2 * step
+        rings = labels[entry[crossing]][long_gap]
+        wire[rings] = True
+        ends[rings, 0] = far_end[long_gap]  # the parent's side
+        ends[rings, 1] = near_end[long_gap]  # the child's side
+    wire[0] = False
+
+    # Tidy the tree: leaves on the soma go into it (area kept); nodes that coincide with
+    # their parent are merged into it.
+    alive = np.ones(count, dtype=bool)
+    for _ in range(3):
+        kids = np.bincount(parents[alive & (parents >= 0)], minlength=count)
+        leaf = alive & (kids == 0) & (parents == 0)
+        if not leaf.any():
+            break
+        ring_area[0] += ring_area[leaf].sum()
+        ring_area[leaf] = 0
+        alive &= ~leaf
+    tiny = 1e-6 * step
+    par = np.maximum(parents, 0)
+    same = alive & (parents > 0) & (np.linalg.norm(centroid - centroid[par], axis=1) < tiny)
+    if same.any():
+        target = np.arange(count)
+        target[same] = parents[same]
+        for _ in range(64):  # follow chains of coincident nodes
+            nxt = target[target]
+            if np.array_equal(nxt, target):
+                break
+            target = nxt
+        ring_area += _sum_at(target[same], ring_area[same], count)
+        alive &= ~same
+        parents = np.where(parents >= 0, target[np.maximum(parents, 0)], -1)
+
+    # Compact, then sort (parents before children).
+    keep = np.flatnonzero(alive)
+    newid = np.full(count, -1, dtype=np.int64)
+    newid[keep] = np.arange(len(keep))
+    nodes = centroid[keep]
+    parents = np.where(parents[keep] >= 0, newid[np.maximum(parents[keep], 0)], -1)
+    area = ring_area[keep]
+    wire, ends = wire[keep], ends[keep]
+    ring_of = np.where(labels >= 0, newid[np.maximum(labels, 0)], -1)
+    order_sorted = Skeleton(nodes, parents, np.ones(len(nodes)), None, units).topological_order()
+    m = len(nodes)
+    soma_area = float(area[0])
+    soma_radius = math.sqrt(soma_area / (4 * math.pi))
+
+    # Spines: short side branches that end within max_spine_length of their shaft's axis.
+    height, size = _subtree_extent(nodes, parents, order_sorted)
+    kids = np.bincount(parents[parents >= 0], minlength=m)
+    spine_len = max_spine_length / to_um
+    spine_root = np.zeros(m, dtype=bool)
+    par = np.maximum(parents, 0)
+    gap = np.linalg.norm(nodes - nodes[par], axis=1)
+    reach_from_parent = height + gap
+    candidate = (parents > 0) & (kids[par] >= 2) & (reach_from_parent <= spine_len) & (size <= 8) & ~wire
+    if candidate.any():
+        # the child that carries the shaft on (farthest reach) is never a spine
+        best = np.full(m, -1.0)
+        np.maximum.at(best, parents[parents > 0], reach_from_parent[parents > 0])
+        spine_root = candidate & (reach_from_parent < best[par])
+    # Outermost candidates only: a side branch inside a spine is part of that spine.
+    root_list = spine_root.tolist()
+    par_list = parents.tolist()
+    of = [-1] * m  # the root of each spine node's spine
+    for i in order_sorted.tolist():
+        p = par_list[i]
+        if p >= 0 and of[p] >= 0:
+            of[i] = of[p]
+            root_list[i] = False
+        elif root_list[i]:
+            of[i] = i
+    spine_of = np.asarray(of, dtype=np.int64)
+    in_spine = spine_of >= 0
+    spine_root = np.asarray(root_list, dtype=bool)
+
+    # Exits: where each neurite leaves the soma region, the centroid of its first ring's
+    # vertices next to the region.
+    stem = np.flatnonzero(parents == 0)
+    rv = np.flatnonzero(ring_of >= 0)
+    touching = rv[(pred[rv] >= 0) & (ring_of[np.maximum(pred[rv], 0)] == 0)]
+    touching = touching[ring_of[touching] > 0]
+    w = vertex_area[touching] + 1e-30
+    exit_w = _sum_at(ring_of[touching], w, m)
+    exits = np.column_stack([_sum_at(ring_of[touching], w * vertices[touching, c], m)
+                             for c in range(3)]) / np.maximum(exit_w, 1e-300)[:, None]
+    has_exit = (exit_w > 0) & (parents == 0)
+    exit_len = np.where(has_exit, np.linalg.norm(exits - nodes, axis=1), 0.0)
+    has_exit &= exit_len > tiny
+
+    # Cable length each shaft node stands for: half of each shaft edge (not edges from the
+    # soma centre, not spine edges), the whole edge from a soma exit (which has no area).
+    child = np.flatnonzero(parents >= 0)
+    par = parents[child]
+    seg = np.linalg.norm(nodes[child] - nodes[par], axis=1)
+    counted = (par != 0) & ~in_spine[child] & ~wire[child]
+    half = _sum_at(child[counted], 0.5 * seg[counted], m)
+    half += _sum_at(par[counted], 0.5 * seg[counted], m)
+    half += exit_len
+    # Axis per node: from its parent towards its shaft children (or from the parent).
+    shaft_kids = (parents >= 0) & ~in_spine
+    ahead = np.zeros((m, 3))
+    nk = np.bincount(parents[shaft_kids & (parents >= 0)], minlength=m)
+    for c in range(3):
+        ahead[:, c] = _sum_at(parents[shaft_kids], nodes[shaft_kids, c], m)
+    behind = np.where((parents >= 0)[:, None], nodes[np.maximum(parents, 0)], nodes)
+    behind = np.where(has_exit[:, None], exits, behind)
+    front = np.where((nk > 0)[:, None], ahead / np.maximum(nk, 1)[:, None], nodes)
+    direction = front - behind
+    direction[parents == 0] = np.where(has_exit[parents == 0, None], nodes[parents == 0] - exits[parents == 0],
+                                       nodes[parents == 0] - nodes[0])
+    dnorm = np.linalg.norm(direction, axis=1)
+    dnorm[dnorm == 0] = 1.0
+    direction /= dnorm[:, None]
+    lab = ring_of[rv]
+    off = vertices[rv] - nodes[lab]
+    along = np.einsum("ij,ij->i", off, direction[lab])
+    perp = np.sqrt(np.maximum(np.einsum("ij,ij->i", off, off) - along**2, 0.0))
+    wsum = _sum_at(lab, vertex_area[rv], m)
+    axis_r = _sum_at(lab, perp * vertex_area[rv], m) / np.maximum(wsum, 1e-300)
+    median_r = _weighted_median(lab, perp, vertex_area[rv], m)
+
+    # Spine necks inside shaft rings: the vertices of a ring with spines on it that lie beyond
+    # 1.5 x its median axis distance are the necks' bases, and belong to the nearest of its spines.
+    floor = min_radius * conversion_factor(radius_units, units)
+    spine_area = np.zeros(m)
+    spiny = np.bincount(parents[spine_root], minlength=m) > 0
+    roots = np.flatnonzero(spine_root)
+    shaft_area = area.copy()
+    if len(roots):
+        subtree_area = _sum_at(np.maximum(spine_of, 0), np.where(in_spine, area, 0.0), m)
+        spine_area[roots] = subtree_area[roots]
+        neck = spiny[lab] & (perp > 1.5 * np.nan_to_num(median_r)[lab])
+        if neck.any():
+            vn, ln = rv[neck], lab[neck]
+            k = min(6, len(roots))
+            _, near = cKDTree(nodes[roots]).query(vertices[vn], k=k)
+            near = roots[near.reshape(len(vn), k)]
+            mine = parents[near] == ln[:, None]
+            found = mine.any(axis=1)
+            owner = near[np.arange(len(vn)), np.argmax(mine, axis=1)]
+            moved = _sum_at(owner[found], vertex_area[vn[found]], m)
+            spine_area += moved
+            shaft_area -= _sum_at(ln[found], vertex_area[vn[found]], m)
+            axis_r = np.where(spiny & np.isfinite(median_r), median_r, axis_r)
+
+    # Shaft radii: area over (2 pi x cable length), held near the ring's axis distance.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        area_r = shaft_area / (2 * math.pi * half)
+    radii = np.where(np.isfinite(area_r) & (area_r > 0), area_r, axis_r)
+    radii = np.where(axis_r > 0, np.clip(radii, 0.5 * axis_r, 2.0 * axis_r), radii)
+    radii = np.where(np.isfinite(radii), radii, floor)
+    radii = np.maximum(radii, floor)
+    radii[0] = soma_radius
+
+    # Spine branches: a node just inside the shaft, then the spine's ring nodes, one uniform
+    # radius giving the spine its area. Spines that cannot be drawn with their area (narrowing
+    # from the shaft's radius at their base already costs more) give it to their shaft.
+    drawn = np.zeros(m, dtype=bool)
+    folded_area = 0.0
+    base_nodes = np.zeros((0, 3))
+    base_parent = np.zeros(0, dtype=np.int64)
+    base_child = np.zeros(0, dtype=np.int64)
+    if len(roots):
+        p_of = parents[roots]
+        r_p = radii[p_of]
+        to_root = nodes[roots] - nodes[p_of]
+        d_root = np.linalg.norm(to_root, axis=1)
+        inset = 0.25 * r_p
+        with_base = d_root > inset + tiny
+        base_cost = np.where(with_base, inset, d_root)
+        inner = in_spine & ~spine_root
+        inner_len = _sum_at(spine_of[inner], np.linalg.norm(nodes[inner] - nodes[parents[inner]], axis=1), m)[roots]
+        inner_len += np.where(with_base, d_root - inset, 0.0)
+        r_spine = (_spine_radius(base_cost, inner_len, spine_area[roots], r_p, floor) if spines
+                   else np.full(len(roots), np.nan))
+        ok = np.isfinite(r_spine)
+        drawn[roots[ok]] = True
+        radius_of_spine = np.zeros(m)
+        radius_of_spine[roots[ok]] = r_spine[ok]
+        members = in_spine & drawn[np.maximum(spine_of, 0)]
+        radii[members] = radius_of_spine[spine_of[members]]
+        lost = roots[~ok]
+        if len(lost):
+            # Their area to the shaft, spread along it (a bump at one node would add the
+            # slanted frustums' area).
+            gain = _sum_at(parents[lost], spine_area[lost], m).astype(np.float64)
+            folded_area = float(spine_area[lost].sum())
+            shaft_edge = (parents > 0) & ~in_spine
+            ea, eb = np.flatnonzero(shaft_edge), parents[shaft_edge]
+            width = np.maximum(half, tiny)
+            for _ in range(4):
+                density = gain / width
+                flux = 0.25 * (density[ea] - density[eb]) * np.minimum(width[ea], width[eb])
+                gain += _sum_at(eb, flux, m) - _sum_at(ea, flux, m)
+            grow = (gain > 0) & ~in_spine
+            grow[0] = False
+            radii[grow] += gain[grow] / (2 * math.pi * width[grow])
+        pick = ok & with_base
+        b = roots[pick]
+        base_nodes = nodes[parents[b]] + to_root[pick] / d_root[pick, None] * inset[pick, None]
+        base_parent = parents[b]
+        base_child = b
+    gone = in_spine & ~drawn[np.maximum(spine_of, 0)]
+
+    # Assemble: exits between the soma and its neurites, bases between shafts and spines, the
+    # two ends of each wire across a long gap. Dropped spines go.
+    ex = np.flatnonzero(has_exit & ~gone)
+    wires = np.flatnonzero(wire & ~gone)
+    tree = _Growing(nodes, parents, radii)
+    tree.insert(ex, exits[ex], radii[ex])
+    tree.insert(base_child, base_nodes, radii[base_child])
+    child_end = tree.insert(wires, ends[wires, 1], np.full(len(wires), floor))
+    tree.insert(child_end, ends[wires, 0], np.full(len(wires), floor))
+    wire_length = float(np.linalg.norm(ends[wires, 1] - ends[wires, 0], axis=1).sum())
+    alive = np.concatenate([~gone, np.ones(len(tree.nodes) - m, dtype=bool)])
+    alive[0] = True
+    nodes, parents, radii = tree.compact(alive)
+    m = len(nodes)
+
+    # A soma child that branches at once or ends would make a zero-length first section:
+    # give it a first point on the soma's surface.
+    kids = np.bincount(parents[parents >= 0], minlength=m)
+    needs = np.flatnonzero((parents == 0) & (kids != 1))
+    if len(needs):
+        offset = nodes[needs] - nodes[0]
+        gap = np.linalg.norm(offset, axis=1)
+        frac = np.where(gap > 1.1 * soma_radius, soma_radius / np.maximum(gap, 1e-300), 0.5)
+        extra = nodes[0] + offset * frac[:, None]
+        base = len(nodes)
+        nodes = np.concatenate([nodes, extra])
+        parents = np.concatenate([parents, np.zeros(len(needs), dtype=np.int64)])
+        parents[needs] = base + np.arange(len(needs))
+        radii = np.concatenate([radii, radii[needs]])
+        m = len(nodes)
+    nodes, parents, radii = _merge_coincident(nodes, parents, radii, max(1.0 / to_um * 1e-3, 1e-6 * step))
+    m = len(nodes)
+
+    types = np.full(m, BASAL, dtype=np.int64)
+    types[0] = SOMA
+    spine_count = int(len(roots))
+    drawn_count = int(drawn[roots].sum()) if len(roots) else 0
+    metadata = {k: v for k, v in getattr(mesh, "metadata", {}).items() if k not in ("units", "steps")}
+    metadata["steps"] = [*getattr(mesh, "metadata", {}).get("steps", []), {
+        "step": "skeletonize",
+        "tool": f"mesh-export {__version__}",
+        "method": "wavefront",
+        "step_length": step,
+        "heal": bool(heal and not largest_component),
+        "healed_gaps": healed,
+        "wires": {"count": int(len(wires)), "length": wire_length},
+        "dropped_pieces": len(dropped),
+        "soma": [float(x) for x in soma_point],
+        "soma_given": soma is not None,
+        "soma_source": soma_note or ("given" if soma is not None else "mesh"),
+        "soma_radius": soma_radius,
+        "soma_area": soma_area,
+        "soma_region_vertices": int(len(region.vertices)),
+        "spines": {"found": spine_count, "drawn": drawn_count, "folded": spine_count - drawn_count,
+                   "folded_area": folded_area},
+        "min_radius": floor,
+        "units": units,
+        "compartments": {"method": "none", "axon": False,
+                         "reason": "no synapses given (mesh_export.process.compartments.split_axon types the axon)"},
+    }]
+    metadata["mesh_area"] = total_area
+    metadata["kept_area"] = kept_area
+    skeleton = Skeleton(nodes, parents, radii, types, units, metadata).sorted()
+    return skeleton.validate()

@@ -1,0 +1,321 @@
+"""Processing steps: plain functions mesh -> mesh, each recorded in ``metadata["steps"]``.
+
+Steps never modify their input; they return a new mesh with the step (and what it changed)
+appended to the provenance, so the sidecar shows exactly what was applied, in order.
+``apply_steps`` runs the ones asked for in one fixed, documented order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mesh_export.errors import InvalidArgumentError, InvalidMeshError, UnitsError
+from mesh_export.core.units import conversion_factor, normalize_units, set_mesh_units
+
+# The fixed order of apply_steps (also the order of the CLI's help text).
+ORDER = ("largest_component", "min_component_faces", "repair", "units", "scale", "watertight",
+         "print", "simplify", "smooth", "center", "skeletonize | volume")
+
+
+def _derived(mesh, vertices, step: dict[str, Any], units: str | None = None, faces=None):
+    import trimesh
+
+    out = trimesh.Trimesh(vertices=vertices, faces=mesh.faces if faces is None else faces, process=False)
+    out.metadata.update({k: v for k, v in mesh.metadata.items() if k != "steps"})
+    out.metadata["steps"] = [*mesh.metadata.get("steps", []), step]
+    set_mesh_units(out, units if units is not None else mesh.units)
+    return out
+
+
+def convert_units(mesh, units: str):
+    """Scale coordinates from the mesh's units to ``units``."""
+    target = normalize_units(units)
+    if mesh.units is None:
+        raise UnitsError(f"the mesh's units are unknown, so it cannot be converted to {target}; "
+                         "say what they are with --units-in")
+    source = normalize_units(mesh.units)
+    if source == target:
+        return mesh
+    factor = conversion_factor(source, target)
+    return _derived(mesh, mesh.vertices * factor,
+                    {"step": "convert_units", "from": source, "to": target, "factor": factor},
+                    units=target)
+
+
+def scale(mesh, factor: float):
+    """Multiply coordinates by ``factor`` (units are kept: a scale is a deliberate resize)."""
+    factor = float(factor)
+    if not (factor > 0 and factor < float("inf")):
+        raise InvalidArgumentError(f"--scale must be a positive finite number, got {factor}")
+    return _derived(mesh, mesh.vertices * factor, {"step": "scale", "factor": factor})
+
+
+def center(mesh):
+    """Move the bounding box centre to the origin."""
+    offset = -np.asarray(mesh.bounds).mean(axis=0)
+    return _derived(mesh, mesh.vertices + offset, {"step": "center", "offset": offset.tolist()})
+
+
+_FACE_CHUNK = 1 << 16  # faces per chunk of the edge keys (temporaries stay in cache)
+
+
+def edge_keys(faces: np.ndarray, directed: bool = False) -> np.ndarray:
+    """Every face's three edges ``(a, b)`` as int64 keys ``min << 32 | max << 1``, plus
+    ``a > b`` in the low bit when ``directed`` (indices below 2**31); edge ``k`` of face ``f``
+    at ``k * len(faces) + f``. Sorted, the uses of one edge are neighbours."""
+    count = len(faces)
+    keys = np.empty(3 * count, dtype=np.int64)
+    for start in range(0, count, _FACE_CHUNK):
+        chunk = faces[start : start + _FACE_CHUNK].astype(np.int64)
+        for k, (i, j) in enumerate(((0, 1), (1, 2), (2, 0))):
+            a, b = chunk[:, i], chunk[:, j]
+            out = keys[k * count + start : k * count + start + len(chunk)]
+            np.minimum(a, b, out=out)
+            out <<= 31
+            out |= np.maximum(a, b)
+            out <<= 1
+            if directed:
+                out |= a > b
+    return keys
+
+
+def _face_pieces(faces: np.ndarray) -> tuple[int, np.ndarray]:
+    """Pieces of faces joined by edges that exactly two faces use (trimesh's ``face_adjacency``
+    and ``graph.connected_components``): ``(count, label per face)``, labels numbered as
+    trimesh orders its pieces. One stable argsort of the edges instead of trimesh's edge and
+    adjacency arrays."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    count = len(faces)
+    keys = edge_keys(faces)
+    order = np.argsort(keys, kind="stable")  # timsort: fast on the runs of a mesh's face order
+    ordered = keys[order]
+    del keys
+    same = ordered[1:] == ordered[:-1]
+    pair = same.copy()  # an edge used by exactly two faces: equal to one neighbour only
+    pair[1:] &= ~same[:-1]
+    pair[:-1] &= ~same[1:]
+    first = np.flatnonzero(pair)
+    a, b = order[first] % count, order[first + 1] % count
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(count, count))
+    pieces, labels = connected_components(graph, directed=False, return_labels=True)
+    return int(pieces), labels
+
+
+def keep_components(mesh, *, largest: bool = False, min_faces: int | None = None):
+    """Drop disconnected debris: keep the largest piece, or every piece with >= min_faces faces."""
+    if min_faces is not None and min_faces < 1:
+        raise InvalidArgumentError(f"--min-component-faces must be at least 1, got {min_faces}")
+    all_faces = np.asarray(mesh.faces)
+    count, labels = _face_pieces(all_faces)
+    sizes = np.bincount(labels, minlength=count)
+    by_size = np.argsort(-sizes, kind="stable")  # largest first, ties in trimesh's order
+    kept = by_size[:1] if largest else by_size[sizes[by_size] >= (min_faces or 1)]
+    if not len(kept):
+        raise InvalidMeshError(f"no connected piece has {min_faces} faces or more "
+                               f"(the largest has {int(sizes.max()) if count else 0}); nothing left to write")
+    keep = np.zeros(count, dtype=bool)
+    keep[kept] = True
+    faces = all_faces[keep[labels]]
+    used = np.zeros(len(mesh.vertices), dtype=bool)
+    used[faces.ravel()] = True
+    remap = np.cumsum(used) - 1
+    step = {"step": "largest_component" if largest else "min_component_faces", "pieces": count,
+            "kept": int(len(kept)), "faces_removed": int(len(all_faces) - len(faces))}
+    if min_faces is not None and not largest:
+        step["min_faces"] = int(min_faces)
+    return _derived(mesh, np.asarray(mesh.vertices)[used], step, faces=remap[faces])
+
+
+def repair(mesh):
+    """Merge duplicate vertices; drop degenerate, duplicate faces and unreferenced vertices;
+    make winding consistent and normals point outwards; fill small (3- and 4-edge) holes."""
+    import trimesh
+
+    from . import repair as repair_passes
+
+    work = trimesh.Trimesh(np.array(mesh.vertices, dtype=np.float64), np.array(mesh.faces), process=False)
+    counts = {"vertices_before": len(work.vertices), "faces_before": len(work.faces)}
+    work.merge_vertices()
+    counts["vertices_merged"] = counts["vertices_before"] - len(work.vertices)
+    keep = work.nondegenerate_faces()
+    counts["degenerate_faces_removed"] = int((~keep).sum())
+    work.update_faces(keep)
+    unique = work.unique_faces()
+    counts["duplicate_faces_removed"] = int(len(work.faces) - unique.sum())
+    work.update_faces(unique)
+    before = len(work.vertices)
+    work.remove_unreferenced_vertices()
+    counts["unreferenced_vertices_removed"] = before - len(work.vertices)
+    # trimesh's fix_normals and fill_holes walk graphs in Python (over 15 min at 9M faces): the
+    # same rules as vectorised passes. Holes first, so that a body they close is turned outwards.
+    faces, counts["faces_flipped"] = repair_passes.orient_faces(np.asarray(work.faces), len(work.vertices))
+    faces, counts["hole_faces_added"] = repair_passes.fill_small_holes(faces)
+    faces, counts["bodies_turned_outwards"] = repair_passes.turn_bodies_outwards(np.asarray(work.vertices), faces)
+    work = trimesh.Trimesh(work.vertices, faces, process=False)
+    counts.update(vertices_after=len(work.vertices), faces_after=len(work.faces),
+                  watertight=bool(work.is_watertight))
+    return _derived(mesh, work.vertices, {"step": "repair", **counts}, faces=work.faces)
+
+
+def simplify(mesh, *, ratio: float | None = None, faces: int | None = None):
+    """Quadric decimation (fast-simplification) to ``ratio`` of the faces or to ``faces`` faces."""
+    import fast_simplification
+
+    count = len(mesh.faces)
+    if (ratio is None) == (faces is None):
+        raise InvalidArgumentError("give exactly one of --simplify RATIO or --faces N")
+    if ratio is not None:
+        if not 0 < ratio <= 1:
+            raise InvalidArgumentError(f"--simplify takes a ratio in (0, 1], got {ratio}")
+        target = max(4, int(round(count * ratio)))
+    else:
+        if not 4 <= faces <= count:
+            raise InvalidArgumentError(f"--faces must be between 4 and the mesh's {count} faces, got {faces}")
+        target = int(faces)
+    if target >= count:
+        return _derived(mesh, mesh.vertices, {"step": "simplify", "faces_before": count, "faces_after": count})
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    # fast-simplification stalls on nanometre-scale coordinates: decimate at unit scale.
+    origin = vertices.min(axis=0)
+    extent = float(np.ptp(vertices, axis=0).max()) or 1.0
+    unit = (vertices - origin) / extent
+    new_vertices, new_faces = fast_simplification.simplify(unit, np.asarray(mesh.faces, dtype=np.int64),
+                                                           target_count=target)
+    step = {"step": "simplify", "target_faces": target, "faces_before": count, "faces_after": len(new_faces)}
+    return _derived(mesh, new_vertices * extent + origin, step, faces=new_faces)
+
+
+def smooth(mesh, iterations: int):
+    """Taubin smoothing: removes voxel staircase without the shrinkage of plain Laplacian."""
+    import trimesh
+
+    if iterations < 1:
+        raise InvalidArgumentError(f"--smooth takes a number of iterations >= 1, got {iterations}")
+    work = trimesh.Trimesh(np.array(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces), process=False)
+    trimesh.smoothing.filter_taubin(work, lamb=0.5, nu=0.53, iterations=int(iterations))
+    return _derived(mesh, work.vertices, {"step": "smooth", "method": "taubin", "iterations": int(iterations)})
+
+
+@dataclass
+class StepOptions:
+    """Every step the CLI and API can ask for; None/False means "not applied"."""
+
+    largest_component: bool = False
+    min_component_faces: int | None = None
+    repair: bool = False
+    units: str | None = None
+    scale: float | None = None
+    watertight: bool = False
+    pitch: float | None = None
+    max_memory: str | int | None = None
+    print_size: str | float | None = None
+    min_feature: str | float | None = None
+    keep_orientation: bool = False  # --print: as it comes, not on a stable pose
+    base: bool = False  # --print: a thin plate under the lowest part
+    simplify: float | None = None
+    faces: int | None = None
+    smooth: int | None = None
+    center: bool = False
+    skeletonize: bool = False
+    soma: tuple[float, float, float] | str | None = None  # nm, or "auto" / "mesh"
+    heal: bool = True
+    skeleton_source: str = "mesh"  # or "cave": the CAVE skeleton service's skeleton
+    synapses: bool = True  # type the axon from a datastack's synapse table
+    volume: bool = False
+    max_tet_volume: float | None = None
+
+    def changes_mesh(self) -> bool:
+        """Whether apply_steps would do anything (the settings of a step, such as ``pitch``,
+        do not count on their own)."""
+        return bool(self.largest_component or self.min_component_faces is not None or self.repair
+                    or self.units or self.scale is not None or self.watertight or self.print_size is not None
+                    or self.simplify is not None or self.faces is not None or self.smooth is not None
+                    or self.center or self.volume or self.skeletonize)
+
+
+def apply_steps(mesh, options: StepOptions):
+    """Apply the requested steps in the fixed order of ``ORDER``."""
+    from mesh_export.process import remesh
+
+    if options.largest_component:
+        mesh = keep_components(mesh, largest=True)
+    if options.min_component_faces is not None:
+        mesh = keep_components(mesh, min_faces=options.min_component_faces)
+    if options.repair:
+        mesh = repair(mesh)
+    if options.units:
+        mesh = convert_units(mesh, options.units)
+    if options.scale is not None:
+        mesh = scale(mesh, options.scale)
+    if options.watertight:
+        mesh = remesh.watertight(mesh, pitch=options.pitch, max_memory=options.max_memory)
+    if options.print_size is not None:
+        mesh = remesh.printable(mesh, size=options.print_size, min_feature=options.min_feature,
+                                max_memory=options.max_memory, keep_orientation=options.keep_orientation,
+                                base=options.base)
+    if options.simplify is not None or options.faces is not None:
+        mesh = simplify(mesh, ratio=options.simplify, faces=options.faces)
+    if options.smooth is not None:
+        mesh = smooth(mesh, options.smooth)
+    if options.center:
+        mesh = center(mesh)
+    if options.volume:
+        if options.skeletonize:
+            raise InvalidArgumentError("a morphology (skeleton) and a volume mesh cannot both be made")
+        from mesh_export.process.volume import tetrahedralize
+
+        return tetrahedralize(mesh, max_volume=options.max_tet_volume, max_memory=options.max_memory)
+    if options.skeletonize:
+        from mesh_export.process.morphology import skeleton_of
+
+        return skeleton_of(mesh, options)
+    return mesh
+
+
+def parse_point(text: str | None) -> tuple[float, float, float] | str | None:
+    """"X,Y,Z" -> a point (used by --soma); "auto" and "mesh" are kept as they are."""
+    if text is None:
+        return None
+    if str(text).strip().lower() in ("auto", "mesh"):
+        return str(text).strip().lower()
+    try:
+        point = tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        point = ()
+    if len(point) != 3 or not all(np.isfinite(point)):
+        raise InvalidArgumentError(f"--soma takes X,Y,Z in nm, auto or mesh, got {text!r}")
+    return point
+
+
+def plan_for_writer(steps: StepOptions | None, writer, options: dict[str, Any], *,
+                    units: str | None = None, scale: float | None = None) -> tuple[StepOptions, dict[str, Any]]:
+    """The step plan and writer options for ``writer``: ``units``/``scale`` shortcuts folded
+    in; morphology formats skeletonize and take --units as the file's units (micrometres
+    unless told otherwise) instead of converting the mesh. Options are checked here, before
+    any download or read."""
+    from mesh_export.core.options import check_options
+    from mesh_export.model import SKELETON, SURFACE, VOLUME
+
+    from dataclasses import replace
+
+    # A copy: callers reuse their StepOptions (a batch shares one across threads).
+    steps = replace(steps) if steps is not None else StepOptions()
+    if units:
+        steps.units = units
+    if scale is not None:
+        steps.scale = scale
+    options = dict(options)
+    if steps.volume and VOLUME not in writer.accepts:
+        raise InvalidArgumentError(f"format {writer.name!r} cannot hold a tetrahedral mesh; "
+                                   "use msh, vtu, xdmf, mesh or another meshio format")
+    if SKELETON in writer.accepts and SURFACE not in writer.accepts:
+        steps.skeletonize = True
+        if steps.units:
+            options["units"] = steps.units
+            steps.units = None
+    return steps, check_options(writer, options)

@@ -1,0 +1,69 @@
+"""Writing one mesh, skeleton or volume mesh to a file, atomically, checked against its writer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mesh_export.core.atomic import atomic_output, check_target
+from mesh_export.core.validate import check_surface
+from mesh_export.errors import InvalidArgumentError, MeshExportError, OutputError
+from mesh_export.model import SKELETON, SURFACE, VOLUME
+from mesh_export.writers.registry import check_options, writer_for_path
+
+
+def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: bool = False,
+          **options: Any) -> Path:
+    """Write ``mesh`` (a trimesh.Trimesh, or a mesh_export.process.skeleton.Skeleton for morphology
+    formats) to ``path``; the format from ``format`` or the extension. A surface mesh written
+    to a morphology format (swc, hoc, neuroml) is skeletonized first with default settings.
+
+    The file appears under its name only once complete; an existing file is replaced only
+    with ``overwrite=True``. Returns the path written.
+    """
+    writer = writer_for_path(path, format)
+    options = check_options(writer, options)
+    mesh = _prepare(mesh, writer)
+    target = check_target(path, overwrite)
+    suffix = next((ext for ext in writer.extensions if target.name.lower().endswith(ext)), "")
+    try:
+        with atomic_output(target, overwrite, suffix=suffix, checked=True) as tmp:
+            writer.write(mesh, str(tmp), **options)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    except MeshExportError:
+        raise
+    except Exception as exc:  # a third-party writer failing on this mesh
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OutputError(f"the {writer.name} writer ({writer.backend}) failed: {detail}") from exc
+    return target
+
+
+def _prepare(data, writer):
+    """Check ``data`` against what ``writer`` accepts. A Skeleton is validated; a surface mesh
+    given to a skeleton-only format is skeletonized with the default settings."""
+    from mesh_export.process.volume import check_volume, is_volume_mesh
+    from mesh_export.process.skeleton import Skeleton
+
+    if is_volume_mesh(data):
+        if VOLUME not in writer.accepts:
+            raise InvalidArgumentError(f"format {writer.name!r} cannot hold a tetrahedral mesh")
+        check_volume(data)
+        return data
+    is_skeleton = isinstance(data, Skeleton)
+    if SKELETON in writer.accepts:
+        if is_skeleton:
+            data.validate()
+            return data
+        if SURFACE not in writer.accepts:
+            from mesh_export.process.skeleton import skeletonize
+
+            check_surface(data)
+            return skeletonize(data)
+    elif is_skeleton:
+        raise InvalidArgumentError(f"format {writer.name!r} does not take a skeleton")
+    if SURFACE not in writer.accepts:
+        raise InvalidArgumentError(f"format {writer.name!r} does not take a surface mesh")
+    check_surface(data, values=not writer.checks_values)
+    return data

@@ -1,0 +1,111 @@
+"""Imports run one way: a module never imports a higher layer, not even inside a function.
+
+An AST walk (import-linter is not installable here) over every module of the package; it
+sees function-local imports too, which is where the old cycles hid.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import mesh_export
+
+PACKAGE = Path(mesh_export.__file__).parent
+# Highest first; a module may import its own layer and any layer below it.
+LAYERS = [
+    ("cli",),
+    ("api",),
+    ("jobs",),
+    ("look",),
+    ("writers",),
+    ("process",),
+    ("retrieve",),
+    ("core",),
+    ("model", "errors", "_version"),
+]
+# Tooling outside the runtime flow (built and used by tests and the sample), not a layer.
+OUTSIDE = {"datasets", "__main__", "__init__"}
+
+
+def layer_of(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "mesh_export" or len(parts) < 2:
+        return None
+    for rank, names in enumerate(LAYERS):
+        if parts[1] in names:
+            return rank
+    return None
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), str(path))
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.append((node.lineno, target))
+            # `from mesh_export import api` names a module, not an attribute
+            found += [(node.lineno, f"{target}.{alias.name}") for alias in node.names
+                      if layer_of(target) is None and layer_of(f"{target}.{alias.name}") is not None]
+    return found
+
+
+def violations(root: Path = PACKAGE) -> list[str]:
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        name = module_name(path)
+        if name.split(".")[1:2] and name.split(".")[1] in OUTSIDE:
+            continue
+        own = layer_of(name)
+        if own is None:
+            continue
+        for line, target in imports_of(path):
+            other = layer_of(target)
+            if other is not None and other < own:
+                bad.append(f"{path.relative_to(root)}:{line}: {name} imports {target}")
+    return sorted(set(bad))
+
+
+def test_imports_point_down():
+    assert violations() == []
+
+
+def test_a_wrong_way_import_is_caught(tmp_path):
+    # The same walk over a copy with one function-local upward import added must fail.
+    import shutil
+
+    copy = tmp_path / "mesh_export"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    target = copy / "core" / "units.py"
+    target.write_text(target.read_text() + "\n\ndef _up():\n    from mesh_export.jobs import export\n")
+    found = violations_in(copy)
+    assert any("core/units.py" in v and "mesh_export.jobs" in v for v in found)
+
+
+def violations_in(root: Path) -> list[str]:
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, root
+    try:
+        return violations(root)
+    finally:
+        PACKAGE = saved
