@@ -274,3 +274,11 @@ def test_out_directory_is_created_for_exports_and_batches(tmp_path):
     (tmp_path / "file").write_text("not a directory")
     assert_one_line_error(run_cli(SAMPLE_ROOT_ID, "--source", "sample", "--out", tmp_path / "file", env=env),
                           errors.OutputError.exit_code, "not a directory")
+
+
+@pytest.mark.parametrize("args", [("864691135010718168", "--no-such-option"), ("convert", "a.ply", "b.stl", "--nope")])
+def test_an_unknown_option_is_a_usage_error_not_an_internal_one(args):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert "No such option" in result.stderr and "internal error" not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -650,14 +650,20 @@ def main(argv: Optional[List[str]] = None) -> None:
         args.insert(0, "export")
     if verbose:
         args.insert(0, "--verbose")
+    # typer >= 0.2x parses with a vendored copy of click whose exceptions are not click's: take
+    # each class from both, so a usage error is exit 2 and a message, not an "internal error".
+    usage_errors = tuple({click.ClickException, *(c for c in typer.BadParameter.__mro__
+                                                  if c.__name__ == "ClickException")})
+    exits = tuple({click.exceptions.Exit, typer.Exit})
+    aborts = tuple({click.exceptions.Abort, typer.Abort})
     try:
         command.main(args=args, prog_name="mesh-export", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except exits as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except aborts:
         typer.echo("mesh-export: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as exc:
+    except usage_errors as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except MeshExportError as exc:
