@@ -310,7 +310,7 @@ def export_command(
 
 
 def _export_plate(root_ids, ids_file, id_column, kwargs, plate, same_scale, as_json, quiet) -> None:
-    from .batch import read_ids
+    from ..jobs.batch import read_ids
     from ..jobs.plate import export_plate
 
     fetch = {k: kwargs[k] for k in ("source", "datastack", "static", "server", "version", "lod", "token",
