@@ -139,7 +139,7 @@ def write_plates(plates: list[Plate], bed: tuple[float, float], out_dir, *, name
     import trimesh
 
     from ..core.atomic import atomic_output, check_target, make_output_dir
-    from ..process.printing import slicer_config
+    from ..writers.gltf import slicer_config
     from ..writers.gltf import _with_unit
 
     out_dir = make_output_dir(out_dir)
