@@ -14,10 +14,10 @@ import pytest
 import mesh_export
 
 PACKAGE = Path(mesh_export.__file__).parent
-# Highest first; a module may import its own package and any layer below it. Packages that
-# share a layer are siblings: neither imports the other (processing never writes a file, a
-# writer never processes). retrieve sits below them, not beside: process reads through it (CAVE
-# lookups, remeshed surfaces kept in the cache). model's types use core's unit rules.
+# Highest first; a module may import its own package and any layer below it. Packages in
+# SEPARATE never import each other, whatever their layers: processing never writes a file, a
+# writer never processes or fetches. retrieve sits below process, not beside it: process reads
+# through it (CAVE lookups, remeshed surfaces kept in the cache). model's types use core's units.
 LAYERS = [
     ("cli",),
     ("api",),
@@ -29,7 +29,7 @@ LAYERS = [
     ("core",),
     ("errors", "_version"),
 ]
-SIBLINGS = {"process", "writers"}
+SEPARATE = [{"process", "writers"}, {"writers", "retrieve"}]
 # Entry points above every layer (`python -m mesh_export`, the lazy public API), not a layer.
 OUTSIDE = {"__main__", "__init__"}
 
@@ -85,9 +85,8 @@ def violations(root: Path = PACKAGE) -> list[str]:
             continue
         for line, target in imports_of(path):
             other = layer_of(target)
-            sibling = (other == own and name.split(".")[1] in SIBLINGS
-                       and target.split(".")[1] != name.split(".")[1])
-            if other is not None and (other < own or sibling):
+            pair = {name.split(".")[1], target.split(".")[1] if other is not None else ""}
+            if other is not None and (other < own or (len(pair) == 2 and pair in SEPARATE)):
                 bad.append(f"{path.relative_to(root)}:{line}: {name} imports {target}")
     return sorted(set(bad))
 
@@ -144,6 +143,7 @@ def violations_with(tmp_path, module: str, imported: str) -> list[str]:
     ("core/units.py", "mesh_export.jobs.export"),  # upwards
     ("writers/swc.py", "mesh_export.process.steps"),  # to a sibling
     ("process/steps.py", "mesh_export.writers.stl"),  # to a sibling
+    ("writers/readers.py", "mesh_export.retrieve.fetch"),  # down, but kept apart
 ])
 def test_a_wrong_way_import_is_caught(tmp_path, module, imported):
     found = violations_with(tmp_path, module, imported)
