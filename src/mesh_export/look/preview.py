@@ -189,15 +189,11 @@ def cluster_vertices(vertices: np.ndarray, faces: np.ndarray, cell: float) -> tu
 
 
 def quadric_decimate(vertices: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[np.ndarray, np.ndarray]:
-    """fast-simplification on unit-scale coordinates (it stalls on nanometre values)."""
-    import fast_simplification
+    """About ``target_faces`` faces (a reduction of at most 99%), for drawing."""
+    from mesh_export.core.mesh_ops import quadric_decimate as decimate
 
-    lo = vertices.min(axis=0)
-    extent = float((vertices.max(axis=0) - lo).max()) or 1.0
     reduction = 1.0 - target_faces / len(faces)
-    points, tris = fast_simplification.simplify((vertices - lo) / extent, faces.astype(np.int64),
-                                                target_reduction=max(0.0, min(reduction, 0.99)))
-    return points * extent + lo, tris
+    return decimate(vertices, faces, target_reduction=max(0.0, min(reduction, 0.99)))
 
 
 # ---------------------------------------------------------------------- rasteriser
