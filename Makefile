@@ -52,7 +52,7 @@ bench: $(STAMP)
 # for zmesh). tests/test_sample.py checks the bundled copy against a rebuild.
 sample: $(STAMP)
 	rm -rf src/mesh_export/data/sample
-	$(BIN)/python -m mesh_export.datasets.precomputed src/mesh_export/data/sample
+	$(BIN)/python tools/build_sample.py src/mesh_export/data/sample
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .benchmarks

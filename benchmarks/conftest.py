@@ -9,12 +9,19 @@ costs.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
 
 os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+
+# The fixture builders (tests/support: zmesh, navis) are test code, not part of the package.
+_TESTS = Path(__file__).resolve().parents[1] / "tests"
+if str(_TESTS) not in sys.path:
+    sys.path.insert(0, str(_TESTS))
 
 
 def _nm_mesh(vertices, faces) -> trimesh.Trimesh:

@@ -36,7 +36,7 @@ def served(tmp_path_factory):
 def big_layer(tmp_path_factory, icosphere8):
     """A legacy precomputed layer holding one 1.3M-face mesh in two fragments (cutting
     it on the default 64-voxel chunks would multiply its faces), on local disk."""
-    from mesh_export.datasets.precomputed import LayerGeometry, write_legacy_mesh_layer
+    from support.precomputed import LayerGeometry, write_legacy_mesh_layer
 
     root = tmp_path_factory.mktemp("big-layer")
     root_id = 864691135000000042

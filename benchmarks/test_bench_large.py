@@ -31,7 +31,7 @@ FACES = {}  # the faces the subdivided neuron actually has (a few short of the t
 
 @pytest.fixture(scope="module")
 def big_ply(tmp_path_factory):
-    from mesh_export.datasets.large import subdivided_neuron
+    from support.large import subdivided_neuron
 
     vertices, faces = subdivided_neuron(TARGET_FACES)
     FACES["count"] = len(faces)

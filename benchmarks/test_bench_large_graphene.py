@@ -7,7 +7,7 @@ added latency and with 50 ms per request, side by side with what a notebook user
 - ``graphene-9M``: one hemibrain neuron subdivided to 9.0M faces, 612 fragments.
 - ``graphene-300``: two other neurons at 0.6 scale, 1M faces and ~300 fragments each.
 
-The layers are built once per machine (``mesh_export.datasets.large``; about 7 minutes for the
+The layers are built once per machine (``tests/support/large.py``; about 7 minutes for the
 9M-face one) and kept under the user cache directory. CloudVolume takes over a minute per 9M-face
 mesh, so those cases run one round.
 """
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.datasets import TOKEN  # noqa: E402
 from support.server import FixtureServer  # noqa: E402
 
-from mesh_export.datasets.large import build_large_layers  # noqa: E402
+from support.large import build_large_layers  # noqa: E402
 from mesh_export.jobs.export import export  # noqa: E402
 
 _counter = itertools.count()

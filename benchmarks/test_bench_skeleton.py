@@ -1,7 +1,7 @@
 """Skeletonization at real scale: mesh-export vs skeletor's wavefront (GPL, test-only), same run.
 
 Meshes: navis's first hemibrain example subdivided to 1M and to 9M faces
-(``mesh_export.datasets.large.subdivided_neuron``: the same surface, a real cell's shape at
+(``support.large.subdivided_neuron``: the same surface, a real cell's shape at
 MICrONS scale; the MICrONS tutorial cell has 8.76M faces), and a MICrONS-like synthetic cell
 (tests/support/cells.py: spiny, decimated, with debris; 185k faces).
 
@@ -65,14 +65,14 @@ def _nm_mesh(vertices, faces) -> trimesh.Trimesh:
 
 @pytest.fixture(scope="module")
 def neuron_1m():
-    from mesh_export.datasets.large import subdivided_neuron
+    from support.large import subdivided_neuron
 
     return _nm_mesh(*subdivided_neuron(1_000_000))
 
 
 @pytest.fixture(scope="module")
 def neuron_9m():
-    from mesh_export.datasets.large import subdivided_neuron
+    from support.large import subdivided_neuron
 
     return _nm_mesh(*subdivided_neuron(9_000_000))
 

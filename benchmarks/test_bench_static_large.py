@@ -3,7 +3,7 @@
 with no added latency and with 50 ms per request, side by side with what a notebook user runs:
 ``CloudVolume(url).mesh.get(id, lod=0)`` then ``trimesh.Trimesh(v, f).export("x.stl")``.
 
-The layer is built once per machine (``mesh_export.datasets.large``, with ``multires=True``) and
+The layer is built once per machine (``tests/support/large.py``, with ``multires=True``) and
 kept under the user cache directory. The plain side takes 5-15 s a round, so it runs few rounds.
 Whole-process figures (start-up and imports included) are in RESULTS.md.
 """
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support.server import FixtureServer  # noqa: E402
 
-from mesh_export.datasets.large import build_large_layers  # noqa: E402
+from support.large import build_large_layers  # noqa: E402
 from mesh_export.jobs.export import export  # noqa: E402
 
 _counter = itertools.count()

@@ -14,6 +14,11 @@ import trimesh
 # Keep every library away from the home directory and the network.
 os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
 
+# The sample generator lives in tools/ (it is not part of the package); the tests rebuild with it.
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+if str(TOOLS) not in sys.path:
+    sys.path.insert(0, str(TOOLS))
+
 
 @pytest.fixture(scope="session")
 def neuron_meshes() -> dict[str, trimesh.Trimesh]:

@@ -26,8 +26,8 @@ EXIT_SOME_FAILED, EXIT_ALL_FAILED, EXIT_INTERRUPTED = 20, 21, 130
 def build_batch_layer(root: Path, n: int = N_IDS, seed: int = 11, big: int | None = None) -> dict:
     """A legacy precomputed layer of ``n`` tiny icospheres, each straddling chunk borders so
     it has several fragments. ``big``: subdivisions of one larger sphere (the last id)."""
-    from mesh_export.datasets.neurons import make_root_ids
-    from mesh_export.datasets.precomputed import LayerGeometry, write_legacy_mesh_layer
+    from support.neurons import make_root_ids
+    from support.precomputed import LayerGeometry, write_legacy_mesh_layer
 
     ids = sorted(make_root_ids(n + 8, seed))
     present, missing = ids[:n], ids[n:n + 3]

@@ -36,7 +36,7 @@ def cell(request):
 
 @pytest.fixture(scope="module")
 def root_id():
-    from mesh_export.datasets.neurons import make_root_ids
+    from support.neurons import make_root_ids
 
     return make_root_ids(1, 1212)[0]
 
@@ -44,7 +44,7 @@ def root_id():
 @pytest.fixture(scope="module")
 def cave(cell, root_id, tmp_path_factory):
     """The server and the fake CAVE of every datastack."""
-    from mesh_export.datasets.precomputed import LayerGeometry, write_graphene_layer
+    from support.precomputed import LayerGeometry, write_graphene_layer
     from mesh_export.process.skeleton import skeletonize
 
     root = tmp_path_factory.mktemp("cave-cell")

@@ -257,7 +257,7 @@ def test_no_overwrite_holds_even_if_the_file_appears_during_the_write(tmp_path):
 def test_out_directory_is_created_for_exports_and_batches(tmp_path):
     """Like every downloader: a missing --out is made, parents too (convert still needs the
     target's directory, like cp: see test_missing_output_directory_and_read_only_target)."""
-    from mesh_export.datasets.precomputed import SAMPLE_ROOT_ID
+    from build_sample import SAMPLE_ROOT_ID
 
     env = {"MESH_EXPORT_CACHE": str(tmp_path / "cache")}
     single = tmp_path / "a" / "b" / "c"

@@ -13,7 +13,7 @@ import pytest
 
 from mesh_export import errors
 from mesh_export.core.atomic import atomic_output, check_target
-from mesh_export.retrieve.cache import MeshCache, cache_key, parse_size
+from mesh_export.retrieve.cache import MeshCache, cache_key
 from mesh_export.retrieve.politeness import RateLimiter, TransientError, _Retrier
 from mesh_export.core.units import conversion_factor, normalize_units
 
@@ -143,17 +143,6 @@ def test_cache_alias_prune_and_clear(tmp_path):
     report = cache.prune(max_bytes=size)
     assert report["removed"] == 2 and cache.get(keys[0]) is not None and cache.get(keys[1]) is None
     assert cache.clear() == 1 and cache.entries() == []
-
-
-@pytest.mark.parametrize("text, size", [("500MB", 500_000_000), ("2GB", 2_000_000_000), ("1.5GiB", 1.5 * 2**30),
-                                        ("10", 10), ("4 kib", 4096)])
-def test_parse_size(text, size):
-    assert parse_size(text) == int(size)
-
-
-def test_parse_size_rejects_nonsense():
-    with pytest.raises(errors.InvalidArgumentError, match="as a size"):
-        parse_size("lots")
 
 
 # ------------------------------------------------------------------------------ politeness

@@ -13,7 +13,7 @@ from conftest import cli_in
 from mesh_export import errors
 from mesh_export.retrieve import datastacks
 from mesh_export.retrieve.cache import cache_key
-from mesh_export.datasets.precomputed import cave_datastack_info
+from support.precomputed import cave_datastack_info
 from mesh_export.retrieve.cached import _request_identity
 from mesh_export.retrieve.sources import STATIC_SOURCES, resolve
 from support.datasets import fixture_data, fixture_server, srv  # noqa: F401  (pytest fixtures)

@@ -23,7 +23,7 @@ from support.server import FixtureServer
 
 @pytest.fixture(scope="module")
 def minnie_like(tmp_path_factory):
-    from mesh_export.datasets.large import build_large_layers
+    from support.large import build_large_layers
 
     layers = build_large_layers(tmp_path_factory.mktemp("minnie-like") / "layers", target_faces=60_000)
     with FixtureServer(layers.root, token=TOKEN) as server:

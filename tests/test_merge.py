@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mesh_export.retrieve import fetch
-from mesh_export.retrieve.fetch import merge_duplicate_vertices
+from mesh_export.core import mesh_ops
+from mesh_export.core.mesh_ops import merge_duplicate_vertices
 
 
 def reference_merge(vertices, faces):
@@ -45,7 +45,7 @@ def test_a_hash_collision_falls_back_to_exact_keys(monkeypatch):
     vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float32)
     faces = np.array([[0, 1, 2], [2, 3, 4], [0, 3, 4]])
     # Every vertex gets the same key: without the check all five would become one.
-    monkeypatch.setattr(fetch, "_vertex_keys", lambda v: np.zeros(len(v), dtype=np.uint64))
+    monkeypatch.setattr(mesh_ops, "_vertex_keys", lambda v: np.zeros(len(v), dtype=np.uint64))
     merged, merged_faces, removed = merge_duplicate_vertices(vertices, faces)
     assert removed == 1 and merged.tolist() == [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]
     assert merged_faces.tolist() == [[0, 1, 2], [2, 1, 3], [0, 1, 3]]

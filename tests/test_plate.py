@@ -17,8 +17,8 @@ from support.server import FixtureServer
 
 @pytest.fixture(scope="module")
 def layer(tmp_path_factory, neuron_meshes):
-    from mesh_export.datasets.neurons import make_root_ids
-    from mesh_export.datasets.precomputed import LayerGeometry, write_legacy_mesh_layer
+    from support.neurons import make_root_ids
+    from support.precomputed import LayerGeometry, write_legacy_mesh_layer
 
     root = tmp_path_factory.mktemp("plate-layer")
     ids = sorted(make_root_ids(5, 23))

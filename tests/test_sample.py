@@ -13,7 +13,7 @@ import trimesh
 
 from conftest import run_cli
 from consumers import load_swc_in_neuron, membrane_area, neuron_h, spike_trace
-from mesh_export.datasets.precomputed import SAMPLE_ROOT_ID, build_sample
+from build_sample import SAMPLE_ROOT_ID, build_sample
 from mesh_export.retrieve.fetch import fetch_mesh
 from mesh_export.retrieve.sources import resolve, sample_path
 

@@ -213,6 +213,19 @@ def test_api_write_skeletonizes_a_mesh_for_swc(neuron_mesh, tmp_path):
     assert rows[0, 1] == 1 and rows[0, 6] == -1
 
 
+def test_the_writer_layer_leaves_skeletonizing_to_the_api(neuron_mesh, tmp_path):
+    """writers sit below process: their write() refuses a surface for a morphology format
+    (no file appears) and mesh_export.write, above both, skeletonizes it first."""
+    from mesh_export.errors import InvalidArgumentError
+    from mesh_export.writers.output import write
+
+    with pytest.raises(InvalidArgumentError, match="takes a skeleton"):
+        write(neuron_mesh, tmp_path / "direct.swc")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InvalidArgumentError, match="takes no option"):  # options checked before skeletonizing
+        mesh_export.write(neuron_mesh, tmp_path / "auto.swc", colour="red")
+
+
 def test_skeleton_to_surface_format_is_refused(skeletons, tmp_path):
     from mesh_export.errors import InvalidArgumentError
 

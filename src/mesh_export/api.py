@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from mesh_export.core.atomic import check_target
+from mesh_export.writers import output
 from mesh_export.writers.readers import load
-from mesh_export.writers.output import write
-from mesh_export.writers.registry import all_writers, writer_for_path
+from mesh_export.writers.registry import all_writers, check_options, writer_for_path
 
 __all__ = ["load", "write", "formats", "convert"]
+
+
+def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: bool = False,
+          **options: Any) -> Path:
+    """Write ``mesh`` (a trimesh.Trimesh, or a mesh_export.model.Skeleton for morphology
+    formats) to ``path``; the format from ``format`` or the extension. A surface mesh written
+    to a morphology format (swc, hoc, neuroml) is skeletonized first with default settings.
+
+    The file appears under its name only once complete; an existing file is replaced only
+    with ``overwrite=True``. Returns the path written.
+    """
+    from mesh_export.process.skeleton import skeleton_for_writer
+
+    writer = writer_for_path(path, format)
+    options = check_options(writer, options)  # a bad option fails before a skeletonization
+    return output.write(skeleton_for_writer(mesh, writer), path, format, overwrite, **options)
 
 
 def formats() -> list[dict[str, Any]]:

@@ -40,8 +40,8 @@ class FixtureData:
     root: Path
     root_ids: list[int]
     meshes: dict  # {root id: trimesh.Trimesh} as generated (nm)
-    volume: object  # mesh_export.datasets.neurons.NeuronVolume
-    geometry: object  # mesh_export.datasets.precomputed.LayerGeometry
+    volume: object  # support.neurons.NeuronVolume
+    geometry: object  # support.precomputed.LayerGeometry
     multires_faces: dict[int, list[int]]  # faces per LOD, before cutting into fragments
     num_lods: int
     legacy_fragments: dict[int, list[str]]
@@ -71,8 +71,8 @@ class FixtureData:
 
 def build_fixture_data(root: str | Path, n_cells: int = 3, seed: int = 7, num_lods: int = 4) -> FixtureData:
     """Generate cells and write all fixture layers under ``root`` (a few seconds)."""
-    from mesh_export.datasets.neurons import make_root_ids, neuron_meshes
-    from mesh_export.datasets.precomputed import (
+    from support.neurons import make_root_ids, neuron_meshes
+    from support.precomputed import (
         LayerGeometry,
         write_graphene_layer,
         write_legacy_mesh_layer,

@@ -9,7 +9,7 @@ once, so that the real CloudVolume and caveclient code can run against it:
   ``Content-Encoding: gzip`` when only the gzipped file exists (how CloudFiles
   stores fragments);
 - graphene routes for datasets written by
-  :func:`mesh_export.datasets.precomputed.write_graphene_layer`:
+  :func:`support.precomputed.write_graphene_layer`:
   ``/segmentation/table/<table>/info`` and
   ``/meshing/api/v1/table/<table>/manifest/<root id>:<lod>``;
 - CAVE InfoService routes: ``/info/version`` and
@@ -203,7 +203,7 @@ class FixtureServer:
         ``directory`` must be under ``root``: its ``data/`` is served as static
         files and becomes the ``data_dir`` of the chunkedgraph ``info``.
         """
-        from mesh_export.datasets.precomputed import GRAPHENE_SERVER_FILE
+        from support.precomputed import GRAPHENE_SERVER_FILE
 
         directory = Path(directory).resolve()
         description = json.loads((directory / GRAPHENE_SERVER_FILE).read_text())
@@ -229,7 +229,7 @@ class FixtureServer:
         if payload is None:
             if graphene_table is None:
                 raise ValueError("give graphene_table or payload")
-            from mesh_export.datasets.precomputed import cave_datastack_info
+            from support.precomputed import cave_datastack_info
 
             def payload_factory() -> dict:
                 # Built per request: the URL is only known once serving.

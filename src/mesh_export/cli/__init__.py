@@ -427,9 +427,10 @@ def cache_prune(
     cache_dir: Annotated[Optional[Path], _CACHE_DIR_OPTION] = None,
 ) -> None:
     """Drop least recently used meshes until the cache fits in --max-size."""
-    from mesh_export.retrieve.cache import MeshCache, parse_size
+    from mesh_export.core.parsing import parse_byte_size
+    from mesh_export.retrieve.cache import MeshCache
 
-    result = MeshCache(cache_dir).prune(parse_size(max_size))
+    result = MeshCache(cache_dir).prune(parse_byte_size(max_size))
     typer.echo(f"removed {result['removed']}, kept {result['entries']} meshes ({result['bytes']:,} bytes)")
 
 
@@ -534,9 +535,10 @@ def preview_command(
     """Render a shaded PNG offscreen (no display, no GPU), with a scale bar in um and a caption."""
     from mesh_export.core.atomic import check_target
     from mesh_export.look.info import load_target
-    from mesh_export.look.preview import parse_size, parse_views, render_png
+    from mesh_export.core.parsing import parse_picture_size
+    from mesh_export.look.preview import parse_views, render_png
 
-    parse_views(views), parse_size(size)  # bad arguments fail before any download
+    parse_views(views), parse_picture_size(size)  # bad arguments fail before any download
     if out is None:
         out = Path(f"{Path(target).stem if not str(target).strip().isdigit() else str(target).strip()}.png")
     check_target(out, overwrite)
@@ -589,10 +591,11 @@ def compare_command(
     from mesh_export.core.atomic import check_target
     from mesh_export.errors import InvalidArgumentError
     from mesh_export.look.info import hausdorff, load_target
-    from mesh_export.look.preview import parse_size, parse_views, render_compare
+    from mesh_export.core.parsing import parse_picture_size
+    from mesh_export.look.preview import parse_views, render_compare
     from mesh_export.process.skeleton import Skeleton
 
-    parse_views(views), parse_size(size)
+    parse_views(views), parse_picture_size(size)
     if samples < 0:
         raise InvalidArgumentError(f"--samples must be 0 or more, got {samples}")
     check_target(out, overwrite)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Sequence
 
 from mesh_export.errors import InvalidArgumentError
 
 MAX_ROOT_ID = 2**64 - 1
+
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
+               "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
+#: A preview picture: the default, and a cap that keeps the z-buffer's memory bounded.
+DEFAULT_PICTURE_SIZE = (1200, 800)
+MAX_PICTURE_PIXELS = 64_000_000  # 8000 x 8000
+_PLATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[x×]\s*(\d+(?:\.\d+)?)\s*(mm|cm)?\s*$", re.IGNORECASE)
 
 
 def parse_root_id(value: Any) -> int:
@@ -18,3 +27,41 @@ def parse_root_id(value: Any) -> int:
     if root_id == 0 or root_id > MAX_ROOT_ID:
         raise InvalidArgumentError(f"malformed root id {text}: must be between 1 and 2**64-1")
     return root_id
+
+
+def parse_byte_size(text: str) -> int:
+    """``"500MB"`` -> 500_000_000 bytes: decimal (kB, MB ...) and binary (KiB, MiB ...) units."""
+    match = _BYTES.match(str(text))
+    if not match or (match.group(2) or "").lower() not in _BYTE_UNITS:
+        raise InvalidArgumentError(f"cannot read {text!r} as a size (e.g. 500MB, 2GB, 1.5GiB)")
+    return int(float(match.group(1)) * _BYTE_UNITS[(match.group(2) or "").lower()])
+
+
+def parse_picture_size(text: str | Sequence[int] | None) -> tuple[int, int]:
+    """``"1200x800"`` -> (1200, 800) pixels; None is the default size."""
+    if text is None:
+        return DEFAULT_PICTURE_SIZE
+    if isinstance(text, str):
+        parts = text.lower().replace("*", "x").split("x")
+        try:
+            width, height = (int(p) for p in parts)
+        except ValueError:
+            raise InvalidArgumentError(f"bad size {text!r}: expected WIDTHxHEIGHT, e.g. 1200x800") from None
+    else:
+        width, height = (int(v) for v in text)
+    if width < 64 or height < 64 or width * height > MAX_PICTURE_PIXELS:
+        raise InvalidArgumentError(f"bad size {width}x{height}: each side at least 64 pixels, "
+                                   f"at most {MAX_PICTURE_PIXELS:,} pixels in all")
+    return width, height
+
+
+def parse_plate_size(text: str) -> tuple[float, float]:
+    """A build plate ``"250x210mm"`` (or cm; mm when no unit) -> (250.0, 210.0) in mm."""
+    match = _PLATE.match(str(text))
+    if not match:
+        raise InvalidArgumentError(f"--plate takes WIDTHxDEPTH, e.g. 250x210mm, got {text!r}")
+    factor = 10.0 if (match.group(3) or "mm").lower() == "cm" else 1.0
+    width, depth = float(match.group(1)) * factor, float(match.group(2)) * factor
+    if not (width > 0 and depth > 0):
+        raise InvalidArgumentError(f"--plate sides must be positive, got {text!r}")
+    return width, depth

@@ -96,3 +96,15 @@ class SurfaceValues:
         self.whole()
         raise InvalidMeshError(f"{self._what} has coordinates beyond the float32 range (+-3.4e38): "
                                "they cannot be written as float32")
+
+
+def check_volume(data) -> None:
+    """A tetrahedral mesh's points are finite and its elements index them."""
+    points = np.asarray(data.points)
+    tetra = np.concatenate([b.data for b in data.cells if b.type == "tetra"])
+    if len(tetra) == 0:
+        raise InvalidMeshError("volume mesh has no tetrahedra")
+    if not np.isfinite(points).all():
+        raise InvalidMeshError("volume mesh has non-finite points")
+    if tetra.min() < 0 or tetra.max() >= len(points):
+        raise InvalidMeshError("volume mesh has element indices out of range")

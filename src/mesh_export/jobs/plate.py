@@ -11,29 +11,16 @@ and one STL of the whole plate, plus a JSON sidecar of where each cell went.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..core.parsing import parse_plate_size
 from ..errors import InvalidArgumentError
 
 MARGIN_MM = 5.0
-_PLATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[x×]\s*(\d+(?:\.\d+)?)\s*(mm|cm)?\s*$", re.IGNORECASE)
-
-
-def parse_plate(text: str) -> tuple[float, float]:
-    """"250x210mm" -> (250.0, 210.0) in mm."""
-    match = _PLATE.match(str(text))
-    if not match:
-        raise InvalidArgumentError(f"--plate takes WIDTHxDEPTH, e.g. 250x210mm, got {text!r}")
-    factor = 10.0 if (match.group(3) or "mm").lower() == "cm" else 1.0
-    width, depth = float(match.group(1)) * factor, float(match.group(2)) * factor
-    if not (width > 0 and depth > 0):
-        raise InvalidArgumentError(f"--plate sides must be positive, got {text!r}")
-    return width, depth
 
 
 @dataclass
@@ -105,7 +92,7 @@ def print_plate(meshes: dict[str, Any], *, size="60mm", plate="250x210mm", same_
     from ..process.steps import _derived
 
     size_mm = parse_length(size)
-    bed = parse_plate(plate)
+    bed = parse_plate_size(plate)
     if not meshes:
         raise InvalidArgumentError("a plate needs at least one root id")
     extents = {key: float(np.ptp(np.asarray(m.vertices), axis=0).max()) for key, m in meshes.items()}
@@ -139,7 +126,7 @@ def write_plates(plates: list[Plate], bed: tuple[float, float], out_dir, *, name
     import trimesh
 
     from ..core.atomic import atomic_output, check_target, make_output_dir
-    from ..process.printing import slicer_config
+    from ..writers.gltf import slicer_config
     from ..writers.gltf import _with_unit
 
     out_dir = make_output_dir(out_dir)
@@ -193,7 +180,7 @@ def export_plate(root_ids, *, plate: str, steps, out_dir=".", name: str = "plate
 
     if steps is None or steps.print_size is None:
         raise InvalidArgumentError("--plate lays out prints: give --print SIZE too")
-    parse_plate(plate)  # before any download
+    parse_plate_size(plate)  # before any download
     ids = [str(parse_root_id(r)) for r in root_ids]
     before = replace(steps, print_size=None)
     meshes = {}

@@ -205,7 +205,7 @@ def mesh_info(mesh, merge: bool = True) -> dict[str, Any]:
     merged = 0
     work_vertices, work_faces = vertices, faces
     if merge:
-        from mesh_export.retrieve.fetch import merge_duplicate_vertices
+        from mesh_export.core.mesh_ops import merge_duplicate_vertices
 
         unique_v, unique_f, merged = merge_duplicate_vertices(vertices, faces)
         if merged:

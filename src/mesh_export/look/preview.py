@@ -29,12 +29,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mesh_export.core.parsing import parse_picture_size
 from mesh_export.errors import InvalidArgumentError, InvalidMeshError, OutputError
 from mesh_export.process.skeleton import SOMA, Skeleton
 
 VIEWS = ("xy", "xz", "yz", "iso")
-DEFAULT_SIZE = (1200, 800)
-MAX_PIXELS = 64_000_000  # 8000 x 8000
 BACKGROUND = (255, 255, 255)
 BAR_COLOUR = (0, 0, 0)  # never produced by shading, so tests (and people) can find the bar
 TEXT_COLOUR = (40, 40, 40)
@@ -102,24 +101,6 @@ def parse_views(text: str | Sequence[str] | None) -> tuple[str, ...]:
     if len(views) > 4:
         raise InvalidArgumentError("at most 4 views in one picture")
     return views
-
-
-def parse_size(text: str | Sequence[int] | None) -> tuple[int, int]:
-    """``"1200x800"`` -> (1200, 800)."""
-    if text is None:
-        return DEFAULT_SIZE
-    if isinstance(text, str):
-        parts = text.lower().replace("*", "x").split("x")
-        try:
-            width, height = (int(p) for p in parts)
-        except ValueError:
-            raise InvalidArgumentError(f"bad size {text!r}: expected WIDTHxHEIGHT, e.g. 1200x800") from None
-    else:
-        width, height = (int(v) for v in text)
-    if width < 64 or height < 64 or width * height > MAX_PIXELS:
-        raise InvalidArgumentError(f"bad size {width}x{height}: each side at least 64 pixels, "
-                                   f"at most {MAX_PIXELS:,} pixels in all")
-    return width, height
 
 
 # ------------------------------------------------------------------------ geometry
@@ -208,15 +189,11 @@ def cluster_vertices(vertices: np.ndarray, faces: np.ndarray, cell: float) -> tu
 
 
 def quadric_decimate(vertices: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[np.ndarray, np.ndarray]:
-    """fast-simplification on unit-scale coordinates (it stalls on nanometre values)."""
-    import fast_simplification
+    """About ``target_faces`` faces (a reduction of at most 99%), for drawing."""
+    from mesh_export.core.mesh_ops import quadric_decimate as decimate
 
-    lo = vertices.min(axis=0)
-    extent = float((vertices.max(axis=0) - lo).max()) or 1.0
     reduction = 1.0 - target_faces / len(faces)
-    points, tris = fast_simplification.simplify((vertices - lo) / extent, faces.astype(np.int64),
-                                                target_reduction=max(0.0, min(reduction, 0.99)))
-    return points * extent + lo, tris
+    return decimate(vertices, faces, target_reduction=max(0.0, min(reduction, 0.99)))
 
 
 # ---------------------------------------------------------------------- rasteriser
@@ -467,7 +444,7 @@ def render(objects: Sequence, *, views: Sequence[str] | str | None = None,
 
     started = time.perf_counter()
     views = parse_views(views)
-    width, height = parse_size(size)
+    width, height = parse_picture_size(size)
     if decimate not in ("cluster", "quadric", "none"):
         raise InvalidArgumentError(f"decimate must be cluster, quadric or none, not {decimate!r}")
     objects = list(objects)

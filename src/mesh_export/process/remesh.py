@@ -43,11 +43,11 @@ def parse_length(text, default_units: str = "mm") -> float:
 
 
 def _budget(max_memory) -> int:
-    from mesh_export.retrieve.cache import parse_size
+    from mesh_export.core.parsing import parse_byte_size
 
     if max_memory is None:
         max_memory = DEFAULT_MAX_MEMORY
-    return int(max_memory) if isinstance(max_memory, (int, float)) else parse_size(max_memory)
+    return int(max_memory) if isinstance(max_memory, (int, float)) else parse_byte_size(max_memory)
 
 
 def _surface_points(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> np.ndarray:

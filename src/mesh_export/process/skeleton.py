@@ -34,14 +34,16 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, replace  # noqa: F401
 from typing import Any, Sequence
 
 import numpy as np
 
 from mesh_export.errors import InputError, InvalidArgumentError, InvalidMeshError, UnitsError  # noqa: F401
 from mesh_export.errors import InvalidSkeletonError, SkeletonizeError  # noqa: F401  (re-exported)
-from mesh_export.core.units import conversion_factor, normalize_units
+from mesh_export.core.units import conversion_factor, normalize_units  # noqa: F401
+from mesh_export.core.validate import check_surface
+from mesh_export.model import SKELETON, SURFACE, is_volume_mesh
 
 __all__ = [
     "Skeleton",
@@ -57,199 +59,29 @@ __all__ = [
     "APICAL",
 ]
 
-# SWC structure identifiers (the standard four; NEURON and MorphIO know no others reliably).
-SOMA, AXON, BASAL, APICAL = 1, 2, 3, 4
-_NEURITE_TYPES = (AXON, BASAL, APICAL)
+# The type and the unit rules writers apply live in the model (writers need them, and sit
+# below process); re-exported so `from mesh_export.process.skeleton import Skeleton` still works.
+from mesh_export.model import (  # noqa: F401
+    _NEURITE_TYPES,
+    APICAL,
+    AXON,
+    BASAL,
+    SOMA,
+    Skeleton,
+    SkeletonUnitsWarning,
+    as_skeleton_for_writing,
+    output_units,
+)
 
 
-class SkeletonUnitsWarning(UserWarning):
-    """A morphology is being written in units other than micrometres (NEURON's convention)."""
-
-
-# ----------------------------------------------------------------------------- the type
-
-
-@dataclass
-class Skeleton:
-    """A neuron morphology: one tree of nodes.
-
-    ``nodes`` (n, 3) positions, ``parents`` (n,) index of each node's parent (-1 for the
-    root), ``radii`` (n,), ``types`` (n,) SWC structure ids (1 soma, 2 axon, 3 basal
-    dendrite, 4 apical dendrite), ``units`` of positions and radii, ``metadata``
-    (provenance: source, root id, steps).
-    """
-
-    nodes: np.ndarray
-    parents: np.ndarray
-    radii: np.ndarray
-    types: np.ndarray | None = None
-    units: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.nodes = np.asarray(self.nodes, dtype=np.float64).reshape(-1, 3)
-        self.parents = np.asarray(self.parents).astype(np.int64, copy=False).reshape(-1)
-        self.radii = np.asarray(self.radii, dtype=np.float64).reshape(-1)
-        if self.types is None:
-            self.types = np.full(len(self.nodes), BASAL, dtype=np.int64)
-            if len(self.nodes):
-                self.types[self.parents < 0] = SOMA
-        else:
-            self.types = np.asarray(self.types).astype(np.int64, copy=False).reshape(-1)
-        if self.units is not None:
-            self.units = normalize_units(self.units)
-
-    # -- views
-
-    def __len__(self) -> int:
-        return len(self.nodes)
-
-    @property
-    def vertices(self) -> np.ndarray:
-        """Alias of ``nodes`` (the name trimesh-style code expects)."""
-        return self.nodes
-
-    @property
-    def edges(self) -> np.ndarray:
-        """(m, 2) child, parent index pairs."""
-        child = np.flatnonzero(self.parents >= 0)
-        return np.column_stack([child, self.parents[child]])
-
-    @property
-    def root(self) -> int:
-        roots = np.flatnonzero(self.parents < 0)
-        if len(roots) != 1:
-            raise InvalidSkeletonError(f"a skeleton has exactly one root; this one has {len(roots)}")
-        return int(roots[0])
-
-    def child_counts(self) -> np.ndarray:
-        return np.bincount(self.parents[self.parents >= 0], minlength=len(self))
-
-    def edge_lengths(self) -> np.ndarray:
-        """Length of the edge from each node to its parent (0 for the root)."""
-        lengths = np.zeros(len(self))
-        child = self.parents >= 0
-        lengths[child] = np.linalg.norm(self.nodes[child] - self.nodes[self.parents[child]], axis=1)
-        return lengths
-
-    def total_length(self) -> float:
-        """Total cable length (sum of edge lengths), in ``units``."""
-        return float(self.edge_lengths().sum())
-
-    def membrane_area(self) -> float:
-        """Frustum (lateral) area of the neurites plus a sphere for a single-point soma,
-        as NEURON's Import3d computes it (edges from the soma are inside the soma)."""
-        child = np.flatnonzero(self.parents >= 0)
-        parent = self.parents[child]
-        neurite = self.types[parent] != SOMA
-        a, b = child[neurite], parent[neurite]
-        length = np.linalg.norm(self.nodes[a] - self.nodes[b], axis=1)
-        ra, rb = self.radii[a], self.radii[b]
-        area = float(np.sum(np.pi * (ra + rb) * np.sqrt(length**2 + (ra - rb) ** 2)))
-        soma = np.flatnonzero(self.types == SOMA)
-        if len(soma) == 1:
-            area += 4.0 * np.pi * float(self.radii[soma[0]]) ** 2
-        return area
-
-    # -- transforms
-
-    def to_units(self, units: str) -> "Skeleton":
-        """The same skeleton with positions and radii in ``units``."""
-        target = normalize_units(units)
-        if self.units is None:
-            raise UnitsError(f"the skeleton's units are unknown, so it cannot be converted to {target}")
-        if target == self.units:
-            return self
-        factor = conversion_factor(self.units, target)
-        return replace(self, nodes=self.nodes * factor, radii=self.radii * factor, units=target,
-                       metadata=dict(self.metadata))
-
-    def topological_order(self) -> np.ndarray:
-        """Node indices, root first, every parent before its children (depth first, so each
-        unbranched section's nodes are consecutive)."""
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import depth_first_order
-
-        n = len(self)
-        root = self.root
-        child = np.flatnonzero(self.parents >= 0)
-        graph = csr_matrix((np.ones(len(child), dtype=np.int8), (self.parents[child], child)), shape=(n, n))
-        order = depth_first_order(graph, root, directed=True, return_predecessors=False)
-        if len(order) != n:
-            raise InvalidSkeletonError(
-                f"{n - len(order)} of {n} skeleton nodes are not connected to the root (a cycle or a second tree)"
-            )
-        return order
-
-    def sorted(self) -> "Skeleton":
-        """A copy in topological order: node 0 is the root and parents[i] < i for every other node."""
-        order = self.topological_order()
-        if np.array_equal(order, np.arange(len(self))):
-            return self
-        rank = np.empty(len(self), dtype=np.int64)
-        rank[order] = np.arange(len(self))
-        parents = self.parents[order]
-        parents = np.where(parents >= 0, rank[np.maximum(parents, 0)], -1)
-        return replace(self, nodes=self.nodes[order], parents=parents, radii=self.radii[order],
-                       types=self.types[order], metadata=dict(self.metadata))
-
-    # -- checks
-
-    def validate(self) -> "Skeleton":
-        """Raise InvalidSkeletonError unless this is one tree with finite positions, finite
-        positive radii, standard types (soma only at the root) and known units."""
-        n = len(self)
-        if n == 0:
-            raise InvalidSkeletonError("the skeleton is empty")
-        for name, arr in (("parents", self.parents), ("radii", self.radii), ("types", self.types)):
-            if len(arr) != n:
-                raise InvalidSkeletonError(f"skeleton {name} has {len(arr)} entries for {n} nodes")
-        if self.units is None:
-            raise UnitsError("the skeleton's units are unknown; morphologies must state them")
-        if not np.isfinite(self.nodes).all():
-            raise InvalidSkeletonError("the skeleton has NaN or infinite node positions")
-        bad = ~(np.isfinite(self.radii) & (self.radii > 0))
-        if bad.any():
-            raise InvalidSkeletonError(f"{int(bad.sum())} skeleton nodes have a zero, negative or NaN radius")
-        if (self.parents >= n).any() or (self.parents < -1).any():
-            raise InvalidSkeletonError("skeleton parent indices are out of range")
-        if (self.parents == np.arange(n)).any():
-            raise InvalidSkeletonError("a skeleton node is its own parent")
-        root = self.root
-        self.topological_order()  # every node reachable from the root: no cycles, no second tree
-        if self.types[root] != SOMA:
-            raise InvalidSkeletonError(f"the root node has type {int(self.types[root])}, not 1 (soma)")
-        others = np.delete(self.types, root)
-        if not np.isin(others, _NEURITE_TYPES).all():
-            bad_types = sorted(set(np.unique(others).tolist()) - set(_NEURITE_TYPES))
-            raise InvalidSkeletonError(
-                f"skeleton node types {bad_types} are not axon/basal/apical (2/3/4); only the root is soma (1)"
-            )
-        return self
-
-
-def output_units(units: str | None, allow_units: bool = False, format_name: str = "this format") -> str:
-    """The units to write a morphology in: micrometres unless explicitly allowed otherwise."""
-    target = normalize_units(units) if units else "um"
-    if target != "um":
-        if not allow_units:
-            raise UnitsError(
-                f"{format_name} files are read as micrometres by NEURON and other tools; writing {target} "
-                "needs an explicit --allow-units"
-            )
-        warnings.warn(f"writing a {format_name} morphology in {target}, not micrometres: "
-                      "NEURON will read the numbers as micrometres", SkeletonUnitsWarning, stacklevel=3)
-    return target
-
-
-def as_skeleton_for_writing(skeleton: Skeleton, units: str | None, allow_units: bool, format_name: str) -> Skeleton:
-    """Validated, converted to the output units and topologically sorted."""
-    if not isinstance(skeleton, Skeleton):
-        raise InvalidArgumentError(f"{format_name} writes a Skeleton (see mesh_export.process.skeleton.skeletonize), "
-                                   f"not a {type(skeleton).__name__}")
-    target = output_units(units, allow_units, format_name)
-    skeleton.validate()
-    return skeleton.to_units(target).sorted()
+def skeleton_for_writer(data, writer):
+    """``data`` as ``writer`` takes it: a surface mesh given to a skeleton-only format (swc,
+    hoc, neuroml) is skeletonized with the default settings; anything else is passed on."""
+    if (SKELETON in writer.accepts and SURFACE not in writer.accepts
+            and not isinstance(data, Skeleton) and not is_volume_mesh(data)):
+        check_surface(data)
+        return skeletonize(data)
+    return data
 
 
 def read_swc(path) -> Skeleton:

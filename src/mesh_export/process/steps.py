@@ -164,8 +164,6 @@ def repair(mesh):
 
 def simplify(mesh, *, ratio: float | None = None, faces: int | None = None):
     """Quadric decimation (fast-simplification) to ``ratio`` of the faces or to ``faces`` faces."""
-    import fast_simplification
-
     count = len(mesh.faces)
     if (ratio is None) == (faces is None):
         raise InvalidArgumentError("give exactly one of --simplify RATIO or --faces N")
@@ -179,15 +177,12 @@ def simplify(mesh, *, ratio: float | None = None, faces: int | None = None):
         target = int(faces)
     if target >= count:
         return _derived(mesh, mesh.vertices, {"step": "simplify", "faces_before": count, "faces_after": count})
-    vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    # fast-simplification stalls on nanometre-scale coordinates: decimate at unit scale.
-    origin = vertices.min(axis=0)
-    extent = float(np.ptp(vertices, axis=0).max()) or 1.0
-    unit = (vertices - origin) / extent
-    new_vertices, new_faces = fast_simplification.simplify(unit, np.asarray(mesh.faces, dtype=np.int64),
-                                                           target_count=target)
+    from mesh_export.core.mesh_ops import quadric_decimate
+
+    new_vertices, new_faces = quadric_decimate(np.asarray(mesh.vertices, dtype=np.float64),
+                                               np.asarray(mesh.faces), target_count=target)
     step = {"step": "simplify", "target_faces": target, "faces_before": count, "faces_after": len(new_faces)}
-    return _derived(mesh, new_vertices * extent + origin, step, faces=new_faces)
+    return _derived(mesh, new_vertices, step, faces=new_faces)
 
 
 def smooth(mesh, iterations: int):

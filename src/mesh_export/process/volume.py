@@ -11,27 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from mesh_export.errors import InvalidMeshError, MeshExportError, VolumeMeshError  # noqa: F401
+# Re-exported: writers check volumes too, and sit below process.
+from mesh_export.core.validate import check_volume  # noqa: F401
+from mesh_export.model import is_volume_mesh  # noqa: F401
 
 
 def tet_volumes(points: np.ndarray, tetra: np.ndarray) -> np.ndarray:
     a, b, c, d = (points[tetra[:, k]] for k in range(4))
     return np.einsum("ij,ij->i", np.cross(b - a, c - a), d - a) / 6.0
-
-
-def is_volume_mesh(data) -> bool:
-    return type(data).__module__.startswith("meshio") and any(
-        block.type == "tetra" for block in getattr(data, "cells", []))
-
-
-def check_volume(data) -> None:
-    points = np.asarray(data.points)
-    tetra = np.concatenate([b.data for b in data.cells if b.type == "tetra"])
-    if len(tetra) == 0:
-        raise InvalidMeshError("volume mesh has no tetrahedra")
-    if not np.isfinite(points).all():
-        raise InvalidMeshError("volume mesh has non-finite points")
-    if tetra.min() < 0 or tetra.max() >= len(points):
-        raise InvalidMeshError("volume mesh has element indices out of range")
 
 
 def tetrahedralize(mesh, *, max_volume: float | None = None, quality: bool = True,

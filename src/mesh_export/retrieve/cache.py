@@ -29,15 +29,11 @@ import numpy as np
 import xxhash
 
 from mesh_export.core.atomic import replaced_file
-from mesh_export.errors import InvalidArgumentError
 
 CACHE_ENV = "MESH_EXPORT_CACHE"
 # Bumped when the entry layout or the fetch semantics change, so old entries are not used.
 CACHE_FORMAT = 1
 _KEY = re.compile(r"^[0-9a-f]{64}$")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
-          "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
 
 
 def default_cache_dir() -> Path:
@@ -46,13 +42,6 @@ def default_cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("mesh-export"))
-
-
-def parse_size(text: str) -> int:
-    match = _SIZE.match(str(text))
-    if not match or (match.group(2) or "").lower() not in _UNITS:
-        raise InvalidArgumentError(f"cannot read {text!r} as a size (e.g. 500MB, 2GB, 1.5GiB)")
-    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
 
 
 def cache_key(**parts: Any) -> str:

@@ -28,6 +28,8 @@ from mesh_export.errors import (
 )
 from mesh_export.retrieve.politeness import BACKOFF, RATE_LIMIT, RateLimiter, _is_transient, _Retrier, _status, set_rate_limit  # noqa: F401
 from mesh_export.retrieve.sources import Source, check_reachable
+# Re-exported: readers and info merge vertices too (core, so writers need not import retrieve).
+from mesh_export.core.mesh_ops import merge_duplicate_vertices  # noqa: F401
 
 # Threads fetching one static mesh's fragments (mesh_export.retrieve.static_fetch). A batch runs one fetch per worker
 # instead: nested pools oversubscribed 2 cores, and on Dask workers they left requests
@@ -54,86 +56,6 @@ class Fetched:
         return {"lod": self.lod, "lods_available": self.lods_available, "fragments": self.fragments,
                 "missing_fragments": self.missing_fragments, "merged_vertices": self.merged_vertices,
                 "retries": self.retries}
-
-
-def _vertex_keys(vertices: np.ndarray) -> np.ndarray:
-    """One uint64 per vertex from its float bit patterns; equal vertices get equal keys."""
-    bits = vertices.view(np.uint32 if vertices.dtype.itemsize == 4 else np.uint64).astype(np.uint64)
-    # Multiply-xor mixing: sorting 8-byte keys is several times faster than 12-byte voids.
-    keys = bits[:, 0] * np.uint64(0x9E3779B97F4A7C15)
-    keys ^= bits[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)
-    keys ^= bits[:, 2] * np.uint64(0x165667B19E3779F9)
-    return keys
-
-
-def merge_duplicate_vertices(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Merge bit-identical vertices (fragment borders, Draco splits), keeping first-seen order.
-
-    Faces that collapse to a line or point after merging are dropped. Returns the new
-    vertices, faces (int32 when the vertex count allows) and how many vertices were merged.
-
-    At 10M faces the ``np.unique(return_index, return_inverse)`` this replaces took 4.5 s: a
-    stable argsort plus a second argsort to restore first-seen order. Here a hash of each
-    vertex and its position share one uint64, so a plain ``sort`` (twice as fast as
-    ``argsort``) groups equal hashes with the first-seen position leading each group; hash
-    collisions are found by comparing coordinates and resolved exactly.
-    """
-    # float32 (decoded meshes) or float64 (files) kept as they are; -0.0 becomes 0.0.
-    dtype = vertices.dtype if vertices.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    vertices = np.ascontiguousarray(vertices, dtype=dtype) + dtype.type(0.0)
-    n = len(vertices)
-    if n == 0:
-        return vertices, faces, 0
-    index = np.int32 if n < 2**31 else np.int64
-    representative = _representatives(_vertex_keys(vertices), index)
-    _resolve_collisions(vertices, representative)
-    is_first = representative == np.arange(n, dtype=index)
-    new_index = np.cumsum(is_first, dtype=index)
-    new_index -= 1
-    merged = vertices[is_first]
-    faces = new_index[representative][faces]
-    a, b, c = faces[:, 0], faces[:, 1], faces[:, 2]
-    keep = a != b
-    keep &= b != c
-    keep &= a != c
-    if not keep.all():
-        faces = faces[keep]
-    return merged, faces, n - len(merged)
-
-
-def _representatives(keys: np.ndarray, index) -> np.ndarray:
-    """For every element, the position of the first element with an equal key (position bits
-    share the key's word, so a collision of the remaining hash bits is possible: see
-    :func:`_resolve_collisions`)."""
-    n = len(keys)
-    position_bits = max(1, (n - 1).bit_length())
-    low = np.uint64((1 << position_bits) - 1)
-    packed = keys & ~low
-    packed |= np.arange(n, dtype=np.uint64)
-    packed.sort()
-    order = (packed & low).astype(index)
-    packed >>= np.uint64(position_bits)
-    starts = np.empty(n, dtype=bool)
-    starts[0] = True
-    np.not_equal(packed[1:], packed[:-1], out=starts[1:])
-    del packed
-    group = np.cumsum(starts, dtype=index)
-    group -= 1
-    representative = np.empty(n, dtype=index)
-    representative[order] = order[starts][group]
-    return representative
-
-
-def _resolve_collisions(vertices: np.ndarray, representative: np.ndarray) -> None:
-    """Where a vertex was joined to a different one (equal hash bits), regroup exactly, in place."""
-    joined = np.flatnonzero(representative != np.arange(len(vertices), dtype=representative.dtype))
-    wrong = joined[(vertices[joined] != vertices[representative[joined]]).any(axis=1)]
-    if len(wrong) == 0:
-        return
-    members = np.flatnonzero(np.isin(representative, np.unique(representative[wrong])))  # ascending
-    rows = vertices[members].view(np.dtype((np.void, vertices.dtype.itemsize * 3))).ravel()
-    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-    representative[members] = members[first[inverse.ravel()]]
 
 
 def check_decoded(vertices: np.ndarray, faces: np.ndarray, root_id: int) -> None:

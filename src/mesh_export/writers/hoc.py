@@ -68,7 +68,7 @@ def _procs(handle, name: str, chunks: list[tuple[list, int]]) -> None:
 def write_hoc(skeleton, path, units: str | None = None, allow_units: bool = False,
               template: str | None = None, ascii: bool = True) -> None:
     from mesh_export.errors import InvalidArgumentError
-    from mesh_export.process.skeleton import as_skeleton_for_writing
+    from mesh_export.model import as_skeleton_for_writing
 
     name = template or "MeshExportCell"
     if not _IDENTIFIER.match(name):

@@ -32,7 +32,7 @@ def write_neuroml(skeleton, path, units: str | None = None, cell_id: str | None 
     from neuroml.writers import NeuroMLWriter
 
     from mesh_export.errors import UnitsError
-    from mesh_export.process.skeleton import as_skeleton_for_writing
+    from mesh_export.model import as_skeleton_for_writing
 
     if units and units not in ("um", "micrometre", "micrometer", "micron", "microns"):
         raise UnitsError("NeuroML2 lengths are micrometres by definition; use --units um")

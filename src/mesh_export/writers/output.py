@@ -7,17 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from mesh_export.core.atomic import atomic_output, check_target
-from mesh_export.core.validate import check_surface
+from mesh_export.core.validate import check_surface, check_volume
 from mesh_export.errors import InvalidArgumentError, MeshExportError, OutputError
-from mesh_export.model import SKELETON, SURFACE, VOLUME
+from mesh_export.model import SKELETON, SURFACE, VOLUME, Skeleton, is_volume_mesh
 from mesh_export.writers.registry import check_options, writer_for_path
 
 
 def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: bool = False,
           **options: Any) -> Path:
-    """Write ``mesh`` (a trimesh.Trimesh, or a mesh_export.process.skeleton.Skeleton for morphology
-    formats) to ``path``; the format from ``format`` or the extension. A surface mesh written
-    to a morphology format (swc, hoc, neuroml) is skeletonized first with default settings.
+    """Write ``mesh`` (a trimesh.Trimesh, or a mesh_export.model.Skeleton for morphology
+    formats) to ``path``; the format from ``format`` or the extension. A morphology format
+    (swc, hoc, neuroml) takes a Skeleton: ``mesh_export.write`` skeletonizes a surface first.
 
     The file appears under its name only once complete; an existing file is replaced only
     with ``overwrite=True``. Returns the path written.
@@ -41,11 +41,7 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
 
 
 def _prepare(data, writer):
-    """Check ``data`` against what ``writer`` accepts. A Skeleton is validated; a surface mesh
-    given to a skeleton-only format is skeletonized with the default settings."""
-    from mesh_export.process.volume import check_volume, is_volume_mesh
-    from mesh_export.process.skeleton import Skeleton
-
+    """Check ``data`` against what ``writer`` accepts. A Skeleton is validated."""
     if is_volume_mesh(data):
         if VOLUME not in writer.accepts:
             raise InvalidArgumentError(f"format {writer.name!r} cannot hold a tetrahedral mesh")
@@ -57,10 +53,9 @@ def _prepare(data, writer):
             data.validate()
             return data
         if SURFACE not in writer.accepts:
-            from mesh_export.process.skeleton import skeletonize
-
-            check_surface(data)
-            return skeletonize(data)
+            # Skeletonizing is processing, a layer above: mesh_export.write does it first.
+            raise InvalidArgumentError(f"format {writer.name!r} takes a skeleton: skeletonize the surface first "
+                                       "(mesh_export.write does, with the default settings)")
     elif is_skeleton:
         raise InvalidArgumentError(f"format {writer.name!r} does not take a skeleton")
     if SURFACE not in writer.accepts:

@@ -84,7 +84,7 @@ def _fan(indices: np.ndarray, counts: np.ndarray, starts: np.ndarray | None = No
 def _index_corners(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """An indexed mesh from triangle corners (STL): bit-identical corners become one vertex
     (-0.0 and 0.0 too); every facet stays a face, also one with two identical corners."""
-    from mesh_export.retrieve.fetch import merge_duplicate_vertices
+    from mesh_export.core.mesh_ops import merge_duplicate_vertices
 
     count = len(corners) // 3
     if count == 0:

@@ -110,7 +110,7 @@ def _decimals(values: np.ndarray, smallest: float) -> int:
 
 
 def write_swc(skeleton, path, units: str | None = None, allow_units: bool = False, ascii: bool = True) -> None:
-    from mesh_export.process.skeleton import as_skeleton_for_writing
+    from mesh_export.model import as_skeleton_for_writing
 
     sk = as_skeleton_for_writing(skeleton, units, allow_units, "SWC")
     n = len(sk)

@@ -115,7 +115,7 @@ def write_vtp(mesh, path, compress: bool = False) -> None:
 
 
 def write_vtu(mesh, path, compress: bool = False) -> None:
-    from mesh_export.process.volume import is_volume_mesh
+    from mesh_export.model import is_volume_mesh
 
     if is_volume_mesh(mesh):
         # Tetrahedral meshes are rare and small next to surfaces: meshio's writer is enough.

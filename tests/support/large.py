@@ -109,7 +109,7 @@ def build_large_layers(root: str | os.PathLike | None = None, *, target_faces: i
     """
     import trimesh
 
-    from mesh_export.datasets.precomputed import LayerGeometry, write_graphene_layer, write_multires_layer
+    from support.precomputed import LayerGeometry, write_graphene_layer, write_multires_layer
 
     indices = (neuron_index,) if isinstance(neuron_index, int) else tuple(neuron_index)
     name = (f"n{'_'.join(map(str, indices))}-f{target_faces}-d{dynamic_every}-v{_FORMAT}"
@@ -156,7 +156,7 @@ def build_large_layers(root: str | os.PathLike | None = None, *, target_faces: i
 def _main(argv=None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m mesh_export.datasets.large",
+    parser = argparse.ArgumentParser(prog="python tests/support/large.py",
                                      description="Build (or find) a MICrONS-scale fixture layer.")
     parser.add_argument("--faces", type=int, default=9_000_000)
     parser.add_argument("--neuron", type=int, nargs="+", default=[0])

@@ -1,7 +1,7 @@
 """Write real Neuroglancer precomputed mesh layers that CloudVolume reads unchanged.
 
 Three layer kinds, all built from ``{root_id: trimesh.Trimesh}`` in nanometres
-(see :mod:`mesh_export.datasets.neurons`):
+(see :mod:`support.neurons`):
 
 - :func:`write_legacy_mesh_layer`: unsharded legacy meshes
   (``neuroglancer_legacy_mesh``): a ``<id>:0`` JSON manifest listing fragment
@@ -16,9 +16,8 @@ Three layer kinds, all built from ``{root_id: trimesh.Trimesh}`` in nanometres
   ``tests/support/server.py`` serves.
 
 :func:`cave_datastack_info` builds the InfoService payload that makes
-``caveclient.CAVEclient`` resolve a datastack to a graphene source, and
-:func:`build_sample` writes the offline sample the package ships, one neuron at true scale
-(``python -m mesh_export.datasets.precomputed OUTDIR``).
+``caveclient.CAVEclient`` resolve a datastack to a graphene source. The offline sample the
+package ships is written with :func:`write_multires_layer` by ``tools/build_sample.py``.
 
 Only the encoding helpers of cloudvolume are used (manifest serialisation,
 sharding), so what is on disk is exactly what its readers expect. zmesh (LGPL)
@@ -34,7 +33,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -47,21 +46,11 @@ __all__ = [
     "write_multires_layer",
     "write_graphene_layer",
     "cave_datastack_info",
-    "build_sample",
     "GRAPHENE_SERVER_FILE",
-    "SAMPLE_SEED",
-    "SAMPLE_ROOT_ID",
 ]
 
 #: Server-side description of a graphene dataset, written next to its data.
 GRAPHENE_SERVER_FILE = "chunkedgraph.json"
-SAMPLE_SEED = 0
-#: The bundled neuron's root id (the README, the Makefile and the tests use it).
-SAMPLE_ROOT_ID = 864691135010718168
-#: Faces of the bundled neuron at lod 0.
-SAMPLE_FACES = 400_000
-#: Face ratio between successive lods: lod 3 keeps enough faces for every neurite to stay a tube.
-SAMPLE_LOD_REDUCTION = 3
 
 Meshes = Mapping[int, "trimesh.Trimesh"]
 
@@ -389,7 +378,7 @@ def _morton_order(positions: np.ndarray) -> np.ndarray:
 
 def _lod_meshes(mesh, resolution, num_lods: int, reduction: float = 4) -> list:
     """LOD 0 is the mesh itself; each further LOD has about ``1/reduction`` the faces."""
-    from mesh_export.datasets.neurons import simplify_mesh
+    from support.neurons import simplify_mesh
 
     lods = [mesh]
     for lod in range(1, num_lods):
@@ -613,7 +602,7 @@ def write_graphene_layer(
     """Write a graphene segmentation's mesh storage and its server-side description.
 
     Root ids must be valid layer-``n_layers`` graphene labels (the ids from
-    :func:`mesh_export.datasets.neurons.make_root_ids` are). Each root mesh is
+    :func:`support.neurons.make_root_ids` are). Each root mesh is
     cut on the graph's chunk grid (``geometry.chunk_size`` voxels from the
     dataset origin); each piece becomes a level-2 fragment with its own label.
     Every ``dynamic_every``-th fragment is stored "dynamic" (an unsharded file
@@ -787,86 +776,3 @@ def cave_datastack_info(
     if extra:
         payload.update(extra)
     return payload
-
-
-# --------------------------------------------------------------------------
-# bundled sample
-# --------------------------------------------------------------------------
-
-
-def build_sample(
-    outdir: str | os.PathLike,
-    *,
-    seed: int = SAMPLE_SEED,
-    num_lods: int = 4,
-    faces: int = SAMPLE_FACES,
-    pitch_um: float = 0.25,
-) -> dict:
-    """Write the offline sample: one neuron at true scale, as a sharded multi-LOD Draco layer.
-
-    The cell comes from :mod:`mesh_export.datasets.morphology` (soma ~12 um across, an apical
-    dendrite of ~300 um with a tuft, basal dendrites of 150-300 um, an axon), meshed at
-    ``pitch_um`` and simplified to ``faces`` faces for lod 0; each further lod has a quarter
-    of the faces, as MICrONS' static meshes (lods 0-3, 16-bit vertices). Readable as
-    ``CloudVolume("precomputed://file://<abs outdir>")`` with ``.mesh.get(root_id, lod=k)``. A
-    ``provenance`` file (the precomputed convention) records how it was made and the root id.
-    The same arguments write the same bytes. Returns a summary.
-    """
-    from mesh_export.datasets.sample_neuron import grow_neuron, neuron_surface
-    from mesh_export.datasets.neurons import simplify_mesh
-
-    morphology = grow_neuron(seed)
-    surface = neuron_surface(morphology, pitch_um=pitch_um)
-    mesh = _drop_folds(simplify_mesh(surface, faces, scale=pitch_um * 1000.0)) if faces < len(surface.faces) else surface
-    meshes = {SAMPLE_ROOT_ID: mesh}
-    geometry = LayerGeometry.covering(meshes, resolution=(8.0, 8.0, 40.0), chunk_size=(256, 256, 32))
-    out = Path(outdir)
-    face_counts = write_multires_layer(out, meshes, num_lods=num_lods, sharded=True, geometry=geometry,
-                                       vertex_quantization_bits=16, lod_reduction=SAMPLE_LOD_REDUCTION)
-    lengths = morphology.path_lengths / 1000.0
-    provenance = {
-        "description": (
-            "mesh-export offline sample: one synthetic pyramidal neuron at true scale (soma ~12 um, "
-            "apical dendrite ~300 um, basal dendrites 150-300 um, axon), marching cubes of the distance "
-            "to a branching skeleton, simplified per lod, sharded multi-resolution Draco meshes."
-        ),
-        "owners": [],
-        "sources": [],
-        "processing": [{
-            "method": {"task": "mesh_export.datasets.precomputed.build_sample", "seed": seed,
-                       "num_lods": num_lods, "faces": faces, "pitch_um": pitch_um},
-        }],
-        "root_ids": [str(SAMPLE_ROOT_ID)],
-        "units": "nm",
-        "faces_per_lod": {str(k): v for k, v in face_counts.items()},
-        "morphology": {"nodes": int(len(morphology.points)),
-                       "soma_diameter_um": round(float(morphology.radii[0]) * 2 / 1000.0, 3),
-                       "longest_path_um": {name: round(float(lengths[morphology.types == kind].max()), 1)
-                                           for name, kind in (("axon", 2), ("basal", 3), ("apical", 4))},
-                       "total_length_um": round(float(np.linalg.norm(
-                           morphology.points[1:] - morphology.points[morphology.parents[1:]], axis=1).sum()) / 1000.0, 1)},
-    }
-    _write_json(out / "provenance", provenance)
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {"path": str(out), "root_ids": [SAMPLE_ROOT_ID], "faces_per_lod": face_counts, "bytes": size}
-
-
-def _main(argv: Iterable[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m mesh_export.datasets.precomputed",
-        description="Write the bundled offline sample (sharded multi-LOD Draco precomputed layer).",
-    )
-    parser.add_argument("outdir", help="directory to write the layer into")
-    parser.add_argument("--seed", type=int, default=SAMPLE_SEED)
-    parser.add_argument("--lods", type=int, default=4)
-    parser.add_argument("--faces", type=int, default=SAMPLE_FACES, help="faces at lod 0")
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    summary = build_sample(args.outdir, seed=args.seed, num_lods=args.lods, faces=args.faces)
-    print(json.dumps({k: v for k, v in summary.items() if k != "faces_per_lod"}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(_main())
