@@ -18,7 +18,7 @@ from mesh_export.process import steps
 
 
 def _broken(faces_target: int):
-    from mesh_export.datasets.large import subdivided_neuron
+    from support.large import subdivided_neuron
 
     vertices, faces = subdivided_neuron(faces_target)
     rng = np.random.default_rng(0)

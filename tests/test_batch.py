@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import trimesh
 
-from conftest import run_cli
 from support.server import FixtureServer
 
 N_IDS = 200
@@ -77,6 +76,8 @@ def _env(work) -> dict:
 
 
 def cli(work, *args, timeout=300, stdin=None):
+    from conftest import run_cli  # here: benchmarks/ imports this module beside its own conftest
+
     return run_cli(*args, env=_env(work), cwd=work / "out", timeout=timeout, stdin=stdin)
 
 

@@ -158,14 +158,3 @@ def violations_in(root: Path) -> list[str]:
     finally:
         PACKAGE = saved
 
-
-def test_every_import_of_the_package_names_a_module_that_exists():
-    # A function-local import left behind by a move fails only when that function runs.
-    import importlib.util
-
-    missing = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        for line, target in imports_of(path):
-            if target.startswith("mesh_export") and importlib.util.find_spec(target) is None:
-                missing.append(f"{path.relative_to(PACKAGE)}:{line}: {target}")
-    assert missing == []
