@@ -38,11 +38,14 @@ def _manifold_pairs(faces: np.ndarray, n_vertices: int):
 
 def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray]:
     """Faces joined across manifold edges (trimesh's face-adjacency bodies): (count, labels)."""
+    a, b, _ = _manifold_pairs(faces, n_vertices)
+    return _components(a, b, len(faces))
+
+
+def _components(a: np.ndarray, b: np.ndarray, n: int) -> tuple[int, np.ndarray]:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    a, b, _ = _manifold_pairs(faces, n_vertices)
-    n = len(faces)
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
     return connected_components(graph, directed=False)
 
@@ -139,7 +142,10 @@ def turn_bodies_outwards(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.nd
     n_vertices = len(vertices)
     if len(faces) == 0:
         return faces, 0
-    count, labels = face_components(faces, n_vertices)
+    # One edge sort for the pairs serves both the bodies and their winding check.
+    a, b, same = _manifold_pairs(faces, n_vertices)
+    count, labels = _components(a, b, len(faces))
+    del b
     edges = _directed_edges(faces).astype(np.int64)
     keys = np.minimum(edges[:, 0], edges[:, 1]) * n_vertices + np.maximum(edges[:, 0], edges[:, 1])
     _, inverse, uses = np.unique(keys, return_inverse=True, return_counts=True)
@@ -147,7 +153,6 @@ def turn_bodies_outwards(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.nd
     # Closed: every edge of the body is shared by exactly two faces (which are then in the body).
     open_body = np.bincount(labels[np.flatnonzero(uses[inverse] != 2) // 3], minlength=count) > 0
     del inverse, uses
-    a, _, same = _manifold_pairs(faces, n_vertices)
     mis_wound = np.bincount(labels[a[same]], minlength=count) > 0
     closed = ~open_body & ~mis_wound & (np.bincount(labels, minlength=count) >= 4)
     if not closed.any():
