@@ -104,6 +104,55 @@ def test_a_small_soma_among_a_hundred_debris_pieces(request, tmp_path):
     check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "debris.swc"))
 
 
+
+def test_a_decimated_cell_whose_thin_axon_broke_into_pieces(request, tmp_path):
+    """The same cell decimated to 1 face per 0.1 um^2: its thin axon falls into dozens of dense
+    pieces with debris among them, which must heal axon to axon (the near piece, not the
+    dendrite nearest the cell), so the axon is typed 2 as a whole."""
+    cell = cached_cell(cache_dir(request), seed=5, name="decimated", debris=100, soma_diameter=9.0,
+                       face_area_um2=0.1)
+    labels = cell.labels
+    edges = cell.mesh.edges
+    axon_pieces = [c for c in trimesh.graph.connected_components(edges) if (labels[c] == AXON).mean() > 0.5]
+    assert len(axon_pieces) >= 10  # the axon is broken
+    skeleton = split_axon(skeletonize(cell.mesh), cell.pre, cell.post)
+    check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "decimated.swc"))
+    wires = skeleton.metadata["steps"][-1]["wires"]
+    assert wires["length"] < 0.1 * skeleton.total_length(), wires  # no dendrite-long wires
+
+
+def test_an_axon_healed_onto_a_dendrite_is_typed_as_well():
+    """A piece of axon that healing hung on a dendrite (outputs only) is split off too, as
+    MeshParty's n_times does; a dendrite with a stray output synapse is not."""
+    from mesh_export.process.skeleton import Skeleton
+
+    # soma 0; axon 1-10 from the soma; dendrite 11-30 with a branch 31-40 that is really axon
+    # (node 31 on dendrite node 20); a dendrite 41-60 with one detection-error output.
+    nodes, parents = [[0.0, 0, 0]], [-1]
+
+    def chain(start_parent, count, direction, origin):
+        for k in range(count):
+            nodes.append(list(np.asarray(origin) + np.asarray(direction) * 2000.0 * (k + 1)))
+            parents.append(start_parent if k == 0 else len(nodes) - 2)
+
+    chain(0, 10, [0, -1, 0], [0, 0, 0])
+    chain(0, 20, [1, 0, 0], [0, 0, 0])
+    chain(20, 10, [0, 0, 1], nodes[20])
+    chain(0, 20, [-1, 0, 0], [0, 0, 0])
+    sk = Skeleton(np.array(nodes), np.array(parents), np.full(len(nodes), 500.0),
+                  np.r_[1, np.full(len(nodes) - 1, 3)], "nm")
+    at = sk.nodes
+    pre = np.concatenate([at[3:11], at[33:41], at[[50]]])
+    post = np.concatenate([at[11:31], at[11:31], at[41:61], at[41:61]])
+    typed = split_axon(sk, pre, post)
+    record = typed.metadata["compartments"]
+    assert record["axon"] and len(record["splits"]) == 2, record
+    axon = typed.types == 2
+    by_position = {tuple(p): t for p, t in zip(typed.nodes.tolist(), axon.tolist())}
+    assert all(by_position[tuple(p)] for p in at[1:11].tolist() + at[31:41].tolist())
+    assert not any(by_position[tuple(p)] for p in at[11:31].tolist() + at[41:61].tolist())
+    assert record["quality"] > 0.8
+
 def test_header_says_what_was_found(swc_files):
     text = swc_files["pyramidal"].read_text()
     head = "\n".join(line for line in text.splitlines() if line.startswith("#"))

@@ -199,6 +199,24 @@ def test_ball_and_sticks_heal_and_largest_component():
     assert 1.3e5 < healed.total_length() < 2.3e5
 
 
+def test_a_dense_piece_heals_to_its_nearest_piece_not_to_the_far_cell():
+    """Two dense blobs (every vertex's 128 nearest are its own) 35 um past a neurite's tip and 4 um
+    from each other: the far blob joins the near one, not the cell 35 um away (a decimated axon
+    broken into dense fragments otherwise hangs off whatever dendrite is nearest)."""
+    base = ball_and_sticks()
+    shift = np.array([2.0e5, 1.0e5, 5.0e4])
+    blobs = [trimesh.creation.icosphere(subdivisions=4, radius=1000.0) for _ in range(2)]
+    blobs[0].apply_translation(shift + [95000.0, 0, 0])
+    blobs[1].apply_translation(shift + [95000.0, 6000.0, 0])
+    mesh = trimesh.util.concatenate([base, *blobs])
+    mesh = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    mesh.units = "nm"
+    step = skeletonize(mesh).metadata["steps"][-1]
+    # one wire from the stick's tip to the near blob (~34 um); the far blob's gap (4 um) is short
+    assert step["wires"]["count"] >= 1
+    assert 30000 < step["wires"]["length"] < 40000, step["wires"]
+
+
 def test_soma_given(neuron_mesh, skeletons):
     auto = skeletonize(neuron_mesh)
     point_um = auto.nodes[0] / 1000.0

@@ -15,7 +15,6 @@ sides hold only outputs and only inputs, 0 when the split separates nothing. Bel
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -26,27 +25,27 @@ from mesh_export.core.units import conversion_factor
 __all__ = ["split_axon", "untyped", "segregation_index"]
 
 
-def _entropy(pre: float, post: float) -> float:
-    total = pre + post
-    if total <= 0:
-        return 0.0
-    h = 0.0
-    for count in (pre, post):
-        p = count / total
-        if p > 0:
-            h -= p * math.log(p)
-    return h
+def _segregation(pre_a, post_a, pre_b, post_b) -> np.ndarray:
+    """:func:`segregation_index` of many splits at once (arrays)."""
+    def entropy(pre, post):
+        total = pre + post
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = np.zeros_like(total, dtype=np.float64)
+            for count in (pre, post):
+                p = np.where(total > 0, count / np.where(total > 0, total, 1), 0)
+                h -= np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)
+        return h
+
+    total = pre_a + post_a + pre_b + post_b
+    whole = entropy(pre_a + pre_b, post_a + post_b)
+    split = ((pre_a + post_a) * entropy(pre_a, post_a) + (pre_b + post_b) * entropy(pre_b, post_b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((total > 0) & (whole > 0), 1.0 - split / np.where(total > 0, total, 1) / np.where(whole > 0, whole, 1), 0.0)
 
 
 def segregation_index(pre_axon: float, post_axon: float, pre_rest: float, post_rest: float) -> float:
     """1 - (entropy of the split) / (entropy of the whole), weighted by synapse counts."""
-    total = pre_axon + post_axon + pre_rest + post_rest
-    whole = _entropy(pre_axon + pre_rest, post_axon + post_rest)
-    if total <= 0 or whole <= 0:
-        return 0.0
-    split = ((pre_axon + post_axon) * _entropy(pre_axon, post_axon)
-             + (pre_rest + post_rest) * _entropy(pre_rest, post_rest)) / total
-    return 1.0 - split / whole
+    return float(_segregation(*(np.float64(x) for x in (pre_axon, post_axon, pre_rest, post_rest))))
 
 
 def _with_types(skeleton: Skeleton, types: np.ndarray, record: dict[str, Any]) -> Skeleton:
@@ -79,6 +78,73 @@ def _nearest_nodes(skeleton: Skeleton, points, units: str) -> np.ndarray:
     return near.astype(np.int64)
 
 
+#: At most this many pieces of cable typed axon (one for an intact axon).
+MAX_SPLITS = 8
+#: A further split must raise the segregation index by more than this ...
+MIN_GAIN = 0.005
+#: ... and hold at least this many output synapses of its own.
+MIN_PIECE_OUTPUTS = 3
+
+
+def _subtree(sk: Skeleton, root: int, already: np.ndarray) -> np.ndarray:
+    """``already`` plus the subtree of ``root`` (``sk`` sorted depth-first: a subtree follows its root)."""
+    out = already.copy()
+    out[root] = True
+    par = sk.parents
+    for i in range(root + 1, len(sk)):
+        if par[i] < root:
+            break
+        if out[par[i]]:
+            out[i] = True
+    return out
+
+
+def _best_split(sk: Skeleton, pre_at, post_at, children, cable, lengths, stub):
+    """The node whose subtree is the axon side of the edge with the largest synapse flow
+    (ties: the one nearest the soma), moved towards the soma along its section; with the
+    output and input counts of its subtree. None when no subtree holds more of the outputs."""
+    n = len(sk)
+    pre_down, post_down = pre_at.tolist(), post_at.tolist()
+    parents = sk.parents.tolist()
+    for i in range(n - 1, 0, -1):  # children after parents: accumulate from the leaves up
+        p = parents[i]
+        pre_down[p] += pre_down[i]
+        post_down[p] += post_down[i]
+    pre_down, post_down = np.asarray(pre_down), np.asarray(post_down)
+    pre_total, post_total = float(pre_at.sum()), float(post_at.sum())
+    if pre_total <= 0:
+        return None
+    flow = pre_down * (post_total - post_down) + post_down * (pre_total - pre_down)
+    # The axon side holds the outputs: its output fraction beats the rest's.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac_down = pre_down / (pre_down + post_down)
+        frac_up = (pre_total - pre_down) / ((pre_total - pre_down) + (post_total - post_down))
+    axon_side = np.nan_to_num(frac_down, nan=0.0) > np.nan_to_num(frac_up, nan=0.0)
+    axon_side[sk.parents < 0] = False
+    if not axon_side.any():
+        return None
+    # Of the edges carrying synapse flow, the one whose cut segregates outputs from inputs best:
+    # the largest flow alone can sit above a branch point when a piece of axon hangs on a dendrite.
+    quality = _segregation(pre_down, post_down, pre_total - pre_down, post_total - post_down)
+    score = np.where(axon_side & (flow > 0), quality, -1.0)
+    best = float(score.max())
+    if best < 0:
+        return None
+    near_best = np.flatnonzero(score >= best - 1e-9)
+    split = int(near_best[np.argmax(flow[near_best])])  # (argmax: the first, nearest the soma)
+    # Extend the split towards the soma along its section, and across branch points whose
+    # other branches are short stubs with hardly an input synapse (spurs, a spine-like bump with
+    # a chandelier synapse beside the initial segment).
+    parents_of = sk.parents
+    while parents_of[split] > 0:
+        up = int(parents_of[split])
+        others = [c for c in children[up] if c != split]
+        if any(post_down[c] > 3 or cable[c] + lengths[c] > stub for c in others):
+            break
+        split = up
+    return split, float(pre_down[split]), float(post_down[split])
+
+
 def split_axon(skeleton: Skeleton, pre, post, *, units: str = "nm", min_quality: float = 0.5,
                source: str | None = None) -> Skeleton:
     """Type the axon 2 and everything else 3, from the cell's output (``pre``) and input
@@ -101,66 +167,53 @@ def split_axon(skeleton: Skeleton, pre, post, *, units: str = "nm", min_quality:
         return untyped(sk, "no input synapses on this cell: the axon cannot be told from the dendrites")
     pre_at = np.bincount(pre_nodes, minlength=n).astype(np.float64)
     post_at = np.bincount(post_nodes, minlength=n).astype(np.float64)
-    # Subtree sums (children after parents: accumulate from the leaves up).
-    pre_down, post_down = pre_at.tolist(), post_at.tolist()
-    parents = sk.parents.tolist()
-    for i in range(n - 1, 0, -1):
-        p = parents[i]
-        pre_down[p] += pre_down[i]
-        post_down[p] += post_down[i]
-    pre_down, post_down = np.asarray(pre_down), np.asarray(post_down)
     pre_total, post_total = float(pre_at.sum()), float(post_at.sum())
-    flow = pre_down * (post_total - post_down) + post_down * (pre_total - pre_down)
-    # The axon side holds the outputs: its output fraction beats the rest's.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac_down = pre_down / (pre_down + post_down)
-        frac_up = (pre_total - pre_down) / ((pre_total - pre_down) + (post_total - post_down))
-    axon_side = np.nan_to_num(frac_down, nan=0.0) > np.nan_to_num(frac_up, nan=0.0)
-    axon_side[sk.parents < 0] = False
-    if not axon_side.any():
-        return untyped(sk, "no part of the cell holds more of its output synapses than the rest")
-    score = np.where(axon_side, flow, -1.0)
-    best = float(score.max())
-    # Among equal flows (no synapse between them) the one nearest the soma.
-    split = int(np.flatnonzero(score >= best * (1 - 1e-12))[0])
-    quality = segregation_index(pre_down[split], post_down[split], pre_total - pre_down[split],
-                                post_total - post_down[split])
-    # Extend the split towards the soma along its section, and across branch points whose
-    # other branches are short stubs with hardly an input synapse (spurs, a spine-like bump with
-    # a chandelier synapse beside the initial segment).
     parents_of = sk.parents
     lengths = sk.edge_lengths()
     cable = lengths.tolist()
     for i in range(n - 1, 0, -1):
         cable[parents_of[i]] += cable[i]
     cable = np.asarray(cable)
-    stub = 20.0 * conversion_factor("um", sk.units)
     children = [[] for _ in range(n)]
     for i in range(1, n):
         children[parents_of[i]].append(i)
-    while parents_of[split] > 0:
-        up = int(parents_of[split])
-        others = [c for c in children[up] if c != split]
-        if any(post_down[c] > 3 or cable[c] + lengths[c] > stub for c in others):
+    stub = 20.0 * conversion_factor("um", sk.units)
+
+    # A fragmented axon (a decimated mesh loses stretches of it) can be healed onto the tree in
+    # several places, some on dendrites: one split cannot hold it all. So split again on what is
+    # left while the segregation of (everything typed axon) against the rest improves, as
+    # MeshParty's ``n_times`` does; each further piece must hold outputs of its own.
+    in_axon = np.zeros(n, dtype=bool)
+    splits = []
+    quality = 0.0
+    for _ in range(MAX_SPLITS):
+        found = _best_split(sk, np.where(in_axon, 0.0, pre_at), np.where(in_axon, 0.0, post_at), children,
+                            cable, lengths, stub)
+        if found is None:
             break
-        split = up
+        split, pre_down, post_down = found
+        grown = _subtree(sk, split, in_axon)
+        pre_axon, post_axon = float(pre_at[grown].sum()), float(post_at[grown].sum())
+        q = segregation_index(pre_axon, post_axon, pre_total - pre_axon, post_total - post_axon)
+        if splits and (q <= quality + MIN_GAIN or pre_down < MIN_PIECE_OUTPUTS):
+            break
+        splits.append({"node": split, "pre": int(pre_down), "post": int(post_down)})
+        in_axon, quality = grown, q
+    if not splits:
+        return untyped(sk, "no part of the cell holds more of its output synapses than the rest")
+    split = splits[0]["node"]
     record = dict(base, split_node=split, quality=round(float(quality), 4),
-                  axon_synapses={"pre": int(pre_down[split]), "post": int(post_down[split])})
+                  axon_synapses={"pre": int(pre_at[in_axon].sum()), "post": int(post_at[in_axon].sum())},
+                  splits=splits)
     if quality < min_quality:
         out = untyped(sk, f"the best axon/dendrite split separates the synapses poorly "
                           f"(segregation index {quality:.2f} < {min_quality})")
         out.metadata["compartments"].update({k: v for k, v in record.items() if k != "method"},
                                              method="none", tried="synapse flow centrality")
         return out
-    in_axon = np.zeros(n, dtype=bool)
-    in_axon[split] = True
-    par = sk.parents
-    for i in range(split + 1, n):  # sorted depth-first: the subtree follows its root
-        if in_axon[par[i]]:
-            in_axon[i] = True
     types = np.full(n, BASAL, dtype=np.int64)
     types[in_axon] = AXON
-    types[par < 0] = SOMA
+    types[sk.parents < 0] = SOMA
     record.update(axon=True, axon_nodes=int(in_axon.sum()),
                   axon_length=float(lengths[in_axon].sum()), units=sk.units)
     return _with_types(sk, types, record)

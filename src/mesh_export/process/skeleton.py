@@ -193,6 +193,42 @@ def _find(parent: np.ndarray, i: int) -> int:
     return i
 
 
+def _nearest_foreign(vertices, idx_live, live_group, todo, todo_group, home, by_x):
+    """For each group of ``todo`` vertices, its nearest vertex of another group, exactly: the
+    main group's nearest vertex bounds the distance, so any nearer one lies in the group's box
+    grown by that bound (``by_x``: the live vertices sorted by x, to cut the box's slab fast).
+    Returns, per ``todo`` vertex, a distance (inf but on each group's closest vertex) and the
+    vertex it is nearest to."""
+    from scipy.spatial import cKDTree
+
+    main_idx = idx_live[live_group == home]
+    bound, near = cKDTree(vertices[main_idx]).query(vertices[todo])
+    near = main_idx[near]
+    dist = np.full(len(todo), np.inf)
+    xs = vertices[idx_live[by_x], 0]
+    order = np.argsort(todo_group, kind="stable")
+    cuts = np.flatnonzero(np.diff(todo_group[order])) + 1
+    for rows in np.split(order, cuts):
+        g = todo_group[rows[0]]
+        best = int(rows[np.argmin(bound[rows])])
+        d_best, src, dst = float(bound[best]), best, int(near[best])
+        points = vertices[todo[rows]]
+        lo, hi = points.min(axis=0) - d_best, points.max(axis=0) + d_best
+        slab = by_x[np.searchsorted(xs, lo[0]):np.searchsorted(xs, hi[0], side="right")]
+        cand = slab[(live_group[slab] != g) & (live_group[slab] != home)]
+        if len(cand):
+            cv = vertices[idx_live[cand]]
+            cand = cand[((cv[:, 1:] >= lo[1:]) & (cv[:, 1:] <= hi[1:])).all(axis=1)]
+        if len(cand):
+            d, j = cKDTree(points).query(vertices[idx_live[cand]])
+            i = int(np.argmin(d))
+            if d[i] < d_best:
+                d_best, src, dst = float(d[i]), int(rows[j[i]]), int(idx_live[cand[i]])
+        dist[src] = d_best
+        near[src] = dst
+    return dist, near
+
+
 def _heal_edges(vertices, labels, piece_area, main, max_gap):
     """Gap edges joining every piece to the main one: a minimum spanning tree of the pieces
     (Boruvka: each round, every group of pieces not yet joined to the main piece links to its
@@ -208,6 +244,7 @@ def _heal_edges(vertices, labels, piece_area, main, max_gap):
         raise SkeletonizeError("the soma's piece of the mesh has no area")
     idx_live = np.flatnonzero(np.isin(labels, pieces))
     tree = cKDTree(vertices[idx_live])
+    by_x = np.argsort(vertices[idx_live, 0], kind="stable")
     uf = np.arange(len(piece_area))
     chosen = []
     for _ in range(64):
@@ -219,10 +256,10 @@ def _heal_edges(vertices, labels, piece_area, main, max_gap):
         best = {}  # group -> (distance, vertex in it, vertex elsewhere)
         todo = query
         for k in (16, 128, 0):
-            if k == 0:  # still alone among its 128 nearest: the nearest vertex of the main group
-                main_idx = idx_live[group[labels[idx_live]] == home]
-                dist, near = cKDTree(vertices[main_idx]).query(vertices[todo])
-                dist, near = dist[:, None], main_idx[near][:, None]
+            if k == 0:  # still alone among its 128 nearest (a dense piece): search exactly
+                dist, near = _nearest_foreign(vertices, idx_live, group[labels[idx_live]], todo,
+                                              group[labels[todo]], home, by_x)
+                dist, near = dist[:, None], near[:, None]
             else:
                 k = min(k, len(idx_live))
                 dist, near = tree.query(vertices[todo], k=k)
@@ -244,7 +281,7 @@ def _heal_edges(vertices, labels, piece_area, main, max_gap):
                 break
         joined = False
         for d, a, b in sorted(best.values()):
-            if max_gap is not None and d > max_gap:
+            if d > max_gap:
                 continue
             ra, rb = _find(uf, labels[a]), _find(uf, labels[b])
             if ra != rb:
@@ -483,7 +520,8 @@ def skeletonize(
         goes to the region's centroid, not to the point.
     heal: join disconnected pieces to the tree across their gaps (default); with
         ``largest_component=True`` every piece but the largest is dropped instead.
-    max_gap: pieces farther than this (mesh units) from the rest are dropped, not healed.
+    max_gap: pieces farther than this (mesh units) from the rest are dropped, not healed
+        (default: heal across any gap).
     step: width of the wavefront bands (node spacing), mesh units; default 2.5 median edge
         lengths, at least 1 um.
     min_radius: radius floor, in ``radius_units`` (default 0.05 um).
@@ -529,6 +567,9 @@ def skeletonize(
     step = float(step)
     if not (step > 0 and math.isfinite(step)):
         raise InvalidArgumentError(f"step must be a positive length, got {step}")
+    max_gap = math.inf if max_gap is None else float(max_gap)
+    if not max_gap > 0:
+        raise InvalidArgumentError(f"max_gap must be a positive length, got {max_gap}")
     weight = np.maximum(length, 1e-9 * max(median_edge, 1e-30), out=length)
     del length
 
@@ -879,6 +920,8 @@ def skeletonize(
         "healed_gaps": healed,
         "wires": {"count": int(len(wires)), "length": wire_length},
         "dropped_pieces": len(dropped),
+        "dropped_area": float(piece_area[dropped].sum()) if dropped else 0.0,
+        "max_gap": max_gap if math.isfinite(max_gap) else None,
         "soma": [float(x) for x in soma_point],
         "soma_given": soma is not None,
         "soma_source": soma_note or ("given" if soma is not None else "mesh"),
