@@ -121,6 +121,15 @@ def test_a_decimated_cell_whose_thin_axon_broke_into_pieces(request, tmp_path):
     assert wires["length"] < 0.1 * skeleton.total_length(), wires  # no dendrite-long wires
 
 
+def test_a_small_soma_on_a_coarse_spiny_cell(request, tmp_path):
+    """An 8 um soma with a nucleus dimple at 1 face per 0.3 um^2 and 2 spines per um: the inscribed
+    ball at the seed is shrunk by the dimple and the facets, and the stems' bases passed for soma
+    (1.31 x) until the thickness test took the largest ball nearby as its scale."""
+    cell = cached_cell(cache_dir(request), seed=8, name="small-coarse-spiny", soma_diameter=8.0,
+                       face_area_um2=0.3, spines_per_um=2.0)
+    skeleton = split_axon(skeletonize(cell.mesh), cell.pre, cell.post)
+    check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "small-coarse-spiny.swc"))
+
 def test_an_axon_healed_onto_a_dendrite_is_typed_as_well():
     """A piece of axon that healing hung on a dendrite (outputs only) is split off too, as
     MeshParty's n_times does; a dendrite with a stray output synapse is not."""

@@ -217,6 +217,21 @@ def test_a_dense_piece_heals_to_its_nearest_piece_not_to_the_far_cell():
     assert 30000 < step["wires"]["length"] < 40000, step["wires"]
 
 
+def test_a_soma_region_that_breaks_up_is_grown_again_looser(neuron_meshes, monkeypatch):
+    """navis 754538881's cell body is irregular: at 0.8 of the inscribed radius its thick region
+    breaks up into a patch (a soma 0.05 x the true one); the region is then grown at the next
+    fraction instead of being kept."""
+    from mesh_export.process import soma
+
+    mesh = neuron_meshes["754538881"]
+    monkeypatch.setattr(soma, "THICK_FRACTIONS", (0.6,))
+    reference = skeletonize(mesh).radii[0]
+    monkeypatch.setattr(soma, "THICK_FRACTIONS", (0.8,))
+    assert skeletonize(mesh).radii[0] < 0.3 * reference  # what the guard is for
+    monkeypatch.setattr(soma, "THICK_FRACTIONS", (0.8, 0.6))
+    assert skeletonize(mesh).radii[0] == pytest.approx(reference, rel=1e-6)
+
+
 def test_soma_given(neuron_mesh, skeletons):
     auto = skeletonize(neuron_mesh)
     point_um = auto.nodes[0] / 1000.0

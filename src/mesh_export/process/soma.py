@@ -4,9 +4,10 @@ whose cross-sections stay soma-sized.
 Given a point inside the cell body (the thickest cross-section found by the skeletonizer,
 a nucleus position from a CAVE soma table, or ``--soma X,Y,Z``):
 
-1. ``r0``: the inscribed radius there (distance to the nearest surface sample).
+1. ``r0``: the inscribed radius of the largest ball found by moving the point uphill on the
+   distance to the surface (distance to the nearest surface sample).
 2. Local thickness of every surface vertex within a few ``r0`` of it: whether the ball of
-   diameter ``0.6 r0`` touching the vertex from inside (against its normal) is empty of surface.
+   diameter ``0.7 r0`` (0.6, then 0.5, where that breaks the region up) touching the vertex from inside (against its normal) is empty of surface.
    Soma vertices see across the cell body (several um); neurite vertices across their neurite
    (under ~2 um), however decimated the surface is. One nearest-sample query per vertex.
 3. The region: those thick vertices connected to the point through thick vertices, plus the
@@ -26,8 +27,13 @@ import numpy as np
 
 __all__ = ["SomaRegion", "soma_region"]
 
-#: A vertex is soma if it is at least this fraction of the inscribed radius thick.
-THICK_FRACTION = 0.6
+#: A vertex is soma if it is at least this fraction of the inscribed radius thick (the first
+#: fraction whose region is not a collapsed patch, see :data:`MIN_REGION_RADIUS`).
+THICK_FRACTIONS = (0.7, 0.6, 0.5)
+#: A region whose equivalent-sphere radius is under this fraction of the inscribed radius has
+#: collapsed (an irregular cell body where the stricter test breaks the region up): the next,
+#: looser fraction is tried.
+MIN_REGION_RADIUS = 0.6
 #: At most this fraction of the thickness test's half-bar is forgiven for coarse faces.
 SLACK = 0.35
 #: How far from the point (in inscribed radii) the region may reach.
@@ -56,9 +62,47 @@ def _within(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray
     return idx[((points[idx] - centre) ** 2).sum(axis=1) <= radius * radius]
 
 
+def _deepest_near(point: np.ndarray, samples: np.ndarray, steps: int = 40) -> np.ndarray:
+    """The point moved uphill on the distance to the surface, to the centre of the largest ball
+    it can reach: a nucleus dimple or a decimated facet beside the seed makes the ball at the
+    seed itself too small, and the thickness test's scale with it (stem bases then pass as soma)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(samples)
+    depth, near = tree.query(point)
+    if not depth > 0:
+        return point
+    move = 0.25 * depth
+    for _ in range(steps):
+        away = point - samples[near]
+        trial = point + move * away / max(float(np.linalg.norm(away)), 1e-300)
+        d, n = tree.query(trial)
+        if d > depth:
+            point, depth, near = trial, d, n
+        else:
+            move *= 0.5
+            if move < 1e-3 * depth:
+                break
+    return point
+
+
 def soma_region(vertices: np.ndarray, normals: np.ndarray, vertex_area: np.ndarray, eu: np.ndarray,
                 ev: np.ndarray, candidates: np.ndarray, seed: np.ndarray, samples: np.ndarray,
                 tolerance: float, rounds: int = 2) -> SomaRegion:
+    """The soma region around ``seed`` (see the module docstring), at the strictest thickness
+    fraction that does not collapse it."""
+    point = _deepest_near(np.asarray(seed, dtype=np.float64), samples)
+    region = None
+    for fraction in THICK_FRACTIONS:
+        region = _grown_region(vertices, normals, vertex_area, eu, ev, candidates, point, samples, tolerance,
+                               rounds, fraction)
+        if region.radius >= MIN_REGION_RADIUS * region.inscribed:
+            break
+    return region
+
+
+def _grown_region(vertices, normals, vertex_area, eu, ev, candidates, point, samples, tolerance, rounds,
+                  fraction) -> SomaRegion:
     """The soma region around ``seed`` (see the module docstring).
 
     ``normals`` point out of the body; ``candidates`` is a mask of the vertices that may
@@ -69,12 +113,11 @@ def soma_region(vertices: np.ndarray, normals: np.ndarray, vertex_area: np.ndarr
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    point = np.asarray(seed, dtype=np.float64)
     region = None
     for _ in range(rounds):
         r0 = max(float(np.sqrt(((samples - point) ** 2).sum(axis=1).min())), 2 * tolerance)
         reach = REACH * r0
-        bar = THICK_FRACTION * r0
+        bar = fraction * r0
         sample_tree = cKDTree(samples[_within(samples, point, reach + bar)])
         idx = _within(vertices, point, reach)
         idx = idx[candidates[idx]]
