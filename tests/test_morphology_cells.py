@@ -15,7 +15,7 @@ import trimesh
 import pytest
 
 import mesh_export
-from mesh_export.process.compartments import segregation_index, split_axon
+from mesh_export.process.compartments import segregation_index, split_axon, type_apical
 from mesh_export.process.skeleton import skeletonize
 from support.cells import APICAL, AXON, CELLS, DENDRITE, cache_dir, cached_cell
 from consumers import load_hoc_in_neuron, load_swc_in_neuron, membrane_area, neuron_h, spike_trace
@@ -34,8 +34,12 @@ def cells(request):
 
 @pytest.fixture(scope="module")
 def morphologies(cells):
-    return {name: split_axon(skeletonize(cell.mesh), cell.pre, cell.post, source="the cell's synapses")
-            for name, cell in cells.items()}
+    return {name: typed(cell) for name, cell in cells.items()}
+
+
+def typed(cell):
+    """The cell's morphology typed as an export types it: axon by its synapses, then the apical."""
+    return type_apical(split_axon(skeletonize(cell.mesh), cell.pre, cell.post, source="the cell's synapses"))
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +71,16 @@ def check_cell(cell, skeleton, swc) -> dict:
     assert abs(figures["soma_radius_ratio"] - 1) <= 0.20, f"{cell.name}: soma radius {figures['soma_radius_ratio']:.2f} x"
     assert figures["axon_typed"] >= 0.90, f"{cell.name}: {figures['axon_typed']:.1%} of the axon typed 2"
     assert figures["dendrite_typed"] <= 0.05, f"{cell.name}: {figures['dendrite_typed']:.1%} of the dendrites typed 2"
+    # Apical: typed only where it can be told, and then right.
+    truth = cell.node_labels(skeleton.nodes)
+    length = skeleton.edge_lengths()
+    four = skeleton.types == 4
+    figures["apical_typed"] = float(length[(truth == APICAL) & four].sum() / max(length[truth == APICAL].sum(), 1e-300))
+    figures["basal_typed_4"] = float(length[(truth == DENDRITE) & four].sum() / length[truth == DENDRITE].sum())
+    assert figures["basal_typed_4"] <= 0.05, f"{cell.name}: {figures['basal_typed_4']:.1%} of the basal dendrites typed 4"
+    assert not (four & (truth == AXON)).any()
+    if skeleton.metadata["compartments"]["apical"]["typed"]:
+        assert figures["apical_typed"] >= 0.90, f"{cell.name}: {figures['apical_typed']:.1%} of the apical typed 4"
     return figures
 
 
@@ -88,10 +102,25 @@ def test_area_soma_and_axon(name, cells, morphologies, swc_files):
     check_cell(cells[name], morphologies[name], swc_files[name])
 
 
+def test_the_apical_dendrite_is_typed_4_where_the_cell_has_one(cells, morphologies, swc_files):
+    """The pyramidal and the coarse cell have an apical trunk (1.1 um against basal 0.65-0.8 um at
+    the soma): it is typed 4, and NEURON's Import3d makes ``apic`` sections of it; the spiny cell has none, and none is
+    typed, the header saying why."""
+    for name in ("pyramidal", "coarse"):
+        record = morphologies[name].metadata["compartments"]["apical"]
+        assert record["typed"] and record["ratio"] >= 1.25, (name, record)
+        assert "apical dendrite: type 4" in swc_files[name].read_text()
+        cell, _ = load_swc_in_neuron(swc_files[name])
+        assert len(list(cell.apic)) > 0  # Import3d made apical sections of the type-4 nodes
+    spiny = morphologies["spiny"]
+    assert not (spiny.types == 4).any()
+    assert "apical dendrite: none typed (no dendrite's trunk stands out" in swc_files["spiny"].read_text()
+
+
 @pytest.mark.slow
 def test_a_large_cell(request, tmp_path):
     cell = _cell(request, "large")  # 8 dendrites, a 15 um soma
-    skeleton = split_axon(skeletonize(cell.mesh), cell.pre, cell.post)
+    skeleton = typed(cell)
     check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "large.swc"))
 
 
@@ -100,7 +129,7 @@ def test_a_small_soma_among_a_hundred_debris_pieces(request, tmp_path):
     it (105 pieces in all)."""
     cell = cached_cell(cache_dir(request), seed=5, name="debris", debris=100, soma_diameter=9.0)
     assert len(trimesh.graph.connected_components(cell.mesh.edges)) >= 100  # pieces of the vertex graph
-    skeleton = split_axon(skeletonize(cell.mesh), cell.pre, cell.post)
+    skeleton = typed(cell)
     check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "debris.swc"))
 
 
@@ -115,7 +144,7 @@ def test_a_decimated_cell_whose_thin_axon_broke_into_pieces(request, tmp_path):
     edges = cell.mesh.edges
     axon_pieces = [c for c in trimesh.graph.connected_components(edges) if (labels[c] == AXON).mean() > 0.5]
     assert len(axon_pieces) >= 10  # the axon is broken
-    skeleton = split_axon(skeletonize(cell.mesh), cell.pre, cell.post)
+    skeleton = typed(cell)
     check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "decimated.swc"))
     wires = skeleton.metadata["steps"][-1]["wires"]
     assert wires["length"] < 0.1 * skeleton.total_length(), wires  # no dendrite-long wires
@@ -127,7 +156,7 @@ def test_a_small_soma_on_a_coarse_spiny_cell(request, tmp_path):
     (1.31 x) until the thickness test took the largest ball nearby as its scale."""
     cell = cached_cell(cache_dir(request), seed=8, name="small-coarse-spiny", soma_diameter=8.0,
                        face_area_um2=0.3, spines_per_um=2.0)
-    skeleton = split_axon(skeletonize(cell.mesh), cell.pre, cell.post)
+    skeleton = typed(cell)
     check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "small-coarse-spiny.swc"))
 
 def test_an_axon_healed_onto_a_dendrite_is_typed_as_well():

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from mesh_export.process.skeleton import AXON, BASAL, SOMA, Skeleton
+from mesh_export.process.skeleton import APICAL, AXON, BASAL, SOMA, Skeleton
 from mesh_export.core.units import conversion_factor
 
-__all__ = ["split_axon", "untyped", "segregation_index"]
+__all__ = ["split_axon", "untyped", "segregation_index", "type_apical", "dendrite_trunks"]
 
 
 def _segregation(pre_a, post_a, pre_b, post_b) -> np.ndarray:
@@ -217,3 +217,87 @@ def split_axon(skeleton: Skeleton, pre, post, *, units: str = "nm", min_quality:
     record.update(axon=True, axon_nodes=int(in_axon.sum()),
                   axon_length=float(lengths[in_axon].sum()), units=sk.units)
     return _with_types(sk, types, record)
+
+
+#: The apical trunk must be this much thicker than every other dendrite's trunk.
+APICAL_THICKNESS_RATIO = 1.25
+#: Where a trunk's thickness is read: this far beyond the soma's surface along it (um); past
+#: the stem's base, which two stems leaving the soma together can share and thicken.
+TRUNK_WINDOW_UM = (5.0, 50.0)
+#: Dendrites with less cable than this (um) are stubs (a bump on the soma), not compared.
+MIN_DENDRITE_UM = 20.0
+
+
+def dendrite_trunks(skeleton: Skeleton) -> list[dict[str, Any]]:
+    """Per dendrite stem (a type-3 child of the soma with at least :data:`MIN_DENDRITE_UM` of
+    cable): its trunk (from the soma, always into the child carrying the most cable), the
+    trunk's median radius :data:`TRUNK_WINDOW_UM` beyond the soma's surface, its length."""
+    sk = skeleton.sorted()
+    n = len(sk)
+    par = sk.parents
+    lengths = sk.edge_lengths()
+    to_um = conversion_factor(sk.units, "um")
+    cable = lengths.copy()
+    for i in range(n - 1, 0, -1):
+        cable[par[i]] += cable[i]
+    heaviest = np.full(n, -1, dtype=np.int64)  # the child carrying the most cable
+    for i in range(1, n):
+        p = par[i]
+        if heaviest[p] < 0 or cable[i] > cable[heaviest[p]]:
+            heaviest[p] = i
+    path = np.zeros(n)
+    for i in range(1, n):
+        path[i] = path[par[i]] + lengths[i]
+    trunks = []
+    for stem in np.flatnonzero((par == 0) & (sk.types == BASAL)).tolist():
+        if cable[stem] * to_um < MIN_DENDRITE_UM:
+            continue
+        trunk = [stem]
+        while heaviest[trunk[-1]] >= 0:
+            trunk.append(int(heaviest[trunk[-1]]))
+        trunk = np.asarray(trunk)
+        beyond = (path[trunk] - float(sk.radii[0])) * to_um
+        window = trunk[(beyond >= TRUNK_WINDOW_UM[0]) & (beyond <= TRUNK_WINDOW_UM[1])]
+        if not len(window):
+            continue
+        trunks.append({"node": int(stem), "radius": float(np.median(sk.radii[window])),
+                       "length": float(path[trunk[-1]] - path[stem] + lengths[stem])})
+    return trunks
+
+
+def type_apical(skeleton: Skeleton) -> Skeleton:
+    """Type 4 the apical dendrite where it can be told: a pyramidal cell's apical trunk is
+    clearly the thickest of its dendrites' trunks, so the one dendrite whose trunk is at least
+    :data:`APICAL_THICKNESS_RATIO` x thicker than every other's. Otherwise nothing changes.
+    ``metadata["compartments"]["apical"]`` records the ratio and the decision."""
+    from dataclasses import replace
+
+    sk = skeleton.sorted()
+    trunks = sorted(dendrite_trunks(sk), key=lambda t: -t["radius"])
+    record: dict[str, Any] = {"typed": False, "method": "the dendrite whose trunk is clearly the thickest",
+                              "min_ratio": APICAL_THICKNESS_RATIO}
+    if len(trunks) < 2:
+        record["reason"] = f"{len(trunks)} dendrite(s): no other to compare an apical trunk with"
+    else:
+        ratio = trunks[0]["radius"] / max(trunks[1]["radius"], 1e-300)
+        record["ratio"] = round(ratio, 3)
+        if ratio < APICAL_THICKNESS_RATIO:
+            record["reason"] = (f"no dendrite's trunk stands out (the thickest is {ratio:.2f} x the next, "
+                                f"< {APICAL_THICKNESS_RATIO})")
+        else:
+            stem = trunks[0]["node"]
+            inside = np.zeros(len(sk), dtype=bool)
+            inside[stem] = True
+            par = sk.parents
+            for i in range(stem + 1, len(sk)):  # depth-first order: the subtree follows its root
+                if par[i] < stem:
+                    break
+                inside[i] = inside[par[i]]
+            types = sk.types.copy()
+            types[inside & (types == BASAL)] = APICAL
+            record.update(typed=True, stem_node=stem, trunk_radius=trunks[0]["radius"], units=sk.units,
+                          apical_length=float(sk.edge_lengths()[types == APICAL].sum()))
+            sk = replace(sk, types=types)
+    compartments = dict(sk.metadata.get("compartments") or {"method": "none", "axon": False})
+    compartments["apical"] = record
+    return _with_types(sk, sk.types, compartments)

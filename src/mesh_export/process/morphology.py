@@ -10,7 +10,8 @@ The mesh steps run first (``apply_steps`` without the skeleton), then:
    mesh, falls back to the mesh with a note.
 3. Compartments: from a datastack with a synapse table, the axon (type 2) is told from the
    dendrites (3) by the cell's own synapses (:func:`mesh_export.process.compartments.split_axon`);
-   otherwise every neurite is 3 and the header says why.
+   otherwise every neurite is 3 and the header says why. Then the apical dendrite (4), where
+   one dendrite's trunk is clearly the thickest (:func:`mesh_export.process.compartments.type_apical`).
 
 Everything said along the way lands in the skeletonize step's record (the header and the
 sidecar show it).
@@ -119,7 +120,7 @@ def skeleton_of(mesh, steps, *, root_id: int | None = None, cave=None,
                 no_cave_reason: str = "the mesh did not come from a CAVE datastack", service=None):
     """The morphology of a mesh the steps have already processed (see the module docstring);
     ``service``: the skeleton service's answer when already asked (and it had none)."""
-    from mesh_export.process.compartments import split_axon, untyped
+    from mesh_export.process.compartments import split_axon, type_apical, untyped
     from mesh_export.process.skeleton import skeletonize
 
     lookups: dict[str, Any] = {}
@@ -147,6 +148,7 @@ def skeleton_of(mesh, steps, *, root_id: int | None = None, cave=None,
         else:
             pre, post = found.value
             skeleton = split_axon(skeleton, pre, post, units="nm", source=found.note)
+    skeleton = type_apical(skeleton)
     if fallback_note:
         _record(skeleton, skeleton_source_note=fallback_note)
     return _record(skeleton, cave=lookups) if lookups else skeleton

@@ -62,10 +62,18 @@ def morphology_lines(skeleton) -> list[str]:
                 text += ")"
             if compartments.get("quality") is not None:
                 text += f", segregation index {compartments['quality']:.2f}"
-            lines.append(text + "; the rest type 3")
+            apical_typed = bool((compartments.get("apical") or {}).get("typed"))
+            lines.append(text + ("; the dendrites type 3, the apical 4 (below)" if apical_typed else "; the rest type 3"))
         else:
             lines.append("compartments: none typed, every neurite type 3 ("
                          + str(compartments.get("reason") or "no axon found") + ")")
+        apical = compartments.get("apical")
+        if apical:
+            if apical.get("typed"):
+                lines.append(f"apical dendrite: type 4 (its trunk {apical['ratio']:.2f} x thicker than any other "
+                             f"dendrite's, at least {apical['min_ratio']} x needed)")
+            else:
+                lines.append(f"apical dendrite: none typed ({apical.get('reason')})")
     if step.get("method") == "CAVE skeleton service":
         lines.append(f"skeleton: {step.get('note') or 'CAVE skeleton service'}")
     if step.get("skeleton_source_note"):
