@@ -481,19 +481,6 @@ def _look_options(datastack, version, server, source, static, token, cache_dir, 
             "timeout": timeout}
 
 
-def _caption(obj, meta: dict, target: str) -> str:
-    from mesh_export.look.preview import default_caption
-
-    name = f"id {meta['root_id']}" if meta.get("root_id") else Path(str(target)).name
-    caption = default_caption(obj, name)
-    source = meta.get("source") or {}
-    if source.get("datastack"):
-        caption += f"   {source['datastack']}"
-        if source.get("version") is not None:
-            caption += f" v{source['version']}"
-    return caption
-
-
 @app.command("info")
 def info_command(
     target: Annotated[str, typer.Argument(help="A root id, or a mesh or SWC file.")],
@@ -536,7 +523,7 @@ def preview_command(
     from mesh_export.core.atomic import check_target
     from mesh_export.look.info import load_target
     from mesh_export.core.parsing import parse_picture_size
-    from mesh_export.look.preview import parse_views, render_png
+    from mesh_export.look.preview import parse_views, render_png, target_caption
 
     parse_views(views), parse_picture_size(size)  # bad arguments fail before any download
     if out is None:
@@ -544,7 +531,7 @@ def preview_command(
     check_target(out, overwrite)
     options = _look_options(datastack, version, server, source, static, token, cache_dir, no_cache, offline, timeout)
     obj, meta = load_target(target, lod=lod, units=units_in, **options)
-    result = render_png(obj, out, views=views, size=size, caption=caption or _caption(obj, meta, target),
+    result = render_png(obj, out, views=views, size=size, caption=caption or target_caption(obj, meta, target),
                         overwrite=overwrite)
     if as_json:
         _emit_json(result.summary() | {"cache": meta.get("cache")})
@@ -588,42 +575,17 @@ def compare_command(
     offline: _Offline = False, timeout: _Timeout = 120.0,
 ) -> None:
     """Two meshes side by side in one PNG, with their counts and the Hausdorff distance."""
-    from mesh_export.core.atomic import check_target
-    from mesh_export.errors import InvalidArgumentError
-    from mesh_export.look.info import hausdorff, load_target
-    from mesh_export.core.parsing import parse_picture_size
-    from mesh_export.look.preview import parse_views, render_compare
-    from mesh_export.process.skeleton import Skeleton
+    from mesh_export.look.compare import compare
 
-    parse_views(views), parse_picture_size(size)
-    if samples < 0:
-        raise InvalidArgumentError(f"--samples must be 0 or more, got {samples}")
-    check_target(out, overwrite)
     options = _look_options(datastack, version, server, source, static, token, cache_dir, no_cache, offline, timeout)
-    loaded = [load_target(t, lod=l, units=units_in, **options) for t, l in ((a, lod_a), (b, lod_b))]
-    if any(isinstance(obj, Skeleton) for obj, _ in loaded):
-        raise InvalidArgumentError("compare takes two surface meshes, not skeletons")
-    (mesh_a, meta_a), (mesh_b, meta_b) = loaded
-    units = [mesh_a.metadata.get("units"), mesh_b.metadata.get("units")]
-    if units[0] != units[1]:
-        raise InvalidArgumentError(f"cannot compare meshes in different units ({units[0]} vs {units[1]}); "
-                                   "convert one, or declare them with --units-in")
-    distance = hausdorff(mesh_a, mesh_b, samples=samples)
-    unit = units[0] or "units"
-    labels = [_caption(m, meta, t) for m, meta, t in ((mesh_a, meta_a, a), (mesh_b, meta_b, b))]
-    labels = [f"{tag}: {label}" for tag, label in zip("AB", labels)]
-    caption = f"Hausdorff {distance['hausdorff']:,.4g} {unit}  (A->B {distance['a_to_b']:,.4g}, B->A {distance['b_to_a']:,.4g})"
-    result = render_compare([mesh_a, mesh_b], out, labels=labels, views=views, size=size, caption=caption,
-                            overwrite=overwrite)
-    payload = {"output": str(result.path), "units": units[0],
-               "a": {"target": a, "vertices": len(mesh_a.vertices), "faces": len(mesh_a.faces), "lod": meta_a.get("lod")},
-               "b": {"target": b, "vertices": len(mesh_b.vertices), "faces": len(mesh_b.faces), "lod": meta_b.get("lod")},
-               **distance}
+    result = compare(a, b, out, lod_a=lod_a, lod_b=lod_b, views=views, size=size, samples=samples,
+                     overwrite=overwrite, units=units_in, **options)
     if as_json:
-        _emit_json(payload)
+        _emit_json(result.summary)
     else:
-        typer.echo(f"A {len(mesh_a.faces):,} faces   B {len(mesh_b.faces):,} faces   {caption}")
-        typer.echo(f"wrote {result.path}")
+        faces = [result.summary[side]["faces"] for side in "ab"]
+        typer.echo(f"A {faces[0]:,} faces   B {faces[1]:,} faces   {result.caption}")
+        typer.echo(f"wrote {result.summary['output']}")
 
 
 def _one_line(exc: BaseException) -> str:
