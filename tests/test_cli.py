@@ -282,3 +282,26 @@ def test_an_unknown_option_is_a_usage_error_not_an_internal_one(args):
     assert result.returncode == 2, result.stderr
     assert "No such option" in result.stderr and "internal error" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_options_taken_together_are_the_same_on_every_command_that_takes_them():
+    """export and convert take every processing step as its own flag; info, preview and compare
+    take every fetch option; each the same option wherever it appears (declared once)."""
+    from dataclasses import fields
+
+    import typer
+
+    from mesh_export.cli import app
+    from mesh_export.cli.options import FETCH_OPTIONS, STEP_FLAGS
+    from mesh_export.process.steps import StepOptions
+
+    assert {f.name for f in fields(StepOptions)} <= set(STEP_FLAGS.options)
+    commands = typer.main.get_command(app).commands
+
+    def shown(command: str, names) -> list:
+        params = {p.name: p for p in commands[command].params}
+        return [(params[n].opts, params[n].help, params[n].rich_help_panel, params[n].default) for n in names]
+
+    for group, takers in ((STEP_FLAGS, ("export", "convert")), (FETCH_OPTIONS, ("info", "preview", "compare"))):
+        first, *others = [shown(command, group.options) for command in takers]
+        assert all(other == first for other in others)

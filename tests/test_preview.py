@@ -185,3 +185,35 @@ def test_a_neurite_thinner_than_a_pixel_is_a_line_not_dashes():
     columns = np.flatnonzero((faces >= 0).any(axis=0))
     assert columns.min() <= 11 and columns.max() >= 189
     assert len(columns) >= 175, f"{180 - len(columns)} columns missing: a dashed line"
+
+
+def test_compare_prints_the_counts_and_the_distances(sphere, workdir):
+    sphere.export(workdir / "s.ply")
+    result = cli(workdir, "compare", workdir / "s.ply", workdir / "s.ply", "--units-in", "nm", "--samples", "500",
+                 "--size", "400x200")
+    assert result.returncode == 0, result.stderr
+    import re
+
+    faces = f"{len(sphere.faces):,}"
+    counts, wrote = result.stdout.splitlines()
+    assert re.fullmatch(rf"A {faces} faces   B {faces} faces   Hausdorff (\S+) nm  \(A->B \1, B->A \1\)", counts), counts
+    assert wrote == "wrote compare.png"
+
+
+def test_compare_refuses_before_drawing(sphere, tmp_path):
+    """Negative samples, a skeleton, meshes in different units: an argument error, no picture."""
+    import mesh_export
+    from mesh_export.look.compare import compare
+
+    mesh_export.write(sphere, tmp_path / "nm.ply")
+    in_um = trimesh.Trimesh(sphere.vertices / 1000.0, sphere.faces, process=False)
+    in_um.units = "um"
+    mesh_export.write(in_um, tmp_path / "um.ply")
+    (tmp_path / "cell.swc").write_text("1 1 0 0 0 5 -1\n2 3 0 0 10 1 1\n")
+    out = tmp_path / "cmp.png"
+    for a, b, kwargs, text in ((tmp_path / "nm.ply", tmp_path / "nm.ply", {"samples": -1}, "--samples"),
+                               (tmp_path / "nm.ply", tmp_path / "cell.swc", {}, "not skeletons"),
+                               (tmp_path / "nm.ply", tmp_path / "um.ply", {}, r"different units \(nm vs um\)")):
+        with pytest.raises(errors.InvalidArgumentError, match=text):
+            compare(a, b, out, **kwargs)
+        assert not out.exists()

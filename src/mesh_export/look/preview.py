@@ -631,3 +631,16 @@ def default_caption(mesh, name: str | None = None) -> str:
     else:
         parts.append(f"{len(mesh.faces):,} faces")
     return "   ".join(parts)
+
+
+def target_caption(obj, meta: dict, target: str | os.PathLike) -> str:
+    """The default caption of a ``look.info.load_target`` result: its id (or file name), lod and
+    count, and the datastack and version it came from."""
+    name = f"id {meta['root_id']}" if meta.get("root_id") else Path(str(target)).name
+    caption = default_caption(obj, name)
+    source = meta.get("source") or {}
+    if source.get("datastack"):
+        caption += f"   {source['datastack']}"
+        if source.get("version") is not None:
+            caption += f" v{source['version']}"
+    return caption

@@ -1,0 +1,60 @@
+"""mesh-export convert: a local mesh file to any registered format, through the same steps as export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mesh_export.cli.options import (STEP_FLAGS, AsciiOpt, CompressOpt, FormatOpt, JsonOpt, OverwriteOpt, QuietOpt,
+                                     StepFlags, UnitsInOpt, variant, with_option_groups)
+from mesh_export.cli.output import emit_json
+
+_UnitsOfInput = variant(UnitsInOpt, help="Units of the input when the file does not say (nm, um, mm).")
+
+
+def _run_check(mesh_path: Path, print_size, min_feature, max_memory=None) -> dict:
+    from mesh_export.api import load
+    from mesh_export.process.check import CheckFailedError, check_mesh
+
+    report = check_mesh(load(mesh_path), size=print_size, min_feature=min_feature, max_memory=max_memory)
+    if report["failures"]:
+        raise CheckFailedError(f"{mesh_path}: " + "; ".join(report["failures"]))
+    return report
+
+
+@with_option_groups
+def convert_command(
+    source: Annotated[Path, typer.Argument(help="Input mesh file (anything trimesh or meshio reads).")],
+    target: Annotated[Path, typer.Argument(help="Output file; its extension picks the format unless --format.")],
+    format: FormatOpt = None,
+    units_in: _UnitsOfInput = None,
+    processing: StepFlags = STEP_FLAGS,
+    ascii: AsciiOpt = False,
+    compress: CompressOpt = False,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Convert a local mesh file to any registered format."""
+    import time
+
+    from mesh_export.api import convert
+
+    started = time.perf_counter()
+    options = {"ascii": ascii or None, "compress": compress or None, "allow_units": processing.allow_units or None}
+    steps = processing.step_options()
+    written, mesh = convert(source, target, format=format, units_in=units_in, overwrite=overwrite,
+                            steps=steps, return_mesh=True, **options)
+    from mesh_export.jobs.export import _counts
+
+    result = {"input": str(source), "output": str(written), "bytes": written.stat().st_size,
+              "units": getattr(mesh, "units", None), **_counts(mesh, options), "steps": mesh.metadata.get("steps", []),
+              "seconds": round(time.perf_counter() - started, 4)}
+    if processing.check and hasattr(mesh, "faces"):
+        result["check"] = _run_check(written, steps.print_size, steps.min_feature, steps.max_memory)
+    if as_json:
+        emit_json(result)
+    elif not quiet:
+        typer.echo(f"wrote {written} ({result['bytes']:,} bytes)")

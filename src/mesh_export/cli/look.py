@@ -1,0 +1,121 @@
+"""mesh-export info | preview | link | compare: look at a root id or a file before exporting it.
+
+A root id is fetched through the cache, as export fetches it (FETCH_OPTIONS say from where)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mesh_export.cli.options import (FETCH_OPTIONS, DatastackOpt, JsonOpt, LodOpt, OutOpt, OverwriteOpt, QuietOpt,
+                                     ServerOpt, SizeOpt, SourceOpt, StaticOpt, TargetArg, TimeoutOpt, TokenOpt,
+                                     UnitsInOpt, ViewsOpt, variant, with_option_groups)
+from mesh_export.cli.output import emit_json
+
+_OverwritePng = variant(OverwriteOpt, help="Replace an existing PNG.")
+_FiguresJson = variant(JsonOpt, help="Print the figures as JSON.")
+_PreviewOut = variant(OutOpt, help="PNG to write [default: <id or file stem>.png].")
+# link fetches no mesh, it names the segmentation to show: these in its own words
+_LinkDatastack = variant(DatastackOpt, help="CAVE datastack [default: minnie65_public].", panel=None)
+_LinkSource = variant(SourceOpt, help="Segmentation source URL instead of the datastack's.", panel=None)
+_LinkStatic = variant(StaticOpt, help="The datastack's static meshes (no CAVE request, no token).", panel=None)
+
+
+@with_option_groups
+def info_command(
+    target: TargetArg,
+    lod: LodOpt = None,
+    as_json: _FiguresJson = False,
+    no_lods: Annotated[bool, typer.Option("--no-lods", help="Do not fetch the other lods to count their faces.")] = False,
+    units_in: UnitsInOpt = None,
+    fetch: dict = FETCH_OPTIONS,
+) -> None:
+    """Figures of a mesh or skeleton: counts, bbox, area, volume, watertight, pieces, lods, source, cache."""
+    from mesh_export.look.info import format_info, info
+
+    result = info(target, lod=lod, list_lods=not no_lods, units=units_in, **fetch)
+    if as_json:
+        emit_json(result)
+    else:
+        typer.echo(format_info(result))
+
+
+@with_option_groups
+def preview_command(
+    target: TargetArg,
+    out: _PreviewOut = None,
+    views: ViewsOpt = "xy",
+    size: SizeOpt = "1200x800",
+    lod: LodOpt = None,
+    caption: Annotated[Optional[str], typer.Option("--caption", help="Caption text [default: id, lod, faces, datastack].")] = None,
+    overwrite: _OverwritePng = False,
+    units_in: UnitsInOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    fetch: dict = FETCH_OPTIONS,
+) -> None:
+    """Render a shaded PNG offscreen (no display, no GPU), with a scale bar in um and a caption."""
+    from mesh_export.core.atomic import check_target
+    from mesh_export.core.parsing import parse_picture_size
+    from mesh_export.look.info import load_target
+    from mesh_export.look.preview import parse_views, render_png, target_caption
+
+    parse_views(views), parse_picture_size(size)  # bad arguments fail before any download
+    if out is None:
+        out = Path(f"{Path(target).stem if not str(target).strip().isdigit() else str(target).strip()}.png")
+    check_target(out, overwrite)
+    obj, meta = load_target(target, lod=lod, units=units_in, **fetch)
+    result = render_png(obj, out, views=views, size=size, caption=caption or target_caption(obj, meta, target),
+                        overwrite=overwrite)
+    if as_json:
+        emit_json(result.summary() | {"cache": meta.get("cache")})
+    elif not quiet:
+        scale = f"{result.um_per_pixel:.4g} um/pixel" if result.um_per_pixel else "units unknown"
+        typer.echo(f"wrote {result.path} ({result.size[0]}x{result.size[1]}, {scale})")
+
+
+def link_command(
+    root_id: Annotated[str, typer.Argument(help="Root id to show.")],
+    datastack: _LinkDatastack = None,
+    source: _LinkSource = None,
+    static: _LinkStatic = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    viewer: Annotated[Optional[str], typer.Option("--viewer", help="Neuroglancer viewer URL [default: the datastack's public viewer, else neuroglancer-demo.appspot.com].")] = None,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Print a Neuroglancer URL showing the segment (viewer state JSON in the URL fragment)."""
+    from mesh_export.look.link import neuroglancer_url
+
+    typer.echo(neuroglancer_url(root_id, datastack=datastack, source=source, static=static, server=server,
+                                token=token, viewer=viewer, timeout=timeout))
+
+
+@with_option_groups
+def compare_command(
+    a: Annotated[str, typer.Argument(help="First mesh: a root id or a file.")],
+    b: Annotated[str, typer.Argument(help="Second mesh: a root id or a file.")],
+    out: OutOpt = Path("compare.png"),
+    lod_a: Annotated[Optional[int], typer.Option("--lod-a", help="Level of detail of A (root ids).")] = None,
+    lod_b: Annotated[Optional[int], typer.Option("--lod-b", help="Level of detail of B (root ids).")] = None,
+    views: ViewsOpt = "xy",
+    size: SizeOpt = "1200x800",
+    samples: Annotated[int, typer.Option("--samples", help="Surface samples per mesh for the Hausdorff distance.")] = 200_000,
+    overwrite: _OverwritePng = False,
+    units_in: UnitsInOpt = None,
+    as_json: JsonOpt = False,
+    fetch: dict = FETCH_OPTIONS,
+) -> None:
+    """Two meshes side by side in one PNG, with their counts and the Hausdorff distance."""
+    from mesh_export.look.compare import compare
+
+    result = compare(a, b, out, lod_a=lod_a, lod_b=lod_b, views=views, size=size, samples=samples,
+                     overwrite=overwrite, units=units_in, **fetch)
+    if as_json:
+        emit_json(result.summary)
+    else:
+        faces = [result.summary[side]["faces"] for side in "ab"]
+        typer.echo(f"A {faces[0]:,} faces   B {faces[1]:,} faces   {result.caption}")
+        typer.echo(f"wrote {result.summary['output']}")
