@@ -6,7 +6,8 @@ Columns: NEURON membrane area / mesh surface area; soma radius / the equivalent-
 of the soma region (synthetic cells: the built soma's surface; navis meshes have no such truth,
 so the column there is our soma radius / the soma radius of navis's own skeleton of the same
 neuron, a reference traced by hand, not the region's area); the fractions of the true axon's and
-of the true dendrites' cable length typed 2 (navis meshes: no synapses, so none typed).
+of the true dendrites' cable length typed 2 (navis meshes: no synapses, so none typed); the
+fractions of the true apical's and basal dendrites' cable typed 4.
 
 Run: ``python benchmarks/morphology_figures.py`` (a few minutes; NEURON, navis needed).
 """
@@ -37,18 +38,23 @@ def _neuron_area(path) -> float:
 
 def synthetic_rows(out: Path):
     import mesh_export
-    from mesh_export.process.compartments import split_axon
+    from mesh_export.process.compartments import split_axon, type_apical
     from mesh_export.process.skeleton import skeletonize
     from support.cells import APICAL, AXON, CELLS, DENDRITE, cached_cell
 
     cache = ROOT / ".pytest_cache" / "d" / "microns-like-cells"  # where the tests keep them
     cache.mkdir(parents=True, exist_ok=True)
-    # and the test suite's 9 um soma among 100 debris pieces (test_morphology_cells.py)
-    extra = {"debris": dict(seed=5, name="debris", debris=100, soma_diameter=9.0)}
+    # and the test suite's other cells (test_morphology_cells.py): a 9 um soma among 100 debris
+    # pieces; the same decimated to 0.1 um^2 per face (its thin axon in dozens of pieces); an
+    # 8 um soma at 0.3 um^2 per face with 2 spines per um
+    extra = {"debris": dict(seed=5, name="debris", debris=100, soma_diameter=9.0),
+             "decimated": dict(seed=5, name="decimated", debris=100, soma_diameter=9.0, face_area_um2=0.1),
+             "small-coarse-spiny": dict(seed=8, name="small-coarse-spiny", soma_diameter=8.0,
+                                        face_area_um2=0.3, spines_per_um=2.0)}
     for name, kwargs in {**CELLS, **extra}.items():
         cell = cached_cell(cache, **kwargs)
         started = time.perf_counter()
-        sk = split_axon(skeletonize(cell.mesh), cell.pre, cell.post, source="the cell's synapses")
+        sk = type_apical(split_axon(skeletonize(cell.mesh), cell.pre, cell.post, source="the cell's synapses"))
         seconds = time.perf_counter() - started
         swc = mesh_export.write(sk, out / f"{name}.swc")
         truth = cell.node_labels(sk.nodes)
@@ -60,6 +66,9 @@ def synthetic_rows(out: Path):
             "soma": sk.radii[0] / cell.soma_equivalent_radius,
             "axon": length[axon & typed].sum() / length[axon].sum(),
             "dendrite": length[dendrite & typed].sum() / length[dendrite].sum(),
+            "apical": (length[(truth == APICAL) & (sk.types == 4)].sum() / length[truth == APICAL].sum()
+                       if (truth == APICAL).any() else float("nan")),
+            "basal4": length[(truth == DENDRITE) & (sk.types == 4)].sum() / length[truth == DENDRITE].sum(),
             "pieces": _pieces(cell.mesh),
         }
 
@@ -83,6 +92,7 @@ def navis_rows(out: Path):
     import trimesh
 
     import mesh_export
+    from mesh_export.process.compartments import type_apical
     from mesh_export.process.skeleton import skeletonize
 
     skeletons = {str(s.id): s for s in navis.example_neurons(kind="skeleton")}
@@ -91,7 +101,7 @@ def navis_rows(out: Path):
                                process=False)
         mesh.units = "nm"
         started = time.perf_counter()
-        sk = skeletonize(mesh)
+        sk = type_apical(skeletonize(mesh))  # fly neurons have no apical dendrite: none may be typed
         seconds = time.perf_counter() - started
         swc = mesh_export.write(sk, out / f"{neuron.id}.swc")
         reference = skeletons.get(str(neuron.id))
@@ -103,6 +113,7 @@ def navis_rows(out: Path):
             "mesh": f"navis {neuron.id}", "faces": len(mesh.faces), "seconds": seconds,
             "area": _neuron_area(swc) / (mesh.area * 1e-6), "soma": soma,
             "axon": float("nan"), "dendrite": float(np.mean(sk.types[1:] == 2)), "pieces": _pieces(mesh),
+            "apical": float("nan"), "basal4": float(sk.edge_lengths()[sk.types == 4].sum() / sk.total_length()),
         }
 
 
@@ -116,12 +127,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         print("| mesh | faces | pieces | NEURON area / mesh area | soma radius / equivalent sphere | "
-              "axon typed 2 | dendrites typed 2 | skeletonize |")
-        print("|---|---|---|---|---|---|---|---|")
+              "axon typed 2 | dendrites typed 2 | apical typed 4 | basal typed 4 | skeletonize |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for row in [*synthetic_rows(out), *navis_rows(out)]:
             soma = _cell(row["soma"], 2) + (" (vs navis skeleton)" if row["mesh"].startswith("navis") else "")
             print(f"| {row['mesh']} | {row['faces']:,} | {row['pieces']} | {_cell(row['area'])} | {soma} | "
                   f"{_cell(row['axon'], percent=True)} | {_cell(row['dendrite'], percent=True)} | "
+                  f"{_cell(row['apical'], percent=True)} | {_cell(row['basal4'], percent=True)} | "
                   f"{row['seconds']:.1f} s |", flush=True)
 
 
