@@ -232,6 +232,23 @@ def test_a_soma_region_that_breaks_up_is_grown_again_looser(neuron_meshes, monke
     assert skeletonize(mesh).radii[0] == pytest.approx(reference, rel=1e-6)
 
 
+@pytest.mark.slow
+def test_subdividing_a_mesh_keeps_its_morphology(neuron_meshes):
+    """The same surface at 1M faces (navis's first neuron, each face split into many flat ones)
+    gives the soma and cable the 13k-face original gives: at 1M faces the strict thickness test
+    broke the soma region up into a 1.3 um patch (3.3 um at 13k faces) until the collapse guard
+    compared the region with the largest inscribed ball."""
+    from support.large import subdivided_neuron
+
+    original = skeletonize(next(iter(neuron_meshes.values())))
+    vertices, faces = subdivided_neuron(1_000_000)
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    mesh.units = "nm"
+    fine = skeletonize(mesh)
+    assert fine.radii[0] == pytest.approx(original.radii[0], rel=0.2)
+    assert fine.total_length() == pytest.approx(original.total_length(), rel=0.2)
+
+
 def test_soma_given(neuron_mesh, skeletons):
     auto = skeletonize(neuron_mesh)
     point_um = auto.nodes[0] / 1000.0

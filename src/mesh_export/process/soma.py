@@ -30,10 +30,12 @@ __all__ = ["SomaRegion", "soma_region"]
 #: A vertex is soma if it is at least this fraction of the inscribed radius thick (the first
 #: fraction whose region is not a collapsed patch, see :data:`MIN_REGION_RADIUS`).
 THICK_FRACTIONS = (0.7, 0.6, 0.5)
-#: A region whose equivalent-sphere radius is under this fraction of the inscribed radius has
-#: collapsed (an irregular cell body where the stricter test breaks the region up): the next,
-#: looser fraction is tried.
-MIN_REGION_RADIUS = 0.6
+#: A region whose equivalent-sphere radius is under this fraction of the largest inscribed
+#: ball's radius has collapsed: the surface around a ball has at least the ball's area, less the
+#: stems' openings (sound regions measure 1.15-1.66 on the synthetic and fly cells, collapsed
+#: ones 0.06-0.62: an irregular cell body, or a subdivided coarse mesh's flat facets, where the
+#: stricter test breaks the region up). The next, looser fraction is tried.
+MIN_REGION_RADIUS = 1.0
 #: At most this fraction of the thickness test's half-bar is forgiven for coarse faces.
 SLACK = 0.35
 #: How far from the point (in inscribed radii) the region may reach.
@@ -92,11 +94,12 @@ def soma_region(vertices: np.ndarray, normals: np.ndarray, vertex_area: np.ndarr
     """The soma region around ``seed`` (see the module docstring), at the strictest thickness
     fraction that does not collapse it."""
     point = _deepest_near(np.asarray(seed, dtype=np.float64), samples)
+    depth = float(np.sqrt(((samples - point) ** 2).sum(axis=1).min()))
     region = None
     for fraction in THICK_FRACTIONS:
         region = _grown_region(vertices, normals, vertex_area, eu, ev, candidates, point, samples, tolerance,
                                rounds, fraction)
-        if region.radius >= MIN_REGION_RADIUS * region.inscribed:
+        if region.radius >= MIN_REGION_RADIUS * depth:
             break
     return region
 
