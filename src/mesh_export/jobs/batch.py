@@ -235,7 +235,9 @@ def run_one(root_id, export_kwargs: dict, rate: float | None = None, threads: in
 
 def _skip_record(root_id: str, export_kwargs: dict, previous: dict | None) -> dict | None:
     """The record of an earlier export of this exact request, if its files are all there."""
-    from mesh_export.jobs.export import DEFAULT_NAME, export_request
+    from mesh_export.core.parsing import parse_root_id
+    from mesh_export.jobs.export import export_request
+    from mesh_export.jobs.naming import DEFAULT_NAME, output_name
     from mesh_export.writers.registry import get_writer
 
     out_dir = Path(export_kwargs.get("out_dir", "."))
@@ -243,16 +245,15 @@ def _skip_record(root_id: str, export_kwargs: dict, previous: dict | None) -> di
     if previous and previous.get("status") == "ok" and previous.get("output"):
         candidates.append(Path(previous["output"]))
     lod = export_kwargs.get("lod")
-    if lod != -1:
+    if lod != -1:  # the coarsest lod's number, and so its file's name, is only known after fetching
         try:
-            writer = get_writer(export_kwargs.get("format", "stl"))
-            ext = writer.extensions[0].lstrip(".") if writer.extensions else writer.name
-            name = export_kwargs.get("name", DEFAULT_NAME).format(
-                root_id=int(root_id), lod=lod or 0, ext=ext, format=writer.name,
-                datastack=export_kwargs.get("datastack") or "")
+            name = output_name(export_kwargs.get("name", DEFAULT_NAME), root_id=parse_root_id(root_id),
+                               lod=lod or 0, writer=get_writer(export_kwargs.get("format", "stl")),
+                               datastack=export_kwargs.get("datastack"))
+        except InvalidArgumentError:
+            pass  # a malformed id or a bad --name: nothing was exported under it; its own export says why
+        else:
             candidates.append(out_dir / name)
-        except Exception:
-            pass
     request_kwargs = {k: v for k, v in export_kwargs.items()
                       if k not in ("out_dir", "token", "cache_dir", "use_cache", "offline", "timeout",
                                    "overwrite", "sidecar", "progress")}
