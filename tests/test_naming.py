@@ -46,3 +46,18 @@ def test_bad_template_is_a_clear_error(template):
         output_name(template, root_id=ROOT_ID, lod=0, writer=get_writer("stl"))
     assert str(info.value) == (f"bad --name template {template!r}: "
                                "use {root_id}, {lod}, {ext}, {format}, {datastack}")
+
+
+def test_a_batch_rerun_finds_the_file_export_named(tmp_path):
+    from mesh_export.jobs.export import export
+    from mesh_export.jobs.manifest import already_exported
+
+    request = {"source": "sample", "format": "ply", "lod": 3, "name": "{format}-{root_id}-{lod}.{ext}"}
+    export(ROOT_ID, out_dir=tmp_path, use_cache=False, **request)
+    batch_kwargs = {"out_dir": tmp_path, "use_cache": False, "progress": False, **request}
+    record = already_exported(str(ROOT_ID), batch_kwargs, previous=None)
+    assert record["skipped"] and record["output"] == str(tmp_path / f"ply-{ROOT_ID}-3.ply")
+    assert already_exported(str(ROOT_ID), {**batch_kwargs, "name": "{root_id}.{ext}"}, previous=None) is None
+    # Nothing can have been exported under a bad template or a malformed id: nothing to look for.
+    assert already_exported(str(ROOT_ID), {**batch_kwargs, "name": "{id}.{ext}"}, previous=None) is None
+    assert already_exported("12x", batch_kwargs, previous=None) is None
