@@ -93,6 +93,24 @@ def test_meshio_formats_are_registered_from_meshio():
     assert next(f for f in mesh_export.formats() if f["name"] == "gmsh")["extensions"] == [".msh"]
 
 
+def test_meshio_formats_from_its_public_table_miss_none_of_its_writers():
+    # The registry reads meshio.extension_to_filetypes and a short list of writers registered
+    # without an extension; meshio's private writer map says whether that list is complete.
+    from meshio._helpers import _writer_map
+
+    from mesh_export.writers import meshio_formats
+
+    names = {f["name"] for f in _meshio_formats()}
+    assert {"gmsh22", "neuroglancer"} <= names
+    assert names <= set(_writer_map)
+    left_out = set(meshio_formats._NATIVE) | set(meshio_formats._UNSUITABLE) | {
+        name for name, module in meshio_formats._OPTIONAL_MODULES.items()
+        if not meshio_formats._module_available(module)}
+    assert set(_writer_map) - names <= left_out
+    source = open(meshio_formats.__file__).read()
+    assert "from meshio._" not in source and "import meshio._" not in source
+
+
 def test_3mf_round_trips_in_millimetres(sphere, tmp_path):
     from mesh_export.process import steps
 

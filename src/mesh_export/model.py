@@ -3,20 +3,23 @@ morphology.
 
 Surfaces are trimesh.Trimesh (or a CachedSurface of the arrays as read); volume meshes are
 meshio.Mesh (told apart by :func:`is_volume_mesh`); skeletons are :class:`Skeleton`, with the
-unit rules every morphology writer applies (:func:`as_skeleton_for_writing`). Building a
-skeleton from a mesh is processing (``mesh_export.process.skeleton.skeletonize``).
+unit rules every morphology writer applies (:func:`as_skeleton_for_writing`) and the SWC
+file reader (:func:`read_swc`: here, below both processing and writers, so that
+``writers.readers`` and ``process.skeleton`` can both offer it). Building a skeleton from a
+mesh is processing (``mesh_export.process.skeleton.skeletonize``).
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mesh_export.core.units import conversion_factor, normalize_units
-from mesh_export.errors import InvalidArgumentError, InvalidSkeletonError, UnitsError
+from mesh_export.errors import InputError, InvalidArgumentError, InvalidSkeletonError, UnitsError
 
 # What a writer can take.
 SURFACE = "surface"
@@ -243,3 +246,49 @@ def as_skeleton_for_writing(skeleton: Skeleton, units: str | None, allow_units: 
     target = output_units(units, allow_units, format_name)
     skeleton.validate()
     return skeleton.to_units(target).sorted()
+
+
+# ----------------------------------------------------------------------------- SWC files
+
+def read_swc(path) -> Skeleton:
+    """An SWC file as a Skeleton in micrometres (the format's convention), node order kept.
+
+    Read as found, not validated: ``info`` and ``preview`` describe files with several
+    roots or odd types too. Ids need not be contiguous; a parent id that names no node is
+    an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file not found: {path}")
+    rows = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
+                line = line.split("#", 1)[0].strip()
+                if not line:
+                    continue
+                fields = line.split()
+                if len(fields) < 7:
+                    raise InputError(f"{path}:{number}: an SWC line needs 7 fields "
+                                     "(id type x y z radius parent)")
+                rows.append([float(v) for v in fields[:7]])
+    except ValueError as exc:
+        raise InputError(f"cannot read {path} as SWC: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not rows:
+        raise InputError(f"{path} holds no SWC nodes")
+    data = np.asarray(rows)
+    ids = data[:, 0].astype(np.int64)
+    parent_ids = data[:, 6].astype(np.int64)
+    if len(np.unique(ids)) != len(ids):
+        raise InputError(f"{path}: node ids are not unique")
+    order = np.argsort(ids)
+    position = np.minimum(np.searchsorted(ids[order], parent_ids), len(ids) - 1)
+    found = ids[order][position] == parent_ids
+    parents = np.where(found, order[position], -1)
+    dangling = (~found) & (parent_ids >= 0)
+    if dangling.any():
+        raise InputError(f"{path}: {int(dangling.sum())} nodes name a parent id that does not exist")
+    return Skeleton(nodes=data[:, 2:5], parents=parents, radii=data[:, 5], types=data[:, 1].astype(np.int64),
+                    units="um", metadata={"source": {"file": str(path)}})

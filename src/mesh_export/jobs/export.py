@@ -16,11 +16,11 @@ from mesh_export._version import __version__
 from mesh_export.core.atomic import atomic_output, check_target, make_output_dir
 from mesh_export.core.parsing import MAX_ROOT_ID, parse_root_id  # noqa: F401  (re-exported)
 from mesh_export.errors import InvalidArgumentError
+from mesh_export.jobs.naming import DEFAULT_NAME, output_name
 from mesh_export.model import CachedSurface  # noqa: F401  (re-exported)
 from mesh_export.retrieve.cached import MERGE_RULE, _check_request, _request_identity, fetch_cached  # noqa: F401
 from mesh_export.writers.registry import get_writer
 
-DEFAULT_NAME = "{root_id}_lod{lod}.{ext}"
 _LIBRARIES = ("cloud-volume", "caveclient", "trimesh", "numpy", "DracoPy", "meshio")
 
 
@@ -167,16 +167,10 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         from mesh_export.process.morphology import check_request
 
         check_request(steps, from_datastack=source is None)
-    extension = writer.extensions[0].lstrip(".") if writer.extensions else writer.name
     out_dir = make_output_dir(out_dir)
 
     def target_for(level: int) -> Path:
-        try:
-            filename = name.format(root_id=root_id, lod=level, ext=extension, format=writer.name,
-                                   datastack=datastack or "")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise InvalidArgumentError(f"bad --name template {name!r}: use {{root_id}}, {{lod}}, "
-                                       "{ext}, {format}, {datastack}") from exc
+        filename = output_name(name, root_id=root_id, lod=level, writer=writer, datastack=datastack)
         target = check_target(out_dir / filename, overwrite)
         if preview:  # the picture beside it obeys --overwrite too
             check_target(target.with_name(target.name + ".png"), overwrite)

@@ -81,7 +81,7 @@ def load_target(target: str | os.PathLike, *, lod: int | None = None, units: str
     if lod is not None:
         raise InvalidArgumentError("--lod applies to root ids, not to files")
     if path.suffix.lower() in SKELETON_SUFFIXES:
-        from mesh_export.process.skeleton import read_swc
+        from mesh_export.writers.readers import read_swc
 
         skeleton = read_swc(path)
         if units:

@@ -1,7 +1,9 @@
-"""Every other triangle-capable format meshio writes, registered from meshio's own tables.
+"""Every other triangle-capable format meshio writes, registered from meshio's public table.
 
-The list follows the installed meshio; formats that cannot hold a triangle surface, or that
-meshio cannot read back what it wrote, are left out with the reason beside them.
+The list follows the installed meshio (``meshio.extension_to_filetypes``, plus the few writers
+it registers without an extension); formats that cannot hold a triangle surface, or that
+meshio cannot read back what it wrote, are left out with the reason beside them. A format
+meshio only reads would be listed too: meshio 5.3 registers none.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ _UNSUITABLE = {
 # Extensions shared by several meshio formats go to the one people mean.
 _EXTENSION_OWNER = {".msh": "gmsh"}
 _OPTIONAL_MODULES = {"exodus": "netCDF4"}
+# meshio writers that register no extension, so its public table cannot list them (its list of
+# writers, ``meshio._helpers._writer_map``, is private): the format -> the meshio module that
+# writes it, offered while that module is there. Written, like the others, by the public
+# ``meshio.write(..., file_format=name)``. (vtk42 and vtk51 are extension-less too: native.)
+_WITHOUT_EXTENSION = {"gmsh22": "gmsh", "neuroglancer": "neuroglancer"}
 # Formats that hold surface triangles only (no tetrahedra).
 _SURFACE_ONLY = {"wkt", "neuroglancer"}
 _DESCRIPTIONS = {
@@ -52,16 +59,24 @@ def _make_write(file_format: str):
     return write
 
 
-def register_all(registry: dict[str, Writer]) -> None:
-    import meshio
-    from meshio._helpers import _writer_map
-
+def _meshio_formats(meshio) -> tuple[set[str], dict[str, list[str]]]:
+    """meshio's format names and each one's extensions, from its public table
+    (``extension_to_filetypes``), plus the writers it registers with no extension."""
+    names: set[str] = set()
     extensions: dict[str, list[str]] = {}
     for extension, owners in meshio.extension_to_filetypes.items():
-        owner = _EXTENSION_OWNER.get(extension, owners[0])
-        extensions.setdefault(owner, []).append(extension)
+        names.update(owners)
+        if owners:
+            extensions.setdefault(_EXTENSION_OWNER.get(extension, owners[0]), []).append(extension)
+    names.update(name for name, module in _WITHOUT_EXTENSION.items() if hasattr(meshio, module))
+    return names, extensions
 
-    for name in sorted(_writer_map):
+
+def register_all(registry: dict[str, Writer]) -> None:
+    import meshio
+
+    names, extensions = _meshio_formats(meshio)
+    for name in sorted(names):
         if name in _NATIVE or name in _UNSUITABLE or name in registry:
             continue
         needed = _OPTIONAL_MODULES.get(name)

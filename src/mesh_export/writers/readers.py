@@ -1,5 +1,6 @@
 """Reading mesh files: native numpy readers for PLY, STL, OBJ and OFF, trimesh for the other
-formats it knows well (and the variants the native readers leave to it), meshio for the rest."""
+formats it knows well (and the variants the native readers leave to it), meshio for the rest.
+SWC morphologies: :func:`read_swc` (from the model, where processing can reach it too)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from mesh_export.errors import InputError
 from mesh_export.core.units import normalize_units, set_mesh_units
+from mesh_export.model import read_swc  # noqa: F401  (re-exported)
 
 _TRIMESH_FORMATS = {".stl", ".ply", ".obj", ".off", ".glb", ".gltf", ".3mf"}
 _UNITS_IN_HEADER = re.compile(rb"units[= ]([A-Za-z]+)")
