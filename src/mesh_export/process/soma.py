@@ -38,6 +38,10 @@ THICK_FRACTIONS = (0.7, 0.6, 0.5)
 MIN_REGION_RADIUS = 1.0
 #: At most this fraction of the thickness test's half-bar is forgiven for coarse faces.
 SLACK = 0.35
+#: ... and at least this fraction is always forgiven: a densely sampled surface (a fine or a
+#: subdivided mesh) shows every facet crease and voxel bump inside the ball, which an edge-sized
+#: slack no longer covers.
+MIN_SLACK = 0.15
 #: How far from the point (in inscribed radii) the region may reach.
 REACH = 3.0
 
@@ -151,7 +155,7 @@ def _grown_region(vertices, normals, vertex_area, eu, ev, candidates, point, sam
         clearance, _ = sample_tree.query(vertices[idx] - normals[idx] * half_bar, distance_upper_bound=half_bar)
         # The slack for coarse faces is capped: on a decimated small soma (edges ~0.8 um, bar
         # ~1.8 um) two edge lengths would call a 1.5 um dendrite stem soma-thick.
-        thick = clearance >= half_bar - min(2 * tolerance, SLACK * half_bar)
+        thick = clearance >= half_bar - max(min(2 * tolerance, SLACK * half_bar), MIN_SLACK * half_bar)
         dist = np.linalg.norm(vertices[idx] - point, axis=1)
         start = int(np.argmin(dist))
         thick[start] = True
