@@ -112,6 +112,36 @@ def test_preview_of_a_file_and_of_a_skeleton(neuron_mesh, workdir):
     bar_extent(rgb)
 
 
+def test_preview_names_its_png_after_the_id_or_the_file_stem():
+    from pathlib import Path
+
+    from mesh_export.look.preview import default_png_name
+
+    assert default_png_name(" 864691135010718168 ") == Path("864691135010718168.png")
+    assert default_png_name(Path("meshes") / "cell.lod2.ply") == Path("cell.lod2.png")
+
+
+def test_preview_refuses_before_fetching(neuron_mesh, tmp_path):
+    """Bad views or size, then an existing PNG: refused before a root id is fetched (the cache is
+    empty and offline, so a fetch would be a cache miss) or a file is read."""
+    from mesh_export.look.preview import preview
+
+    offline = {"offline": True, "cache_dir": tmp_path / "cache"}
+    for kwargs, error in (({"views": "top"}, errors.InvalidArgumentError),
+                          ({"size": "big"}, errors.InvalidArgumentError)):
+        with pytest.raises(error):
+            preview("864691135010718168", tmp_path / "new.png", **kwargs, **offline)
+    (tmp_path / "taken.png").write_bytes(b"")
+    with pytest.raises(errors.OutputError):
+        preview("864691135010718168", tmp_path / "taken.png", **offline)
+    with pytest.raises(errors.CacheMissError):
+        preview("864691135010718168", tmp_path / "taken.png", overwrite=True, **offline)
+    assert (tmp_path / "taken.png").read_bytes() == b"" and not (tmp_path / "new.png").exists()
+    neuron_mesh.export(tmp_path / "n.ply")
+    result = preview(tmp_path / "n.ply", tmp_path / "n.png", size="400x300", units="nm")
+    assert result.cache is None and result.summary()["output"] == str(tmp_path / "n.png")
+
+
 def test_unknown_units_still_draw_with_a_raw_scale(neuron_mesh, tmp_path):
     mesh = trimesh.Trimesh(neuron_mesh.vertices, neuron_mesh.faces, process=False)  # no units
     image, info = render([mesh], size=(400, 300))

@@ -41,17 +41,16 @@ def convert_command(
     import time
 
     from mesh_export.api import convert
+    from mesh_export.jobs.export import output_counts
 
     started = time.perf_counter()
     options = {"ascii": ascii or None, "compress": compress or None, "allow_units": processing.allow_units or None}
     steps = processing.step_options()
     written, mesh = convert(source, target, format=format, units_in=units_in, overwrite=overwrite,
                             steps=steps, return_mesh=True, **options)
-    from mesh_export.jobs.export import _counts
-
     result = {"input": str(source), "output": str(written), "bytes": written.stat().st_size,
-              "units": getattr(mesh, "units", None), **_counts(mesh, options), "steps": mesh.metadata.get("steps", []),
-              "seconds": round(time.perf_counter() - started, 4)}
+              "units": getattr(mesh, "units", None), **output_counts(mesh, options),
+              "steps": mesh.metadata.get("steps", []), "seconds": round(time.perf_counter() - started, 4)}
     if processing.check and hasattr(mesh, "faces"):
         result["check"] = _run_check(written, steps.print_size, steps.min_feature, steps.max_memory)
     if as_json:

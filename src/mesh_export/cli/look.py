@@ -57,23 +57,16 @@ def preview_command(
     fetch: dict = FETCH_OPTIONS,
 ) -> None:
     """Render a shaded PNG offscreen (no display, no GPU), with a scale bar in um and a caption."""
-    from mesh_export.core.atomic import check_target
-    from mesh_export.core.parsing import parse_picture_size
-    from mesh_export.look.info import load_target
-    from mesh_export.look.preview import parse_views, render_png, target_caption
+    from mesh_export.look.preview import preview
 
-    parse_views(views), parse_picture_size(size)  # bad arguments fail before any download
-    if out is None:
-        out = Path(f"{Path(target).stem if not str(target).strip().isdigit() else str(target).strip()}.png")
-    check_target(out, overwrite)
-    obj, meta = load_target(target, lod=lod, units=units_in, **fetch)
-    result = render_png(obj, out, views=views, size=size, caption=caption or target_caption(obj, meta, target),
-                        overwrite=overwrite)
+    result = preview(target, out, views=views, size=size, lod=lod, caption=caption, overwrite=overwrite,
+                     units=units_in, **fetch)
     if as_json:
-        emit_json(result.summary() | {"cache": meta.get("cache")})
+        emit_json(result.summary())
     elif not quiet:
-        scale = f"{result.um_per_pixel:.4g} um/pixel" if result.um_per_pixel else "units unknown"
-        typer.echo(f"wrote {result.path} ({result.size[0]}x{result.size[1]}, {scale})")
+        picture = result.picture
+        scale = f"{picture.um_per_pixel:.4g} um/pixel" if picture.um_per_pixel else "units unknown"
+        typer.echo(f"wrote {picture.path} ({picture.size[0]}x{picture.size[1]}, {scale})")
 
 
 def link_command(

@@ -75,8 +75,10 @@ def units_for_writer(mesh, writer):
     return converted
 
 
-def _counts(data, options: dict[str, Any]) -> dict[str, Any]:
-    """Size facts for the sidecar: faces for a surface; nodes, length, area for a skeleton."""
+def output_counts(data, options: dict[str, Any]) -> dict[str, Any]:
+    """Size facts of what is written, for the sidecar and convert's --json: vertices, faces and bbox of
+    a surface; nodes, elements, volume of a volume mesh; nodes, length, area, soma radius of a skeleton
+    (in the units ``options`` asks for, um by default)."""
     if hasattr(data, "faces"):
         return {"vertices": int(len(data.vertices)), "faces": int(len(data.faces)), "bbox": _bbox(data.vertices)}
     if hasattr(data, "cells"):  # a tetrahedral volume mesh (meshio.Mesh)
@@ -233,7 +235,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         "lod": fetched_meta["lod"],
         "lods_available": fetched_meta.get("lods_available"),
         "units": getattr(mesh, "units", None),
-        **_counts(mesh, options),
+        **output_counts(mesh, options),
         "steps": mesh.metadata.get("steps", []),
         "fetch": {k: fetched_meta.get(k) for k in ("fragments", "missing_fragments", "merged_vertices",
                                                    "retries", "fetched")} | {"cache": cache_state},

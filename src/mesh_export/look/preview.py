@@ -15,8 +15,10 @@ Public API::
 
     render_png(mesh_or_skeleton, "view.png", views=("xy",), size=(1200, 800), caption="...")
     render_compare([mesh_a, mesh_b], "compare.png", labels=[...], caption="...")
+    preview("864691135572530981", lod=2)   # mesh-export preview: a root id or a file -> <id or stem>.png
 
-Both return a :class:`RenderInfo` (scale, scale bar geometry, faces drawn per panel).
+The first two return a :class:`RenderInfo` (scale, scale bar geometry, faces drawn per panel),
+``preview`` a :class:`Preview` (that, and whether the mesh came from the cache).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.core.parsing import parse_picture_size
 from mesh_export.errors import InvalidArgumentError, InvalidMeshError, OutputError
+from mesh_export.look.info import load_target
 from mesh_export.process.skeleton import SOMA, Skeleton
 
 VIEWS = ("xy", "xz", "yz", "iso")
@@ -581,8 +585,6 @@ def render(objects: Sequence, *, views: Sequence[str] | str | None = None,
 
 
 def _save(image, path: str | os.PathLike, overwrite: bool) -> Path:
-    from mesh_export.core.atomic import atomic_output, check_target
-
     target = check_target(Path(path), overwrite)
     try:
         with atomic_output(target, overwrite, suffix=".png") as tmp:
@@ -644,3 +646,37 @@ def target_caption(obj, meta: dict, target: str | os.PathLike) -> str:
         if source.get("version") is not None:
             caption += f" v{source['version']}"
     return caption
+
+
+@dataclass
+class Preview:
+    """What ``preview`` drew, and where the mesh came from: ``--json`` prints both."""
+
+    picture: RenderInfo
+    cache: str | None  # a root id's "hit", "miss" or "off"; None for a file
+
+    def summary(self) -> dict[str, Any]:
+        return self.picture.summary() | {"cache": self.cache}
+
+
+def default_png_name(target: str | os.PathLike) -> Path:
+    """``<root id>.png`` or ``<file stem>.png``, in the working directory, not beside the file."""
+    text = str(target).strip()
+    return Path(f"{text if text.isdigit() else Path(target).stem}.png")
+
+
+def preview(target: str | os.PathLike, out: str | os.PathLike | None = None, *, views: str = "xy",
+            size: str = "1200x800", lod: int | None = None, caption: str | None = None, overwrite: bool = False,
+            units: str | None = None, **source_options: Any) -> Preview:
+    """Render a root id (fetched through the cache) or a mesh or SWC file to ``out``
+    [default: :func:`default_png_name`], captioned by :func:`target_caption` unless ``caption``;
+    ``units`` declares a file's units when it does not say.
+
+    Arguments are checked, and ``out`` with them, before anything is fetched."""
+    parse_views(views), parse_picture_size(size)
+    out = default_png_name(target) if out is None else out
+    check_target(out, overwrite)
+    obj, meta = load_target(target, lod=lod, units=units, **source_options)
+    picture = render_png(obj, out, views=views, size=size, caption=caption or target_caption(obj, meta, target),
+                         overwrite=overwrite)
+    return Preview(picture, meta.get("cache"))
