@@ -159,6 +159,20 @@ def test_a_small_soma_on_a_coarse_spiny_cell(request, tmp_path):
     skeleton = typed(cell)
     check_cell(cell, skeleton, mesh_export.write(skeleton, tmp_path / "small-coarse-spiny.swc"))
 
+def test_a_decimated_trunk_keeps_its_radius(request):
+    """At 1 face per 0.1 um^2 a decimated shaft's vertices lie up to ~1 um apart along it: 1 um
+    bands broke its rings into pieces and the apical trunk read 0.59 um. It is built 1.1 um at
+    the soma tapering to 0.15 um over 300 um: 0.99-1.08 um where its trunk is read."""
+    from mesh_export.process.compartments import dendrite_trunks
+
+    cell = cached_cell(cache_dir(request), seed=5, name="decimated", debris=100, soma_diameter=9.0,
+                       face_area_um2=0.1)
+    sk = skeletonize(cell.mesh).sorted()
+    truth = cell.node_labels(sk.nodes)
+    apical = [t for t in dendrite_trunks(sk) if truth[t["node"]] == APICAL]
+    assert len(apical) == 1
+    assert 800 < apical[0]["radius"] < 1300, apical[0]
+
 def test_an_axon_healed_onto_a_dendrite_is_typed_as_well():
     """A piece of axon that healing hung on a dendrite (outputs only) is split off too, as
     MeshParty's n_times does; a dendrite with a stray output synapse is not."""
