@@ -249,6 +249,33 @@ def test_subdividing_a_mesh_keeps_its_morphology(neuron_meshes):
     assert fine.total_length() == pytest.approx(original.total_length(), rel=0.2)
 
 
+@pytest.mark.slow
+def test_dendrites_that_touch_make_one_tree_with_the_membrane(tmp_path):
+    """Two dendrites that curve towards each other and touch 40 um out, their surfaces fused into
+    one (a voxel remesh of the overlapping sticks, as a segmentation meshes touching neurites):
+    the loop is cut, the cable is the sticks' length and NEURON has the mesh's membrane."""
+    from mesh_export.process.remesh import watertight
+
+    def stick(a, b, r):
+        return trimesh.creation.cylinder(radius=r, segment=[np.asarray(a, float), np.asarray(b, float)], sections=24)
+
+    parts = [trimesh.creation.icosphere(subdivisions=4, radius=5000.0),
+             stick([4000, 0, 0], [40000, 0, 0], 800), stick([40000, 0, 0], [40000, 40000, 0], 800),
+             stick([0, 4000, 0], [0, 40000, 0], 800), stick([0, 40000, 0], [40500, 40000, 0], 800),
+             stick([40000, 40000, 0], [80000, 60000, 0], 600)]
+    joined = trimesh.util.concatenate(parts)
+    mesh = trimesh.Trimesh(joined.vertices, joined.faces, process=False)
+    mesh.units = "nm"
+    fused = watertight(mesh, pitch=200.0)
+    fused.units = "nm"
+    assert len(trimesh.graph.connected_components(fused.edges)) == 1
+    sk = skeletonize(fused)
+    _, sections = load_swc_in_neuron(mesh_export.write(sk, tmp_path / "touching.swc"))
+    assert membrane_area(sections) / (fused.area * 1e-6) == pytest.approx(1.0, abs=0.10)
+    sticks_um = 36 + 40 + 36 + 40.5 + float(np.hypot(40, 20))  # outside the 5 um soma
+    assert sk.total_length() / 1000 == pytest.approx(sticks_um, rel=0.15)
+
+
 def test_soma_given(neuron_mesh, skeletons):
     auto = skeletonize(neuron_mesh)
     point_um = auto.nodes[0] / 1000.0
