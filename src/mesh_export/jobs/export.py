@@ -201,7 +201,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         set_mesh_units(mesh, "nm")
         mesh.metadata.update(metadata)
         if steps.skeletonize:  # the soma, compartments, or the skeleton itself from CAVE
-            from mesh_export.process.morphology import make_morphology
+            from mesh_export.process.steps import make_morphology
 
             mesh = make_morphology(mesh, steps, root_id=root_id, cave=_cave_request(
                 source, datastack, static, server, version, token, timeout, cache_dir, use_cache, offline),

@@ -88,8 +88,8 @@ def _placed_vertices(cell: Placed) -> np.ndarray:
 def print_plate(meshes: dict[str, Any], *, size="60mm", plate="250x210mm", same_scale: bool = True,
                 min_feature=None, max_memory=None, keep_orientation: bool = False, base: bool = False):
     """Print-ready meshes for ``meshes`` (root id -> mesh), rescaled and laid out: the plates."""
+    from ..process.derived import derived_mesh
     from ..process.remesh import parse_length, printable
-    from ..process.steps import _derived
 
     size_mm = parse_length(size)
     bed = parse_plate_size(plate)
@@ -110,8 +110,8 @@ def print_plate(meshes: dict[str, Any], *, size="60mm", plate="250x210mm", same_
         common = scales[max(extents, key=extents.get)]
         for key, mesh in printed.items():
             factor = common / scales[key]
-            printed[key] = _derived(mesh, np.asarray(mesh.vertices) * factor,
-                                    {"step": "same_scale", "factor": factor, "scale": common})
+            printed[key] = derived_mesh(mesh, np.asarray(mesh.vertices) * factor,
+                                        {"step": "same_scale", "factor": factor, "scale": common})
     cells = []
     for key, mesh in printed.items():
         _footprint_origin(mesh)

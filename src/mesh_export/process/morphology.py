@@ -1,6 +1,7 @@
 """A morphology for an export: mesh -> Skeleton with its soma and compartments.
 
-The mesh steps run first (``apply_steps`` without the skeleton), then:
+The mesh steps run first (:func:`mesh_export.process.steps.make_morphology` applies them,
+without the skeleton, before :func:`skeleton_of`), then:
 
 1. Skeleton source: ``--skeleton-source cave`` takes the CAVE skeleton service's skeleton
    (falling back to the mesh skeletonizer, with the reason recorded, when there is none).
@@ -19,14 +20,13 @@ sidecar show it).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from mesh_export.errors import InvalidArgumentError
 
-__all__ = ["make_morphology", "skeleton_of", "check_request", "SOMA_MODES", "SKELETON_SOURCES"]
+__all__ = ["asked_service", "skeleton_of", "check_request", "SOMA_MODES", "SKELETON_SOURCES"]
 
 SOMA_MODES = ("auto", "mesh")
 SKELETON_SOURCES = ("mesh", "cave")
@@ -50,20 +50,10 @@ def _distance_to_surface(mesh, point_nm) -> float:
     return float(gap / factor)
 
 
-def make_morphology(mesh, steps, *, root_id: int | None = None, cave=None,
-                    no_cave_reason: str = "the mesh did not come from a CAVE datastack"):
-    """``mesh`` (nm) -> Skeleton, for ``steps`` (a StepOptions with ``skeletonize``): the mesh
-    steps, then :func:`skeleton_of`. ``cave``: a :class:`~mesh_export.process.cave_morphology.CaveRequest`
-    when the mesh is a datastack's root id (nucleus, synapses, the skeleton service), else None."""
-    from mesh_export.process.steps import apply_steps
-
-    service = None
-    if _source(steps) == "cave":
-        service = _service(cave, root_id)
-        if service.value is not None:
-            return service.value
-    return skeleton_of(apply_steps(mesh, replace(steps, skeletonize=False)), steps, root_id=root_id,
-                       cave=cave, no_cave_reason=no_cave_reason, service=service)
+def asked_service(steps, cave, root_id):
+    """The skeleton service's answer when ``steps`` ask for it (``--skeleton-source cave``),
+    else None: asked before the mesh steps, which its skeleton makes unnecessary."""
+    return _service(cave, root_id) if _source(steps) == "cave" else None
 
 
 def check_request(steps, from_datastack: bool) -> None:

@@ -17,6 +17,7 @@ import re
 import numpy as np
 
 from mesh_export.errors import InvalidArgumentError, InvalidMeshError
+from mesh_export.process.derived import derived_mesh
 
 DEFAULT_MAX_MEMORY = "2GB"
 # Peak bytes per voxel: bool grid + int32 labels + one bool temporary + float32 crop for
@@ -187,8 +188,6 @@ def watertight(mesh, *, pitch: float | None = None, max_memory=None, thicken_to:
     """
     import trimesh
 
-    from mesh_export.process.steps import _derived
-
     if len(mesh.faces) == 0:
         raise InvalidMeshError("mesh is empty: nothing to remesh")
     pitch = plan_pitch(mesh, pitch, max_memory)
@@ -214,7 +213,7 @@ def watertight(mesh, *, pitch: float | None = None, max_memory=None, thicken_to:
             "faces_before": int(len(mesh.faces)), "faces_after": int(len(out.faces)),
             "watertight": bool(out.is_watertight)}
     step["thickened_to"] = float(thicken_to)
-    return _derived(mesh, out.vertices, step, faces=out.faces) if record else out
+    return derived_mesh(mesh, out.vertices, step, faces=out.faces) if record else out
 
 
 #: --base: a plate this thick (mm) under the lowest part, reaching this far beyond it.
@@ -228,7 +227,6 @@ def printable(mesh, *, size="120mm", min_feature="0.8mm", max_memory=None, keep_
     scaled so the longest side is ``size``, in millimetres, standing on a stable pose (unless
     ``keep_orientation``) with a flat contact on z = 0 (a base plate under it with ``base``)."""
     from .printing import choose_pose, contact_area, first_layer_area, flatten_contact, stands
-    from .steps import _derived
 
     size_mm = parse_length(size)
     feature_mm = parse_length(min_feature if min_feature is not None else "0.8mm")
@@ -283,4 +281,4 @@ def printable(mesh, *, size="120mm", min_feature="0.8mm", max_memory=None, keep_
             "transform": {"rotation": rotation.tolist(), "scale": to_mm * final, "offset": offset.tolist()},
             "pose": pose, "contact": contact, "supports": supports,
             "faces_after": int(len(shell.faces)), "watertight": bool(shell.is_watertight)}
-    return _derived(mesh, placed, step, units="mm", faces=shell.faces)
+    return derived_mesh(mesh, placed, step, units="mm", faces=shell.faces)

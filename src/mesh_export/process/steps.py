@@ -7,27 +7,18 @@ appended to the provenance, so the sidecar shows exactly what was applied, in or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from mesh_export.errors import InvalidArgumentError, InvalidMeshError, UnitsError
-from mesh_export.core.units import conversion_factor, normalize_units, set_mesh_units
+from mesh_export.core.units import conversion_factor, normalize_units
+from mesh_export.process.derived import derived_mesh
 
 # The fixed order of apply_steps (also the order of the CLI's help text).
 ORDER = ("largest_component", "min_component_faces", "repair", "units", "scale", "watertight",
          "print", "simplify", "smooth", "center", "skeletonize | volume")
-
-
-def _derived(mesh, vertices, step: dict[str, Any], units: str | None = None, faces=None):
-    import trimesh
-
-    out = trimesh.Trimesh(vertices=vertices, faces=mesh.faces if faces is None else faces, process=False)
-    out.metadata.update({k: v for k, v in mesh.metadata.items() if k != "steps"})
-    out.metadata["steps"] = [*mesh.metadata.get("steps", []), step]
-    set_mesh_units(out, units if units is not None else mesh.units)
-    return out
 
 
 def convert_units(mesh, units: str):
@@ -40,9 +31,9 @@ def convert_units(mesh, units: str):
     if source == target:
         return mesh
     factor = conversion_factor(source, target)
-    return _derived(mesh, mesh.vertices * factor,
-                    {"step": "convert_units", "from": source, "to": target, "factor": factor},
-                    units=target)
+    return derived_mesh(mesh, mesh.vertices * factor,
+                        {"step": "convert_units", "from": source, "to": target, "factor": factor},
+                        units=target)
 
 
 def scale(mesh, factor: float):
@@ -50,13 +41,13 @@ def scale(mesh, factor: float):
     factor = float(factor)
     if not (factor > 0 and factor < float("inf")):
         raise InvalidArgumentError(f"--scale must be a positive finite number, got {factor}")
-    return _derived(mesh, mesh.vertices * factor, {"step": "scale", "factor": factor})
+    return derived_mesh(mesh, mesh.vertices * factor, {"step": "scale", "factor": factor})
 
 
 def center(mesh):
     """Move the bounding box centre to the origin."""
     offset = -np.asarray(mesh.bounds).mean(axis=0)
-    return _derived(mesh, mesh.vertices + offset, {"step": "center", "offset": offset.tolist()})
+    return derived_mesh(mesh, mesh.vertices + offset, {"step": "center", "offset": offset.tolist()})
 
 
 _FACE_CHUNK = 1 << 16  # faces per chunk of the edge keys (temporaries stay in cache)
@@ -128,7 +119,7 @@ def keep_components(mesh, *, largest: bool = False, min_faces: int | None = None
             "kept": int(len(kept)), "faces_removed": int(len(all_faces) - len(faces))}
     if min_faces is not None and not largest:
         step["min_faces"] = int(min_faces)
-    return _derived(mesh, np.asarray(mesh.vertices)[used], step, faces=remap[faces])
+    return derived_mesh(mesh, np.asarray(mesh.vertices)[used], step, faces=remap[faces])
 
 
 def repair(mesh):
@@ -159,7 +150,7 @@ def repair(mesh):
     work = trimesh.Trimesh(work.vertices, faces, process=False)
     counts.update(vertices_after=len(work.vertices), faces_after=len(work.faces),
                   watertight=bool(work.is_watertight))
-    return _derived(mesh, work.vertices, {"step": "repair", **counts}, faces=work.faces)
+    return derived_mesh(mesh, work.vertices, {"step": "repair", **counts}, faces=work.faces)
 
 
 def simplify(mesh, *, ratio: float | None = None, faces: int | None = None):
@@ -176,13 +167,13 @@ def simplify(mesh, *, ratio: float | None = None, faces: int | None = None):
             raise InvalidArgumentError(f"--faces must be between 4 and the mesh's {count} faces, got {faces}")
         target = int(faces)
     if target >= count:
-        return _derived(mesh, mesh.vertices, {"step": "simplify", "faces_before": count, "faces_after": count})
+        return derived_mesh(mesh, mesh.vertices, {"step": "simplify", "faces_before": count, "faces_after": count})
     from mesh_export.core.mesh_ops import quadric_decimate
 
     new_vertices, new_faces = quadric_decimate(np.asarray(mesh.vertices, dtype=np.float64),
                                                np.asarray(mesh.faces), target_count=target)
     step = {"step": "simplify", "target_faces": target, "faces_before": count, "faces_after": len(new_faces)}
-    return _derived(mesh, new_vertices, step, faces=new_faces)
+    return derived_mesh(mesh, new_vertices, step, faces=new_faces)
 
 
 def smooth(mesh, iterations: int):
@@ -193,7 +184,7 @@ def smooth(mesh, iterations: int):
         raise InvalidArgumentError(f"--smooth takes a number of iterations >= 1, got {iterations}")
     work = trimesh.Trimesh(np.array(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces), process=False)
     trimesh.smoothing.filter_taubin(work, lamb=0.5, nu=0.53, iterations=int(iterations))
-    return _derived(mesh, work.vertices, {"step": "smooth", "method": "taubin", "iterations": int(iterations)})
+    return derived_mesh(mesh, work.vertices, {"step": "smooth", "method": "taubin", "iterations": int(iterations)})
 
 
 @dataclass
@@ -272,6 +263,22 @@ def apply_steps(mesh, options: StepOptions):
     return mesh
 
 
+def make_morphology(mesh, steps: StepOptions, *, root_id: int | None = None, cave=None,
+                    no_cave_reason: str = "the mesh did not come from a CAVE datastack"):
+    """``mesh`` (nm) -> Skeleton, for ``steps`` (with ``skeletonize``): the skeleton service's
+    skeleton when asked for and there is one, else the mesh steps, then
+    :func:`~mesh_export.process.morphology.skeleton_of`. ``cave``: a
+    :class:`~mesh_export.process.cave_morphology.CaveRequest` when the mesh is a datastack's
+    root id (nucleus, synapses, the skeleton service), else None."""
+    from mesh_export.process.morphology import asked_service, skeleton_of
+
+    service = asked_service(steps, cave, root_id)
+    if service is not None and service.value is not None:
+        return service.value
+    return skeleton_of(apply_steps(mesh, replace(steps, skeletonize=False)), steps, root_id=root_id,
+                       cave=cave, no_cave_reason=no_cave_reason, service=service)
+
+
 def parse_point(text: str | None) -> tuple[float, float, float] | str | None:
     """"X,Y,Z" -> a point (used by --soma); "auto" and "mesh" are kept as they are."""
     if text is None:
@@ -295,8 +302,6 @@ def plan_for_writer(steps: StepOptions | None, writer, options: dict[str, Any], 
     any download or read."""
     from mesh_export.core.options import check_options
     from mesh_export.model import SKELETON, SURFACE, VOLUME
-
-    from dataclasses import replace
 
     # A copy: callers reuse their StepOptions (a batch shares one across threads).
     steps = replace(steps) if steps is not None else StepOptions()
