@@ -137,7 +137,8 @@ class StepFlags:
 
     def step_options(self) -> StepOptions:
         """The steps to apply; a malformed --soma fails here, where the command asks for them."""
-        from mesh_export.process.steps import StepOptions, parse_point
+        from mesh_export.core.parsing import parse_point
+        from mesh_export.process.steps import StepOptions
 
         values = {f.name: self.values[f.name] for f in fields(StepOptions)}
         return StepOptions(**{**values, "soma": parse_point(values["soma"])})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Sequence
 
+from mesh_export.core.units import conversion_factor
 from mesh_export.errors import InvalidArgumentError
 
 MAX_ROOT_ID = 2**64 - 1
@@ -12,6 +14,9 @@ MAX_ROOT_ID = 2**64 - 1
 _BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _BYTE_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
                "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
+#: --max-memory when none is given: what voxel remeshing and thickness checks may allocate.
+DEFAULT_MAX_MEMORY = "2GB"
+_LENGTH = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*([a-zµμ]*)\s*$", re.IGNORECASE)
 #: A preview picture: the default, and a cap that keeps the z-buffer's memory bounded.
 DEFAULT_PICTURE_SIZE = (1200, 800)
 MAX_PICTURE_PIXELS = 64_000_000  # 8000 x 8000
@@ -35,6 +40,27 @@ def parse_byte_size(text: str) -> int:
     if not match or (match.group(2) or "").lower() not in _BYTE_UNITS:
         raise InvalidArgumentError(f"cannot read {text!r} as a size (e.g. 500MB, 2GB, 1.5GiB)")
     return int(float(match.group(1)) * _BYTE_UNITS[(match.group(2) or "").lower()])
+
+
+def parse_memory_budget(max_memory: str | int | float | None) -> int:
+    """--max-memory -> bytes: a size like ``"500MB"``, a number of bytes as it is, None the default."""
+    if max_memory is None:
+        max_memory = DEFAULT_MAX_MEMORY
+    return int(max_memory) if isinstance(max_memory, (int, float)) else parse_byte_size(max_memory)
+
+
+def parse_length(text: str | int | float, default_units: str = "mm") -> float:
+    """A length like "120mm", "12cm", "0.8 mm" or a bare number (``default_units``), in mm."""
+    if isinstance(text, (int, float)):
+        value, units = float(text), default_units
+    else:
+        match = _LENGTH.match(str(text))
+        if not match:
+            raise InvalidArgumentError(f"cannot read {text!r} as a length (e.g. 120mm, 12cm)")
+        value, units = float(match.group(1)), match.group(2) or default_units
+    if not value > 0:
+        raise InvalidArgumentError(f"a length must be positive, got {text!r}")
+    return value * conversion_factor(units, "mm")
 
 
 def parse_picture_size(text: str | Sequence[int] | None) -> tuple[int, int]:
@@ -65,3 +91,18 @@ def parse_plate_size(text: str) -> tuple[float, float]:
     if not (width > 0 and depth > 0):
         raise InvalidArgumentError(f"--plate sides must be positive, got {text!r}")
     return width, depth
+
+
+def parse_point(text: str | None) -> tuple[float, float, float] | str | None:
+    """"X,Y,Z" -> a point (used by --soma); "auto" and "mesh" are kept as they are."""
+    if text is None:
+        return None
+    if str(text).strip().lower() in ("auto", "mesh"):
+        return str(text).strip().lower()
+    try:
+        point = tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        point = ()
+    if len(point) != 3 or not all(math.isfinite(v) for v in point):
+        raise InvalidArgumentError(f"--soma takes X,Y,Z in nm, auto or mesh, got {text!r}")
+    return point

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.parsing import parse_plate_size
+from ..core.parsing import parse_length, parse_plate_size
 from ..errors import InvalidArgumentError
 
 MARGIN_MM = 5.0
@@ -89,7 +89,7 @@ def print_plate(meshes: dict[str, Any], *, size="60mm", plate="250x210mm", same_
                 min_feature=None, max_memory=None, keep_orientation: bool = False, base: bool = False):
     """Print-ready meshes for ``meshes`` (root id -> mesh), rescaled and laid out: the plates."""
     from ..process.derived import derived_mesh
-    from ..process.remesh import parse_length, printable
+    from ..process.remesh import printable
 
     size_mm = parse_length(size)
     bed = parse_plate_size(plate)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from mesh_export.core.parsing import parse_length, parse_memory_budget
 from mesh_export.errors import CheckFailedError, MeshExportError  # noqa: F401  (re-exported)
 
 
@@ -13,10 +14,9 @@ def thinnest_feature(mesh, pitch: float, max_memory=None) -> float:
     """Estimate of the thinnest part's thickness (mesh units) of a closed surface, from the
     distance transform of its inside along its ridge (medial) voxels, block by block (memory
     bounded by ``max_memory``); resolution is about one ``pitch``."""
-    from .remesh import _budget
     from .thickness import ridge_thickness
 
-    thickness, _ = ridge_thickness(mesh.vertices, mesh.faces, pitch, budget=_budget(max_memory))
+    thickness, _ = ridge_thickness(mesh.vertices, mesh.faces, pitch, budget=parse_memory_budget(max_memory))
     # A low percentile rather than the minimum: branch tips taper to a point on any shape.
     return float(np.percentile(thickness, 2)) if thickness.size else 0.0
 
@@ -34,7 +34,6 @@ def check_mesh(mesh, *, size=None, min_feature=None, max_memory=None) -> dict[st
     printed at that size. ``report["failures"]`` lists what fails; empty means printable."""
     import trimesh
 
-    from mesh_export.process.remesh import parse_length
     from mesh_export.core.units import set_mesh_units
 
     # Formats like STL store every triangle's corners separately: weld them before judging.

@@ -12,43 +12,17 @@ size is checked against a budget before anything is allocated.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
+from mesh_export.core.parsing import parse_length, parse_memory_budget
 from mesh_export.errors import InvalidArgumentError, InvalidMeshError
 from mesh_export.process.derived import derived_mesh
 
-DEFAULT_MAX_MEMORY = "2GB"
 # Peak bytes per voxel: bool grid + int32 labels + one bool temporary + float32 crop for
 # marching cubes (measured on navis neurons: ~7.5).
 BYTES_PER_VOXEL = 8
 DEFAULT_GRID_CELLS = 384  # voxels along the longest side when no pitch is given
-_LENGTH = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*([a-zµμ]*)\s*$", re.IGNORECASE)
-
-
-def parse_length(text, default_units: str = "mm") -> float:
-    """A length like "120mm", "12cm", "0.8 mm" or a bare number (``default_units``), in mm."""
-    from mesh_export.core.units import conversion_factor
-
-    if isinstance(text, (int, float)):
-        value, units = float(text), default_units
-    else:
-        match = _LENGTH.match(str(text))
-        if not match:
-            raise InvalidArgumentError(f"cannot read {text!r} as a length (e.g. 120mm, 12cm)")
-        value, units = float(match.group(1)), match.group(2) or default_units
-    if not value > 0:
-        raise InvalidArgumentError(f"a length must be positive, got {text!r}")
-    return value * conversion_factor(units, "mm")
-
-
-def _budget(max_memory) -> int:
-    from mesh_export.core.parsing import parse_byte_size
-
-    if max_memory is None:
-        max_memory = DEFAULT_MAX_MEMORY
-    return int(max_memory) if isinstance(max_memory, (int, float)) else parse_byte_size(max_memory)
 
 
 def _surface_points(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> np.ndarray:
@@ -77,7 +51,7 @@ def plan_pitch(mesh, pitch: float | None, max_memory, pad: int = 4) -> float:
     """The pitch to use: the one asked for (if it fits the memory budget) or an automatic one."""
     bounds = np.asarray(mesh.bounds, dtype=np.float64)
     extent = float(np.ptp(bounds, axis=0).max())
-    budget = _budget(max_memory)
+    budget = parse_memory_budget(max_memory)
 
     def needed(p: float) -> int:
         return int(np.prod(_grid(bounds, p, pad)[1])) * BYTES_PER_VOXEL
@@ -251,8 +225,9 @@ def printable(mesh, *, size="120mm", min_feature="0.8mm", max_memory=None, keep_
     if pitch_mm > feature_mm / 2:
         # Under two voxels across the thinnest part, thin neurites break apart or merge.
         raise InvalidArgumentError(
-            f"--max-memory {_budget(max_memory) / 2**20:.0f} MiB allows voxels of {pitch_mm:.2f} mm, too coarse to "
-            f"close this cell with {feature_mm:g} mm features at {size_mm:g} mm; raise --max-memory or print smaller")
+            f"--max-memory {parse_memory_budget(max_memory) / 2**20:.0f} MiB allows voxels of {pitch_mm:.2f} mm, "
+            f"too coarse to close this cell with {feature_mm:g} mm features at {size_mm:g} mm; "
+            "raise --max-memory or print smaller")
     shell = watertight(in_mm, pitch=plan_pitch(in_mm, pitch_mm, max_memory), thicken_to=feature_mm,
                        max_memory=max_memory, record=False,
                        base=(BASE_THICKNESS_MM, BASE_MARGIN_MM) if base else None)

@@ -279,21 +279,6 @@ def make_morphology(mesh, steps: StepOptions, *, root_id: int | None = None, cav
                        cave=cave, no_cave_reason=no_cave_reason, service=service)
 
 
-def parse_point(text: str | None) -> tuple[float, float, float] | str | None:
-    """"X,Y,Z" -> a point (used by --soma); "auto" and "mesh" are kept as they are."""
-    if text is None:
-        return None
-    if str(text).strip().lower() in ("auto", "mesh"):
-        return str(text).strip().lower()
-    try:
-        point = tuple(float(v) for v in str(text).split(","))
-    except ValueError:
-        point = ()
-    if len(point) != 3 or not all(np.isfinite(point)):
-        raise InvalidArgumentError(f"--soma takes X,Y,Z in nm, auto or mesh, got {text!r}")
-    return point
-
-
 def plan_for_writer(steps: StepOptions | None, writer, options: dict[str, Any], *,
                     units: str | None = None, scale: float | None = None) -> tuple[StepOptions, dict[str, Any]]:
     """The step plan and writer options for ``writer``: ``units``/``scale`` shortcuts folded
