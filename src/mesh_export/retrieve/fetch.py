@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import contextvars
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from mesh_export.errors import (
     NotFoundError,
     SourceError,
 )
+from mesh_export.retrieve.fetched import Fetched, single_lod
 from mesh_export.retrieve.politeness import BACKOFF, RATE_LIMIT, RateLimiter, _is_transient, _Retrier, _status, set_rate_limit  # noqa: F401
 from mesh_export.retrieve.sources import Source, check_reachable
 # Re-exported: readers and info merge vertices too (core, so writers need not import retrieve).
@@ -37,25 +37,6 @@ from mesh_export.core.mesh_ops import merge_duplicate_vertices  # noqa: F401
 FRAGMENT_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("fragment_threads", default=20)
 #: Requests in flight for one graphene mesh (our own fetch, one pool of as many connections).
 GRAPHENE_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("graphene_threads", default=32)
-
-
-@dataclass
-class Fetched:
-    """A decoded mesh (nm, float32 vertices merged across fragments) and how it was fetched."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    lod: int
-    lods_available: int | None
-    fragments: int
-    missing_fragments: list[str] = field(default_factory=list)
-    merged_vertices: int = 0
-    retries: int = 0
-
-    def info(self) -> dict[str, Any]:
-        return {"lod": self.lod, "lods_available": self.lods_available, "fragments": self.fragments,
-                "missing_fragments": self.missing_fragments, "merged_vertices": self.merged_vertices,
-                "retries": self.retries}
 
 
 def check_decoded(vertices: np.ndarray, faces: np.ndarray, root_id: int) -> None:
@@ -157,20 +138,13 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
     return fetched
 
 
-def _single_lod(lod: int | None, what: str) -> int:
-    if lod not in (None, 0, -1):
-        raise SourceError(f"{what} meshes have a single level of detail; --lod {lod} needs a "
-                          "multi-resolution source (e.g. --static)")
-    return 0
-
-
 def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token: str | None,
                             allow_missing: bool, retry: _Retrier) -> Fetched | None:
     """Sharded graphene meshes through our own fetch (mesh_export.retrieve.graphene); None for the
     older unsharded layout, which CloudVolume reads."""
     from mesh_export.retrieve.graphene import fetch_graphene_mesh, open_layer
 
-    lod = _single_lod(lod, "dynamic (graphene)")
+    lod = single_lod(lod, "dynamic (graphene)")
     if not token:
         raise AuthError(f"{source.url} needs a CAVE token: {TOKEN_HELP}")
     if not open_layer(source.url, token, retry).sharded:
@@ -181,7 +155,7 @@ def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token
 
 
 def _fetch_graphene(volume, root_id: int, lod: int | None, retry: _Retrier) -> Fetched:
-    lod = _single_lod(lod, "dynamic (graphene)")
+    lod = single_lod(lod, "dynamic (graphene)")
     try:
         # Chunk-boundary dedup is done here by an exact vertex merge (and CloudVolume's
         # graphene dedup prints a warning to stdout for sharded meshes).

@@ -37,7 +37,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from mesh_export.errors import IncompleteMeshError, InvalidMeshError, NotFoundError, SourceError
-from mesh_export.retrieve.fetch import Fetched, _single_lod
+from mesh_export.retrieve.fetched import Fetched, single_lod
 from mesh_export.retrieve.graphene import concatenate
 from mesh_export.retrieve.politeness import _Retrier
 from mesh_export.retrieve.remote import Missing, Remote, join
@@ -322,7 +322,7 @@ def _to_nm(vertices: np.ndarray, transform: np.ndarray) -> np.ndarray:
 def _fetch_legacy(layer: StaticLayer, remote: Remote, root_id: int, lod: int | None,
                   allow_missing: bool) -> Fetched:
     """The ``<id>:0`` manifest, then every fragment it lists, in its order."""
-    lod = _single_lod(lod, "legacy precomputed")
+    lod = single_lod(lod, "legacy precomputed")
     try:
         manifest = json.loads(remote.get(join(layer.mesh_dir, f"{root_id}:0")))
     except Missing:
