@@ -14,7 +14,7 @@ import pytest
 from mesh_export import errors
 from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.retrieve.cache import MeshCache, cache_key
-from mesh_export.retrieve.politeness import RateLimiter, TransientError, _Retrier
+from mesh_export.retrieve.politeness import RateLimiter, Retrier, TransientError
 from mesh_export.core.units import conversion_factor, normalize_units
 
 # ------------------------------------------------------------------------------ atomic output
@@ -183,13 +183,13 @@ def test_retrier_retries_transient_failures_until_the_budget_ends():
             raise TransientError("short body")
         return "ok"
 
-    retry = _Retrier(timeout=10)
+    retry = Retrier(timeout=10)
     assert retry(flaky) == "ok" and retry.retries == 2
 
     def broken():
         raise TransientError("always")
 
-    retry = _Retrier(timeout=1.0)
+    retry = Retrier(timeout=1.0)
     started = time.monotonic()
     with pytest.raises(TransientError):
         retry(broken)
@@ -198,7 +198,7 @@ def test_retrier_retries_transient_failures_until_the_budget_ends():
     def wrong():
         raise ValueError("not transient")
 
-    retry = _Retrier(timeout=10)
+    retry = Retrier(timeout=10)
     with pytest.raises(ValueError):
         retry(wrong)
     assert retry.retries == 0
@@ -214,7 +214,7 @@ def test_remote_reads_local_files_and_ranges(tmp_path):
 
     (tmp_path / "a").write_bytes(b"0123456789")
     (tmp_path / "b.gz").write_bytes(gzip.compress(b"abcdef"))
-    remote = Remote(tmp_path.as_uri(), _Retrier(5))
+    remote = Remote(tmp_path.as_uri(), Retrier(5))
     assert remote.get("a") == b"0123456789" and remote.get("a", 2, 3) == b"234"
     assert remote.get("b") == b"abcdef" and remote.get("b", 1, 2) == b"bc"
     with pytest.raises(Missing):

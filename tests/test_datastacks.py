@@ -14,7 +14,7 @@ from mesh_export import errors
 from mesh_export.retrieve import datastacks
 from mesh_export.retrieve.cache import cache_key
 from support.precomputed import cave_datastack_info
-from mesh_export.retrieve.cached import _request_identity
+from mesh_export.retrieve.cached import request_identity
 from mesh_export.retrieve.sources import STATIC_SOURCES, resolve
 from support.datasets import fixture_data, fixture_server, srv  # noqa: F401  (pytest fixtures)
 
@@ -92,10 +92,10 @@ def test_newest_release_is_the_default_and_version_picks_one():
 
 def test_cache_key_differs_between_static_releases():
     """Identified without the network (so --offline can key the cache), and per release."""
-    old = _request_identity(None, "minnie65_public", True, None, 943)
-    new = _request_identity(None, "minnie65_public", True, None, 1300)
+    old = request_identity(None, "minnie65_public", True, None, 943)
+    new = request_identity(None, "minnie65_public", True, None, 1300)
     assert old == {"source": MICRONS + "943"} and new == {"source": MICRONS + "1300"}
-    assert _request_identity(None, None, True, None, None) == new
+    assert request_identity(None, None, True, None, None) == new
     assert cache_key(**old, root_id=1, lod=0, version=None) != cache_key(**new, root_id=1, lod=0, version=None)
 
 

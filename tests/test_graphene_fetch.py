@@ -186,11 +186,11 @@ def test_manifest_endpoint_and_storage_match_cloudvolume(srv, fixture_data):
     from cloudvolume import CloudVolume
 
     from mesh_export.retrieve.graphene import open_layer
-    from mesh_export.retrieve.politeness import _Retrier
+    from mesh_export.retrieve.politeness import Retrier
     from mesh_export.retrieve.remote import http_base
 
     url = srv.graphene_url(fixture_data.graphene_table)
-    layer = open_layer(url, TOKEN, _Retrier(10))
+    layer = open_layer(url, TOKEN, Retrier(10))
     meta = CloudVolume(url, secrets=TOKEN, use_https=True, progress=False).meta
     assert layer.manifest_url == meta.manifest_endpoint
     assert layer.data_url == http_base(meta.cloudpath)

@@ -67,14 +67,14 @@ class CaveRequest:
         """``call()`` with our retries; CAVE's HTTP failures as mesh-export errors."""
         from requests import RequestException
 
-        from mesh_export.retrieve.politeness import _Retrier, _status
+        from mesh_export.retrieve.politeness import Retrier, http_status
 
         from mesh_export.retrieve.auth import TOKEN_HELP
 
         try:
-            return _Retrier(self.timeout)(call)
+            return Retrier(self.timeout)(call)
         except RequestException as exc:  # HTTPError too
-            status = _status(exc)
+            status = http_status(exc)
             kinds = {401: AuthError, 403: AuthError, 404: NotFoundError}
             error = kinds.get(status, NetworkError)
             said = {AuthError: f"CAVE refused the token for {what} ({status}): {TOKEN_HELP}",

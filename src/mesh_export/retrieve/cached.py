@@ -13,7 +13,7 @@ from mesh_export.errors import CacheMissError, InvalidArgumentError
 MERGE_RULE = "exact-vertex-merge/1"
 
 
-def _request_identity(source: str | None, datastack: str | None, static: bool, server: str | None,
+def request_identity(source: str | None, datastack: str | None, static: bool, server: str | None,
                       version: int | None = None) -> dict:
     """What identifies the mesh source without asking the network (so --offline can key the cache).
 
@@ -30,7 +30,7 @@ def _request_identity(source: str | None, datastack: str | None, static: bool, s
     return {"datastack": datastack, "server": server, "mode": "dynamic"}
 
 
-def _check_request(root_id: int | str, lod: int | None, use_cache: bool, offline: bool) -> int:
+def check_fetch_request(root_id: int | str, lod: int | None, use_cache: bool, offline: bool) -> int:
     """The parsed root id, after the checks that need no network (so they fail first)."""
     root_id = parse_root_id(root_id)
     if offline and not use_cache:
@@ -60,8 +60,8 @@ def fetch_cached(root_id: int | str, *, source: str | None = None, datastack: st
     from mesh_export.retrieve.fetch import fetch_mesh
     from mesh_export.retrieve.sources import resolve
 
-    root_id = _check_request(root_id, lod, use_cache, offline)
-    identity = _request_identity(source, datastack, static, server, version)
+    root_id = check_fetch_request(root_id, lod, use_cache, offline)
+    identity = request_identity(source, datastack, static, server, version)
 
     def key(level: int) -> str:
         return cache_key(**identity, root_id=root_id, lod=level, version=version, merge=MERGE_RULE,

@@ -26,7 +26,7 @@ from mesh_export.errors import (
     SourceError,
 )
 from mesh_export.retrieve.fetched import Fetched, single_lod
-from mesh_export.retrieve.politeness import BACKOFF, RATE_LIMIT, RateLimiter, _is_transient, _Retrier, _status, set_rate_limit  # noqa: F401
+from mesh_export.retrieve.politeness import BACKOFF, RATE_LIMIT, RateLimiter, Retrier, http_status, is_transient, set_rate_limit  # noqa: F401
 from mesh_export.retrieve.sources import Source, check_reachable
 # Re-exported: readers and info merge vertices too (core, so writers need not import retrieve).
 from mesh_export.core.mesh_ops import merge_duplicate_vertices  # noqa: F401
@@ -56,7 +56,7 @@ _LOCAL = threading.local()
 _MAX_VOLUMES = 8
 
 
-def open_volume(source: Source, token: str | None, progress: bool, retry: _Retrier):
+def open_volume(source: Source, token: str | None, progress: bool, retry: Retrier):
     from cloudvolume import CloudVolume
 
     kwargs: dict[str, Any] = {"use_https": True, "progress": progress, "cache": False,
@@ -101,7 +101,7 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
                timeout: float = 120.0, allow_missing: bool = False, progress: bool = False) -> Fetched:
     """Download and decode ``root_id`` from ``source``; raise a MeshExportError on any failure."""
     check_reachable(source.url, timeout)
-    retry = _Retrier(timeout)
+    retry = Retrier(timeout)
     stages = _Stages(root_id, progress)
     try:
         fetched = None
@@ -139,7 +139,7 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
 
 
 def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token: str | None,
-                            allow_missing: bool, retry: _Retrier) -> Fetched | None:
+                            allow_missing: bool, retry: Retrier) -> Fetched | None:
     """Sharded graphene meshes through our own fetch (mesh_export.retrieve.graphene); None for the
     older unsharded layout, which CloudVolume reads."""
     from mesh_export.retrieve.graphene import fetch_graphene_mesh, open_layer
@@ -154,7 +154,7 @@ def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token
     return Fetched(mesh.vertices, mesh.faces, lod, None, mesh.fragments, mesh.missing)
 
 
-def _fetch_graphene(volume, root_id: int, lod: int | None, retry: _Retrier) -> Fetched:
+def _fetch_graphene(volume, root_id: int, lod: int | None, retry: Retrier) -> Fetched:
     lod = single_lod(lod, "dynamic (graphene)")
     try:
         # Chunk-boundary dedup is done here by an exact vertex merge (and CloudVolume's
@@ -190,12 +190,12 @@ def _translate(exc: Exception, source: Source, root_id: int, token: str | None) 
         (cv.AuthenticationError, cv.MeshDecodeError, cv.MeshMissingError) if cv else (_NoSuchError,) * 3)
 
     message = redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", token)
-    status = _status(exc)
+    status = http_status(exc)
     if isinstance(exc, AuthenticationError) or status in (401, 403):
         return AuthError(f"{source.url} refused access ({status or 'no valid token'}): {TOKEN_HELP}")
     if isinstance(exc, MeshMissingError) or status == 404:
         return NotFoundError(f"root id {root_id} has no mesh at {source.url}")
-    if _is_transient(exc):
+    if is_transient(exc):
         return NetworkError(f"{source.url}: {message} (gave up after retries)")
     if isinstance(exc, MeshDecodeError):
         return InvalidMeshError(f"root id {root_id}: cannot decode the mesh: {message}")

@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from mesh_export.errors import AuthError, IncompleteMeshError, InvalidMeshError, NotFoundError, SourceError
-from mesh_export.retrieve.politeness import _Retrier
+from mesh_export.retrieve.politeness import Retrier
 from mesh_export.retrieve.remote import DEFAULT_THREADS, Missing, Remote, http_base, join
 
 # CloudVolume's GraphenePath forms (datasource/graphene/metadata.py), newest first.
@@ -92,7 +92,7 @@ _LAYERS: dict[tuple[str, int], GrapheneLayer] = {}
 _LAYERS_LOCK = threading.Lock()
 
 
-def open_layer(cloudpath: str, token: str, retry: _Retrier) -> GrapheneLayer:
+def open_layer(cloudpath: str, token: str, retry: Retrier) -> GrapheneLayer:
     """Read (once per process) the chunkedgraph info and the mesh info of ``cloudpath``."""
     key = (cloudpath, hash(token))
     with _LAYERS_LOCK:
@@ -142,7 +142,7 @@ class GrapheneMesh:
     missing: list[str] = field(default_factory=list)
 
 
-def fetch_manifest(layer: GrapheneLayer, root_id: int, token: str, retry: _Retrier) -> dict[str, Any]:
+def fetch_manifest(layer: GrapheneLayer, root_id: int, token: str, retry: Retrier) -> dict[str, Any]:
     server = Remote(layer.manifest_url, retry, token=token, threads=1)
     body = json.dumps({"start_layer": layer.start_layer(root_id)})
     try:
@@ -196,7 +196,7 @@ def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray] | str:
     return "corrupt:" + name  # pragma: no cover - the loop returns
 
 
-def fetch_graphene_mesh(cloudpath: str, root_id: int, *, token: str | None, retry: _Retrier,
+def fetch_graphene_mesh(cloudpath: str, root_id: int, *, token: str | None, retry: Retrier,
                         allow_missing: bool = False, threads: int = DEFAULT_THREADS) -> GrapheneMesh:
     """All fragments of ``root_id``'s dynamic mesh, concatenated (float32/int32, unmerged)."""
     if not token:

@@ -21,15 +21,17 @@ class TransientError(Exception):
     """A failure worth retrying that no library flagged as one (a short body, a bad decode)."""
 
 
-def _status(exc: BaseException) -> int | None:
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a failed request's response (None: no response, e.g. a reset)."""
     response = getattr(exc, "response", None)
     return getattr(response, "status_code", None)
 
 
-def _is_transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is worth retrying: 5xx, 429, resets, timeouts, truncated bodies."""
     import requests
 
-    status = _status(exc)
+    status = http_status(exc)
     if status is not None:
         return status >= 500 or status == 429
     if isinstance(exc, TransientError):
@@ -112,7 +114,7 @@ def set_rate_limit(requests_per_second: float | None) -> None:
         RATE_LIMIT.configure(requests_per_second)
 
 
-class _Retrier:
+class Retrier:
     """Exponential backoff for transient failures, bounded by a total time budget.
 
     Each attempt takes a token from the shared rate limiter and waits out the shared
@@ -138,7 +140,7 @@ class _Retrier:
             try:
                 return call()
             except Exception as exc:
-                if not _is_transient(exc) or time.monotonic() + delay > self.deadline:
+                if not is_transient(exc) or time.monotonic() + delay > self.deadline:
                     raise
             BACKOFF.push(delay)
             time.sleep(delay)

@@ -6,7 +6,7 @@ CloudFiles retries every request on its own (7 attempts, random exponential back
 retries that turns a permanent failure into minutes, and at 50 ms per request its pool, not the
 network, sets the pace. Here one ``requests.Session`` has a pool as large as the thread pool,
 urllib3 never retries, every request carries the time left of the fetch's budget as its
-timeout, and :class:`~mesh_export.retrieve.politeness._Retrier` (shared rate limit and backoff) is the
+timeout, and :class:`~mesh_export.retrieve.politeness.Retrier` (shared rate limit and backoff) is the
 only retry loop.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 from urllib.parse import unquote, urlparse
 
-from mesh_export.retrieve.politeness import TransientError, _Retrier
+from mesh_export.retrieve.politeness import Retrier, TransientError
 
 T = TypeVar("T")
 #: Requests in flight for one mesh. Neuroglancer keeps 100 downloads in flight; 32 covers a
@@ -56,7 +56,7 @@ def join(base: str, *parts: str) -> str:
 class Remote:
     """Reads objects under ``base`` (an http(s):// or file:// URL) within ``retry``'s budget."""
 
-    def __init__(self, base: str, retry: _Retrier, *, threads: int = DEFAULT_THREADS,
+    def __init__(self, base: str, retry: Retrier, *, threads: int = DEFAULT_THREADS,
                  token: str | None = None):
         self.base = http_base(base)
         self.retry = retry

@@ -39,7 +39,7 @@ import numpy as np
 from mesh_export.errors import IncompleteMeshError, InvalidMeshError, NotFoundError, SourceError
 from mesh_export.retrieve.fetched import Fetched, single_lod
 from mesh_export.retrieve.graphene import concatenate
-from mesh_export.retrieve.politeness import _Retrier
+from mesh_export.retrieve.politeness import Retrier
 from mesh_export.retrieve.remote import Missing, Remote, join
 
 #: The lod's bytes are requested in about this many ranges (whole fragments each), so that
@@ -97,7 +97,7 @@ def _json(remote: Remote, path: str, cloudpath: str) -> dict | None:
         raise SourceError(f"{cloudpath}: {path} is not JSON") from None
 
 
-def open_layer(cloudpath: str, retry: _Retrier, token: str | None = None) -> StaticLayer:
+def open_layer(cloudpath: str, retry: Retrier, token: str | None = None) -> StaticLayer:
     """Read (once per process) the ``info`` and mesh ``info`` of a precomputed cloudpath.
 
     Mirrors CloudVolume's ``PrecomputedMeshMetadata``: the mesh directory is ``info["mesh"]``
@@ -131,7 +131,7 @@ def _storage_token(cloudpath: str, token: str | None) -> str | None:
     return token if "middleauth+" in cloudpath else None
 
 
-def fetch_static(cloudpath: str, root_id: int, *, lod: int | None, retry: _Retrier,
+def fetch_static(cloudpath: str, root_id: int, *, lod: int | None, retry: Retrier,
                  allow_missing: bool = False, token: str | None = None, threads: int = 8,
                  opened: Callable[[], None] | None = None) -> Fetched:
     """``root_id``'s mesh at ``cloudpath`` (``precomputed://...``), fragments concatenated
