@@ -1,4 +1,5 @@
-"""Imports run one way: a module never imports a higher layer, not even inside a function.
+"""Imports run one way: a module never imports a higher layer, not even inside a function,
+and within a layer no module is imported back by what it imports (no cycles).
 
 An AST walk (import-linter is not installable here) over every module of the package; it
 sees function-local imports too, which is where the old cycles hid.
@@ -52,6 +53,15 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def module_file(module: str) -> Path | None:
+    """The file of ``module`` (a package's ``__init__.py``) in the tree being walked, if there is one."""
+    base = PACKAGE.parent.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def imports_of(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(), str(path))
     package = module_name(path).split(".")
@@ -68,9 +78,11 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
             else:
                 target = node.module or ""
             found.append((node.lineno, target))
-            # `from mesh_export import api` names a module, not an attribute
+            # `from mesh_export import api` and `from mesh_export.writers import gltf` name a
+            # module, not an attribute: the package alone would hide which one (and its cycles).
             found += [(node.lineno, f"{target}.{alias.name}") for alias in node.names
-                      if layer_of(target) is None and layer_of(f"{target}.{alias.name}") is not None]
+                      if module_file(f"{target}.{alias.name}") is not None
+                      or (layer_of(target) is None and layer_of(f"{target}.{alias.name}") is not None)]
     return found
 
 
@@ -109,8 +121,7 @@ def test_every_import_of_the_package_names_a_module_that_exists():
     # A relative import left behind by a move (cli.py's `.batch` inside cli/) only fails when
     # its function runs; the walk finds it now.
     def exists(module: str) -> bool:
-        base = PACKAGE.parent.joinpath(*module.split("."))
-        return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+        return module_file(module) is not None
 
     missing = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -128,15 +139,20 @@ def test_every_import_of_the_package_names_a_module_that_exists():
     assert missing == []
 
 
-def violations_with(tmp_path, module: str, imported: str) -> list[str]:
-    """The walk over a copy of the package with one function-local import added to ``module``."""
+def copy_with(tmp_path, module: str, statement: str) -> Path:
+    """A copy of the package with ``statement`` added to ``module`` inside a function."""
     import shutil
 
     copy = tmp_path / "mesh_export"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("data", "__pycache__"))
     target = copy / module
-    target.write_text(target.read_text() + f"\n\ndef _added():\n    from {imported} import x\n")
-    return violations_in(copy)
+    target.write_text(target.read_text() + f"\n\ndef _added():\n    {statement}\n")
+    return copy
+
+
+def violations_with(tmp_path, module: str, imported: str) -> list[str]:
+    """The walk over a copy of the package with one function-local import added to ``module``."""
+    return in_tree(copy_with(tmp_path, module, f"from {imported} import x"), violations)
 
 
 @pytest.mark.parametrize("module, imported", [
@@ -150,11 +166,63 @@ def test_a_wrong_way_import_is_caught(tmp_path, module, imported):
     assert any(module in v and imported in v for v in found), found
 
 
-def violations_in(root: Path) -> list[str]:
+def in_tree(root: Path, walk):
+    """``walk(root)`` with the module names and files of the tree at ``root``."""
     global PACKAGE
     saved, PACKAGE = PACKAGE, root
     try:
-        return violations(root)
+        return walk(root)
     finally:
         PACKAGE = saved
 
+
+# Cycles another branch is removing, excused until it lands (then this is emptied): the writer
+# registry imports every format lazily, and each format imports the registry to register itself.
+# Exactly this component: a module that joins it, or any other cycle, still fails.
+KNOWN_CYCLES = [
+    frozenset({
+        "mesh_export.writers.gltf", "mesh_export.writers.hoc", "mesh_export.writers.meshio_formats",
+        "mesh_export.writers.neuroml", "mesh_export.writers.obj", "mesh_export.writers.off",
+        "mesh_export.writers.ply", "mesh_export.writers.registry", "mesh_export.writers.stl",
+        "mesh_export.writers.swc", "mesh_export.writers.vtk_legacy", "mesh_export.writers.vtk_xml",
+    }),
+]
+
+
+def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, at module level or inside a function."""
+    graph = {}
+    for path in sorted(root.rglob("*.py")):
+        name = module_name(path)
+        graph[name] = {target for _, target in imports_of(path)
+                       if target != name and module_file(target) is not None}
+    return graph
+
+
+def cycles(root: Path = PACKAGE) -> list[frozenset[str]]:
+    """The strongly connected components of the import graph with more than one module."""
+    import networkx
+
+    graph = networkx.DiGraph([(a, b) for a, targets in import_graph(root).items() for b in targets])
+    return [frozenset(c) for c in networkx.strongly_connected_components(graph) if len(c) > 1]
+
+
+def test_no_import_cycles():
+    found = [sorted(c) for c in cycles() if c not in KNOWN_CYCLES]
+    assert found == []
+
+
+@pytest.mark.parametrize("module, statement, cycle", [
+    # The cycle this walk was written for: remesh recording its step through the step plan.
+    ("process/derived.py", "from mesh_export.process.steps import apply_steps",
+     {"mesh_export.process.derived", "mesh_export.process.steps"}),
+    # A submodule named in a package's `from ... import`: the package alone would hide it.
+    ("retrieve/sources.py", "from mesh_export.retrieve import fetch",
+     {"mesh_export.retrieve.sources", "mesh_export.retrieve.fetch"}),
+    # Relative: static_fetch imports fetched, so fetched importing it back closes a cycle.
+    ("retrieve/fetched.py", "from . import static_fetch",
+     {"mesh_export.retrieve.fetched", "mesh_export.retrieve.static_fetch"}),
+])
+def test_an_injected_cycle_is_caught(tmp_path, module, statement, cycle):
+    found = [c for c in in_tree(copy_with(tmp_path, module, statement), cycles) if c not in KNOWN_CYCLES]
+    assert any(cycle <= c for c in found), found
