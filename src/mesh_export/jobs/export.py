@@ -19,7 +19,7 @@ from mesh_export.errors import InvalidArgumentError
 from mesh_export.jobs.naming import DEFAULT_NAME, output_name
 from mesh_export.model import CachedSurface  # noqa: F401  (re-exported)
 from mesh_export.retrieve.cached import MERGE_RULE, _check_request, _request_identity, fetch_cached  # noqa: F401
-from mesh_export.writers.registry import get_writer
+from mesh_export.writers.catalog import get_writer
 
 _LIBRARIES = ("cloud-volume", "caveclient", "trimesh", "numpy", "DracoPy", "meshio")
 
