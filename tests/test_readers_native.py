@@ -323,3 +323,22 @@ def test_convert_hands_the_arrays_as_read_to_the_binary_writer(neuron_mesh, tmp_
     np.testing.assert_array_equal(ours.triangles, theirs.triangles.astype(np.float32))
     _, stepped = mesh_export.convert(source, tmp_path / "um.stl", units_in="nm", units="um", return_mesh=True)
     assert isinstance(stepped, trimesh.Trimesh) and stepped.units == "um"
+
+
+# ---------------------------------------------------------------------------- meshio's formats
+
+def test_meshio_formats_read_quietly_through_its_public_api(sphere, tmp_path, capfd):
+    # meshio.read prints a failed attempt's reason and exits: a Gmsh .msh is tried as ANSYS
+    # first, and a damaged file's reason must become the InputError, with nothing printed.
+    gmsh = tmp_path / "sphere.msh"
+    mesh_export.write(sphere, gmsh)
+    capfd.readouterr()
+    vertices, faces, _ = read_surface(gmsh)
+    assert len(faces) == len(sphere.faces)
+    damaged = tmp_path / "damaged.vtk"
+    damaged.write_bytes(b"# vtk DataFile Version 4.2\nx\nASCII\nDATASET NONSENSE\n")
+    with pytest.raises(errors.InputError, match="Only VTK"):
+        read_surface(damaged)
+    assert capfd.readouterr() == ("", "")
+    source = open(readers.__file__).read()
+    assert "meshio._" not in source

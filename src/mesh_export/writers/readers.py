@@ -6,8 +6,12 @@ SWC morphologies: :func:`read_swc` (from the model, where processing can reach i
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -152,20 +156,18 @@ def _load_trimesh(path: Path):
 
 
 def _load_meshio(path: Path):
+    import meshio
     import trimesh
-    from meshio._helpers import _filetypes_from_path, reader_map
 
-    # Not meshio.read(): on a file it cannot parse, it prints and calls sys.exit(1).
-    try:
-        candidates = _filetypes_from_path(path)
-    except Exception as exc:
-        raise InputError(f"unknown mesh file type: {path}") from exc
+    candidates = _meshio_formats_for(meshio, path)
+    if not candidates:
+        raise InputError(f"unknown mesh file type: {path}")
     errors = []
     for file_format in candidates:
         try:
-            data = reader_map[file_format](str(path))
+            data = _meshio_read(meshio, path, file_format)
             break
-        except (Exception, SystemExit) as exc:
+        except Exception as exc:
             errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     else:
         if path.suffix.lower() == ".vtk" and any("POLYDATA" in e for e in errors):
@@ -175,3 +177,44 @@ def _load_meshio(path: Path):
         raise InputError(f"cannot read {path} as a mesh: {errors[-1] if errors else 'unknown format'}")
     faces = _triangulate_meshio(data)
     return trimesh.Trimesh(vertices=data.points[:, :3], faces=faces, process=False)
+
+
+def _meshio_formats_for(meshio, path: Path) -> list[str]:
+    """meshio's formats for ``path``'s extensions, the last suffix's first (".gz", then
+    ".vol.gz"), as meshio itself tries them."""
+    found, extension = [], ""
+    for suffix in reversed(path.suffixes):
+        extension = (suffix + extension).lower()
+        found += meshio.extension_to_filetypes.get(extension, [])
+    return found
+
+
+# meshio.read reports a file it cannot parse by printing the reason to stdout, then an error
+# to stderr, and calling sys.exit(1). The streams are swapped for the call so that the reason
+# becomes the InputError and neither line shows (a .msh is tried as ANSYS before Gmsh);
+# meshio's warnings still reach stderr. The lock keeps threads from swapping them over each
+# other.
+_QUIET = threading.Lock()
+_MESHIO_ERROR = re.compile(r"^Error: ", re.MULTILINE)
+
+
+def _meshio_read(meshio, path: Path, file_format: str):
+    printed, warned = io.StringIO(), io.StringIO()
+    failed = False
+    with _QUIET:
+        try:
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(warned):
+                try:
+                    return meshio.read(path, file_format=file_format)
+                except SystemExit:
+                    failed = True
+        finally:
+            said = warned.getvalue()
+            if failed:  # meshio's closing error is the last thing it wrote there
+                closing = list(_MESHIO_ERROR.finditer(said))
+                said = said[: closing[-1].start()] if closing else said
+            sys.stderr.write(said)
+            if not failed:
+                sys.stdout.write(printed.getvalue())
+    reason = printed.getvalue()
+    raise meshio.ReadError(reason[:-1] if reason.endswith("\n") else reason)
