@@ -115,7 +115,7 @@ def test_write(benchmark, fmt: Format, mesh_name: str, case: str, meshes, bench_
         def run(m):
             mesh_export.write(m, path, **fmt.options)
     elif case == "writer_only":
-        from mesh_export.writers.registry import writer_for_path
+        from mesh_export.writers.catalog import writer_for_path
 
         native = writer_for_path(path, None).write
 

@@ -230,7 +230,8 @@ def test_remote_reads_local_files_and_ranges(tmp_path):
 
 def test_registry_lookup_by_name_and_extension():
     from mesh_export.writers import registry
-    from mesh_export.writers.registry import Writer, get_writer, register, writer_for_path
+    from mesh_export.writers.catalog import get_writer, writer_for_path
+    from mesh_export.writers.registry import Writer, register
 
     assert get_writer("stl").name == "stl" and writer_for_path("cell.PLY").name == "ply"
     assert writer_for_path("cell.stl", format="obj").name == "obj"

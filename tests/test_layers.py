@@ -176,17 +176,6 @@ def in_tree(root: Path, walk):
         PACKAGE = saved
 
 
-# Cycles another branch is removing, excused until it lands (then this is emptied): the writer
-# registry imports every format lazily, and each format imports the registry to register itself.
-# Exactly this component: a module that joins it, or any other cycle, still fails.
-KNOWN_CYCLES = [
-    frozenset({
-        "mesh_export.writers.gltf", "mesh_export.writers.hoc", "mesh_export.writers.meshio_formats",
-        "mesh_export.writers.neuroml", "mesh_export.writers.obj", "mesh_export.writers.off",
-        "mesh_export.writers.ply", "mesh_export.writers.registry", "mesh_export.writers.stl",
-        "mesh_export.writers.swc", "mesh_export.writers.vtk_legacy", "mesh_export.writers.vtk_xml",
-    }),
-]
 
 
 def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
@@ -208,7 +197,7 @@ def cycles(root: Path = PACKAGE) -> list[frozenset[str]]:
 
 
 def test_no_import_cycles():
-    found = [sorted(c) for c in cycles() if c not in KNOWN_CYCLES]
+    found = [sorted(c) for c in cycles()]
     assert found == []
 
 
@@ -224,5 +213,5 @@ def test_no_import_cycles():
      {"mesh_export.retrieve.fetched", "mesh_export.retrieve.static_fetch"}),
 ])
 def test_an_injected_cycle_is_caught(tmp_path, module, statement, cycle):
-    found = [c for c in in_tree(copy_with(tmp_path, module, statement), cycles) if c not in KNOWN_CYCLES]
+    found = in_tree(copy_with(tmp_path, module, statement), cycles)
     assert any(cycle <= c for c in found), found

@@ -6,7 +6,7 @@ import pytest
 
 from mesh_export.errors import InvalidArgumentError
 from mesh_export.jobs.naming import DEFAULT_NAME, output_extension, output_name
-from mesh_export.writers.registry import get_writer
+from mesh_export.writers.catalog import get_writer
 
 ROOT_ID = 864691135010718168
 

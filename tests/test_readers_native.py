@@ -14,14 +14,14 @@ import trimesh
 import mesh_export
 from conftest import grid_surface, run_cli
 from mesh_export import errors
-from mesh_export.writers import readers
+from mesh_export.writers import _read, readers, stl
 from mesh_export.writers.readers import read_surface
 
 
 def native(path):
     """The native reader's arrays (failing if it would hand the file to trimesh)."""
     path = Path(path)
-    return readers._NATIVE_READERS[path.suffix.lower()](path)
+    return readers.native_reader(path.suffix.lower())(path)
 
 
 def soup(vertices, faces) -> np.ndarray:
@@ -220,15 +220,15 @@ def test_off_comments_blank_lines_quads_and_colours(tmp_path):
     ref = trimesh.load(path, process=False, force="mesh")
     np.testing.assert_array_equal(vertices, ref.vertices)
     path.write_text(head + "4 0 1 2 3 255 0 0\n3 0 2 1 0 255 0\n")  # polygons and colours:
-    with pytest.raises(readers._NotNative):  # which number is which is for trimesh to say
+    with pytest.raises(_read.NotNative):  # which number is which is for trimesh to say
         native(path)
     assert len(read_surface(path)[1]) >= 2
 
 
 def test_stl_facets_with_identical_corners_are_kept(tmp_path):
     corners = np.array([[[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 0, 0], [-0.0, 0, 0], [1, 0, 0]]], np.float32)
-    record = np.zeros(2, dtype=readers._STL_RECORD)
-    record["corners"] = corners.reshape(2, 9)
+    record = np.zeros(2, dtype=stl._FACET)
+    record["corners"] = corners
     path = tmp_path / "d.stl"
     path.write_bytes(b"x" * 80 + np.uint32(2).tobytes() + record.tobytes())
     vertices, faces = native(path)
@@ -244,7 +244,7 @@ def test_text_numbers_read_exactly_what_float_reads():
     for fmt in ("%.3f", "%.9f", "%.0f", "%.17g", "%e", "%.6f"):
         tokens = [fmt % x for x in values]
         text = " \n".join(" ".join(tokens[i:i + 3]) for i in range(0, len(tokens), 3)).encode()
-        parsed = readers._text_numbers(text).astype(np.float64)  # "%.0f" gives integers
+        parsed = _read.text_numbers(text).astype(np.float64)  # "%.0f" gives integers
         expected = np.array([float(t) for t in tokens])
         if fmt == "%.0f":
             np.testing.assert_array_equal(parsed, expected)
@@ -252,11 +252,11 @@ def test_text_numbers_read_exactly_what_float_reads():
             assert parsed.view(np.uint64).tolist() == expected.view(np.uint64).tolist(), fmt
     for text, expected in [(b"+1.5 .5 5. -.25", [1.5, 0.5, 5.0, -0.25]), (b"1 -2 +3", [1, -2, 3]),
                            (b"  \n", []), (b"nan 1.5", [np.nan, 1.5])]:
-        np.testing.assert_array_equal(readers._text_numbers(text), expected)
-    assert readers._text_numbers(b"3 0 1 2").dtype == np.int64
+        np.testing.assert_array_equal(_read.text_numbers(text), expected)
+    assert _read.text_numbers(b"3 0 1 2").dtype == np.int64
     for bad in (b"1 - 2", b"1.0 - 2.0", b"1..2", b"1.2.3", b"v 1 2", b"1 2-"):
-        with pytest.raises(readers._BadText):
-            readers._text_numbers(bad)
+        with pytest.raises(_read.BadText):
+            _read.text_numbers(bad)
 
 
 # ---------------------------------------------------------------------------- damaged files
@@ -323,3 +323,22 @@ def test_convert_hands_the_arrays_as_read_to_the_binary_writer(neuron_mesh, tmp_
     np.testing.assert_array_equal(ours.triangles, theirs.triangles.astype(np.float32))
     _, stepped = mesh_export.convert(source, tmp_path / "um.stl", units_in="nm", units="um", return_mesh=True)
     assert isinstance(stepped, trimesh.Trimesh) and stepped.units == "um"
+
+
+# ---------------------------------------------------------------------------- meshio's formats
+
+def test_meshio_formats_read_quietly_through_its_public_api(sphere, tmp_path, capfd):
+    # meshio.read prints a failed attempt's reason and exits: a Gmsh .msh is tried as ANSYS
+    # first, and a damaged file's reason must become the InputError, with nothing printed.
+    gmsh = tmp_path / "sphere.msh"
+    mesh_export.write(sphere, gmsh)
+    capfd.readouterr()
+    vertices, faces, _ = read_surface(gmsh)
+    assert len(faces) == len(sphere.faces)
+    damaged = tmp_path / "damaged.vtk"
+    damaged.write_bytes(b"# vtk DataFile Version 4.2\nx\nASCII\nDATASET NONSENSE\n")
+    with pytest.raises(errors.InputError, match="Only VTK"):
+        read_surface(damaged)
+    assert capfd.readouterr() == ("", "")
+    source = open(readers.__file__).read()
+    assert "meshio._" not in source

@@ -9,7 +9,8 @@ from typing import Any
 from mesh_export.core.atomic import check_target
 from mesh_export.writers import output
 from mesh_export.writers.readers import load
-from mesh_export.writers.registry import all_writers, check_options, writer_for_path
+from mesh_export.core.options import check_options
+from mesh_export.writers.catalog import all_writers, writer_for_path
 
 __all__ = ["load", "write", "formats", "convert"]
 

@@ -118,7 +118,7 @@ def export_many(root_ids: Iterable[int | str], *, workers: int = 1, client=None,
 
     out_dir = make_output_dir(export_kwargs.get("out_dir", "."))
     export_kwargs["progress"] = False  # per-mesh bars would fight the batch bar
-    from mesh_export.writers.registry import get_writer
+    from mesh_export.writers.catalog import get_writer
 
     get_writer(export_kwargs.get("format", "stl"))  # an unknown format fails once, not per id
 

@@ -21,7 +21,7 @@ from mesh_export.model import CachedSurface  # noqa: F401  (re-exported)
 from mesh_export.retrieve.cached import MERGE_RULE, fetch_cached  # noqa: F401
 # Aliased so that the calls below keep their names while export.py is reworked in parallel.
 from mesh_export.retrieve.cached import check_fetch_request as _check_request, request_identity as _request_identity
-from mesh_export.writers.registry import get_writer
+from mesh_export.writers.catalog import get_writer
 
 _LIBRARIES = ("cloud-volume", "caveclient", "trimesh", "numpy", "DracoPy", "meshio")
 

@@ -10,6 +10,7 @@ unit in the last decimal) and in never printing "-0.000".
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence, Union
 
@@ -56,6 +57,15 @@ def choose_decimals(values: np.ndarray, significant: int = 9) -> int:
     while decimals > 0 and largest * 10.0**decimals >= _INT64_SAFE:
         decimals -= 1
     return decimals
+
+
+def morphology_decimals(values: np.ndarray, smallest: float) -> int:
+    """Decimals for a morphology's positions and radii (SWC, hoc): enough for 0.1 nm in um
+    files, and to keep the smallest radius non-zero."""
+    decimals = 4
+    if smallest > 0:
+        decimals = max(decimals, int(math.ceil(-math.log10(smallest))) + 2)
+    return min(decimals, choose_decimals(values, significant=15) or decimals, 12)
 
 
 def _digit_count(largest: int) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 
 from mesh_export.writers import _text
 from mesh_export.writers.registry import SKELETON, Writer, register
-from mesh_export.writers.swc import _decimals, header_lines
+from mesh_export.writers.swc import header_lines
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Statements per hoc procedure: NEURON's parser handles big procedures, but splitting keeps
@@ -77,7 +77,7 @@ def write_hoc(skeleton, path, units: str | None = None, allow_units: bool = Fals
     section, starts, parent_section = sections(sk)
     nsec = len(starts)
     diam = 2.0 * sk.radii
-    decimals = _decimals(np.concatenate([sk.nodes.reshape(-1), sk.radii]), float(sk.radii.min()))
+    decimals = _text.morphology_decimals(np.concatenate([sk.nodes.reshape(-1), sk.radii]), float(sk.radii.min()))
 
     # 3-D points: every neurite node, preceded at a branch by its parent's point.
     nodes = np.arange(1, len(sk))

@@ -72,21 +72,25 @@ def _meshio_formats(meshio) -> tuple[set[str], dict[str, list[str]]]:
     return names, extensions
 
 
-def register_all(registry: dict[str, Writer]) -> None:
+def writers() -> list[Writer]:
+    """A writer for each suitable meshio format, in name order (the catalogue registers those
+    whose names no native writer took)."""
     import meshio
 
     names, extensions = _meshio_formats(meshio)
+    found = []
     for name in sorted(names):
-        if name in _NATIVE or name in _UNSUITABLE or name in registry:
+        if name in _NATIVE or name in _UNSUITABLE:
             continue
         needed = _OPTIONAL_MODULES.get(name)
         if needed and not _module_available(needed):
             continue
-        registry[name] = Writer(
+        found.append(Writer(
             name=name,
             extensions=tuple(extensions.get(name, ())),
             write=_make_write(name),
             accepts=(SURFACE,) if name in _SURFACE_ONLY else (SURFACE, VOLUME),
             backend="meshio",
             description=_DESCRIPTIONS.get(name, f"meshio's {name} writer"),
-        )
+        ))
+    return found

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from mesh_export.core.atomic import atomic_output, check_target
+from mesh_export.core.options import check_options
 from mesh_export.core.validate import check_surface, check_volume
 from mesh_export.errors import InvalidArgumentError, MeshExportError, OutputError
 from mesh_export.model import SKELETON, SURFACE, VOLUME, Skeleton, is_volume_mesh
-from mesh_export.writers.registry import check_options, writer_for_path
+from mesh_export.writers.catalog import writer_for_path
 
 
 def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: bool = False,

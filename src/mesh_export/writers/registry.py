@@ -1,20 +1,24 @@
 """The writer registry: format name -> how to write it, what it accepts, which options it takes.
 
-Built-in format modules register themselves on import; meshio's formats are added on first
-use so the list grows with meshio; third-party packages add writers through the
-``mesh_export.writers`` entry-point group (an entry point names a ``Writer`` or a callable
-returning one or a list of them).
+A table and nothing more: it imports no format and loads nothing, so every format module can
+import it without a cycle. Filling it (built-in formats, meshio's, plugins) and looking
+writers up is :mod:`mesh_export.writers.catalog`'s job.
+
+The plugin contract, kept stable for third-party packages:
+
+* ``from mesh_export.writers.registry import Writer`` (and ``SURFACE``, ``SKELETON``,
+  ``VOLUME`` for ``Writer.accepts``);
+* a package lists writers in the ``mesh_export.writers`` entry-point group
+  (``ENTRY_POINT_GROUP``): an entry point names a ``Writer``, or a callable returning one or a
+  list of them; the catalog loads them after the built-in formats, and a plugin's writer
+  replaces a built-in one of the same name;
+* code that runs in-process may call ``register(writer)`` instead.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
-
-from mesh_export.errors import UnknownFormatError
+from typing import Any, Callable, Mapping
 
 ENTRY_POINT_GROUP = "mesh_export.writers"
 
@@ -63,15 +67,10 @@ class Writer:
 _WRITERS: dict[str, Writer] = {}
 # Listing order, and precedence when two writers claim one extension.
 _BACKEND_ORDER = {"native": 0, "trimesh": 1, "meshio": 2}
-_loaded_builtin = False
-_loaded_meshio = False
-_loaded_plugins = False
-# Batch workers (threads) may be the first to look a format up.
-_LOADING = threading.RLock()
-# all_writers() in listing order, rebuilt when the registry changes (a lookup by extension
+# The writers in listing order, rebuilt when the registry changes (a lookup by extension
 # runs on every write, and sorting ~60 writers each time cost more than a small mesh's write).
 _ORDERED: list[Writer] = []
-_BY_EXTENSION: dict[str, Writer] = {}  # first in listing order wins, as in _by_extension
+_BY_EXTENSION: dict[str, Writer] = {}  # first in listing order wins
 
 
 def register(writer: Writer, *, replace: bool = False) -> Writer:
@@ -84,63 +83,18 @@ def register(writer: Writer, *, replace: bool = False) -> Writer:
     return writer
 
 
-def _load_builtin() -> None:
-    global _loaded_builtin
-    if _loaded_builtin:
-        return
-    # Importing a module registers its writers.
-    from mesh_export.writers import gltf, obj, off, ply, stl, vtk_legacy, vtk_xml  # noqa: F401
-    from mesh_export.writers import hoc, swc  # noqa: F401  (skeleton formats)
-    from mesh_export.writers import neuroml  # noqa: F401  (registers only when libNeuroML is importable)
-
-    _loaded_builtin = True
+def is_registered(name: str) -> bool:
+    return name.lower() in _WRITERS
 
 
-def _load_meshio() -> None:
-    global _loaded_meshio
-    if _loaded_meshio:
-        return
-    from mesh_export.writers import meshio_formats
-
-    meshio_formats.register_all(_WRITERS)
-    _forget_index()
-    _loaded_meshio = True
+def named(name: str) -> Writer | None:
+    """The writer registered under ``name`` (any case), if any."""
+    return _WRITERS.get(name.lower())
 
 
-def _load_plugins() -> None:
-    global _loaded_plugins
-    if _loaded_plugins:
-        return
-    from importlib.metadata import entry_points
-
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = entry.load()
-            produced = loaded() if callable(loaded) and not isinstance(loaded, Writer) else loaded
-            if isinstance(produced, Writer):
-                produced = [produced]
-            for writer in produced:
-                if not isinstance(writer, Writer):
-                    raise TypeError(f"gave {writer!r}, not a mesh_export Writer")
-                register(writer, replace=True)
-        except Exception as exc:  # one broken plugin must not take every format down
-            warnings.warn(f"mesh-export: skipping writer plugin {entry.name!r}: {exc}", stacklevel=2)
-    _loaded_plugins = True
-
-
-def _ensure_loaded() -> None:
-    if _loaded_plugins:
-        return
-    with _LOADING:
-        _load_builtin()
-        _load_meshio()
-        _load_plugins()
-
-
-def _indexed() -> list[Writer]:
-    """The writers in listing order, (re)building that list and the extension map after the
-    registry changed (``_forget_index``)."""
-    _ensure_loaded()
+def in_listing_order() -> list[Writer]:
+    """The writers registered so far: native first, then trimesh's, then meshio's (the
+    list is shared: do not change it)."""
     if not _ORDERED:
         _ORDERED[:] = sorted(_WRITERS.values(),
                              key=lambda w: (_BACKEND_ORDER.get(w.backend, len(_BACKEND_ORDER)), w.name))
@@ -150,48 +104,13 @@ def _indexed() -> list[Writer]:
     return _ORDERED
 
 
-def _forget_index() -> None:
-    _ORDERED.clear()
-    _BY_EXTENSION.clear()
-
-
-def all_writers() -> list[Writer]:
-    return list(_indexed())
-
-
-def get_writer(name: str) -> Writer:
-    _ensure_loaded()
-    writer = _WRITERS.get(name.lower().lstrip("."))
-    if writer is None:
-        # Accept an extension where a name was given ("--format .stl" or "--format vtp").
-        writer = _by_extension(name if name.startswith(".") else "." + name)
-    if writer is None:
-        raise UnknownFormatError(f"unknown format {name!r}; `mesh-export formats` lists them")
-    return writer
-
-
-def _by_extension(extension: str) -> Writer | None:
-    # Native writers win over meshio's for a shared extension; among equals, the first registered.
-    _indexed()
+def owner_of(extension: str) -> Writer | None:
+    """The writer for ``extension`` (".stl"): native writers win over meshio's for a shared
+    extension; among equals, the first in listing order."""
+    in_listing_order()
     return _BY_EXTENSION.get(extension.lower())
 
 
-def writer_for_path(path: str | os.PathLike, format: str | None = None) -> Writer:
-    """The writer named by ``format``, else the one owning the longest matching extension."""
-    if format:
-        return get_writer(format)
-    name = os.path.basename(os.fspath(path)).lower()
-    # The longest matching extension wins (".nii.gz" over ".gz").
-    dot = name.find(".", 1)
-    while dot != -1:
-        writer = _by_extension(name[dot:])
-        if writer is not None:
-            return writer
-        dot = name.find(".", dot + 1)
-    raise UnknownFormatError(
-        f"cannot tell the format of {os.fspath(path)!r} from its extension; pass --format"
-    )
-
-
-def names(writers: Iterable[Writer]) -> list[str]:
-    return [w.name for w in writers]
+def _forget_index() -> None:
+    _ORDERED.clear()
+    _BY_EXTENSION.clear()

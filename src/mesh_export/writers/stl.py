@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from mesh_export.writers import _text
@@ -9,6 +11,7 @@ from mesh_export.core.validate import SurfaceValues
 from mesh_export.writers._layout import Rows, scratch_array, write_layout
 from mesh_export.writers._mesh import (face_normals32, float32_vertices, gather_corners32, normals_from_corners, provenance_line,
                     triangles)
+from mesh_export.writers._read import BLOCK_BYTES, BadText, Damaged, NotNative, read_into, text_numbers
 from mesh_export.writers.registry import Writer, register
 
 _FACET = np.dtype([("normal", "<f4", (3,)), ("corners", "<f4", (3, 3)), ("attributes", "<u2")])
@@ -65,6 +68,88 @@ def _write_ascii(path, vertices, faces, normals, title: str) -> None:
         handle.write(f"solid {name}\n".encode())
         _text.write_text(handle, segments, len(faces))
         handle.write(f"endsolid {name}\n".encode())
+
+
+# ---------------------------------------------------------------------------- reading
+#
+# The native reader (shared machinery in _read).
+
+_STL_WORDS = (b"endfacet", b"endloop", b"outer loop", b"facet normal", b"vertex")
+
+
+def read_stl(path: Path):
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(84)
+        count = int.from_bytes(head[80:84], "little") if len(head) == 84 else -1
+        if count >= 0 and 84 + 50 * count == size:
+            corners = np.empty((3 * count, 3), dtype=np.float32)
+            rows = BLOCK_BYTES // _FACET.itemsize
+            chunk = np.empty(min(rows, count), dtype=_FACET)
+            for start in range(0, count, rows):
+                part = chunk[: min(rows, count - start)]
+                read_into(handle, part)
+                corners[3 * start : 3 * (start + len(part))] = part["corners"].reshape(-1, 3)
+            return _index_corners(corners)
+        if head.lstrip()[:5].lower() == b"solid":
+            handle.seek(head.index(b"solid") + 5)
+            return _stl_text(handle, path)
+    if count < 0:
+        raise Damaged(f"not an STL file: {size} bytes, shorter than a binary STL header")
+    raise Damaged(f"binary STL of {count:,} facets should be {84 + 50 * count:,} bytes, "
+                     f"the file has {size:,} (truncated, or not an STL file)")
+
+
+def _stl_text(handle, path: Path):
+    handle.readline()  # the rest of the "solid name" line
+    corners, carry = [], b""
+    while True:
+        data = handle.read(BLOCK_BYTES)
+        text = carry + data
+        end = text.find(b"endsolid")
+        if end >= 0:
+            body, carry = text[:end], b""
+            if b"facet" in text[end:] + handle.read():
+                raise NotNative("several solids")
+        elif not data:
+            raise Damaged("ASCII STL without 'endsolid' (truncated?)")
+        else:
+            cut = text.rfind(b"endfacet") + 1
+            cut = cut + len(b"endfacet") - 1 if cut else 0
+            body, carry = text[:cut], text[cut:]
+        if body.strip():
+            corners.append(_stl_facets(body))
+        if end >= 0:
+            return _index_corners(np.concatenate(corners) if corners else np.zeros((0, 3)))
+
+
+def _stl_facets(body: bytes) -> np.ndarray:
+    """The corners (float64) of a run of whole ASCII STL facets."""
+    count = body.count(b"endfacet")
+    for word in _STL_WORDS:
+        body = body.replace(word, b" ")
+    numbers = text_numbers(body)
+    if numbers.size != 12 * count:
+        raise BadText("facets without a normal and 3 vertices")
+    return numbers.reshape(count, 12)[:, 3:].reshape(-1, 3).astype(np.float64)
+
+
+
+def _index_corners(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An indexed mesh from triangle corners (STL): bit-identical corners become one vertex
+    (-0.0 and 0.0 too); every facet stays a face, also one with two identical corners."""
+    from mesh_export.core.mesh_ops import merge_duplicate_vertices
+
+    count = len(corners) // 3
+    if count == 0:
+        return corners.reshape(0, 3), np.zeros((0, 3), dtype=np.int32)
+    vertices, faces, _ = merge_duplicate_vertices(corners, np.arange(3 * count).reshape(count, 3))
+    if len(faces) < count:  # it dropped facets that collapse to a line: index them all instead
+        exact = (corners + corners.dtype.type(0.0)).view(np.dtype((np.void, 3 * corners.itemsize)))
+        unique, inverse = np.unique(exact.ravel(), return_inverse=True)
+        vertices = unique.view(corners.dtype).reshape(-1, 3)
+        faces = inverse.reshape(count, 3)
+    return vertices, faces.astype(np.int32 if len(vertices) < 2**31 else np.int64)
 
 
 register(

@@ -9,7 +9,6 @@ and tool version.
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 
@@ -109,14 +108,6 @@ def header_lines(skeleton, format_name: str) -> list[str]:
     return [line.replace("\n", " ").replace("\r", " ") for line in lines]
 
 
-def _decimals(values: np.ndarray, smallest: float) -> int:
-    """Enough decimals for 0.1 nm in um files, and to keep the smallest radius non-zero."""
-    decimals = 4
-    if smallest > 0:
-        decimals = max(decimals, int(math.ceil(-math.log10(smallest))) + 2)
-    return min(decimals, _text.choose_decimals(values, significant=15) or decimals, 12)
-
-
 def write_swc(skeleton, path, units: str | None = None, allow_units: bool = False, ascii: bool = True) -> None:
     from mesh_export.model import as_skeleton_for_writing
 
@@ -124,7 +115,7 @@ def write_swc(skeleton, path, units: str | None = None, allow_units: bool = Fals
     n = len(sk)
     ids = np.arange(1, n + 1, dtype=np.int64)
     parents = np.where(sk.parents >= 0, sk.parents + 1, -1)
-    decimals = _decimals(np.concatenate([sk.nodes.reshape(-1), sk.radii]), float(sk.radii.min()))
+    decimals = _text.morphology_decimals(np.concatenate([sk.nodes.reshape(-1), sk.radii]), float(sk.radii.min()))
     header = header_lines(sk, "SWC") + ["columns: id type x y z radius parent"]
     segments = [
         _text.Int(ids), b" ", _text.Int(sk.types), b" ",

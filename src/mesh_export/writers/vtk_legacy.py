@@ -6,8 +6,11 @@ ParaView/VTK release and by meshio. Legacy binary is big-endian by definition.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mesh_export.writers import _text
 from mesh_export.core.validate import SurfaceValues
+from mesh_export.errors import InputError
 from mesh_export.writers._layout import converted_rows, write_layout
 from mesh_export.writers._mesh import counted_triangles, provenance_line, triangles
 from mesh_export.writers.registry import Writer, register
@@ -37,6 +40,37 @@ def write_vtk(mesh, path, ascii: bool = False) -> None:
         _text.write_text(handle, _text.fixed_columns(vertices, decimals) + [b"\n"], n_vertices)
         handle.write(f"POLYGONS {n_faces} {4 * n_faces}\n".encode())
         _text.write_text(handle, [b"3 "] + _text.int_columns(faces) + [b"\n"], n_faces)
+
+
+# ---------------------------------------------------------------------------- reading
+#
+# POLYDATA, which meshio cannot read, read through VTK (readers' fallback for .vtk).
+
+def read_polydata(path: Path):
+    """Legacy VTK POLYDATA, which meshio cannot read, through VTK itself (optional extra)."""
+    try:
+        from vtkmodules.util.numpy_support import vtk_to_numpy
+        from vtkmodules.vtkFiltersCore import vtkTriangleFilter
+        from vtkmodules.vtkIOLegacy import vtkPolyDataReader
+    except ImportError:
+        raise InputError(f"{path} is legacy VTK POLYDATA, which needs the optional 'vtk' package "
+                         "(pip install 'mesh-export[vtk]')") from None
+    import trimesh
+
+    reader = vtkPolyDataReader()
+    reader.SetFileName(str(path))
+    reader.Update()
+    triangulate = vtkTriangleFilter()
+    triangulate.SetInputConnection(reader.GetOutputPort())
+    triangulate.PassLinesOff()
+    triangulate.PassVertsOff()
+    triangulate.Update()
+    polydata = triangulate.GetOutput()
+    if polydata.GetPoints() is None:
+        raise InputError(f"{path} holds no points")
+    vertices = vtk_to_numpy(polydata.GetPoints().GetData())
+    faces = vtk_to_numpy(polydata.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    return trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
 
 
 register(
