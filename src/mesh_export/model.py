@@ -1,20 +1,31 @@
 """The types every layer shares: what a writer accepts, the mesh as fetched or cached, and the
 morphology.
 
-Surfaces are trimesh.Trimesh (or a CachedSurface of the arrays as read); volume meshes are
-meshio.Mesh (told apart by :func:`is_volume_mesh`); skeletons are :class:`Skeleton`, with the
-unit rules every morphology writer applies (:func:`as_skeleton_for_writing`) and the SWC
-file reader (:func:`read_swc`: here, below both processing and writers, so that
-``writers.readers`` and ``process.skeleton`` can both offer it). Building a skeleton from a
-mesh is processing (``mesh_export.process.skeleton.skeletonize``).
+Three kinds of data pass between layers, and :func:`kind_of` is the one place that tells them
+apart (no layer probes attributes or module names):
+
+* a surface (``SURFACE``): anything that is a :class:`Surface`, the contract every surface
+  writer accepts. trimesh.Trimesh is one, and so is :class:`CachedSurface` (the arrays as
+  fetched or read, for the binary native writers);
+* a skeleton (``SKELETON``): a :class:`Skeleton`, with the unit rules every morphology writer
+  applies (:func:`as_skeleton_for_writing`) and the SWC file reader (:func:`read_swc`: here,
+  below both processing and writers, so that ``writers.readers`` and ``process.skeleton`` can
+  both offer it). Building a skeleton from a mesh is processing
+  (``mesh_export.process.skeleton.skeletonize``);
+* a volume mesh (``VOLUME``): a meshio.Mesh with tetra cells (meshio's own type, which every
+  solver reader and meshio's writers take), carrying a ``metadata`` dict like a surface.
+
+Importing this module imports neither trimesh nor meshio: an object can only be one of theirs
+once its library is loaded, so :func:`kind_of` looks for the classes in ``sys.modules``.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,13 +38,37 @@ SKELETON = "skeleton"
 VOLUME = "volume"
 
 
+@runtime_checkable
+class Surface(Protocol):
+    """THE surface contract: what every surface writer (and a plugin's) may read.
+
+    ``vertices`` (n, 3) and ``faces`` (m, 3) integer indices into them, array-like (a writer
+    takes them with ``np.asarray``, so float32/int32 arrays are written without widening);
+    ``units`` the units of the vertices (None when unknown); ``metadata`` a dict of provenance
+    (``root_id``, ``source``, ``steps``: the steps applied, in order). trimesh.Trimesh and
+    :class:`CachedSurface` are both Surfaces; so is any object with these four attributes.
+    """
+
+    @property
+    def vertices(self) -> Any: ...
+
+    @property
+    def faces(self) -> Any: ...
+
+    @property
+    def units(self) -> str | None: ...
+
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class CachedSurface:
-    """A mesh as fetched or cached (nm), handed as it is to a binary native writer.
+    """A :class:`Surface` as fetched or cached (nm), handed as it is to a binary native writer.
 
     Those writers write float32 vertices and int32 indices whatever they are given, and read
-    only ``vertices``, ``faces`` and the units; a trimesh.Trimesh would first widen both arrays
-    to 64 bits (~50 MB of copies for a 1.3M-face mesh) only for the writer to narrow them again.
+    only what a Surface has; a trimesh.Trimesh would first widen both arrays to 64 bits
+    (~50 MB of copies for a 1.3M-face mesh) only for the writer to narrow them again.
     """
 
     vertices: Any
@@ -45,10 +80,31 @@ class CachedSurface:
         return self.metadata.get("units")
 
 
-def is_volume_mesh(data) -> bool:
-    """A tetrahedral mesh (a meshio.Mesh with tetra cells), told apart without importing meshio."""
-    return type(data).__module__.startswith("meshio") and any(
-        block.type == "tetra" for block in getattr(data, "cells", []))
+def kind_of(data) -> str:
+    """``SURFACE``, ``SKELETON`` or ``VOLUME``: which kind of data ``data`` is.
+
+    A Skeleton is a skeleton; a meshio.Mesh with tetra cells a volume mesh; a CachedSurface, a
+    trimesh.Trimesh or any other :class:`Surface` a surface. Anything else (a meshio.Mesh of
+    only surface cells, a trimesh.Scene, a path) raises InputError.
+    """
+    if isinstance(data, Skeleton):
+        return SKELETON
+    if isinstance(data, CachedSurface):
+        return SURFACE
+    trimesh = sys.modules.get("trimesh")  # not loaded: nothing can be a Trimesh yet
+    if trimesh is not None and isinstance(data, trimesh.Trimesh):
+        return SURFACE
+    meshio = sys.modules.get("meshio")
+    if meshio is not None and isinstance(data, meshio.Mesh):
+        if any(block.type == "tetra" for block in data.cells):
+            return VOLUME
+        cells = ", ".join(sorted({block.type for block in data.cells})) or "none"
+        raise InputError(f"a meshio.Mesh without tetra cells (cells: {cells}) is not a volume mesh; "
+                         "read surfaces with mesh_export.load")
+    if isinstance(data, Surface):
+        return SURFACE
+    raise InputError(f"a {type(data).__name__} is not a surface mesh "
+                     "(vertices, faces, units, metadata), a Skeleton or a tetrahedral meshio.Mesh")
 
 
 # ----------------------------------------------------------------------------- skeletons

@@ -51,7 +51,9 @@ def convert_command(
     result = {"input": str(source), "output": str(written), "bytes": written.stat().st_size,
               "units": getattr(mesh, "units", None), **output_counts(mesh, options),
               "steps": mesh.metadata.get("steps", []), "seconds": round(time.perf_counter() - started, 4)}
-    if processing.check and hasattr(mesh, "faces"):
+    from mesh_export.model import SURFACE, kind_of
+
+    if processing.check and kind_of(mesh) == SURFACE:
         result["check"] = _run_check(written, steps.print_size, steps.min_feature, steps.max_memory)
     if as_json:
         emit_json(result)

@@ -12,7 +12,7 @@ from mesh_export.core.parsing import parse_picture_size
 from mesh_export.errors import InvalidArgumentError
 from mesh_export.look.info import hausdorff, load_target
 from mesh_export.look.preview import parse_views, render_compare, target_caption
-from mesh_export.model import Skeleton
+from mesh_export.model import SKELETON, kind_of
 
 
 @dataclass
@@ -35,7 +35,7 @@ def compare(a: str | os.PathLike, b: str | os.PathLike, out: str | os.PathLike =
         raise InvalidArgumentError(f"--samples must be 0 or more, got {samples}")
     check_target(out, overwrite)
     loaded = [load_target(t, lod=lod, units=units, **source_options) for t, lod in ((a, lod_a), (b, lod_b))]
-    if any(isinstance(obj, Skeleton) for obj, _ in loaded):
+    if any(kind_of(obj) == SKELETON for obj, _ in loaded):
         raise InvalidArgumentError("compare takes two surface meshes, not skeletons")
     (mesh_a, meta_a), (mesh_b, meta_b) = loaded
     mesh_units = [mesh_a.metadata.get("units"), mesh_b.metadata.get("units")]

@@ -30,7 +30,7 @@ def fetch_root(root_id: int | str, *, source: str | None = None, datastack: str 
                offline: bool = False, allow_missing: bool = False, timeout: float = 120.0,
                progress: bool = False, arrays: bool = False):
     """A root id's mesh (trimesh.Trimesh in nm, provenance in ``metadata``; with ``arrays``,
-    the fetched float32/int32 arrays in an ``export.CachedSurface``) and fetch details.
+    the fetched float32/int32 arrays in a ``model.CachedSurface``) and fetch details.
 
     Returns ``(mesh, meta)``: ``meta`` has ``root_id``, ``lod``, ``lods_available``,
     ``source`` (kind, url, datastack, version, server), ``cache`` ("hit", "miss" or "off"),
@@ -71,7 +71,7 @@ def load_target(target: str | os.PathLike, *, lod: int | None = None, units: str
                 arrays: bool = False, **source_options: Any):
     """A root id (fetched, cache-aware) or a file (mesh, or SWC skeleton) -> ``(object, meta)``.
 
-    A mesh is a trimesh.Trimesh, or with ``arrays`` an ``export.CachedSurface`` of the arrays
+    A mesh is a trimesh.Trimesh, or with ``arrays`` a ``model.CachedSurface`` of the arrays
     as fetched or read (float32 stays float32), for figures that need no more."""
     if is_root_id(target):
         return fetch_root(str(target).strip(), lod=lod, arrays=arrays, **source_options)
@@ -263,10 +263,10 @@ def skeleton_info(skeleton) -> dict[str, Any]:
 def info(target: str | os.PathLike, *, lod: int | None = None, list_lods: bool = True,
          units: str | None = None, **source_options: Any) -> dict[str, Any]:
     """Everything ``mesh-export info`` prints, as a dict (JSON-ready)."""
-    from mesh_export.process.skeleton import Skeleton
+    from mesh_export.model import SKELETON, kind_of
 
     obj, meta = load_target(target, lod=lod, units=units, arrays=True, **source_options)
-    if isinstance(obj, Skeleton):
+    if kind_of(obj) == SKELETON:
         result = skeleton_info(obj)
         result["file"] = meta.get("file")
         return result

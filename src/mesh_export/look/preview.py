@@ -35,6 +35,7 @@ from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.core.parsing import parse_picture_size
 from mesh_export.errors import InvalidArgumentError, InvalidMeshError, OutputError
 from mesh_export.look.info import load_target
+from mesh_export.model import SKELETON, kind_of
 from mesh_export.process.skeleton import SOMA, Skeleton
 
 VIEWS = ("xy", "xz", "yz", "iso")
@@ -141,7 +142,7 @@ def _units_to_um(units: str | None) -> float | None:
 
 
 def _object_units(obj) -> str | None:
-    if isinstance(obj, Skeleton):
+    if kind_of(obj) == SKELETON:
         return obj.units
     units = getattr(obj, "metadata", {}).get("units")
     if units is None:
@@ -160,12 +161,13 @@ def _points(obj) -> np.ndarray:
 
 def _check_mesh(mesh) -> None:
     vertices = np.asarray(mesh.vertices)
-    faces = np.asarray(mesh.edges if isinstance(mesh, Skeleton) else mesh.faces)
-    if len(vertices) == 0 or (not isinstance(mesh, Skeleton) and len(faces) == 0):
+    is_skeleton = kind_of(mesh) == SKELETON
+    faces = np.asarray(mesh.edges if is_skeleton else mesh.faces)
+    if len(vertices) == 0 or (not is_skeleton and len(faces) == 0):
         raise InvalidMeshError("nothing to draw: the mesh is empty")
     if not np.isfinite(vertices).all():
         raise InvalidMeshError("cannot draw a mesh with NaN or infinite coordinates")
-    if not isinstance(mesh, Skeleton) and (faces.min() < 0 or faces.max() >= len(vertices)):
+    if not is_skeleton and (faces.min() < 0 or faces.max() >= len(vertices)):
         raise InvalidMeshError("cannot draw a mesh whose face indices are out of range")
 
 
@@ -481,7 +483,7 @@ def render(objects: Sequence, *, views: Sequence[str] | str | None = None,
         for v in views:
             cam = points @ bases[v].T
             lo, hi = cam.min(axis=0), cam.max(axis=0)
-            if isinstance(obj, Skeleton):
+            if kind_of(obj) == SKELETON:
                 # Strokes are as wide as the radius: fit the tubes, not only their axes.
                 pad = np.where(np.isfinite(obj.radii) & (obj.radii > 0), obj.radii, 0.0)[:, None]
                 lo, hi = (cam - pad).min(axis=0), (cam + pad).max(axis=0)
@@ -505,7 +507,7 @@ def render(objects: Sequence, *, views: Sequence[str] | str | None = None,
     draw_jobs = []
     reduced: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     faces_drawn = []
-    faces_input = [int(len(o.faces)) if not isinstance(o, Skeleton) else int(len(o.edges)) for o in objects]
+    faces_input = [int(len(o.faces)) if kind_of(o) != SKELETON else int(len(o.edges)) for o in objects]
     for i, obj in enumerate(objects):
         colour = MESH_COLOURS[i % len(MESH_COLOURS)]
         for j, v in enumerate(views):
@@ -514,7 +516,7 @@ def render(objects: Sequence, *, views: Sequence[str] | str | None = None,
             oy = row * panel_h + label_h + margin
             lo, hi = extents[i, v]
             centre = (lo + hi) / 2.0
-            if isinstance(obj, Skeleton):
+            if kind_of(obj) == SKELETON:
                 draw_jobs.append((obj, bases[v], scale, centre, (ox, oy), (inner_w, inner_h), colour))
                 faces_drawn.append(int(len(obj.edges)))
                 continue
@@ -628,7 +630,7 @@ def default_caption(mesh, name: str | None = None) -> str:
     parts = [name or str(meta.get("root_id") or Path(file or "mesh").name)]
     if meta.get("lod") is not None:
         parts.append(f"lod {meta['lod']}")
-    if isinstance(mesh, Skeleton):
+    if kind_of(mesh) == SKELETON:
         parts.append(f"{len(mesh.vertices):,} nodes")
     else:
         parts.append(f"{len(mesh.faces):,} faces")

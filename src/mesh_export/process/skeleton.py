@@ -43,7 +43,7 @@ from mesh_export.errors import InputError, InvalidArgumentError, InvalidMeshErro
 from mesh_export.errors import InvalidSkeletonError, SkeletonizeError  # noqa: F401  (re-exported)
 from mesh_export.core.units import conversion_factor, normalize_units  # noqa: F401
 from mesh_export.core.validate import check_surface
-from mesh_export.model import SKELETON, SURFACE, is_volume_mesh
+from mesh_export.model import SKELETON, SURFACE, kind_of
 
 __all__ = [
     "Skeleton",
@@ -80,7 +80,7 @@ def skeleton_for_writer(data, writer):
     """``data`` as ``writer`` takes it: a surface mesh given to a skeleton-only format (swc,
     hoc, neuroml) is skeletonized with the default settings; anything else is passed on."""
     if (SKELETON in writer.accepts and SURFACE not in writer.accepts
-            and not isinstance(data, Skeleton) and not is_volume_mesh(data)):
+            and kind_of(data) == SURFACE):
         check_surface(data)
         return skeletonize(data)
     return data

@@ -13,7 +13,6 @@ import numpy as np
 from mesh_export.errors import InvalidMeshError, MeshExportError, VolumeMeshError  # noqa: F401
 # Re-exported: writers check volumes too, and sit below process.
 from mesh_export.core.validate import check_volume  # noqa: F401
-from mesh_export.model import is_volume_mesh  # noqa: F401
 
 
 def tet_volumes(points: np.ndarray, tetra: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ meshio only reads would be listed too: meshio 5.3 registers none.
 
 from __future__ import annotations
 
+from mesh_export.model import kind_of
 from mesh_export.writers.registry import SURFACE, VOLUME, Writer
 
 # Formats the native writers own, or meshio aliases of them.
@@ -52,7 +53,7 @@ def _make_write(file_format: str):
         import meshio
         import numpy as np
 
-        if not isinstance(mesh, meshio.Mesh):  # a surface; volume meshes already are meshio's
+        if kind_of(mesh) == SURFACE:  # volume meshes already are meshio's
             mesh = meshio.Mesh(np.asarray(mesh.vertices), [("triangle", np.asarray(mesh.faces))])
         meshio.write(path, mesh, file_format=file_format)
 

@@ -10,14 +10,14 @@ from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.core.options import check_options
 from mesh_export.core.validate import check_surface, check_volume
 from mesh_export.errors import InvalidArgumentError, MeshExportError, OutputError
-from mesh_export.model import SKELETON, SURFACE, VOLUME, Skeleton, is_volume_mesh
+from mesh_export.model import SKELETON, SURFACE, VOLUME, kind_of
 from mesh_export.writers.catalog import writer_for_path
 
 
 def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: bool = False,
           **options: Any) -> Path:
-    """Write ``mesh`` (a trimesh.Trimesh, or a mesh_export.model.Skeleton for morphology
-    formats) to ``path``; the format from ``format`` or the extension. A morphology format
+    """Write ``mesh`` (a mesh_export.model.Surface such as a trimesh.Trimesh, a Skeleton for
+    morphology formats, a tetrahedral meshio.Mesh for volume formats) to ``path``; the format from ``format`` or the extension. A morphology format
     (swc, hoc, neuroml) takes a Skeleton: ``mesh_export.write`` skeletonizes a surface first.
 
     The file appears under its name only once complete; an existing file is replaced only
@@ -43,12 +43,13 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
 
 def _prepare(data, writer):
     """Check ``data`` against what ``writer`` accepts. A Skeleton is validated."""
-    if is_volume_mesh(data):
+    kind = kind_of(data)
+    if kind == VOLUME:
         if VOLUME not in writer.accepts:
             raise InvalidArgumentError(f"format {writer.name!r} cannot hold a tetrahedral mesh")
         check_volume(data)
         return data
-    is_skeleton = isinstance(data, Skeleton)
+    is_skeleton = kind == SKELETON
     if SKELETON in writer.accepts:
         if is_skeleton:
             data.validate()

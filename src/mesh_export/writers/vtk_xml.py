@@ -12,6 +12,7 @@ import zlib
 import numpy as np
 
 from mesh_export.core.validate import SurfaceValues
+from mesh_export.model import kind_of
 from mesh_export.writers._layout import Rows, converted_rows, scratch_array, write_layout
 from mesh_export.writers._mesh import provenance_line, triangles
 from mesh_export.writers.registry import SURFACE, VOLUME, Writer, register
@@ -115,9 +116,7 @@ def write_vtp(mesh, path, compress: bool = False) -> None:
 
 
 def write_vtu(mesh, path, compress: bool = False) -> None:
-    from mesh_export.model import is_volume_mesh
-
-    if is_volume_mesh(mesh):
+    if kind_of(mesh) == VOLUME:
         # Tetrahedral meshes are rare and small next to surfaces: meshio's writer is enough.
         import meshio
 
