@@ -1,29 +1,23 @@
-"""The main job: root id -> source -> cache -> steps -> writer, plus a provenance sidecar."""
+"""The main job: root id -> source -> cache -> steps -> writer, plus a provenance sidecar
+(what the sidecar records, and writing it: :mod:`mesh_export.jobs.provenance`)."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mesh_export._version import __version__
-from mesh_export.core.atomic import atomic_output, check_target, make_output_dir
+from mesh_export.core.atomic import check_target, make_output_dir
 from mesh_export.core.parsing import MAX_ROOT_ID, parse_root_id  # noqa: F401  (re-exported)
 from mesh_export.errors import InvalidArgumentError
 from mesh_export.jobs.naming import DEFAULT_NAME, output_name
-from mesh_export.model import CachedSurface  # noqa: F401  (re-exported)
-from mesh_export.retrieve.cached import MERGE_RULE, fetch_cached  # noqa: F401
-# Aliased so that the calls below keep their names while export.py is reworked in parallel.
-from mesh_export.retrieve.cached import check_fetch_request as _check_request, request_identity as _request_identity
+from mesh_export.jobs.provenance import export_provenance, export_request, write_sidecar
+from mesh_export.jobs.provenance import output_counts  # noqa: F401  (re-exported: convert's --json)
+from mesh_export.model import SURFACE, CachedSurface, kind_of
+from mesh_export.retrieve.cached import MERGE_RULE, check_fetch_request, fetch_cached  # noqa: F401
 from mesh_export.writers.catalog import get_writer
-
-_LIBRARIES = ("cloud-volume", "caveclient", "trimesh", "numpy", "DracoPy", "meshio")
 
 
 @dataclass
@@ -48,65 +42,22 @@ class ExportResult:
                 "seconds": round(self.seconds, 4)}
 
 
-@functools.lru_cache(maxsize=1)
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {"mesh-export": __version__}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return versions
-
-
 def units_for_writer(mesh, writer):
     """A surface in units ``writer`` cannot state, converted to the first it can (3MF: nm -> um).
 
     A step like any other: recorded in ``metadata["steps"]`` with the reason, so the sidecar
     (and convert's --json) says what the file holds. Other meshes are returned as they are.
     """
-    units = getattr(mesh, "units", None)
-    if not writer.units or not hasattr(mesh, "faces") or units is None or units in writer.units:
+    if not writer.units or kind_of(mesh) != SURFACE:
+        return mesh
+    units = mesh.units
+    if units is None or units in writer.units:
         return mesh
     from mesh_export.process.steps import convert_units
 
     converted = convert_units(mesh, writer.units[0])
     converted.metadata["steps"][-1]["reason"] = f"{writer.name} cannot state {units}"
     return converted
-
-
-def output_counts(data, options: dict[str, Any]) -> dict[str, Any]:
-    """Size facts of what is written, for the sidecar and convert's --json: vertices, faces and bbox of
-    a surface; nodes, elements, volume of a volume mesh; nodes, length, area, soma radius of a skeleton
-    (in the units ``options`` asks for, um by default)."""
-    if hasattr(data, "faces"):
-        return {"vertices": int(len(data.vertices)), "faces": int(len(data.faces)), "bbox": _bbox(data.vertices)}
-    if hasattr(data, "cells"):  # a tetrahedral volume mesh (meshio.Mesh)
-        record = data.metadata["steps"][-1]
-        return {"units": data.metadata.get("units"), "nodes": int(len(data.points)),
-                "elements": record["elements"], "volume": record["volume"], "bbox": _bbox(data.points)}
-    written = data.to_units(options.get("units") or "um")
-    return {"units": written.units, "nodes": int(len(written.nodes)),
-            "total_length": float(written.total_length()), "membrane_area": float(written.membrane_area()),
-            "soma_radius": float(written.radii[written.root]), "bbox": _bbox(written.nodes)}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _bbox(vertices) -> list[list[float]]:
-    import numpy as np
-
-    # Column by column: numpy's axis-0 reduction over (n, 3) rows is ~7x slower.
-    columns = [np.asarray(vertices)[:, k] for k in range(3)]
-    return [[float(c.min()) for c in columns], [float(c.max()) for c in columns]]
 
 
 def _cave_request(source, datastack, static, server, version, token, timeout, cache_dir, use_cache, offline):
@@ -122,23 +73,6 @@ def _cave_request(source, datastack, static, server, version, token, timeout, ca
         version = STATIC_SOURCES[datastack][1]
     return CaveRequest(datastack, server=server, version=version, token=resolve_token(token, server).value,
                        timeout=timeout, cache_dir=cache_dir, use_cache=use_cache, offline=offline)
-
-
-def export_request(root_id: int | str, *, format: str = "stl", name: str = DEFAULT_NAME,
-                   datastack: str | None = None, version: int | None = None, server: str | None = None,
-                   source: str | None = None, static: bool = False, lod: int | None = None,
-                   allow_missing: bool = False, units: str | None = None, scale: float | None = None,
-                   steps=None, check: bool = False, preview: bool = False, **options: Any) -> dict[str, Any]:
-    """What was asked for (never the token): recorded as ``request`` in the sidecar, so a batch
-    re-run can tell an output made by the same request (skip it) from one made otherwise."""
-    from dataclasses import asdict
-
-    request = {"root_id": str(root_id).strip(), "format": format, "name": name,
-               **_request_identity(source, datastack, static, server, version),
-               "version": version, "lod": lod, "allow_missing": allow_missing, "units": units, "scale": scale,
-               "steps": asdict(steps) if steps is not None else None, "check": check, "preview": preview,
-               "options": {k: v for k, v in sorted(options.items()) if v is not None}}
-    return json.loads(json.dumps(request, default=str))
 
 
 def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLike = ".",
@@ -160,7 +94,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
                              server=server, source=source, static=static, lod=lod,
                              allow_missing=allow_missing, units=units, scale=scale, steps=steps,
                              check=check, preview=preview, **options)
-    root_id = _check_request(root_id, lod, use_cache, offline)
+    root_id = check_fetch_request(root_id, lod, use_cache, offline)
     writer = get_writer(format)
     # A copy: the plan adjusts it, and a batch shares one StepOptions across threads.
     steps, options = plan_for_writer(steps, writer, options,
@@ -213,7 +147,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     with hashing_output(enabled=sidecar) as digest:
         written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
     check_report = None
-    if check and hasattr(mesh, "faces"):
+    if check and kind_of(mesh) == SURFACE:
         from mesh_export.process.check import CheckFailedError, check_mesh
 
         check_report = check_mesh(mesh, size=steps.print_size, min_feature=steps.min_feature,
@@ -226,38 +160,10 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         preview_path = render_png(mesh, written.with_name(written.name + ".png"), overwrite=overwrite,
                                   caption=default_caption(mesh, f"id {root_id}")).path
 
-    size = written.stat().st_size
-    provenance = {
-        "tool": f"mesh-export {__version__}",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "root_id": str(root_id),
-        "datastack": fetched_meta["source"].get("datastack"),
-        "version": version if version is not None else fetched_meta["source"].get("version"),
-        "source": fetched_meta["source"],
-        "lod": fetched_meta["lod"],
-        "lods_available": fetched_meta.get("lods_available"),
-        "units": getattr(mesh, "units", None),
-        **output_counts(mesh, options),
-        "steps": mesh.metadata.get("steps", []),
-        "fetch": {k: fetched_meta.get(k) for k in ("fragments", "missing_fragments", "merged_vertices",
-                                                   "retries", "fetched")} | {"cache": cache_state},
-        "incomplete": bool(fetched_meta.get("missing_fragments")),
-        "libraries": dict(_library_versions()),
-        # Hashing costs ~30 ms per 64 MB: only done for the sidecar that records it, while the
-        # file is written when the writer lays it out with write_layout, else by reading it back.
-        "output": {"file": written.name, "format": writer.name, "bytes": size,
-                   "sha256": ((digest.hexdigest(size) or _sha256(written)) if digest else None)},
-        "request": request,
-    }
-    if check_report is not None:
-        provenance["check"] = check_report
-    if preview_path is not None:
-        provenance["preview"] = preview_path.name
-    sidecar_path = None
-    if sidecar:
-        sidecar_path = written.with_name(written.name + ".json")
-        with atomic_output(sidecar_path, overwrite=True) as tmp:
-            tmp.write_text(json.dumps(provenance, indent=2) + "\n")
+    provenance = export_provenance(mesh, root_id=root_id, version=version, fetched=fetched_meta,
+                                   cache_state=cache_state, written=written, writer=writer, options=options,
+                                   request=request, digest=digest, check=check_report, preview=preview_path)
+    sidecar_path = write_sidecar(written, provenance) if sidecar else None
     if check_report is not None and check_report["failures"]:
         raise CheckFailedError(f"{written}: " + "; ".join(check_report["failures"]))
     return ExportResult(root_id, written, sidecar_path, cache_state, provenance,

@@ -106,7 +106,7 @@ def record_failed(root_id, exc: BaseException, started: float, token: str | None
 
 def already_exported(root_id: str, export_kwargs: dict, previous: dict | None) -> dict | None:
     """The record of an earlier export of this exact request, if its files are all there."""
-    from mesh_export.jobs.export import export_request
+    from mesh_export.jobs.provenance import export_request
     from mesh_export.writers.catalog import get_writer
 
     out_dir = Path(export_kwargs.get("out_dir", "."))
