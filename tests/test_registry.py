@@ -112,3 +112,27 @@ def test_entry_point_plugins_are_loaded_by_the_catalogue(tmp_path):
         assert [str(w.message) for w in caught] == ["mesh-export: skipping writer plugin 'broken': no luck"]
     """, site)
     assert result.returncode == 0, result.stderr
+
+
+def test_registry_lookup_by_name_and_extension():
+    from mesh_export.writers import registry
+    from mesh_export.writers.catalog import get_writer, writer_for_path
+    from mesh_export.writers.registry import Writer, register
+
+    assert get_writer("stl").name == "stl" and writer_for_path("cell.PLY").name == "ply"
+    assert writer_for_path("cell.stl", format="obj").name == "obj"
+    with pytest.raises(errors.UnknownFormatError):
+        get_writer("no-such-format")
+    with pytest.raises(errors.UnknownFormatError):
+        writer_for_path("cell.unknown-extension")
+    custom = Writer("test-xyz-format", (".testxyz",), lambda mesh, path: None)
+    register(custom)
+    try:
+        assert get_writer("test-xyz-format") is custom and writer_for_path("a.testxyz") is custom
+        with pytest.raises(ValueError, match="already registered"):
+            register(custom)
+    finally:
+        registry._WRITERS.pop("test-xyz-format")
+        registry._forget_index()
+    with pytest.raises(errors.UnknownFormatError):
+        get_writer("test-xyz-format")
