@@ -161,6 +161,17 @@ def workdir(tmp_path):
     return tmp_path
 
 
+@pytest.fixture()
+def config_dir(tmp_path, monkeypatch):
+    """A private mesh-export config directory (datastacks.toml): the user's own never leaks in."""
+    from mesh_export.retrieve.datastacks import CONFIG_ENV
+
+    path = tmp_path / "config"
+    path.mkdir()
+    monkeypatch.setenv(CONFIG_ENV, str(path))
+    return path
+
+
 def cli_in(workdir, *args, token=None, env=None) -> subprocess.CompletedProcess:
     """Run mesh-export inside ``workdir``: its HOME, its cache, outputs in workdir/out."""
     full_env = {"HOME": str(workdir / "home"), "MESH_EXPORT_CACHE": str(workdir / "cache"),

@@ -45,11 +45,12 @@ import socket
 import struct
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
 log = logging.getLogger(__name__)
@@ -303,6 +304,18 @@ class FixtureServer:
         with self._lock:
             self._records.clear()
             self.unknown_paths.clear()
+
+    @contextmanager
+    def fresh(self) -> Iterator["FixtureServer"]:
+        """This server with no faults, an empty request log and no added latency, for one
+        test (a module- or session-scoped server shared by many): ``with srv.fresh(): yield srv``."""
+        self.clear_faults()
+        self.reset_requests()
+        try:
+            yield self
+        finally:
+            self.clear_faults()
+            self.latency = 0.0
 
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
