@@ -161,6 +161,17 @@ def workdir(tmp_path):
     return tmp_path
 
 
+@pytest.fixture()
+def config_dir(tmp_path, monkeypatch):
+    """A private mesh-export config directory (datastacks.toml): the user's own never leaks in."""
+    from mesh_export.retrieve.datastacks import CONFIG_ENV
+
+    path = tmp_path / "config"
+    path.mkdir()
+    monkeypatch.setenv(CONFIG_ENV, str(path))
+    return path
+
+
 def cli_in(workdir, *args, token=None, env=None) -> subprocess.CompletedProcess:
     """Run mesh-export inside ``workdir``: its HOME, its cache, outputs in workdir/out."""
     full_env = {"HOME": str(workdir / "home"), "MESH_EXPORT_CACHE": str(workdir / "cache"),
@@ -169,20 +180,9 @@ def cli_in(workdir, *args, token=None, env=None) -> subprocess.CompletedProcess:
     return run_cli(*args, env=full_env, cwd=workdir / "out")
 
 
-# In CI (the Makefile sets this) a skip means a broken install, not a test that does not apply:
-# a missing NEURON, navis, Dask, pyarrow or PrusaSlicer would otherwise turn its tests into
-# silent skips and leave the run green.
-REQUIRE_ALL = os.environ.get("MESH_EXPORT_REQUIRE_ALL_TESTS") == "1"
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        report.outcome = "failed"
-        report.longrepr = f"skipped, but MESH_EXPORT_REQUIRE_ALL_TESTS=1 requires every test to run: {reason}"
+# In CI (the Makefile sets MESH_EXPORT_REQUIRE_ALL_TESTS=1) a skip is a failure, at run time and
+# at collection time alike: see support/require_all.py.
+from support.require_all import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

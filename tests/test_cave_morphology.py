@@ -79,10 +79,8 @@ def cave(cell, root_id, tmp_path_factory):
 
 @pytest.fixture()
 def srv(cave):
-    cave.clear_faults()
-    cave.reset_requests()
-    yield cave
-    cave.clear_faults()
+    with cave.fresh():
+        yield cave
 
 
 def _export(srv, root_id, tmp_path, datastack="cells", cache=None, **kwargs):

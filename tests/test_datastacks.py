@@ -21,13 +21,8 @@ from support.datasets import fixture_data, fixture_server, srv  # noqa: F401  (p
 MICRONS = "precomputed://gs://iarpa_microns/minnie/minnie65/seg_m"
 
 
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path, monkeypatch):
-    """A private config directory: the user's own datastacks.toml never leaks in."""
-    path = tmp_path / "config"
-    path.mkdir()
-    monkeypatch.setenv(datastacks.CONFIG_ENV, str(path))
-    return path
+# Every test gets a private config directory (conftest): no user datastacks.toml leaks in.
+pytestmark = pytest.mark.usefixtures("config_dir")
 
 
 def write_config(config_dir, text: str):

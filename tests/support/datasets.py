@@ -123,8 +123,5 @@ def fixture_server(fixture_data) -> Iterator[FixtureServer]:
 @pytest.fixture()
 def srv(fixture_server) -> Iterator[FixtureServer]:
     """The session's server with no faults, an empty request log and no added latency."""
-    fixture_server.clear_faults()
-    fixture_server.reset_requests()
-    yield fixture_server
-    fixture_server.clear_faults()
-    fixture_server.latency = 0.0
+    with fixture_server.fresh():
+        yield fixture_server

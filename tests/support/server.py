@@ -45,11 +45,12 @@ import socket
 import struct
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,8 @@ class RequestRecord:
     authorized: Optional[bool]  # None: the route needs no token
     status: int
     fault: Optional[str]
-    time: float = field(default_factory=time.monotonic)
+    time: float = field(default_factory=time.monotonic)  # when answered (time.monotonic)
+    received: Optional[float] = None  # when its request line arrived (time.monotonic)
 
 
 class _Server(ThreadingHTTPServer):
@@ -299,10 +301,26 @@ class FixtureServer:
     def count(self, pattern: Optional[str] = None, method: Optional[str] = None) -> int:
         return len(self.requests(pattern, method))
 
+    def busiest(self, window: float = 1.0, pattern: Optional[str] = None) -> int:
+        """The most requests (matching ``pattern``) that arrived within any ``window`` seconds."""
+        return busiest_window([r.received for r in self.requests(pattern)], window)
+
     def reset_requests(self) -> None:
         with self._lock:
             self._records.clear()
             self.unknown_paths.clear()
+
+    @contextmanager
+    def fresh(self) -> Iterator["FixtureServer"]:
+        """This server with no faults, an empty request log and no added latency, for one
+        test (a module- or session-scoped server shared by many): ``with srv.fresh(): yield srv``."""
+        self.clear_faults()
+        self.reset_requests()
+        try:
+            yield self
+        finally:
+            self.clear_faults()
+            self.latency = 0.0
 
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
@@ -354,6 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, head: bool) -> None:
         fx = self.fixture
+        self._received = time.monotonic()
         split = urlsplit(self.path)
         path = unquote(split.path)
         self._path, self._query = path, split.query
@@ -397,7 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.fixture._record(RequestRecord(
             method=self.command, path=self._path, query=self._query,
             range=self.headers.get("Range"), authorized=self._authorized,
-            status=self._status, fault=self._fault_name,
+            status=self._status, fault=self._fault_name, received=self._received,
         ))
 
     def _route(self, path: str, query: str, body: bytes, head: bool) -> None:
@@ -559,6 +578,18 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         except (OSError, ValueError):
             pass
+
+
+def busiest_window(stamps, window: float = 1.0) -> int:
+    """The largest number of ``stamps`` (seconds) that fall within ``window`` of one another:
+    the count in the busiest interval ``[t, t + window]`` over all t (a sliding window)."""
+    ordered = sorted(stamps)
+    best = first = 0
+    for last, stamp in enumerate(ordered):
+        while stamp - ordered[first] > window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
 
 
 def _parse_range(header: str, size: int) -> Optional[tuple[int, int]]:
