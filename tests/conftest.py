@@ -211,3 +211,18 @@ def slice_with_prusa(slicer: str, model, gcode, *extra: str) -> str:
     assert "error" not in log and "no extrusions in the first layer" not in log, log[-2000:]
     assert Path(gcode).stat().st_size > 10000, log[-2000:]
     return log
+
+
+@pytest.fixture()
+def writer_table():
+    """The registry as the catalogue filled it, restored after the test: writers a test
+    registers never leak into the next one."""
+    from mesh_export.writers import catalog, registry
+
+    catalog.ensure_loaded()
+    saved = dict(registry._WRITERS)
+    yield registry
+    registry._WRITERS.clear()
+    registry._WRITERS.update(saved)
+    registry._forget_index()
+    assert registry.in_listing_order() and set(registry._WRITERS) == set(saved)

@@ -186,15 +186,14 @@ def test_verbose_shows_traceback(tmp_path):
     assert "Traceback" in result.stderr
 
 
-def test_writer_failure_leaves_no_partial_file(sphere, tmp_path, monkeypatch):
-    from mesh_export.writers import registry
+def test_writer_failure_leaves_no_partial_file(sphere, tmp_path, writer_table):
 
     def explode(mesh, path, **options):
         with open(path, "wb") as handle:
             handle.write(b"half a file")
         raise RuntimeError("disk on fire")
 
-    registry.register(registry.Writer("explode", (".boom",), explode), replace=True)
+    writer_table.register(writer_table.Writer("explode", (".boom",), explode))
     target = tmp_path / "x.boom"
     target.write_bytes(b"old")
     with pytest.raises(errors.OutputError, match="disk on fire"):

@@ -1,7 +1,7 @@
 """The writer registry (writers/registry.py) and the catalogue (writers/catalog.py): the registry is a
 table that imports no format; the catalogue fills it on the first lookup (built-ins, meshio's formats,
 entry-point plugins) and answers lookups by name and extension. Tests that register writers
-restore the table (the ``table`` fixture) or run in a subprocess, so nothing leaks."""
+restore the table (the ``writer_table`` fixture in conftest) or run in a subprocess, so nothing leaks."""
 
 from __future__ import annotations
 
@@ -62,24 +62,11 @@ def test_formats_load_on_the_first_lookup_not_on_import():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.fixture()
-def table():
-    """The registry as the catalogue filled it, restored after the test: writers a test
-    registers never leak into the next one."""
-    catalog.ensure_loaded()
-    saved = dict(registry._WRITERS)
-    yield registry
-    registry._WRITERS.clear()
-    registry._WRITERS.update(saved)
-    registry._forget_index()
-    assert registry.in_listing_order() and set(registry._WRITERS) == set(saved)
-
-
 def noop(mesh, path):
     pass
 
 
-def test_a_writer_registered_in_process_is_found_by_the_catalogue(table):
+def test_a_writer_registered_in_process_is_found_by_the_catalogue(writer_table):
     custom = register(Writer("test-loader-format", (".testloader",), noop, backend="test"))
     assert catalog.get_writer("TEST-loader-format") is custom
     assert catalog.get_writer(".testloader") is custom and catalog.get_writer("testloader") is custom
@@ -87,7 +74,7 @@ def test_a_writer_registered_in_process_is_found_by_the_catalogue(table):
     assert custom in catalog.all_writers()
     with pytest.raises(ValueError, match="already registered"):
         register(Writer("Test-Loader-Format", (".other",), noop))  # names are case-insensitive
-    assert table.named("test-loader-format") is custom
+    assert writer_table.named("test-loader-format") is custom
 
 
 def test_a_registered_writer_is_gone_once_the_table_is_restored():
@@ -151,7 +138,7 @@ def test_registry_lookup_by_name_and_extension():
     assert errors.UnknownFormatError.exit_code == 4
 
 
-def test_register_refuses_a_taken_name_unless_replacing(table):
+def test_register_refuses_a_taken_name_unless_replacing(writer_table):
     first = register(Writer("test-xyz-format", (".testxyz",), noop))
     assert get_writer("test-xyz-format") is first and writer_for_path("a.testxyz") is first
     second = Writer("test-xyz-format", (".testxyz2",), noop, description="second")
@@ -168,25 +155,25 @@ def test_register_refuses_a_taken_name_unless_replacing(table):
     assert get_writer("stl") is mine and writer_for_path("cell.stl") is mine
 
 
-def test_native_writers_win_a_shared_extension_then_listing_order(table):
+def test_native_writers_win_a_shared_extension_then_listing_order(writer_table):
     meshio_one = register(Writer("test-b-meshio", (".testshared",), noop, backend="meshio"))
     assert writer_for_path("x.testshared") is meshio_one
     native = register(Writer("test-z-native", (".testshared",), noop, backend="native"))
     trimesh_one = register(Writer("test-a-trimesh", (".testshared",), noop, backend="trimesh"))
     assert writer_for_path("x.testshared") is native  # native > trimesh > meshio, names aside
-    order = [w.name for w in table.in_listing_order()]
+    order = [w.name for w in writer_table.in_listing_order()]
     assert order.index("test-z-native") < order.index("test-a-trimesh") < order.index("test-b-meshio")
-    backends = [registry._BACKEND_ORDER.get(w.backend, 3) for w in table.in_listing_order()]
+    backends = [registry._BACKEND_ORDER.get(w.backend, 3) for w in writer_table.in_listing_order()]
     assert backends == sorted(backends)
     # Among equals, the first name in order; an unknown backend lists last.
     other = register(Writer("test-a-native", (".testshared",), noop, backend="native"))
     assert writer_for_path("x.testshared") is other
     plugin = register(Writer("test-0-plugin", (".testplugin",), noop, backend="someplugin"))
-    assert table.in_listing_order()[-1] is plugin
+    assert writer_table.in_listing_order()[-1] is plugin
     assert trimesh_one in catalog.all_writers()
 
 
-def test_the_longest_matching_extension_wins(table):
+def test_the_longest_matching_extension_wins(writer_table):
     short = register(Writer("test-short", (".testgz",), noop))
     long = register(Writer("test-long", (".inner.testgz",), noop))
     assert writer_for_path("cell.inner.testgz") is long
