@@ -1,5 +1,6 @@
 """Imports run one way: a module never imports a higher layer, not even inside a function,
-and within a layer no module is imported back by what it imports (no cycles).
+and within a layer no module is imported back by what it imports (no cycles). The CLI, on
+top, reaches the rest only through the API: it imports api, errors, core and model, no more.
 
 An AST walk (import-linter is not installable here) over every module of the package; it
 sees function-local imports too, which is where the old cycles hid.
@@ -111,6 +112,26 @@ def test_imports_point_down():
 TEST_ONLY = {"zmesh", "navis"}
 
 
+# The CLI is a thin layer over the API: besides its own package it imports the API and what every
+# layer may (errors, core's parsing, model's types), never jobs, look, process, retrieve or writers.
+CLI_MAY_IMPORT = {"cli", "api", "errors", "core", "model"}
+
+
+def cli_violations(root: Path = PACKAGE) -> list[str]:
+    bad = []
+    for path in sorted((root / "cli").rglob("*.py")):
+        for line, target in imports_of(path):
+            parts = target.split(".")
+            # The bare package (`from mesh_export import errors` lists it too) is the lazy API.
+            if parts[0] == "mesh_export" and len(parts) > 1 and parts[1] not in CLI_MAY_IMPORT:
+                bad.append(f"{path.relative_to(root)}:{line}: {module_name(path)} imports {target}")
+    return sorted(set(bad))
+
+
+def test_the_cli_imports_only_the_api_errors_core_and_model():
+    assert cli_violations() == []
+
+
 def test_the_package_needs_no_test_only_library():
     found = [f"{path.relative_to(PACKAGE)}:{line}: {target}" for path in sorted(PACKAGE.rglob("*.py"))
              for line, target in imports_of(path) if target.split(".")[0] in TEST_ONLY]
@@ -164,6 +185,34 @@ def violations_with(tmp_path, module: str, imported: str) -> list[str]:
 def test_a_wrong_way_import_is_caught(tmp_path, module, imported):
     found = violations_with(tmp_path, module, imported)
     assert any(module in v and imported in v for v in found), found
+
+
+@pytest.mark.parametrize("module, statement, imported", [
+    ("cli/export.py", "from mesh_export.jobs.batch import export_many", "mesh_export.jobs.batch"),
+    ("cli/look.py", "from mesh_export.look.info import info", "mesh_export.look.info"),
+    ("cli/options.py", "from mesh_export.process.steps import StepOptions", "mesh_export.process.steps"),
+    ("cli/formats.py", "from mesh_export.writers import catalog", "mesh_export.writers.catalog"),
+    ("cli/root.py", "import mesh_export.retrieve.auth", "mesh_export.retrieve.auth"),
+    ("cli/cache.py", "from ..retrieve.cache import MeshCache", "mesh_export.retrieve.cache"),  # relative
+])
+def test_a_cli_import_past_the_api_is_caught(tmp_path, module, statement, imported):
+    # Each of these points down, so the layer walk alone lets it through; the CLI rule does not.
+    tree = copy_with(tmp_path, module, statement)
+    assert in_tree(tree, violations) == []
+    found = in_tree(tree, cli_violations)
+    assert any(module in v and v.endswith(f"imports {imported}") for v in found), found
+
+
+@pytest.mark.parametrize("statement", [
+    "from mesh_export.api import export",
+    "from mesh_export.errors import CheckFailedError",
+    "from mesh_export.core.parsing import parse_point",
+    "from mesh_export.model import Skeleton",
+    "from mesh_export.cli.output import emit_json",
+    "from mesh_export import api",
+])
+def test_the_cli_may_import_the_api_errors_core_model_and_itself(tmp_path, statement):
+    assert in_tree(copy_with(tmp_path, "cli/look.py", statement), cli_violations) == []
 
 
 def in_tree(root: Path, walk):

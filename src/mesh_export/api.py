@@ -1,19 +1,72 @@
-"""The Python API; the CLI is a thin layer over these functions."""
+"""The Python API; the CLI is a thin layer over these functions.
+
+Every function here is what one ``mesh-export`` command does, for a script or a notebook:
+``export`` (one root id), ``export_many`` (a resumable batch), ``export_plate`` (build plates),
+``info``, ``preview``, ``neuroglancer_url`` (link), ``compare``, ``check``, the cache and
+token helpers, ``datastacks``; and ``load``, ``write``, ``formats``, ``convert`` for files.
+The types they take or return (``StepOptions``, ``ExportResult``, ``BatchResult``, ``Token``,
+``MeshCache``) and ``TOKEN_HELP`` are re-exported. Every import is function-local (the
+re-exports are looked up on first use), so ``import mesh_export.api`` stays fast.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
-from mesh_export.core.atomic import check_target
-from mesh_export.writers import output
-from mesh_export.writers.readers import load
-from mesh_export.core.options import check_options
-from mesh_export.writers.catalog import all_writers, writer_for_path
+if TYPE_CHECKING:
+    from mesh_export.jobs.batch import BatchResult
+    from mesh_export.jobs.export import ExportResult
+    from mesh_export.look.compare import Comparison
+    from mesh_export.look.preview import Preview
+    from mesh_export.process.steps import StepOptions
+    from mesh_export.retrieve.auth import TOKEN_HELP, Token
+    from mesh_export.retrieve.cache import MeshCache
+    from mesh_export.writers.readers import load
 
-__all__ = ["load", "write", "formats", "convert"]
+__all__ = [
+    # files
+    "load", "write", "formats", "convert", "output_counts", "check",
+    # root ids
+    "export", "export_many", "read_ids", "export_plate",
+    # looking before exporting
+    "info", "format_info", "preview", "neuroglancer_url", "compare",
+    # the cache, the token, the datastacks
+    "cache_info", "cache_clear", "cache_prune", "resolve_token", "redact", "TOKEN_HELP",
+    "datastacks", "datastacks_config_path",
+    # types
+    "StepOptions", "ExportResult", "BatchResult", "Token", "MeshCache",
+]
 
+
+def __getattr__(name: str):
+    # The re-exports, imported on first use only (later lookups find them in globals()).
+    if name == "load":
+        from mesh_export.writers.readers import load as value
+    elif name == "StepOptions":
+        from mesh_export.process.steps import StepOptions as value
+    elif name == "ExportResult":
+        from mesh_export.jobs.export import ExportResult as value
+    elif name == "BatchResult":
+        from mesh_export.jobs.batch import BatchResult as value
+    elif name == "Token":
+        from mesh_export.retrieve.auth import Token as value
+    elif name == "TOKEN_HELP":
+        from mesh_export.retrieve.auth import TOKEN_HELP as value
+    elif name == "MeshCache":
+        from mesh_export.retrieve.cache import MeshCache as value
+    else:
+        raise AttributeError(f"module 'mesh_export.api' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+# --------------------------------------------------------------------------- files
 
 def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: bool = False,
           **options: Any) -> Path:
@@ -24,7 +77,10 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
     The file appears under its name only once complete; an existing file is replaced only
     with ``overwrite=True``. Returns the path written.
     """
+    from mesh_export.core.options import check_options
     from mesh_export.process.skeleton import skeleton_for_writer
+    from mesh_export.writers import output
+    from mesh_export.writers.catalog import writer_for_path
 
     writer = writer_for_path(path, format)
     options = check_options(writer, options)  # a bad option fails before a skeletonization
@@ -33,6 +89,8 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
 
 def formats() -> list[dict[str, Any]]:
     """Every registered writer: name, extensions, what it accepts, modes, options."""
+    from mesh_export.writers.catalog import all_writers
+
     return [writer.describe() for writer in all_writers()]
 
 
@@ -43,8 +101,10 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
     write ``target``. Returns the path written (and the mesh written, with ``return_mesh``: a
     trimesh.Trimesh, or without steps to a binary native format the arrays as read, in an
     ``export.CachedSurface``)."""
+    from mesh_export.core.atomic import check_target
     from mesh_export.jobs.export import units_for_writer
     from mesh_export.model import CachedSurface
+    from mesh_export.writers.catalog import writer_for_path
     from mesh_export.writers.readers import read_surface, to_trimesh
     from mesh_export.process.steps import apply_steps, plan_for_writer
 
@@ -60,3 +120,192 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
         mesh = units_for_writer(apply_steps(to_trimesh(vertices, faces, metadata), steps), writer)
     written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
     return (written, mesh) if return_mesh else written
+
+
+def output_counts(mesh, options: dict[str, Any]) -> dict[str, Any]:
+    """The size facts of a mesh (or skeleton, or volume) as written with ``options``: what an
+    export's sidecar and ``convert --json`` record (faces or nodes, vertices, ...)."""
+    from mesh_export.jobs.export import output_counts as counts
+
+    return counts(mesh, options)
+
+
+def check(mesh, *, size: str | None = None, min_feature: str | None = None, max_memory: str | int | None = None,
+          units: str | None = None) -> dict[str, Any]:
+    """Is ``mesh`` (a mesh file, read as :func:`load` reads it with ``units``, or a loaded mesh)
+    printable: watertight, manifold, bodies, volume, bbox and, with ``size`` (the longest side,
+    e.g. ``"120mm"``) or ``min_feature``, the thinnest feature. ``report["failures"]`` lists
+    what fails (empty: printable); nothing is raised for them."""
+    from mesh_export.process.check import check_mesh
+
+    if isinstance(mesh, (str, os.PathLike)):
+        from mesh_export.writers.readers import load
+
+        mesh = load(mesh, units=units)
+    return check_mesh(mesh, size=size, min_feature=min_feature, max_memory=max_memory)
+
+
+# --------------------------------------------------------------------------- root ids
+
+def export(root_id: int | str, **options: Any) -> ExportResult:
+    """Export one root id to a file: fetch it through the verified cache, apply the steps,
+    write it (and its ``<file>.json`` provenance sidecar). Returns an ``ExportResult``
+    (``.summary()``: output, faces or nodes, lod, cache state ...).
+
+    Keywords, as the ``mesh-export export`` options: ``format`` ("stl"), ``out_dir``, ``name``
+    (the file name template), ``datastack``, ``version``, ``server``, ``source``, ``static``,
+    ``lod``, ``token``, ``cache_dir``, ``use_cache``, ``offline``, ``allow_missing``,
+    ``timeout``, ``steps`` (a ``StepOptions``), ``check``, ``overwrite``, ``sidecar``,
+    ``preview``, ``progress`` and the writer's options (``ascii``, ``compress``, ...).
+    """
+    from mesh_export.jobs.export import export as export_one
+
+    return export_one(root_id, **options)
+
+
+def export_many(root_ids: Iterable[int | str], **options: Any) -> BatchResult:
+    """Export many root ids, resumably (a manifest; ids already exported by the same request
+    are skipped); one failed id never stops the others. Returns a ``BatchResult``
+    (``exit_code``, ``records``, ``summary_table()``).
+
+    Keywords: ``workers``, ``executor`` ("local", "dask", "dask-local"), ``scheduler``,
+    ``client``, ``manifest``, ``fail_fast``, ``max_requests_per_second``, ``progress``,
+    ``on_record`` (called with each id's record as it finishes); every other one as for
+    :func:`export`.
+    """
+    from mesh_export.jobs.batch import export_many as run
+
+    return run(root_ids, **options)
+
+
+def read_ids(args: Iterable[str] = (), ids_file: str | os.PathLike | None = None,
+             id_column: str | None = None, stdin=None) -> list[str]:
+    """Root ids from ``args`` (``-`` reads ``stdin``, one per line), then ``ids_file``: one per
+    line, or a CSV/TSV or Parquet column (``id_column``; default the first of root_id,
+    pt_root_id, segment_id, id). Duplicates are dropped, the first kept."""
+    from mesh_export.jobs.ids import read_ids as read
+
+    return read(args, ids_file, id_column, stdin)
+
+
+def export_plate(root_ids: Iterable[int | str], *, plate: str, steps: StepOptions, **options: Any) -> list[dict[str, Any]]:
+    """Fetch each root id, apply ``steps`` (which must ask for a print size), and lay all the
+    cells out on build plates ``plate`` ("WIDTHxDEPTH", e.g. "250x210mm"): one 3MF (one object
+    per id) and one STL per plate. Returns the plate summaries (files, root ids per plate).
+
+    Keywords: ``out_dir``, ``name`` ("plate"), ``same_scale``, ``overwrite`` and where the
+    meshes come from, as for :func:`export` (``datastack``, ``source``, ``lod``, ``token``,
+    ``cache_dir``, ``use_cache``, ``offline``, ...).
+    """
+    from mesh_export.jobs.plate import export_plate as run
+
+    return run(root_ids, plate=plate, steps=steps, **options)
+
+
+# --------------------------------------------------------------------------- looking before exporting
+
+def info(target: str | os.PathLike, **options: Any) -> dict[str, Any]:
+    """Figures of a root id (fetched through the cache) or a mesh or SWC file, as a JSON-ready
+    dict: counts, bbox, area, volume, watertight, pieces, lods, source, cache.
+
+    Keywords: ``lod``, ``list_lods`` (fetch the other lods to count their faces), ``units``
+    (of a file that does not say) and where a root id comes from, as for :func:`export`."""
+    from mesh_export.look.info import info as figures
+
+    return figures(target, **options)
+
+
+def format_info(result: dict[str, Any]) -> str:
+    """:func:`info`'s figures as ``mesh-export info`` prints them."""
+    from mesh_export.look.info import format_info as text
+
+    return text(result)
+
+
+def preview(target: str | os.PathLike, out: str | os.PathLike | None = None, **options: Any) -> Preview:
+    """Render a root id or a mesh or SWC file to a shaded PNG ``out`` [default: <id or file
+    stem>.png], offscreen, with a scale bar in um and a caption. Returns a ``Preview``
+    (``.picture``: path, size, um per pixel; ``.summary()``).
+
+    Keywords: ``views`` ("xy"; comma-separated xy, xz, yz, iso), ``size`` ("1200x800"),
+    ``lod``, ``caption``, ``overwrite``, ``units`` and where a root id comes from."""
+    from mesh_export.look.preview import preview as render
+
+    return render(target, out, **options)
+
+
+def neuroglancer_url(root_id: int | str, **options: Any) -> str:
+    """The URL of a Neuroglancer viewer showing ``root_id`` (the viewer state in the URL).
+
+    Keywords: ``datastack``, ``source``, ``static``, ``server``, ``token``, ``viewer``, ``timeout``."""
+    from mesh_export.look.link import neuroglancer_url as url
+
+    return url(root_id, **options)
+
+
+def compare(a: str | os.PathLike, b: str | os.PathLike, out: str | os.PathLike = "compare.png",
+            **options: Any) -> Comparison:
+    """Two meshes (root ids or files) side by side in one PNG ``out``, with their counts and
+    the Hausdorff distance. Returns a ``Comparison`` (``.summary``, ``.caption``).
+
+    Keywords: ``lod_a``, ``lod_b``, ``views``, ``size``, ``samples``, ``overwrite``, ``units``
+    and where root ids come from, as for :func:`export`."""
+    from mesh_export.look.compare import compare as side_by_side
+
+    return side_by_side(a, b, out, **options)
+
+
+# --------------------------------------------------------------------------- cache, token, datastacks
+
+def cache_info(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The mesh cache: its ``directory``, how many meshes (``entries``) and their ``bytes``."""
+    from mesh_export.retrieve.cache import MeshCache
+
+    return MeshCache(cache_dir).info()
+
+
+def cache_clear(cache_dir: str | os.PathLike | None = None) -> int:
+    """Delete every cached mesh; returns how many were removed."""
+    from mesh_export.retrieve.cache import MeshCache
+
+    return MeshCache(cache_dir).clear()
+
+
+def cache_prune(max_size: str | int, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Drop least recently used meshes until the cache fits in ``max_size`` (bytes, or a size
+    such as "2GB"); returns how many were ``removed`` and the ``entries`` and ``bytes`` kept."""
+    from mesh_export.core.parsing import parse_byte_size
+    from mesh_export.retrieve.cache import MeshCache
+
+    return MeshCache(cache_dir).prune(parse_byte_size(max_size))
+
+
+def resolve_token(explicit: str | None = None, server: str | None = None) -> Token:
+    """The CAVE token that would be used: ``explicit``, else ``$CAVE_TOKEN``, else caveclient's
+    secret file (``server``'s own first). A ``Token``: ``value`` (None if there is none),
+    ``origin``, ``fingerprint`` (a short hash that identifies it without revealing it)."""
+    from mesh_export.retrieve.auth import resolve_token as resolve
+
+    return resolve(explicit, server)
+
+
+def redact(text: str, token: str | None) -> str:
+    """``text`` with ``token`` replaced by ``<token>``."""
+    from mesh_export.retrieve.auth import redact as scrub
+
+    return scrub(text, token)
+
+
+def datastacks() -> list[dict[str, Any]]:
+    """The known datastacks (the built-in table with the user's datastacks.toml applied):
+    name, CAVE server, static mesh releases, the default release, description."""
+    from mesh_export.retrieve.datastacks import registry
+
+    return [entry.describe() for entry in registry().values()]
+
+
+def datastacks_config_path() -> Path:
+    """Where the user's datastacks.toml is read from (it need not exist)."""
+    from mesh_export.retrieve.datastacks import config_path
+
+    return config_path()

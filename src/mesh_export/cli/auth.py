@@ -19,7 +19,7 @@ def auth_status(
     as_json: BareJsonOpt = False,
 ) -> None:
     """Say which token would be used and where it comes from, without printing it."""
-    from mesh_export.retrieve.auth import TOKEN_HELP, resolve_token
+    from mesh_export.api import TOKEN_HELP, resolve_token
 
     found = resolve_token(token, server)
     if as_json:

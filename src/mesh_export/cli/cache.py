@@ -16,9 +16,9 @@ _CacheDir = variant(CacheDirOpt, panel=None)
 @cache_app.command("info")
 def cache_info(cache_dir: _CacheDir = None, as_json: BareJsonOpt = False) -> None:
     """Where the cache is, how many meshes it holds and their size."""
-    from mesh_export.retrieve.cache import MeshCache
+    from mesh_export.api import cache_info as read_info
 
-    info = MeshCache(cache_dir).info()
+    info = read_info(cache_dir)
     if as_json:
         emit_json(info)
     else:
@@ -28,9 +28,9 @@ def cache_info(cache_dir: _CacheDir = None, as_json: BareJsonOpt = False) -> Non
 @cache_app.command("clear")
 def cache_clear(cache_dir: _CacheDir = None) -> None:
     """Delete every cached mesh."""
-    from mesh_export.retrieve.cache import MeshCache
+    from mesh_export.api import cache_clear as clear
 
-    typer.echo(f"removed {MeshCache(cache_dir).clear()} cached meshes")
+    typer.echo(f"removed {clear(cache_dir)} cached meshes")
 
 
 @cache_app.command("prune")
@@ -39,8 +39,7 @@ def cache_prune(
     cache_dir: _CacheDir = None,
 ) -> None:
     """Drop least recently used meshes until the cache fits in --max-size."""
-    from mesh_export.core.parsing import parse_byte_size
-    from mesh_export.retrieve.cache import MeshCache
+    from mesh_export.api import cache_prune as prune
 
-    result = MeshCache(cache_dir).prune(parse_byte_size(max_size))
+    result = prune(max_size, cache_dir)
     typer.echo(f"removed {result['removed']}, kept {result['entries']} meshes ({result['bytes']:,} bytes)")

@@ -26,11 +26,10 @@ def check_command(
 ) -> None:
     """Report watertight, manifold, bodies, volume, bbox and thinnest feature; exit non-zero if
     --print requirements fail."""
-    from mesh_export.api import load
-    from mesh_export.process.check import CheckFailedError, check_mesh
+    from mesh_export.api import check
+    from mesh_export.errors import CheckFailedError
 
-    report = check_mesh(load(path, units=units_in), size=print_size, min_feature=min_feature,
-                        max_memory=max_memory)
+    report = check(path, size=print_size, min_feature=min_feature, max_memory=max_memory, units=units_in)
     if as_json:
         emit_json(report)
     else:

@@ -15,10 +15,10 @@ _UnitsOfInput = variant(UnitsInOpt, help="Units of the input when the file does 
 
 
 def _run_check(mesh_path: Path, print_size, min_feature, max_memory=None) -> dict:
-    from mesh_export.api import load
-    from mesh_export.process.check import CheckFailedError, check_mesh
+    from mesh_export.api import check
+    from mesh_export.errors import CheckFailedError
 
-    report = check_mesh(load(mesh_path), size=print_size, min_feature=min_feature, max_memory=max_memory)
+    report = check(mesh_path, size=print_size, min_feature=min_feature, max_memory=max_memory)
     if report["failures"]:
         raise CheckFailedError(f"{mesh_path}: " + "; ".join(report["failures"]))
     return report
@@ -40,8 +40,7 @@ def convert_command(
     """Convert a local mesh file to any registered format."""
     import time
 
-    from mesh_export.api import convert
-    from mesh_export.jobs.export import output_counts
+    from mesh_export.api import convert, output_counts
 
     started = time.perf_counter()
     options = {"ascii": ascii or None, "compress": compress or None, "allow_units": processing.allow_units or None}

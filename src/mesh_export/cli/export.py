@@ -81,7 +81,7 @@ def export_command(
     """Export meshes by root id: `mesh-export ROOT_ID [ROOT_ID ...] --format stl`.
 
     Several ids (or --ids-file, or - for stdin) run as a resumable batch: see README "Batch"."""
-    from mesh_export.jobs.export import export
+    from mesh_export.api import export
 
     if static and dynamic:
         raise typer.BadParameter("--static and --dynamic are exclusive")
@@ -119,8 +119,7 @@ def export_command(
 
 
 def _export_plate(root_ids, ids_file, id_column, kwargs, plate, same_scale, as_json, quiet) -> None:
-    from mesh_export.jobs.batch import read_ids
-    from mesh_export.jobs.plate import export_plate
+    from mesh_export.api import export_plate, read_ids
 
     fetch = {k: kwargs[k] for k in ("source", "datastack", "static", "server", "version", "lod", "token",
                                     "cache_dir", "use_cache", "offline", "allow_missing", "timeout")}
@@ -145,7 +144,7 @@ def _export_batch(root_ids, kwargs, *, ids_file, id_column, workers, fail_fast, 
                   scheduler, manifest, as_json, quiet) -> None:
     import os
 
-    from mesh_export.jobs.batch import export_many, read_ids
+    from mesh_export.api import export_many, read_ids
 
     ids = read_ids(root_ids, ids_file, id_column)
     bar = not quiet and not as_json and sys.stderr.isatty()

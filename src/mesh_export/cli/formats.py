@@ -41,9 +41,9 @@ def datastacks_command(as_json: _RegistryJson = False) -> None:
     """List the known datastacks: CAVE server, static mesh releases (by version), description.
 
     Add or override entries in datastacks.toml in the config directory (the last line says where)."""
-    from mesh_export.retrieve.datastacks import config_path, registry
+    from mesh_export.api import datastacks, datastacks_config_path
 
-    rows = [entry.describe() for entry in registry().values()]
+    rows = datastacks()
     if as_json:
         emit_json(rows)
         return
@@ -55,4 +55,4 @@ def datastacks_command(as_json: _RegistryJson = False) -> None:
     widths = [max(len(r[i]) for r in table) for i in range(3)]
     for r in table:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])
-    typer.echo(f"(* the default for --static; user entries: {config_path()})")
+    typer.echo(f"(* the default for --static; user entries: {datastacks_config_path()})")

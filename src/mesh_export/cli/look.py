@@ -33,7 +33,7 @@ def info_command(
     fetch: dict = FETCH_OPTIONS,
 ) -> None:
     """Figures of a mesh or skeleton: counts, bbox, area, volume, watertight, pieces, lods, source, cache."""
-    from mesh_export.look.info import format_info, info
+    from mesh_export.api import format_info, info
 
     result = info(target, lod=lod, list_lods=not no_lods, units=units_in, **fetch)
     if as_json:
@@ -57,7 +57,7 @@ def preview_command(
     fetch: dict = FETCH_OPTIONS,
 ) -> None:
     """Render a shaded PNG offscreen (no display, no GPU), with a scale bar in um and a caption."""
-    from mesh_export.look.preview import preview
+    from mesh_export.api import preview
 
     result = preview(target, out, views=views, size=size, lod=lod, caption=caption, overwrite=overwrite,
                      units=units_in, **fetch)
@@ -80,7 +80,7 @@ def link_command(
     timeout: TimeoutOpt = 60.0,
 ) -> None:
     """Print a Neuroglancer URL showing the segment (viewer state JSON in the URL fragment)."""
-    from mesh_export.look.link import neuroglancer_url
+    from mesh_export.api import neuroglancer_url
 
     typer.echo(neuroglancer_url(root_id, datastack=datastack, source=source, static=static, server=server,
                                 token=token, viewer=viewer, timeout=timeout))
@@ -102,7 +102,7 @@ def compare_command(
     fetch: dict = FETCH_OPTIONS,
 ) -> None:
     """Two meshes side by side in one PNG, with their counts and the Hausdorff distance."""
-    from mesh_export.look.compare import compare
+    from mesh_export.api import compare
 
     result = compare(a, b, out, lod_a=lod_a, lod_b=lod_b, views=views, size=size, samples=samples,
                      overwrite=overwrite, units=units_in, **fetch)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, get_args
 import typer
 
 if TYPE_CHECKING:
-    from mesh_export.process.steps import StepOptions
+    from mesh_export.api import StepOptions
 
 STEPS_PANEL = "Processing steps (applied in this order)"
 MORPHOLOGY_PANEL = "Morphologies (swc, hoc, neuroml)"
@@ -138,7 +138,7 @@ class StepFlags:
     def step_options(self) -> StepOptions:
         """The steps to apply; a malformed --soma fails here, where the command asks for them."""
         from mesh_export.core.parsing import parse_point
-        from mesh_export.process.steps import StepOptions
+        from mesh_export.api import StepOptions
 
         values = {f.name: self.values[f.name] for f in fields(StepOptions)}
         return StepOptions(**{**values, "soma": parse_point(values["soma"])})

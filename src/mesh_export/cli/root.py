@@ -49,7 +49,7 @@ _ARGV_TOKENS: list[str] = []  # tokens given on the command line, scrubbed from 
 
 
 def _one_line(exc: BaseException) -> str:
-    from mesh_export.retrieve.auth import redact, resolve_token
+    from mesh_export.api import redact, resolve_token
 
     text = str(exc).strip().splitlines()
     line = text[0] if text else type(exc).__name__
