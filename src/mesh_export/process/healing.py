@@ -12,7 +12,7 @@ import numpy as np
 
 from mesh_export.errors import SkeletonizeError
 
-__all__ = ["heal_edges"]
+__all__ = ["heal_edges", "kept_edges", "long_gap_wires"]
 
 
 def _find(parent: np.ndarray, i: int) -> int:
@@ -126,3 +126,39 @@ def heal_edges(vertices, labels, piece_area, main, max_gap):
     pairs = np.array([(a, b) for a, b, _ in chosen], dtype=np.int64)
     return pairs, np.array([d for _, _, d in chosen]), dropped
 
+
+def kept_edges(vertices, comp, piece_area, eu, ev, weight, main, exclude, drop_others, max_gap):
+    """Edges of the kept pieces (those of ``comp`` but the ``exclude``d), plus gap edges joining
+    them to ``main`` (healing); with ``drop_others`` only ``main``'s own edges. Returns the edges
+    (u, v, weight), the number of gap edges and the pieces left unjoined."""
+    area = piece_area.copy()
+    area[list(exclude)] = 0
+    if drop_others:
+        keep = comp[eu] == main
+        return eu[keep], ev[keep], weight[keep], 0, [int(p) for p in np.flatnonzero(area > 0) if p != main]
+    pairs, gaps, unreached = heal_edges(vertices, comp, area, main, max_gap)
+    keep = ~np.isin(comp[eu], list(exclude)) if len(exclude) else np.ones(len(eu), dtype=bool)
+    return (np.concatenate([eu[keep], pairs[:, 0]]), np.concatenate([ev[keep], pairs[:, 1]]),
+            np.concatenate([weight[keep], np.maximum(gaps, weight.min())]), len(pairs), unreached)
+
+
+def long_gap_wires(vertices, comp, labels, entry, pred_entry, step):
+    """The rings reached across a healed gap longer than two steps (a decimated axon can lose
+    whole stretches): no membrane there, so they become wires of the minimum radius between the
+    vertices at either end of the gap. ``entry``: each ring's nearest vertex, ``pred_entry`` its
+    predecessor. Returns a mask of those rings and, per ring, the gap's two ends (parent's side
+    first)."""
+    count = len(entry)
+    has = pred_entry >= 0
+    ends = np.zeros((count, 2, 3))
+    wire = np.zeros(count, dtype=bool)
+    crossing = has & (comp[entry] != comp[np.maximum(pred_entry, 0)])
+    if crossing.any():
+        near_end, far_end = vertices[entry[crossing]], vertices[pred_entry[crossing]]
+        long_gap = np.linalg.norm(near_end - far_end, axis=1) > 2 * step
+        rings = labels[entry[crossing]][long_gap]
+        wire[rings] = True
+        ends[rings, 0] = far_end[long_gap]  # the parent's side
+        ends[rings, 1] = near_end[long_gap]  # the child's side
+    wire[0] = False
+    return wire, ends

@@ -26,6 +26,11 @@ the mesh's surface area:
    area, so the model's membrane area follows the mesh's. A healed gap longer than two steps
    (a decimated axon can lose whole stretches) is a wire of the minimum radius.
 
+Each stage has a module of its own in :mod:`mesh_export.process`: ``surface_graph`` (the mesh's
+edges, areas, normals), ``healing`` (1, and the wires of 5), ``soma_point`` and ``soma`` (2),
+``wavefront`` (3, and the exits), ``spines`` (4), ``radii`` (5), ``tree_assembly`` (the rings'
+nodes and parents made into the final tree); this module runs them in order.
+
 Pure numpy/scipy (no GPL code). Coordinates stay in the mesh's units; writers convert to the
 format's units (micrometres for SWC, hoc and NeuroML).
 """
@@ -41,13 +46,13 @@ from mesh_export.errors import InvalidArgumentError, UnitsError
 from mesh_export.core.units import conversion_factor, normalize_units
 from mesh_export.core.validate import check_surface
 from mesh_export.model import SKELETON, SURFACE, kind_of
-from mesh_export.process.healing import heal_edges
-from mesh_export.process.radii import weighted_median
-from mesh_export.process.soma_point import enclosing_piece, thickest_cross_section
-from mesh_export.process.spines import spine_radius, subtree_extent
+from mesh_export.process.healing import kept_edges, long_gap_wires
+from mesh_export.process.radii import axis_distances, cable_lengths, shaft_radii
+from mesh_export.process.soma_point import enclosing_piece, thickest_point
+from mesh_export.process.spines import draw_spines, find_spines, spine_necks
 from mesh_export.process.surface_graph import edge_graph, sum_at, surface_measures, surface_samples, unique_edges
-from mesh_export.process.tree_assembly import GrowingTree, merge_coincident
-from mesh_export.process.wavefront import label_rings, ring_stats
+from mesh_export.process.tree_assembly import assemble, compact_rings, first_points_on_soma, merge_coincident, tidy_rings
+from mesh_export.process.wavefront import label_rings, ring_stats, ring_tree, soma_exits
 
 # The public names of morphologies: the type, its constants, the SWC reader and the errors
 # live in the model and errors (writers need them, and sit below process); re-exported here
@@ -179,17 +184,8 @@ def skeletonize(
     surface_tree = cKDTree(surface_samples(vertices, faces[on_solid], face_area[on_solid]))
     del on_solid
 
-    def joined(main, exclude=()):
-        """Edges of the kept pieces, plus gap edges joining them (healing)."""
-        area = piece_area.copy()
-        area[list(exclude)] = 0
-        if drop_others:
-            keep = comp[eu] == main
-            return eu[keep], ev[keep], weight[keep], 0, [int(p) for p in np.flatnonzero(area > 0) if p != main]
-        pairs, gaps, unreached = heal_edges(vertices, comp, area, main, max_gap)
-        keep = ~np.isin(comp[eu], list(exclude)) if len(exclude) else np.ones(len(eu), dtype=bool)
-        return (np.concatenate([eu[keep], pairs[:, 0]]), np.concatenate([ev[keep], pairs[:, 1]]),
-                np.concatenate([weight[keep], np.maximum(gaps, weight.min())]), len(pairs), unreached)
+    def joined(main, exclude):
+        return kept_edges(vertices, comp, piece_area, eu, ev, weight, main, exclude, drop_others, max_gap)
 
     # Soma point: given, or the thickest cross-section of a first wavefront, started from an
     # extremity so that its bands cut the soma across.
@@ -202,13 +198,7 @@ def skeletonize(
         seed = seed * conversion_factor(soma_units, units)
     else:  # (the solid pieces are enough to find the cell body)
         feu, fev, fw, _, _ = joined(largest, exclude=np.flatnonzero(~solid_piece).tolist())
-        reach = np.flatnonzero(solid)
-        centre = (vertices[reach] * vertex_area[reach, None]).sum(axis=0) / vertex_area[reach].sum()
-        start = reach[int(np.argmax(np.linalg.norm(vertices[reach] - centre, axis=1)))]
-        dist0 = dijkstra(edge_graph(n, feu, fev, fw), directed=False, indices=int(start))
-        labels0, count0 = label_rings(vertices, vertex_area, feu, fev, dist0, step, np.array([start]))
-        centroid0, _ = ring_stats(vertices, vertex_area, labels0, count0)
-        seed, _ = thickest_cross_section(vertices, normals, labels0, count0, centroid0, surface_tree, solid)
+        seed = thickest_point(vertices, normals, vertex_area, solid, feu, fev, fw, step, surface_tree)
     extent = float(np.linalg.norm(vertices[used].max(axis=0) - vertices[used].min(axis=0)))
     inscribed = float(surface_tree.query(seed)[0])
     if not inscribed > 1e-6 * extent:
@@ -237,263 +227,38 @@ def skeletonize(
     kept_area = float(piece_area.sum() - piece_area[dropped].sum())
     sources = region.vertices
 
-    # Wavefront from the soma region.
+    # Wavefront from the soma region: each ring a node, its parent the ring holding the
+    # Dijkstra predecessor of its nearest vertex.
     dist, pred, _ = dijkstra(graph, directed=False, indices=sources, min_only=True, return_predecessors=True)
     labels, count = label_rings(vertices, vertex_area, eu2, ev2, dist, step, sources)
     centroid, ring_area = ring_stats(vertices, vertex_area, labels, count)
-    live = np.flatnonzero(labels >= 0)
-    order = live[np.lexsort((dist[live], labels[live]))]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = labels[order][1:] != labels[order][:-1]
-    entry = order[first]  # the nearest vertex of each ring, ring order
-    parents = np.full(count, -1, dtype=np.int64)
-    p = pred[entry]
-    has = p >= 0
-    parents[labels[entry[has]]] = labels[p[has]]
-    parents[0] = -1
+    entry, entry_pred, parents = ring_tree(dist, pred, labels, count)
     centroid[0] = soma_point
-    # Long healed gaps (a decimated axon can lose whole stretches): no membrane there, so they
-    # become wires of the minimum radius between the vertices at either end of the gap.
-    ends = np.zeros((count, 2, 3))
-    wire = np.zeros(count, dtype=bool)
-    crossing = has & (comp[entry] != comp[np.maximum(p, 0)])
-    if crossing.any():
-        near_end, far_end = vertices[entry[crossing]], vertices[p[crossing]]
-        long_gap = np.linalg.norm(near_end - far_end, axis=1) > 2 * step
-        rings = labels[entry[crossing]][long_gap]
-        wire[rings] = True
-        ends[rings, 0] = far_end[long_gap]  # the parent's side
-        ends[rings, 1] = near_end[long_gap]  # the child's side
-    wire[0] = False
+    wire, ends = long_gap_wires(vertices, comp, labels, entry, entry_pred, step)
 
-    # Tidy the tree: leaves on the soma go into it (area kept); nodes that coincide with
-    # their parent are merged into it.
-    alive = np.ones(count, dtype=bool)
-    for _ in range(3):
-        kids = np.bincount(parents[alive & (parents >= 0)], minlength=count)
-        leaf = alive & (kids == 0) & (parents == 0)
-        if not leaf.any():
-            break
-        ring_area[0] += ring_area[leaf].sum()
-        ring_area[leaf] = 0
-        alive &= ~leaf
+    # Tidy the tree, compact, then sort (parents before children).
     tiny = 1e-6 * step
-    par = np.maximum(parents, 0)
-    same = alive & (parents > 0) & (np.linalg.norm(centroid - centroid[par], axis=1) < tiny)
-    if same.any():
-        target = np.arange(count)
-        target[same] = parents[same]
-        for _ in range(64):  # follow chains of coincident nodes
-            nxt = target[target]
-            if np.array_equal(nxt, target):
-                break
-            target = nxt
-        ring_area += sum_at(target[same], ring_area[same], count)
-        alive &= ~same
-        parents = np.where(parents >= 0, target[np.maximum(parents, 0)], -1)
-
-    # Compact, then sort (parents before children).
-    keep = np.flatnonzero(alive)
-    newid = np.full(count, -1, dtype=np.int64)
-    newid[keep] = np.arange(len(keep))
-    nodes = centroid[keep]
-    parents = np.where(parents[keep] >= 0, newid[np.maximum(parents[keep], 0)], -1)
-    area = ring_area[keep]
-    wire, ends = wire[keep], ends[keep]
-    ring_of = np.where(labels >= 0, newid[np.maximum(labels, 0)], -1)
+    alive, parents = tidy_rings(parents, centroid, ring_area, tiny)
+    nodes, parents, area, wire, ends, ring_of = compact_rings(alive, parents, centroid, ring_area, wire, ends, labels)
     order_sorted = Skeleton(nodes, parents, np.ones(len(nodes)), None, units).topological_order()
-    m = len(nodes)
     soma_area = float(area[0])
     soma_radius = math.sqrt(soma_area / (4 * math.pi))
 
-    # Spines: short side branches that end within max_spine_length of their shaft's axis.
-    height, size = subtree_extent(nodes, parents, order_sorted)
-    kids = np.bincount(parents[parents >= 0], minlength=m)
-    spine_len = max_spine_length / to_um
-    spine_root = np.zeros(m, dtype=bool)
-    par = np.maximum(parents, 0)
-    gap = np.linalg.norm(nodes - nodes[par], axis=1)
-    reach_from_parent = height + gap
-    candidate = (parents > 0) & (kids[par] >= 2) & (reach_from_parent <= spine_len) & (size <= 8) & ~wire
-    if candidate.any():
-        # the child that carries the shaft on (farthest reach) is never a spine
-        best = np.full(m, -1.0)
-        np.maximum.at(best, parents[parents > 0], reach_from_parent[parents > 0])
-        spine_root = candidate & (reach_from_parent < best[par])
-    # Outermost candidates only: a side branch inside a spine is part of that spine.
-    root_list = spine_root.tolist()
-    par_list = parents.tolist()
-    of = [-1] * m  # the root of each spine node's spine
-    for i in order_sorted.tolist():
-        p = par_list[i]
-        if p >= 0 and of[p] >= 0:
-            of[i] = of[p]
-            root_list[i] = False
-        elif root_list[i]:
-            of[i] = i
-    spine_of = np.asarray(of, dtype=np.int64)
-    in_spine = spine_of >= 0
-    spine_root = np.asarray(root_list, dtype=bool)
-
-    # Exits: where each neurite leaves the soma region, the centroid of its first ring's
-    # vertices next to the region.
-    stem = np.flatnonzero(parents == 0)
-    rv = np.flatnonzero(ring_of >= 0)
-    touching = rv[(pred[rv] >= 0) & (ring_of[np.maximum(pred[rv], 0)] == 0)]
-    touching = touching[ring_of[touching] > 0]
-    w = vertex_area[touching] + 1e-30
-    exit_w = sum_at(ring_of[touching], w, m)
-    exits = np.column_stack([sum_at(ring_of[touching], w * vertices[touching, c], m)
-                             for c in range(3)]) / np.maximum(exit_w, 1e-300)[:, None]
-    has_exit = (exit_w > 0) & (parents == 0)
-    exit_len = np.where(has_exit, np.linalg.norm(exits - nodes, axis=1), 0.0)
-    has_exit &= exit_len > tiny
-
-    # Cable length each shaft node stands for: half of each shaft edge (not edges from the
-    # soma centre, not spine edges), the whole edge from a soma exit (which has no area).
-    child = np.flatnonzero(parents >= 0)
-    par = parents[child]
-    seg = np.linalg.norm(nodes[child] - nodes[par], axis=1)
-    counted = (par != 0) & ~in_spine[child] & ~wire[child]
-    half = sum_at(child[counted], 0.5 * seg[counted], m)
-    half += sum_at(par[counted], 0.5 * seg[counted], m)
-    half += exit_len
-    # Axis per node: from its parent towards its shaft children (or from the parent).
-    shaft_kids = (parents >= 0) & ~in_spine
-    ahead = np.zeros((m, 3))
-    nk = np.bincount(parents[shaft_kids & (parents >= 0)], minlength=m)
-    for c in range(3):
-        ahead[:, c] = sum_at(parents[shaft_kids], nodes[shaft_kids, c], m)
-    behind = np.where((parents >= 0)[:, None], nodes[np.maximum(parents, 0)], nodes)
-    behind = np.where(has_exit[:, None], exits, behind)
-    front = np.where((nk > 0)[:, None], ahead / np.maximum(nk, 1)[:, None], nodes)
-    direction = front - behind
-    direction[parents == 0] = np.where(has_exit[parents == 0, None], nodes[parents == 0] - exits[parents == 0],
-                                       nodes[parents == 0] - nodes[0])
-    dnorm = np.linalg.norm(direction, axis=1)
-    dnorm[dnorm == 0] = 1.0
-    direction /= dnorm[:, None]
-    lab = ring_of[rv]
-    off = vertices[rv] - nodes[lab]
-    along = np.einsum("ij,ij->i", off, direction[lab])
-    perp = np.sqrt(np.maximum(np.einsum("ij,ij->i", off, off) - along**2, 0.0))
-    wsum = sum_at(lab, vertex_area[rv], m)
-    axis_r = sum_at(lab, perp * vertex_area[rv], m) / np.maximum(wsum, 1e-300)
-    median_r = weighted_median(lab, perp, vertex_area[rv], m)
-
-    # Spine necks inside shaft rings: the vertices of a ring with spines on it that lie beyond
-    # 1.5 x its median axis distance are the necks' bases, and belong to the nearest of its spines.
+    spine_of, in_spine, spine_root = find_spines(nodes, parents, order_sorted, max_spine_length / to_um, wire)
+    exits, has_exit, exit_len = soma_exits(vertices, vertex_area, pred, ring_of, nodes, parents, tiny)
+    half = cable_lengths(nodes, parents, in_spine, wire, exit_len)
+    rv, lab, perp, axis_r, median_r = axis_distances(vertices, vertex_area, nodes, parents, in_spine, ring_of,
+                                                     exits, has_exit)
     floor = min_radius * conversion_factor(radius_units, units)
-    spine_area = np.zeros(m)
-    spiny = np.bincount(parents[spine_root], minlength=m) > 0
-    roots = np.flatnonzero(spine_root)
-    shaft_area = area.copy()
-    if len(roots):
-        subtree_area = sum_at(np.maximum(spine_of, 0), np.where(in_spine, area, 0.0), m)
-        spine_area[roots] = subtree_area[roots]
-        neck = spiny[lab] & (perp > 1.5 * np.nan_to_num(median_r)[lab])
-        if neck.any():
-            vn, ln = rv[neck], lab[neck]
-            k = min(6, len(roots))
-            _, near = cKDTree(nodes[roots]).query(vertices[vn], k=k)
-            near = roots[near.reshape(len(vn), k)]
-            mine = parents[near] == ln[:, None]
-            found = mine.any(axis=1)
-            owner = near[np.arange(len(vn)), np.argmax(mine, axis=1)]
-            moved = sum_at(owner[found], vertex_area[vn[found]], m)
-            spine_area += moved
-            shaft_area -= sum_at(ln[found], vertex_area[vn[found]], m)
-            axis_r = np.where(spiny & np.isfinite(median_r), median_r, axis_r)
+    roots, spine_area, shaft_area, axis_r = spine_necks(vertices, vertex_area, nodes, parents, area, spine_of,
+                                                        in_spine, spine_root, rv, lab, perp, median_r, axis_r)
+    radii = shaft_radii(shaft_area, half, axis_r, floor, soma_radius)
+    radii, drawn, folded_area, base_child, base_nodes, gone = draw_spines(
+        nodes, parents, radii, half, roots, spine_of, in_spine, spine_root, spine_area, floor, tiny, spines)
 
-    # Shaft radii: area over (2 pi x cable length), held near the ring's axis distance.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        area_r = shaft_area / (2 * math.pi * half)
-    radii = np.where(np.isfinite(area_r) & (area_r > 0), area_r, axis_r)
-    radii = np.where(axis_r > 0, np.clip(radii, 0.5 * axis_r, 2.0 * axis_r), radii)
-    radii = np.where(np.isfinite(radii), radii, floor)
-    radii = np.maximum(radii, floor)
-    radii[0] = soma_radius
-
-    # Spine branches: a node just inside the shaft, then the spine's ring nodes, one uniform
-    # radius giving the spine its area. Spines that cannot be drawn with their area (narrowing
-    # from the shaft's radius at their base already costs more) give it to their shaft.
-    drawn = np.zeros(m, dtype=bool)
-    folded_area = 0.0
-    base_nodes = np.zeros((0, 3))
-    base_parent = np.zeros(0, dtype=np.int64)
-    base_child = np.zeros(0, dtype=np.int64)
-    if len(roots):
-        p_of = parents[roots]
-        r_p = radii[p_of]
-        to_root = nodes[roots] - nodes[p_of]
-        d_root = np.linalg.norm(to_root, axis=1)
-        inset = 0.25 * r_p
-        with_base = d_root > inset + tiny
-        base_cost = np.where(with_base, inset, d_root)
-        inner = in_spine & ~spine_root
-        inner_len = sum_at(spine_of[inner], np.linalg.norm(nodes[inner] - nodes[parents[inner]], axis=1), m)[roots]
-        inner_len += np.where(with_base, d_root - inset, 0.0)
-        r_spine = (spine_radius(base_cost, inner_len, spine_area[roots], r_p, floor) if spines
-                   else np.full(len(roots), np.nan))
-        ok = np.isfinite(r_spine)
-        drawn[roots[ok]] = True
-        radius_of_spine = np.zeros(m)
-        radius_of_spine[roots[ok]] = r_spine[ok]
-        members = in_spine & drawn[np.maximum(spine_of, 0)]
-        radii[members] = radius_of_spine[spine_of[members]]
-        lost = roots[~ok]
-        if len(lost):
-            # Their area to the shaft, spread along it (a bump at one node would add the
-            # slanted frustums' area).
-            gain = sum_at(parents[lost], spine_area[lost], m).astype(np.float64)
-            folded_area = float(spine_area[lost].sum())
-            shaft_edge = (parents > 0) & ~in_spine
-            ea, eb = np.flatnonzero(shaft_edge), parents[shaft_edge]
-            width = np.maximum(half, tiny)
-            for _ in range(4):
-                density = gain / width
-                flux = 0.25 * (density[ea] - density[eb]) * np.minimum(width[ea], width[eb])
-                gain += sum_at(eb, flux, m) - sum_at(ea, flux, m)
-            grow = (gain > 0) & ~in_spine
-            grow[0] = False
-            radii[grow] += gain[grow] / (2 * math.pi * width[grow])
-        pick = ok & with_base
-        b = roots[pick]
-        base_nodes = nodes[parents[b]] + to_root[pick] / d_root[pick, None] * inset[pick, None]
-        base_parent = parents[b]
-        base_child = b
-    gone = in_spine & ~drawn[np.maximum(spine_of, 0)]
-
-    # Assemble: exits between the soma and its neurites, bases between shafts and spines, the
-    # two ends of each wire across a long gap. Dropped spines go.
-    ex = np.flatnonzero(has_exit & ~gone)
-    wires = np.flatnonzero(wire & ~gone)
-    tree = GrowingTree(nodes, parents, radii)
-    tree.insert(ex, exits[ex], radii[ex])
-    tree.insert(base_child, base_nodes, radii[base_child])
-    child_end = tree.insert(wires, ends[wires, 1], np.full(len(wires), floor))
-    tree.insert(child_end, ends[wires, 0], np.full(len(wires), floor))
-    wire_length = float(np.linalg.norm(ends[wires, 1] - ends[wires, 0], axis=1).sum())
-    alive = np.concatenate([~gone, np.ones(len(tree.nodes) - m, dtype=bool)])
-    alive[0] = True
-    nodes, parents, radii = tree.compact(alive)
-    m = len(nodes)
-
-    # A soma child that branches at once or ends would make a zero-length first section:
-    # give it a first point on the soma's surface.
-    kids = np.bincount(parents[parents >= 0], minlength=m)
-    needs = np.flatnonzero((parents == 0) & (kids != 1))
-    if len(needs):
-        offset = nodes[needs] - nodes[0]
-        gap = np.linalg.norm(offset, axis=1)
-        frac = np.where(gap > 1.1 * soma_radius, soma_radius / np.maximum(gap, 1e-300), 0.5)
-        extra = nodes[0] + offset * frac[:, None]
-        base = len(nodes)
-        nodes = np.concatenate([nodes, extra])
-        parents = np.concatenate([parents, np.zeros(len(needs), dtype=np.int64)])
-        parents[needs] = base + np.arange(len(needs))
-        radii = np.concatenate([radii, radii[needs]])
-        m = len(nodes)
+    nodes, parents, radii, wires, wire_length = assemble(nodes, parents, radii, exits, has_exit, base_child,
+                                                         base_nodes, wire, ends, gone, floor)
+    nodes, parents, radii = first_points_on_soma(nodes, parents, radii, soma_radius)
     nodes, parents, radii = merge_coincident(nodes, parents, radii, max(1.0 / to_um * 1e-3, 1e-6 * step))
     m = len(nodes)
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from mesh_export.process.soma import indices_within
-from mesh_export.process.surface_graph import sum_at
+from mesh_export.process.surface_graph import edge_graph, sum_at
+from mesh_export.process.wavefront import label_rings, ring_stats
 
-__all__ = ["thickest_cross_section", "enclosing_piece"]
+__all__ = ["enclosing_piece", "thickest_point"]
 
 
-def thickest_cross_section(vertices, normals, labels, count, centroid, surface_tree, solid):
+def _thickest_cross_section(vertices, normals, labels, count, centroid, surface_tree, solid):
     """Centre and inscribed radius of the thickest cross-section: the ring centroid farthest
     from the (solid) surface among rings of solid pieces whose vertices surround it (normals
     pointing away)."""
@@ -44,3 +45,19 @@ def enclosing_piece(vertices, normals, vertex_area, comp, solid, point, inscribe
     score = np.bincount(comp[idx], weights=vertex_area[idx] * facing)
     return int(np.argmax(score))
 
+
+def thickest_point(vertices, normals, vertex_area, solid, eu, ev, weight, step, surface_tree):
+    """A point in the cell body: the thickest cross-section of a first wavefront over the edges
+    (``eu``, ``ev``, ``weight``) of the ``solid`` pieces, started from an extremity so that its
+    bands cut the soma across."""
+    from scipy.sparse.csgraph import dijkstra
+
+    n = len(vertices)
+    reach = np.flatnonzero(solid)
+    centre = (vertices[reach] * vertex_area[reach, None]).sum(axis=0) / vertex_area[reach].sum()
+    start = reach[int(np.argmax(np.linalg.norm(vertices[reach] - centre, axis=1)))]
+    dist0 = dijkstra(edge_graph(n, eu, ev, weight), directed=False, indices=int(start))
+    labels0, count0 = label_rings(vertices, vertex_area, eu, ev, dist0, step, np.array([start]))
+    centroid0, _ = ring_stats(vertices, vertex_area, labels0, count0)
+    seed, _ = _thickest_cross_section(vertices, normals, labels0, count0, centroid0, surface_tree, solid)
+    return seed
