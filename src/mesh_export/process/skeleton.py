@@ -26,6 +26,11 @@ the mesh's surface area:
    area, so the model's membrane area follows the mesh's. A healed gap longer than two steps
    (a decimated axon can lose whole stretches) is a wire of the minimum radius.
 
+Each stage has a module of its own in :mod:`mesh_export.process`: ``surface_graph`` (the mesh's
+edges, areas, normals), ``healing`` (1, and the wires of 5), ``soma_point`` and ``soma`` (2),
+``wavefront`` (3, and the exits), ``spines`` (4), ``radii`` (5), ``tree_assembly`` (the rings'
+nodes and parents made into the final tree); this module runs them in order.
+
 Pure numpy/scipy (no GPL code). Coordinates stay in the mesh's units; writers convert to the
 format's units (micrometres for SWC, hoc and NeuroML).
 """
@@ -33,21 +38,32 @@ format's units (micrometres for SWC, hoc and NeuroML).
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass, field, replace  # noqa: F401
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from mesh_export.errors import InputError, InvalidArgumentError, InvalidMeshError, UnitsError  # noqa: F401
-from mesh_export.errors import InvalidSkeletonError, SkeletonizeError  # noqa: F401  (re-exported)
-from mesh_export.core.units import conversion_factor, normalize_units  # noqa: F401
+from mesh_export.errors import InvalidArgumentError, UnitsError
+from mesh_export.core.units import conversion_factor, normalize_units
 from mesh_export.core.validate import check_surface
 from mesh_export.model import SKELETON, SURFACE, kind_of
+from mesh_export.process.healing import kept_edges, long_gap_wires
+from mesh_export.process.radii import axis_distances, cable_lengths, shaft_radii
+from mesh_export.process.soma_point import enclosing_piece, thickest_point
+from mesh_export.process.spines import draw_spines, find_spines, spine_necks
+from mesh_export.process.surface_graph import edge_graph, sum_at, surface_measures, surface_samples, unique_edges
+from mesh_export.process.tree_assembly import assemble, compact_rings, first_points_on_soma, merge_coincident, tidy_rings
+from mesh_export.process.wavefront import label_rings, ring_stats, ring_tree, soma_exits
+
+# The public names of morphologies: the type, its constants, the SWC reader and the errors
+# live in the model and errors (writers need them, and sit below process); re-exported here
+# so that `from mesh_export.process.skeleton import Skeleton` works.
+from mesh_export.errors import InvalidSkeletonError, SkeletonizeError
+from mesh_export.model import APICAL, AXON, BASAL, SOMA, Skeleton, SkeletonUnitsWarning, output_units, read_swc
 
 __all__ = [
     "Skeleton",
     "skeletonize",
+    "skeleton_for_writer",
     "read_swc",
     "SkeletonizeError",
     "InvalidSkeletonError",
@@ -59,22 +75,6 @@ __all__ = [
     "APICAL",
 ]
 
-# The type and the unit rules writers apply live in the model (writers need them, and sit
-# below process); re-exported so `from mesh_export.process.skeleton import Skeleton` still works.
-from mesh_export.model import (  # noqa: F401
-    _NEURITE_TYPES,
-    APICAL,
-    AXON,
-    BASAL,
-    SOMA,
-    Skeleton,
-    SkeletonUnitsWarning,
-    as_skeleton_for_writing,
-    output_units,
-)
-# The SWC reader lives in the model too, where writers.readers can offer it as well.
-from mesh_export.model import read_swc  # noqa: F401  (re-exported)
-
 
 def skeleton_for_writer(data, writer):
     """``data`` as ``writer`` takes it: a surface mesh given to a skeleton-only format (swc,
@@ -84,369 +84,6 @@ def skeleton_for_writer(data, writer):
         check_surface(data)
         return skeletonize(data)
     return data
-
-
-# ---------------------------------------------------------------------- skeletonization
-
-
-def _sum_at(index: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
-    """Float sums of ``weights`` per ``index`` (0..count-1); float even when empty."""
-    return np.bincount(index, weights=weights, minlength=count).astype(np.float64, copy=False)
-
-
-def _unique_edges(faces: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The mesh's edges, each once (lower index first), as int32 (int64 past 2**31 vertices)."""
-    a = faces.reshape(-1)
-    b = faces[:, [1, 2, 0]].reshape(-1).astype(np.int64)
-    lo = np.minimum(a, b).astype(np.int64)
-    hi = np.maximum(a, b, out=b)
-    keys = lo[lo != hi]
-    keys *= n
-    keys += hi[lo != hi]
-    del lo, hi, b
-    keys.sort()
-    if len(keys):
-        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
-    kind = np.int32 if n < 2**31 else np.int64
-    return (keys // n).astype(kind), (keys % n).astype(kind)
-
-
-def _surface(vertices: np.ndarray, faces: np.ndarray, chunk: int = 1 << 20):
-    """Face areas, vertex areas (a third of each face's), unit vertex normals (pointing out of
-    the body: the winding's sign from the signed volume), computed a chunk of faces at a time
-    (a 9M-face mesh's face cross products would be 216 MB)."""
-    n = len(vertices)
-    face_area = np.empty(len(faces))
-    normals = np.zeros((n, 3))
-    signed = 0.0
-    origin = vertices.mean(axis=0) if n else np.zeros(3)
-    for lo in range(0, len(faces), chunk):
-        f = faces[lo:lo + chunk]
-        v0 = vertices[f[:, 0]]
-        cross = np.cross(vertices[f[:, 1]] - v0, vertices[f[:, 2]] - v0)
-        face_area[lo:lo + chunk] = 0.5 * np.linalg.norm(cross, axis=1)
-        signed += float(np.einsum("ij,ij->", v0 - origin, cross))
-        flat = f.reshape(-1)
-        for c in range(3):
-            normals[:, c] += np.bincount(flat, weights=np.repeat(cross[:, c], 3), minlength=n)
-    length = np.linalg.norm(normals, axis=1)
-    length[length == 0] = 1.0
-    normals /= length[:, None] if signed >= 0 else -length[:, None]
-    vertex_area = _sum_at(faces.reshape(-1), np.repeat(face_area / 3.0, 3), n)
-    return face_area, vertex_area, normals
-
-
-def _graph(n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray):
-    from scipy.sparse import csr_matrix
-
-    return csr_matrix((w, (u, v)), shape=(n, n))
-
-
-def _find(parent: np.ndarray, i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-def _nearest_foreign(vertices, idx_live, live_group, todo, todo_group, home, by_x):
-    """For each group of ``todo`` vertices, its nearest vertex of another group, exactly: the
-    main group's nearest vertex bounds the distance, so any nearer one lies in the group's box
-    grown by that bound (``by_x``: the live vertices sorted by x, to cut the box's slab fast).
-    Returns, per ``todo`` vertex, a distance (inf but on each group's closest vertex) and the
-    vertex it is nearest to."""
-    from scipy.spatial import cKDTree
-
-    main_idx = idx_live[live_group == home]
-    bound, near = cKDTree(vertices[main_idx]).query(vertices[todo])
-    near = main_idx[near]
-    dist = np.full(len(todo), np.inf)
-    xs = vertices[idx_live[by_x], 0]
-    order = np.argsort(todo_group, kind="stable")
-    cuts = np.flatnonzero(np.diff(todo_group[order])) + 1
-    for rows in np.split(order, cuts):
-        g = todo_group[rows[0]]
-        best = int(rows[np.argmin(bound[rows])])
-        d_best, src, dst = float(bound[best]), best, int(near[best])
-        points = vertices[todo[rows]]
-        lo, hi = points.min(axis=0) - d_best, points.max(axis=0) + d_best
-        slab = by_x[np.searchsorted(xs, lo[0]):np.searchsorted(xs, hi[0], side="right")]
-        cand = slab[(live_group[slab] != g) & (live_group[slab] != home)]
-        if len(cand):
-            cv = vertices[idx_live[cand]]
-            cand = cand[((cv[:, 1:] >= lo[1:]) & (cv[:, 1:] <= hi[1:])).all(axis=1)]
-        if len(cand):
-            d, j = cKDTree(points).query(vertices[idx_live[cand]])
-            i = int(np.argmin(d))
-            if d[i] < d_best:
-                d_best, src, dst = float(d[i]), int(rows[j[i]]), int(idx_live[cand[i]])
-        dist[src] = d_best
-        near[src] = dst
-    return dist, near
-
-
-def _heal_edges(vertices, labels, piece_area, main, max_gap):
-    """Gap edges joining every piece to the main one: a minimum spanning tree of the pieces
-    (Boruvka: each round, every group of pieces not yet joined to the main piece links to its
-    nearest vertex in another group), so a chain of fragments is joined fragment to fragment.
-    Returns the edges (vertex pairs), their lengths and the pieces left unjoined (max_gap)."""
-    from scipy.spatial import cKDTree
-
-    pieces = np.flatnonzero(piece_area > 0)
-    others = pieces[pieces != main]
-    if len(others) == 0:
-        return np.zeros((0, 2), dtype=np.int64), np.zeros(0), []
-    if piece_area[main] <= 0:
-        raise SkeletonizeError("the soma's piece of the mesh has no area")
-    idx_live = np.flatnonzero(np.isin(labels, pieces))
-    tree = cKDTree(vertices[idx_live])
-    by_x = np.argsort(vertices[idx_live, 0], kind="stable")
-    uf = np.arange(len(piece_area))
-    chosen = []
-    for _ in range(64):
-        group = np.array([_find(uf, p) for p in range(len(piece_area))])
-        home = group[main]
-        query = idx_live[group[labels[idx_live]] != home]
-        if not len(query):
-            break
-        best = {}  # group -> (distance, vertex in it, vertex elsewhere)
-        todo = query
-        for k in (16, 128, 0):
-            if k == 0:  # still alone among its 128 nearest (a dense piece): search exactly
-                dist, near = _nearest_foreign(vertices, idx_live, group[labels[idx_live]], todo,
-                                              group[labels[todo]], home, by_x)
-                dist, near = dist[:, None], near[:, None]
-            else:
-                k = min(k, len(idx_live))
-                dist, near = tree.query(vertices[todo], k=k)
-                dist, near = dist.reshape(len(todo), k), idx_live[near.reshape(len(todo), k)]
-            foreign = group[labels[near]] != group[labels[todo]][:, None]
-            rows = np.flatnonzero(foreign.any(axis=1))
-            col = np.argmax(foreign, axis=1)[rows]
-            d, src, dst = dist[rows, col], todo[rows], near[rows, col]
-            order = np.lexsort((d, group[labels[src]]))
-            first = np.ones(len(order), dtype=bool)
-            first[1:] = group[labels[src[order]]][1:] != group[labels[src[order]]][:-1]
-            for i in order[first]:
-                g = int(group[labels[src[i]]])
-                if g not in best or d[i] < best[g][0]:
-                    best[g] = (float(d[i]), int(src[i]), int(dst[i]))
-            # groups none of whose vertices saw another group among their k nearest ask again
-            todo = todo[~np.isin(group[labels[todo]], list(best))]
-            if not len(todo):
-                break
-        joined = False
-        for d, a, b in sorted(best.values()):
-            if d > max_gap:
-                continue
-            ra, rb = _find(uf, labels[a]), _find(uf, labels[b])
-            if ra != rb:
-                uf[ra] = rb
-                chosen.append((a, b, d))
-                joined = True
-        if not joined:
-            break
-    root_main = _find(uf, main)
-    dropped = [int(p) for p in others if _find(uf, p) != root_main]
-    if not chosen:
-        return np.zeros((0, 2), dtype=np.int64), np.zeros(0), dropped
-    pairs = np.array([(a, b) for a, b, _ in chosen], dtype=np.int64)
-    return pairs, np.array([d for _, _, d in chosen]), dropped
-
-
-def _rings(vertices, vertex_area, eu, ev, dist, step, sources):
-    """Label every reached vertex with its ring (connected piece of one distance band).
-    Returns labels (-1 unreached; sources get 0), the number of rings."""
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(vertices)
-    reached = np.isfinite(dist)
-    band = np.full(n, -2, dtype=np.int64)
-    band[reached] = np.floor(dist[reached] / step).astype(np.int64)
-    band[sources] = -1
-    same = (band[eu] == band[ev]) & (band[eu] != -2)
-    g = _graph(n, eu[same], ev[same], np.ones(int(same.sum()), dtype=np.int8))
-    _, comp = connected_components(g, directed=False)
-    # Compact ids: the sources' ring first (0), unreached vertices -1.
-    comp = comp.astype(np.int64)
-    src_comp = np.unique(comp[sources])
-    comp[sources] = src_comp[0]
-    comp[~reached] = -1
-    uniq, labels = np.unique(comp, return_inverse=True)
-    labels = labels.astype(np.int64)
-    if uniq[0] == -1:
-        labels -= 1
-    # Move the sources' ring to id 0.
-    s = labels[sources[0]]
-    if s != 0:
-        swap = labels == 0
-        labels[labels == s] = 0
-        labels[swap] = s
-    return labels, int(labels.max()) + 1
-
-
-def _ring_stats(vertices, vertex_area, labels, count):
-    live = labels >= 0
-    lab = labels[live]
-    w = vertex_area[live]
-    area = _sum_at(lab, w, count)
-    safe = np.where(area > 0, area, 1.0)
-    cnt = np.bincount(lab, minlength=count).astype(np.float64)
-    centroid = np.empty((count, 3))
-    for c in range(3):
-        weighted = _sum_at(lab, w * vertices[live, c], count) / safe
-        plain = _sum_at(lab, vertices[live, c], count) / np.maximum(cnt, 1)
-        centroid[:, c] = np.where(area > 0, weighted, plain)
-    return centroid, area
-
-
-def _surface_samples(vertices, faces, face_area=None):
-    """Points on a surface for distance queries: the faces' vertices, and the centres of the
-    faces much larger than the median (where vertices alone are sparse)."""
-    on = np.zeros(len(vertices), dtype=bool)
-    on[faces.reshape(-1)] = True
-    if face_area is None or not len(faces):
-        big = faces
-    else:
-        big = faces[face_area > 4.0 * np.median(face_area)]
-    centres = (vertices[big[:, 0]] + vertices[big[:, 1]] + vertices[big[:, 2]]) / 3.0
-    return np.concatenate([vertices[on], centres])
-
-
-def _detect_soma(vertices, normals, labels, count, centroid, surface_tree, solid):
-    """Centre and inscribed radius of the thickest cross-section: the ring centroid farthest
-    from the (solid) surface among rings of solid pieces whose vertices surround it (normals
-    pointing away)."""
-    dist, _ = surface_tree.query(centroid)
-    live = (labels >= 0) & solid
-    lab = labels[live]
-    offset = vertices[live] - centroid[lab]
-    norm = np.linalg.norm(offset, axis=1)
-    norm[norm == 0] = 1.0
-    radial = np.einsum("ij,ij->i", offset, normals[live]) / norm
-    cnt = np.maximum(np.bincount(lab, minlength=count), 1)
-    coherence = np.abs(_sum_at(lab, radial, count) / cnt)
-    score = np.where((coherence > 0.5) & (np.bincount(lab, minlength=count) >= 4), dist, -1.0)
-    best = int(np.argmax(score))
-    if score[best] <= 0:
-        best = int(np.argmax(dist))
-    return centroid[best], float(dist[best])
-
-
-def _enclosing_piece(vertices, normals, vertex_area, comp, solid, point, inscribed) -> int:
-    """The solid piece whose surface surrounds ``point`` best: the most area facing away from
-    it within three inscribed radii (overlapping pieces: the cell body, not a neurite stuck in it)."""
-    from mesh_export.process.soma import _within
-
-    idx = _within(vertices, point, 3.0 * inscribed)
-    idx = idx[solid[idx]]
-    if not len(idx):
-        solid_idx = np.flatnonzero(solid)
-        return int(comp[solid_idx[int(np.argmin(np.linalg.norm(vertices[solid_idx] - point, axis=1)))]])
-    offset = vertices[idx] - point
-    facing = np.einsum("ij,ij->i", offset, normals[idx]) / np.maximum(np.linalg.norm(offset, axis=1), 1e-300)
-    score = np.bincount(comp[idx], weights=vertex_area[idx] * facing)
-    return int(np.argmax(score))
-
-
-def _weighted_median(groups: np.ndarray, values: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
-    """Per group (0..count-1), the weighted median of ``values`` (NaN for empty groups)."""
-    out = np.full(count, np.nan)
-    if not len(groups):
-        return out
-    order = np.lexsort((values, groups))
-    g, v, w = groups[order], values[order], weights[order]
-    total = _sum_at(g, w, count)
-    cum = np.cumsum(w)
-    start = np.concatenate([[0.0], cum[:-1]])
-    first = np.ones(len(g), dtype=bool)
-    first[1:] = g[1:] != g[:-1]
-    base = np.maximum.accumulate(np.where(first, start, 0.0))  # cumulative weight before each group
-    above = (cum - base) >= 0.5 * total[g]
-    pick = np.flatnonzero(above & np.concatenate([[True], ~(above[:-1] & (g[1:] == g[:-1]))]))
-    out[g[pick]] = v[pick]
-    return out
-
-
-def _subtree_extent(nodes, parents, order):
-    """For each node: the farthest distance from it to any node of its subtree, and the
-    number of nodes in its subtree (``order``: parents before children)."""
-    m = len(nodes)
-    gap = np.linalg.norm(nodes - nodes[np.maximum(parents, 0)], axis=1).tolist()
-    height = [0.0] * m
-    size = [1] * m
-    par = parents.tolist()
-    for i in order[::-1].tolist():
-        p = par[i]
-        if p >= 0:
-            reach = height[i] + gap[i]
-            if reach > height[p]:
-                height[p] = reach
-            size[p] += size[i]
-    return np.asarray(height), np.asarray(size, dtype=np.int64)
-
-
-def _merge_coincident(nodes, parents, radii, tolerance):
-    """Nodes within ``tolerance`` of their parent merged into it (their children adopted):
-    a zero-length segment is an error to NeuroM and a zero-length section to NEURON."""
-    par = np.maximum(parents, 0)
-    same = (parents > 0) & (np.linalg.norm(nodes - nodes[par], axis=1) <= tolerance)
-    if not same.any():
-        return nodes, parents, radii
-    target = np.where(same, par, np.arange(len(nodes)))
-    for _ in range(64):  # chains of coincident nodes
-        nxt = target[target]
-        if np.array_equal(nxt, target):
-            break
-        target = nxt
-    parents = np.where(parents >= 0, target[par], -1)
-    keep = np.flatnonzero(~same)
-    newid = np.full(len(nodes), -1, dtype=np.int64)
-    newid[keep] = np.arange(len(keep))
-    return nodes[keep], np.where(parents[keep] >= 0, newid[np.maximum(parents[keep], 0)], -1), radii[keep]
-
-
-class _Growing:
-    """A tree that takes new nodes between existing ones, then drops the unwanted."""
-
-    def __init__(self, nodes, parents, radii):
-        self.nodes, self.parents, self.radii = list(nodes), parents.tolist(), list(radii)
-
-    def insert(self, children, positions, radii) -> np.ndarray:
-        """A new node between each of ``children`` and its parent; returns their indices."""
-        first = len(self.nodes)
-        for k, child in enumerate(np.asarray(children, dtype=np.int64).tolist()):
-            self.nodes.append(positions[k])
-            self.radii.append(float(radii[k]))
-            self.parents.append(self.parents[child])
-            self.parents[child] = first + k
-        return np.arange(first, len(self.nodes))
-
-    def compact(self, alive: np.ndarray):
-        nodes, parents, radii = np.asarray(self.nodes), np.asarray(self.parents, dtype=np.int64), np.asarray(self.radii)
-        keep = np.flatnonzero(alive)
-        newid = np.full(len(nodes), -1, dtype=np.int64)
-        newid[keep] = np.arange(len(keep))
-        return nodes[keep], np.where(parents[keep] >= 0, newid[np.maximum(parents[keep], 0)], -1), radii[keep]
-
-
-def _spine_radius(base_cost, lengths, area, r_parent, floor):
-    """Uniform radius r of spine branches whose frustum area (first edge from the shaft's radius
-    ``r_parent`` over ``base_cost`` length, the rest cylinders of total ``lengths``) is ``area``;
-    NaN where even the floor radius has more area than the spine (it cannot be drawn)."""
-
-    def model(r):
-        return np.pi * (r_parent + r) * np.sqrt(base_cost**2 + (r_parent - r) ** 2) + 2 * np.pi * r * lengths
-
-    lo = np.full(len(area), floor)
-    hi = np.maximum(2.0 * r_parent, 2 * floor)
-    drawable = model(lo) <= area
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        big = model(mid) > area
-        hi = np.where(big, mid, hi)
-        lo = np.where(big, lo, mid)
-    return np.where(drawable, 0.5 * (lo + hi), np.nan)
 
 
 def skeletonize(
@@ -491,7 +128,6 @@ def skeletonize(
 
     from mesh_export._version import __version__
     from mesh_export.process.soma import soma_region
-    from mesh_export.core.validate import check_surface
 
     check_surface(mesh)
     units = getattr(mesh, "units", None)
@@ -504,7 +140,7 @@ def skeletonize(
     faces = np.asarray(mesh.faces, dtype=np.int64)
     n = len(vertices)
 
-    face_area, vertex_area, normals = _surface(vertices, faces)
+    face_area, vertex_area, normals = surface_measures(vertices, faces)
     total_area = float(face_area.sum())
     used = vertex_area > 0
     if not used.any():
@@ -515,7 +151,7 @@ def skeletonize(
     if sing[-1] <= 1e-6 * sing[0]:
         raise SkeletonizeError("the mesh is flat (it encloses no volume): a morphology needs a 3-D surface")
 
-    eu, ev = _unique_edges(faces, n)
+    eu, ev = unique_edges(faces, n)
     length = np.linalg.norm(vertices[eu] - vertices[ev], axis=1)
     median_edge, long_edge = (float(x) for x in np.percentile(length, [50, 90])) if len(length) else (0.0, 0.0)
     if step is None:
@@ -535,8 +171,8 @@ def skeletonize(
 
     # Pieces. "Solid" pieces (at least 2% of the area) define the surface for inscribed
     # radii: tiny ones are often debris inside the cell body.
-    ncomp, comp = connected_components(_graph(n, eu, ev, weight), directed=False)
-    piece_area = _sum_at(comp, vertex_area, ncomp)
+    ncomp, comp = connected_components(edge_graph(n, eu, ev, weight), directed=False)
+    piece_area = sum_at(comp, vertex_area, ncomp)
     largest = int(np.argmax(piece_area))
     drop_others = largest_component or not heal
     solid_piece = piece_area >= 0.02 * total_area
@@ -545,20 +181,11 @@ def skeletonize(
         solid_piece[largest] = True
     solid = solid_piece[comp] & used
     on_solid = solid[faces[:, 0]]
-    surface_tree = cKDTree(_surface_samples(vertices, faces[on_solid], face_area[on_solid]))
+    surface_tree = cKDTree(surface_samples(vertices, faces[on_solid], face_area[on_solid]))
     del on_solid
 
-    def joined(main, exclude=()):
-        """Edges of the kept pieces, plus gap edges joining them (healing)."""
-        area = piece_area.copy()
-        area[list(exclude)] = 0
-        if drop_others:
-            keep = comp[eu] == main
-            return eu[keep], ev[keep], weight[keep], 0, [int(p) for p in np.flatnonzero(area > 0) if p != main]
-        pairs, gaps, unreached = _heal_edges(vertices, comp, area, main, max_gap)
-        keep = ~np.isin(comp[eu], list(exclude)) if len(exclude) else np.ones(len(eu), dtype=bool)
-        return (np.concatenate([eu[keep], pairs[:, 0]]), np.concatenate([ev[keep], pairs[:, 1]]),
-                np.concatenate([weight[keep], np.maximum(gaps, weight.min())]), len(pairs), unreached)
+    def joined(main, exclude):
+        return kept_edges(vertices, comp, piece_area, eu, ev, weight, main, exclude, drop_others, max_gap)
 
     # Soma point: given, or the thickest cross-section of a first wavefront, started from an
     # extremity so that its bands cut the soma across.
@@ -571,23 +198,17 @@ def skeletonize(
         seed = seed * conversion_factor(soma_units, units)
     else:  # (the solid pieces are enough to find the cell body)
         feu, fev, fw, _, _ = joined(largest, exclude=np.flatnonzero(~solid_piece).tolist())
-        reach = np.flatnonzero(solid)
-        centre = (vertices[reach] * vertex_area[reach, None]).sum(axis=0) / vertex_area[reach].sum()
-        start = reach[int(np.argmax(np.linalg.norm(vertices[reach] - centre, axis=1)))]
-        dist0 = dijkstra(_graph(n, feu, fev, fw), directed=False, indices=int(start))
-        labels0, count0 = _rings(vertices, vertex_area, feu, fev, dist0, step, np.array([start]))
-        centroid0, _ = _ring_stats(vertices, vertex_area, labels0, count0)
-        seed, _ = _detect_soma(vertices, normals, labels0, count0, centroid0, surface_tree, solid)
+        seed = thickest_point(vertices, normals, vertex_area, solid, feu, fev, fw, step, surface_tree)
     extent = float(np.linalg.norm(vertices[used].max(axis=0) - vertices[used].min(axis=0)))
     inscribed = float(surface_tree.query(seed)[0])
     if not inscribed > 1e-6 * extent:
         raise SkeletonizeError("the mesh encloses no volume around the soma (zero inscribed radius)")
-    main = _enclosing_piece(vertices, normals, vertex_area, comp, solid, seed, inscribed)
+    main = enclosing_piece(vertices, normals, vertex_area, comp, solid, seed, inscribed)
     in_main = comp == main
 
     # Soma region: the surface around the point whose cross-sections stay soma-sized.
     region = soma_region(vertices, normals, vertex_area, eu, ev, in_main & used, seed,
-                         _surface_samples(vertices, faces[in_main[faces[:, 0]]], face_area[in_main[faces[:, 0]]]),
+                         surface_samples(vertices, faces[in_main[faces[:, 0]]], face_area[in_main[faces[:, 0]]]),
                          0.5 * median_edge)
     soma_point = seed if soma is not None and not soma_seed_only else region.centre
     soma_radius = region.radius
@@ -598,272 +219,47 @@ def skeletonize(
     # healed across their gaps, or dropped with largest_component.
     reach_soma = max(1.5 * soma_radius, float(np.linalg.norm(vertices[region.vertices] - soma_point, axis=1).max()))
     far = np.linalg.norm(vertices - soma_point, axis=1) > reach_soma
-    piece_outside = _sum_at(comp, (far & used).astype(np.float64), ncomp) > 0
+    piece_outside = sum_at(comp, (far & used).astype(np.float64), ncomp) > 0
     internal = [int(p) for p in np.flatnonzero((piece_area > 0) & ~piece_outside) if p != main]
     eu2, ev2, weight2, healed, unreached = joined(main, internal)
     dropped = sorted(set(internal) | set(unreached))
-    graph = _graph(n, eu2, ev2, weight2)
+    graph = edge_graph(n, eu2, ev2, weight2)
     kept_area = float(piece_area.sum() - piece_area[dropped].sum())
     sources = region.vertices
 
-    # Wavefront from the soma region.
+    # Wavefront from the soma region: each ring a node, its parent the ring holding the
+    # Dijkstra predecessor of its nearest vertex.
     dist, pred, _ = dijkstra(graph, directed=False, indices=sources, min_only=True, return_predecessors=True)
-    labels, count = _rings(vertices, vertex_area, eu2, ev2, dist, step, sources)
-    centroid, ring_area = _ring_stats(vertices, vertex_area, labels, count)
-    live = np.flatnonzero(labels >= 0)
-    order = live[np.lexsort((dist[live], labels[live]))]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = labels[order][1:] != labels[order][:-1]
-    entry = order[first]  # the nearest vertex of each ring, ring order
-    parents = np.full(count, -1, dtype=np.int64)
-    p = pred[entry]
-    has = p >= 0
-    parents[labels[entry[has]]] = labels[p[has]]
-    parents[0] = -1
+    labels, count = label_rings(vertices, vertex_area, eu2, ev2, dist, step, sources)
+    centroid, ring_area = ring_stats(vertices, vertex_area, labels, count)
+    entry, entry_pred, parents = ring_tree(dist, pred, labels, count)
     centroid[0] = soma_point
-    # Long healed gaps (a decimated axon can lose whole stretches): no membrane there, so they
-    # become wires of the minimum radius between the vertices at either end of the gap.
-    ends = np.zeros((count, 2, 3))
-    wire = np.zeros(count, dtype=bool)
-    crossing = has & (comp[entry] != comp[np.maximum(p, 0)])
-    if crossing.any():
-        near_end, far_end = vertices[entry[crossing]], vertices[p[crossing]]
-        long_gap = np.linalg.norm(near_end - far_end, axis=1) > 2 * step
-        rings = labels[entry[crossing]][long_gap]
-        wire[rings] = True
-        ends[rings, 0] = far_end[long_gap]  # the parent's side
-        ends[rings, 1] = near_end[long_gap]  # the child's side
-    wire[0] = False
+    wire, ends = long_gap_wires(vertices, comp, labels, entry, entry_pred, step)
 
-    # Tidy the tree: leaves on the soma go into it (area kept); nodes that coincide with
-    # their parent are merged into it.
-    alive = np.ones(count, dtype=bool)
-    for _ in range(3):
-        kids = np.bincount(parents[alive & (parents >= 0)], minlength=count)
-        leaf = alive & (kids == 0) & (parents == 0)
-        if not leaf.any():
-            break
-        ring_area[0] += ring_area[leaf].sum()
-        ring_area[leaf] = 0
-        alive &= ~leaf
+    # Tidy the tree, compact, then sort (parents before children).
     tiny = 1e-6 * step
-    par = np.maximum(parents, 0)
-    same = alive & (parents > 0) & (np.linalg.norm(centroid - centroid[par], axis=1) < tiny)
-    if same.any():
-        target = np.arange(count)
-        target[same] = parents[same]
-        for _ in range(64):  # follow chains of coincident nodes
-            nxt = target[target]
-            if np.array_equal(nxt, target):
-                break
-            target = nxt
-        ring_area += _sum_at(target[same], ring_area[same], count)
-        alive &= ~same
-        parents = np.where(parents >= 0, target[np.maximum(parents, 0)], -1)
-
-    # Compact, then sort (parents before children).
-    keep = np.flatnonzero(alive)
-    newid = np.full(count, -1, dtype=np.int64)
-    newid[keep] = np.arange(len(keep))
-    nodes = centroid[keep]
-    parents = np.where(parents[keep] >= 0, newid[np.maximum(parents[keep], 0)], -1)
-    area = ring_area[keep]
-    wire, ends = wire[keep], ends[keep]
-    ring_of = np.where(labels >= 0, newid[np.maximum(labels, 0)], -1)
+    alive, parents = tidy_rings(parents, centroid, ring_area, tiny)
+    nodes, parents, area, wire, ends, ring_of = compact_rings(alive, parents, centroid, ring_area, wire, ends, labels)
     order_sorted = Skeleton(nodes, parents, np.ones(len(nodes)), None, units).topological_order()
-    m = len(nodes)
     soma_area = float(area[0])
     soma_radius = math.sqrt(soma_area / (4 * math.pi))
 
-    # Spines: short side branches that end within max_spine_length of their shaft's axis.
-    height, size = _subtree_extent(nodes, parents, order_sorted)
-    kids = np.bincount(parents[parents >= 0], minlength=m)
-    spine_len = max_spine_length / to_um
-    spine_root = np.zeros(m, dtype=bool)
-    par = np.maximum(parents, 0)
-    gap = np.linalg.norm(nodes - nodes[par], axis=1)
-    reach_from_parent = height + gap
-    candidate = (parents > 0) & (kids[par] >= 2) & (reach_from_parent <= spine_len) & (size <= 8) & ~wire
-    if candidate.any():
-        # the child that carries the shaft on (farthest reach) is never a spine
-        best = np.full(m, -1.0)
-        np.maximum.at(best, parents[parents > 0], reach_from_parent[parents > 0])
-        spine_root = candidate & (reach_from_parent < best[par])
-    # Outermost candidates only: a side branch inside a spine is part of that spine.
-    root_list = spine_root.tolist()
-    par_list = parents.tolist()
-    of = [-1] * m  # the root of each spine node's spine
-    for i in order_sorted.tolist():
-        p = par_list[i]
-        if p >= 0 and of[p] >= 0:
-            of[i] = of[p]
-            root_list[i] = False
-        elif root_list[i]:
-            of[i] = i
-    spine_of = np.asarray(of, dtype=np.int64)
-    in_spine = spine_of >= 0
-    spine_root = np.asarray(root_list, dtype=bool)
-
-    # Exits: where each neurite leaves the soma region, the centroid of its first ring's
-    # vertices next to the region.
-    stem = np.flatnonzero(parents == 0)
-    rv = np.flatnonzero(ring_of >= 0)
-    touching = rv[(pred[rv] >= 0) & (ring_of[np.maximum(pred[rv], 0)] == 0)]
-    touching = touching[ring_of[touching] > 0]
-    w = vertex_area[touching] + 1e-30
-    exit_w = _sum_at(ring_of[touching], w, m)
-    exits = np.column_stack([_sum_at(ring_of[touching], w * vertices[touching, c], m)
-                             for c in range(3)]) / np.maximum(exit_w, 1e-300)[:, None]
-    has_exit = (exit_w > 0) & (parents == 0)
-    exit_len = np.where(has_exit, np.linalg.norm(exits - nodes, axis=1), 0.0)
-    has_exit &= exit_len > tiny
-
-    # Cable length each shaft node stands for: half of each shaft edge (not edges from the
-    # soma centre, not spine edges), the whole edge from a soma exit (which has no area).
-    child = np.flatnonzero(parents >= 0)
-    par = parents[child]
-    seg = np.linalg.norm(nodes[child] - nodes[par], axis=1)
-    counted = (par != 0) & ~in_spine[child] & ~wire[child]
-    half = _sum_at(child[counted], 0.5 * seg[counted], m)
-    half += _sum_at(par[counted], 0.5 * seg[counted], m)
-    half += exit_len
-    # Axis per node: from its parent towards its shaft children (or from the parent).
-    shaft_kids = (parents >= 0) & ~in_spine
-    ahead = np.zeros((m, 3))
-    nk = np.bincount(parents[shaft_kids & (parents >= 0)], minlength=m)
-    for c in range(3):
-        ahead[:, c] = _sum_at(parents[shaft_kids], nodes[shaft_kids, c], m)
-    behind = np.where((parents >= 0)[:, None], nodes[np.maximum(parents, 0)], nodes)
-    behind = np.where(has_exit[:, None], exits, behind)
-    front = np.where((nk > 0)[:, None], ahead / np.maximum(nk, 1)[:, None], nodes)
-    direction = front - behind
-    direction[parents == 0] = np.where(has_exit[parents == 0, None], nodes[parents == 0] - exits[parents == 0],
-                                       nodes[parents == 0] - nodes[0])
-    dnorm = np.linalg.norm(direction, axis=1)
-    dnorm[dnorm == 0] = 1.0
-    direction /= dnorm[:, None]
-    lab = ring_of[rv]
-    off = vertices[rv] - nodes[lab]
-    along = np.einsum("ij,ij->i", off, direction[lab])
-    perp = np.sqrt(np.maximum(np.einsum("ij,ij->i", off, off) - along**2, 0.0))
-    wsum = _sum_at(lab, vertex_area[rv], m)
-    axis_r = _sum_at(lab, perp * vertex_area[rv], m) / np.maximum(wsum, 1e-300)
-    median_r = _weighted_median(lab, perp, vertex_area[rv], m)
-
-    # Spine necks inside shaft rings: the vertices of a ring with spines on it that lie beyond
-    # 1.5 x its median axis distance are the necks' bases, and belong to the nearest of its spines.
+    spine_of, in_spine, spine_root = find_spines(nodes, parents, order_sorted, max_spine_length / to_um, wire)
+    exits, has_exit, exit_len = soma_exits(vertices, vertex_area, pred, ring_of, nodes, parents, tiny)
+    half = cable_lengths(nodes, parents, in_spine, wire, exit_len)
+    rv, lab, perp, axis_r, median_r = axis_distances(vertices, vertex_area, nodes, parents, in_spine, ring_of,
+                                                     exits, has_exit)
     floor = min_radius * conversion_factor(radius_units, units)
-    spine_area = np.zeros(m)
-    spiny = np.bincount(parents[spine_root], minlength=m) > 0
-    roots = np.flatnonzero(spine_root)
-    shaft_area = area.copy()
-    if len(roots):
-        subtree_area = _sum_at(np.maximum(spine_of, 0), np.where(in_spine, area, 0.0), m)
-        spine_area[roots] = subtree_area[roots]
-        neck = spiny[lab] & (perp > 1.5 * np.nan_to_num(median_r)[lab])
-        if neck.any():
-            vn, ln = rv[neck], lab[neck]
-            k = min(6, len(roots))
-            _, near = cKDTree(nodes[roots]).query(vertices[vn], k=k)
-            near = roots[near.reshape(len(vn), k)]
-            mine = parents[near] == ln[:, None]
-            found = mine.any(axis=1)
-            owner = near[np.arange(len(vn)), np.argmax(mine, axis=1)]
-            moved = _sum_at(owner[found], vertex_area[vn[found]], m)
-            spine_area += moved
-            shaft_area -= _sum_at(ln[found], vertex_area[vn[found]], m)
-            axis_r = np.where(spiny & np.isfinite(median_r), median_r, axis_r)
+    roots, spine_area, shaft_area, axis_r = spine_necks(vertices, vertex_area, nodes, parents, area, spine_of,
+                                                        in_spine, spine_root, rv, lab, perp, median_r, axis_r)
+    radii = shaft_radii(shaft_area, half, axis_r, floor, soma_radius)
+    radii, drawn, folded_area, base_child, base_nodes, gone = draw_spines(
+        nodes, parents, radii, half, roots, spine_of, in_spine, spine_root, spine_area, floor, tiny, spines)
 
-    # Shaft radii: area over (2 pi x cable length), held near the ring's axis distance.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        area_r = shaft_area / (2 * math.pi * half)
-    radii = np.where(np.isfinite(area_r) & (area_r > 0), area_r, axis_r)
-    radii = np.where(axis_r > 0, np.clip(radii, 0.5 * axis_r, 2.0 * axis_r), radii)
-    radii = np.where(np.isfinite(radii), radii, floor)
-    radii = np.maximum(radii, floor)
-    radii[0] = soma_radius
-
-    # Spine branches: a node just inside the shaft, then the spine's ring nodes, one uniform
-    # radius giving the spine its area. Spines that cannot be drawn with their area (narrowing
-    # from the shaft's radius at their base already costs more) give it to their shaft.
-    drawn = np.zeros(m, dtype=bool)
-    folded_area = 0.0
-    base_nodes = np.zeros((0, 3))
-    base_parent = np.zeros(0, dtype=np.int64)
-    base_child = np.zeros(0, dtype=np.int64)
-    if len(roots):
-        p_of = parents[roots]
-        r_p = radii[p_of]
-        to_root = nodes[roots] - nodes[p_of]
-        d_root = np.linalg.norm(to_root, axis=1)
-        inset = 0.25 * r_p
-        with_base = d_root > inset + tiny
-        base_cost = np.where(with_base, inset, d_root)
-        inner = in_spine & ~spine_root
-        inner_len = _sum_at(spine_of[inner], np.linalg.norm(nodes[inner] - nodes[parents[inner]], axis=1), m)[roots]
-        inner_len += np.where(with_base, d_root - inset, 0.0)
-        r_spine = (_spine_radius(base_cost, inner_len, spine_area[roots], r_p, floor) if spines
-                   else np.full(len(roots), np.nan))
-        ok = np.isfinite(r_spine)
-        drawn[roots[ok]] = True
-        radius_of_spine = np.zeros(m)
-        radius_of_spine[roots[ok]] = r_spine[ok]
-        members = in_spine & drawn[np.maximum(spine_of, 0)]
-        radii[members] = radius_of_spine[spine_of[members]]
-        lost = roots[~ok]
-        if len(lost):
-            # Their area to the shaft, spread along it (a bump at one node would add the
-            # slanted frustums' area).
-            gain = _sum_at(parents[lost], spine_area[lost], m).astype(np.float64)
-            folded_area = float(spine_area[lost].sum())
-            shaft_edge = (parents > 0) & ~in_spine
-            ea, eb = np.flatnonzero(shaft_edge), parents[shaft_edge]
-            width = np.maximum(half, tiny)
-            for _ in range(4):
-                density = gain / width
-                flux = 0.25 * (density[ea] - density[eb]) * np.minimum(width[ea], width[eb])
-                gain += _sum_at(eb, flux, m) - _sum_at(ea, flux, m)
-            grow = (gain > 0) & ~in_spine
-            grow[0] = False
-            radii[grow] += gain[grow] / (2 * math.pi * width[grow])
-        pick = ok & with_base
-        b = roots[pick]
-        base_nodes = nodes[parents[b]] + to_root[pick] / d_root[pick, None] * inset[pick, None]
-        base_parent = parents[b]
-        base_child = b
-    gone = in_spine & ~drawn[np.maximum(spine_of, 0)]
-
-    # Assemble: exits between the soma and its neurites, bases between shafts and spines, the
-    # two ends of each wire across a long gap. Dropped spines go.
-    ex = np.flatnonzero(has_exit & ~gone)
-    wires = np.flatnonzero(wire & ~gone)
-    tree = _Growing(nodes, parents, radii)
-    tree.insert(ex, exits[ex], radii[ex])
-    tree.insert(base_child, base_nodes, radii[base_child])
-    child_end = tree.insert(wires, ends[wires, 1], np.full(len(wires), floor))
-    tree.insert(child_end, ends[wires, 0], np.full(len(wires), floor))
-    wire_length = float(np.linalg.norm(ends[wires, 1] - ends[wires, 0], axis=1).sum())
-    alive = np.concatenate([~gone, np.ones(len(tree.nodes) - m, dtype=bool)])
-    alive[0] = True
-    nodes, parents, radii = tree.compact(alive)
-    m = len(nodes)
-
-    # A soma child that branches at once or ends would make a zero-length first section:
-    # give it a first point on the soma's surface.
-    kids = np.bincount(parents[parents >= 0], minlength=m)
-    needs = np.flatnonzero((parents == 0) & (kids != 1))
-    if len(needs):
-        offset = nodes[needs] - nodes[0]
-        gap = np.linalg.norm(offset, axis=1)
-        frac = np.where(gap > 1.1 * soma_radius, soma_radius / np.maximum(gap, 1e-300), 0.5)
-        extra = nodes[0] + offset * frac[:, None]
-        base = len(nodes)
-        nodes = np.concatenate([nodes, extra])
-        parents = np.concatenate([parents, np.zeros(len(needs), dtype=np.int64)])
-        parents[needs] = base + np.arange(len(needs))
-        radii = np.concatenate([radii, radii[needs]])
-        m = len(nodes)
-    nodes, parents, radii = _merge_coincident(nodes, parents, radii, max(1.0 / to_um * 1e-3, 1e-6 * step))
+    nodes, parents, radii, wires, wire_length = assemble(nodes, parents, radii, exits, has_exit, base_child,
+                                                         base_nodes, wire, ends, gone, floor)
+    nodes, parents, radii = first_points_on_soma(nodes, parents, radii, soma_radius)
+    nodes, parents, radii = merge_coincident(nodes, parents, radii, max(1.0 / to_um * 1e-3, 1e-6 * step))
     m = len(nodes)
 
     types = np.full(m, BASAL, dtype=np.int64)

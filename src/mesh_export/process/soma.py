@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SomaRegion", "soma_region"]
+__all__ = ["SomaRegion", "soma_region", "indices_within"]
 
 #: A vertex is soma if it is at least this fraction of the inscribed radius thick (the first
 #: fraction whose region is not a collapsed patch, see :data:`MIN_REGION_RADIUS`).
@@ -60,7 +60,7 @@ class SomaRegion:
         return math.sqrt(max(self.area, 0.0) / (4 * math.pi))
 
 
-def _within(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+def indices_within(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
     """Indices of ``points`` within ``radius`` of ``centre`` (a box test first: cheap on big meshes)."""
     idx = np.flatnonzero(np.abs(points[:, 0] - centre[0]) <= radius)
     for c in (1, 2):
@@ -125,8 +125,8 @@ def _grown_region(vertices, normals, vertex_area, eu, ev, candidates, point, sam
         r0 = max(float(np.sqrt(((samples - point) ** 2).sum(axis=1).min())), 2 * tolerance)
         reach = REACH * r0
         bar = fraction * r0
-        sample_tree = cKDTree(samples[_within(samples, point, reach + bar)])
-        idx = _within(vertices, point, reach)
+        sample_tree = cKDTree(samples[indices_within(samples, point, reach + bar)])
+        idx = indices_within(vertices, point, reach)
         idx = idx[candidates[idx]]
         if not len(idx):
             idx = np.flatnonzero(candidates)
