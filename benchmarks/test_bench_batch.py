@@ -106,7 +106,8 @@ def test_batch_export_many(benchmark, served, tmp_path, workers):
 
 _PEAK = textwrap.dedent("""
     import json, resource, sys
-    from mesh_export.jobs.export import export, export_many
+    from mesh_export.jobs.batch import export_many
+    from mesh_export.jobs.export import export
     url, out, ids, workers = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
     if len(ids) == 1:
         export(ids[0], source=url, out_dir=out, use_cache=False, overwrite=True)

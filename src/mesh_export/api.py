@@ -125,7 +125,7 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
 def output_counts(mesh, options: dict[str, Any]) -> dict[str, Any]:
     """The size facts of a mesh (or skeleton, or volume) as written with ``options``: what an
     export's sidecar and ``convert --json`` record (faces or nodes, vertices, ...)."""
-    from mesh_export.jobs.export import output_counts as counts
+    from mesh_export.jobs.provenance import output_counts as counts
 
     return counts(mesh, options)
 

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from mesh_export.core.atomic import check_target, make_output_dir
-from mesh_export.core.parsing import MAX_ROOT_ID, parse_root_id  # noqa: F401  (re-exported)
 from mesh_export.errors import InvalidArgumentError
 from mesh_export.jobs.naming import DEFAULT_NAME, output_name
 from mesh_export.jobs.provenance import export_provenance, export_request, write_sidecar
-from mesh_export.jobs.provenance import output_counts  # noqa: F401  (re-exported: convert's --json)
 from mesh_export.model import SURFACE, CachedSurface, kind_of
-from mesh_export.retrieve.cached import MERGE_RULE, check_fetch_request, fetch_cached  # noqa: F401
+from mesh_export.retrieve.cached import check_fetch_request, fetch_cached
 from mesh_export.writers.catalog import get_writer
 
 
