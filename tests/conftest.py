@@ -226,3 +226,15 @@ def writer_table():
     registry._WRITERS.update(saved)
     registry._forget_index()
     assert registry.in_listing_order() and set(registry._WRITERS) == set(saved)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Files with the most `slow` tests run first (each file's own order kept). xdist hands out
+    whole files (--dist loadfile) in this order, so the long files start at once on both
+    workers instead of one of them arriving last and running alone while the other idles."""
+    slow_per_file: dict[str, int] = {}
+    for item in items:
+        slow_per_file.setdefault(item.nodeid.split("::")[0], 0)
+        if item.get_closest_marker("slow"):
+            slow_per_file[item.nodeid.split("::")[0]] += 1
+    items.sort(key=lambda item: -slow_per_file[item.nodeid.split("::")[0]])

@@ -170,6 +170,7 @@ def test_fail_fast_stops_scheduling(layer, srv, work):
     assert len(manifest(work)) < len(ids)
 
 
+@pytest.mark.slow
 def test_sigint_stops_cleanly_and_rerun_fetches_only_the_rest(layer, srv, work):
     ids = layer["ids"]
     path = ids_file(work, ids)
@@ -249,6 +250,7 @@ def test_rate_limit_is_shared_by_workers(layer, srv, work):
     assert stamps[-1] - stamps[0] >= (len(stamps) - BURST) / RATE * 0.9
 
 
+@pytest.mark.slow
 def test_dask_cluster_gives_identical_outputs(layer, srv, work, tmp_path):
     distributed = pytest.importorskip("distributed")
     ids = layer["ids"][:40] + layer["missing"][:1]

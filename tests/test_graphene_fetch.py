@@ -70,6 +70,7 @@ def test_same_surface_as_cloudvolume_on_the_synthetic_layer(srv, fixture_data):
         assert_same_surface((fetched.vertices, fetched.faces), _cloudvolume_mesh(url, root_id))
 
 
+@pytest.mark.slow
 def test_same_surface_as_cloudvolume_on_a_minnie_like_layer(minnie_like):
     layers, server = minnie_like
     url = server.graphene_url(layers.graphene_table)

@@ -42,6 +42,7 @@ def _objects(path) -> dict[str, np.ndarray]:
     return objects
 
 
+@pytest.mark.slow
 def test_plate_of_five_cells_one_scale_sliced(layer, workdir, prusa_slicer):
     ids = [str(i) for i in layer["ids"]]
     result = cli_in(workdir, "export", *ids, "--source", layer["url"], "--print", "40mm",
@@ -73,6 +74,7 @@ def test_plate_of_five_cells_one_scale_sliced(layer, workdir, prusa_slicer):
     slice_with_prusa(prusa_slicer, path, workdir / "plate.gcode")
 
 
+@pytest.mark.slow
 def test_plate_split_and_too_small(layer, workdir):
     ids = [str(i) for i in layer["ids"][:3]]
     (workdir / "ids.txt").write_text("\n".join(ids) + "\n")

@@ -78,6 +78,7 @@ def test_print_keeps_the_cells_shape_apart_from_pose_scale_and_contact(prints):
         assert np.percentile(cKDTree(samples).query(on_cell)[0], 95) < 1.5, key
 
 
+@pytest.mark.slow
 def test_keep_orientation_and_base(cells):
     mesh = cells["coarse"].mesh
     kept = steps.apply_steps(mesh, steps.StepOptions(print_size="60mm", keep_orientation=True))
@@ -94,6 +95,7 @@ def test_keep_orientation_and_base(cells):
     assert _first_layer_area(based) == pytest.approx(contact["contact_area_mm2"], rel=0.10)
 
 
+@pytest.mark.slow
 def test_prusaslicer_slices_default_stl_and_3mf(prints, prusa_slicer, tmp_path):
     for key, (_, out) in prints.items():
         for ext in ("stl", "3mf"):
@@ -102,6 +104,7 @@ def test_prusaslicer_slices_default_stl_and_3mf(prints, prusa_slicer, tmp_path):
             slice_with_prusa(prusa_slicer, path, tmp_path / f"{key}.{ext}.gcode")
 
 
+@pytest.mark.slow
 def test_3mf_turns_supports_on_when_the_check_says_so(prints, prusa_slicer, tmp_path):
     _, out = prints["pyramidal"]
     path = tmp_path / "cell.3mf"
@@ -162,6 +165,7 @@ def test_print_that_cannot_be_closed_within_max_memory_fails_in_one_line(cells, 
     assert not (tmp_path / "p.stl").exists()
 
 
+@pytest.mark.slow
 def test_a_cell_standing_on_a_neurite_tip_slices(prusa_slicer, tmp_path):
     """A soma on top of a thin neurite pointing down: on its rounded tip (main's print) the
     first layer is empty and PrusaSlicer refuses it; the flattened contact slices, and so does

@@ -45,6 +45,7 @@ def test_a_closed_sphere_is_rewound_refilled_and_turned_out():
     assert _oriented_set(out) == _oriented_set(sphere.faces)
 
 
+@pytest.mark.slow
 def test_windings_agree_with_trimesh_on_real_neurons(neuron_meshes):
     for name, mesh in neuron_meshes.items():
         merged = trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)

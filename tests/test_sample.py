@@ -50,6 +50,7 @@ def test_cloudvolume_reads_every_lod(provenance):
     assert len(provenance["faces_per_lod"][str(SAMPLE_ROOT_ID)]) == 4
 
 
+@pytest.mark.slow
 def test_finest_lod_is_one_closed_surface_without_seams():
     """Fragments are cut exactly on the octree planes, so after decoding (16-bit vertices per
     fragment) the border vertices of neighbouring fragments coincide: merged, every edge has
@@ -66,6 +67,7 @@ def test_finest_lod_is_one_closed_surface_without_seams():
     assert extents_um.max() > 500 and extents_um.min() > 100  # a cell, not a speck
 
 
+@pytest.mark.slow
 def test_generator_writes_the_same_bytes_twice(tmp_path):
     """A coarse, quick variant built twice in this process."""
     kwargs = {"faces": 20_000, "pitch_um": 0.5, "num_lods": 3}

@@ -426,6 +426,7 @@ def test_cli_convert_mesh_to_swc_loads_in_neuron_and_morphio(neuron_mesh, tmp_pa
         morphio.set_raise_warnings(False)
 
 
+@pytest.mark.slow
 def test_cli_export_root_id_to_swc_and_hoc(tmp_path):
     """`mesh-export <root id> --format swc|hoc` from a real precomputed layer (the bundled sample)."""
     import json

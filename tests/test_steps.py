@@ -29,6 +29,7 @@ def printed(neuron_meshes):
             for key, mesh in neuron_meshes.items()}
 
 
+@pytest.mark.slow
 def test_print_gives_one_watertight_body_of_the_right_size(printed, neuron_meshes):
     for key, out in printed.items():
         assert out.units == "mm"
@@ -68,6 +69,7 @@ def test_raw_neuron_fails_the_print_check(neuron_mesh, tmp_path):
     assert "not watertight" in result.stdout and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_print_through_cli_with_check_and_json(neuron_mesh, tmp_path):
     source = tmp_path / "neuron.ply"
     mesh_export.write(neuron_mesh, source)
@@ -84,6 +86,7 @@ def test_print_through_cli_with_check_and_json(neuron_mesh, tmp_path):
     assert report["printable"] and report["bodies"] == 1
 
 
+@pytest.mark.slow
 def test_watertight_step_with_pitch(neuron_mesh):
     um = steps.convert_units(neuron_mesh, "um")
     out = steps.apply_steps(um, steps.StepOptions(watertight=True, pitch=0.5, max_memory="2GB"))

@@ -40,6 +40,7 @@ def test_volume_of_a_closed_surface_round_trips(extension, sphere, tmp_path):
     assert [s["step"] for s in payload["steps"]] == ["tetrahedralize"]
 
 
+@pytest.mark.slow
 def test_real_neuron_is_remeshed_then_tetrahedralized(neuron_mesh, tmp_path):
     um = steps.convert_units(neuron_mesh, "um")
     volume = steps.apply_steps(um, steps.StepOptions(volume=True, max_tet_volume=1.0))
@@ -60,6 +61,7 @@ def test_volume_needs_a_format_that_holds_tetrahedra(sphere, tmp_path):
     assert "tetrahedral" in result.stderr and not (tmp_path / "ball.stl").exists()
 
 
+@pytest.mark.slow
 def test_export_root_id_as_volume_mesh(tmp_path):
     from mesh_export.retrieve.sources import sample_path
 

@@ -63,6 +63,7 @@ def test_every_neuron_round_trips_binary_stl_and_ply(neuron_meshes, tmp_path):
             assert_same_geometry(mesh, with_trimesh(path), f"{neuron_id}.{name}")
 
 
+@pytest.mark.slow
 def test_million_face_mesh_round_trips(million_face_mesh, tmp_path):
     for name, options in (("stl", {}), ("ply", {}), ("obj", {}), ("vtu", {})):
         path = tmp_path / f"big.{name}"
