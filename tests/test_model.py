@@ -169,3 +169,19 @@ def test_the_sidecar_is_what_it_was(tmp_path, golden, name):
 
 def test_files_the_api_writes_are_byte_identical(tmp_path, golden):
     assert api_writes(tmp_path) == golden["api"]
+
+
+def test_an_object_with_only_vertices_and_faces_is_written_as_a_surface(tmp_path):
+    # units and metadata are optional in the Surface contract: writers read them with defaults.
+    class Bare:
+        def __init__(self, vertices, faces):
+            self.vertices, self.faces = vertices, faces
+
+    box = trimesh.creation.box()
+    bare = Bare(box.vertices, box.faces)
+    assert kind_of(bare) == SURFACE
+    for name in ("bare.stl", "bare.ply", "bare.obj", "bare.msh"):
+        path = mesh_export.write(bare, tmp_path / name)
+        back = meshio.read(path)
+        corners = back.points[back.cells_dict["triangle"]]  # triangles in order, whatever the indexing
+        np.testing.assert_allclose(corners, box.vertices[box.faces], atol=1e-6)

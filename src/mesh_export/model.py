@@ -43,10 +43,11 @@ class Surface(Protocol):
     """THE surface contract: what every surface writer (and a plugin's) may read.
 
     ``vertices`` (n, 3) and ``faces`` (m, 3) integer indices into them, array-like (a writer
-    takes them with ``np.asarray``, so float32/int32 arrays are written without widening);
-    ``units`` the units of the vertices (None when unknown); ``metadata`` a dict of provenance
-    (``root_id``, ``source``, ``steps``: the steps applied, in order). trimesh.Trimesh and
-    :class:`CachedSurface` are both Surfaces; so is any object with these four attributes.
+    takes them with ``np.asarray``, so float32/int32 arrays are written without widening).
+    Optional, read with a default by every writer: ``units`` of the vertices (None: unknown) and
+    ``metadata``, a dict of provenance (``root_id``, ``source``, ``steps``: the steps applied,
+    in order). trimesh.Trimesh and :class:`CachedSurface` are both Surfaces; so is any object
+    with vertices and faces.
     """
 
     @property
@@ -54,12 +55,6 @@ class Surface(Protocol):
 
     @property
     def faces(self) -> Any: ...
-
-    @property
-    def units(self) -> str | None: ...
-
-    @property
-    def metadata(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -103,8 +98,8 @@ def kind_of(data) -> str:
                          "read surfaces with mesh_export.load")
     if isinstance(data, Surface):
         return SURFACE
-    raise InputError(f"a {type(data).__name__} is not a surface mesh "
-                     "(vertices, faces, units, metadata), a Skeleton or a tetrahedral meshio.Mesh")
+    raise InputError(f"a {type(data).__name__} is not a surface mesh (vertices and faces), "
+                     "a Skeleton or a tetrahedral meshio.Mesh")
 
 
 # ----------------------------------------------------------------------------- skeletons

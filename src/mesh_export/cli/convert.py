@@ -41,6 +41,7 @@ def convert_command(
     import time
 
     from mesh_export.api import convert, output_counts
+    from mesh_export.model import SURFACE, kind_of
 
     started = time.perf_counter()
     options = {"ascii": ascii or None, "compress": compress or None, "allow_units": processing.allow_units or None}
@@ -50,8 +51,6 @@ def convert_command(
     result = {"input": str(source), "output": str(written), "bytes": written.stat().st_size,
               "units": getattr(mesh, "units", None), **output_counts(mesh, options),
               "steps": mesh.metadata.get("steps", []), "seconds": round(time.perf_counter() - started, 4)}
-    from mesh_export.model import SURFACE, kind_of
-
     if processing.check and kind_of(mesh) == SURFACE:
         result["check"] = _run_check(written, steps.print_size, steps.min_feature, steps.max_memory)
     if as_json:

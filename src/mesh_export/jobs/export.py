@@ -48,7 +48,7 @@ def units_for_writer(mesh, writer):
     """
     if not writer.units or kind_of(mesh) != SURFACE:
         return mesh
-    units = mesh.units
+    units = getattr(mesh, "units", None)
     if units is None or units in writer.units:
         return mesh
     from mesh_export.process.steps import convert_units
