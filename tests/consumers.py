@@ -97,11 +97,36 @@ def load_swc_in_neuron(path):
     return cell, sections
 
 
-def load_hoc_in_neuron(path, template="MeshExportCell"):
+_TEMPLATES_LOADED: dict[str, str] = {}
+
+
+def hoc_template_of(path) -> str:
+    """The template a hoc file declares (``begintemplate NAME``)."""
+    import re
+
+    with open(path) as handle:
+        for line in handle:
+            match = re.match(r"begintemplate\s+(\S+)", line)
+            if match:
+                return match.group(1)
+    raise AssertionError(f"{path} declares no template")
+
+
+def load_hoc_in_neuron(path, template=None):
+    """Load a hoc file and instantiate its template (the one the file declares; ``template``,
+    when given, must be it). NEURON cannot unload or redefine a template, so a second file
+    declaring a name already loaded from another file is an error of the test, not a reuse."""
     h = neuron_h()
-    if not hasattr(h, template):
+    declared = hoc_template_of(path)
+    assert template in (None, declared), f"{path} declares {declared}, not {template}"
+    loaded_from = _TEMPLATES_LOADED.get(declared)
+    if loaded_from is None:
         assert h.load_file(str(path)) == 1, f"NEURON could not load {path}"
-    cell = getattr(h, template)()
+        _TEMPLATES_LOADED[declared] = str(path)
+    else:
+        assert loaded_from == str(path), (f"template {declared} is already loaded from {loaded_from}; "
+                                          f"{path} needs a name of its own")
+    cell = getattr(h, declared)()
     return cell, _sections_of(h, cell)
 
 

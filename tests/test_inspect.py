@@ -187,10 +187,18 @@ def test_info_of_a_skeleton(workdir):
     figures = ok_json(cli(workdir, "info", path, "--json"))
     assert figures["kind"] == "skeleton" and figures["units"] == "um"
     assert figures["nodes"] == 7 and figures["roots"] == 1
-    assert figures["branch_points"] == 2  # node 1 (soma: 2 children) and node 3
+    # As NeuroM counts: the soma is no branch point, the soma-to-neurite edges no cable.
+    assert figures["neurites"] == 2 and figures["sections"] == 4
+    assert figures["branch_points"] == 1  # node 3
     assert figures["tips"] == 3
-    assert figures["total_length"] == pytest.approx(10 + 10 + 10 + 10 + 10 + 5)
+    assert figures["total_length"] == pytest.approx(10 + 10 + 10 + 5)
+    assert figures["cable_length"] == pytest.approx(10 + 10 + 10 + 10 + 10 + 5)
     assert figures["soma_radius"] == 5.0
+    neurom = pytest.importorskip("neurom")
+    cell = neurom.load_morphology(path)
+    assert figures["branch_points"] == neurom.get("number_of_forking_points", cell)
+    assert figures["sections"] == neurom.get("number_of_sections", cell)
+    assert figures["total_length"] == pytest.approx(neurom.get("total_length", cell), rel=1e-6)
 
 
 def test_info_errors_are_one_line(workdir):

@@ -100,15 +100,22 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
     """Read ``source``, apply ``steps`` (a ``StepOptions``; ``units``/``scale`` are shortcuts),
     write ``target``. Returns the path written (and the mesh written, with ``return_mesh``: a
     trimesh.Trimesh, or without steps to a binary native format the arrays as read, in an
-    ``export.CachedSurface``)."""
+    ``export.CachedSurface``; a Skeleton for an SWC ``source``).
+
+    An SWC ``source`` (any SWC: see :func:`mesh_export.model.read_swc` for what is read, repaired
+    or refused) converts to a morphology format (swc, hoc, neuroml); what reading it repaired
+    is in the output's header and in the returned skeleton's ``metadata["repairs"]``."""
     from mesh_export.core.atomic import check_target
     from mesh_export.jobs.export import units_for_writer
     from mesh_export.model import CachedSurface
     from mesh_export.writers.catalog import writer_for_path
-    from mesh_export.writers.readers import read_surface, to_trimesh
+    from mesh_export.writers.readers import is_morphology_file, read_surface, to_trimesh
     from mesh_export.process.steps import apply_steps, plan_for_writer
 
     writer = writer_for_path(target, format)  # fail on a bad format before reading anything
+    if is_morphology_file(source):
+        return _convert_morphology(source, target, writer, units_in, units, scale, overwrite, steps,
+                                   return_mesh, options)
     steps, options = plan_for_writer(steps, writer, options, units=units, scale=scale)
     check_target(target, overwrite)
     vertices, faces, metadata = read_surface(source, units=units_in)
@@ -120,6 +127,28 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
         mesh = units_for_writer(apply_steps(to_trimesh(vertices, faces, metadata), steps), writer)
     written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
     return (written, mesh) if return_mesh else written
+
+
+def _convert_morphology(source, target, writer, units_in, units, scale, overwrite, steps, return_mesh, options):
+    """An SWC file to a morphology format: read (repairs recorded), validated, written."""
+    from mesh_export.core.atomic import check_target
+    from mesh_export.core.options import check_options
+    from mesh_export.errors import InvalidArgumentError
+    from mesh_export.model import SKELETON
+    from mesh_export.writers.readers import load
+
+    if SKELETON not in writer.accepts:
+        raise InvalidArgumentError(f"{source} is a morphology (SWC): it converts to swc, hoc or neuroml, "
+                                   f"not {writer.name}")
+    if scale is not None or (steps is not None and steps.changes_mesh()):
+        raise InvalidArgumentError("processing steps and --scale apply to surface meshes, not to an SWC morphology")
+    if units:
+        options = {**options, "units": units}
+    options = check_options(writer, options)
+    check_target(target, overwrite)
+    skeleton = load(source, units=units_in)
+    written = write(skeleton, target, format=writer.name, overwrite=overwrite, **options)
+    return (written, skeleton) if return_mesh else written
 
 
 def output_counts(mesh, options: dict[str, Any]) -> dict[str, Any]:

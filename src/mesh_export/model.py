@@ -104,9 +104,9 @@ def kind_of(data) -> str:
 
 # ----------------------------------------------------------------------------- skeletons
 
-# SWC structure identifiers (the standard four; NEURON and MorphIO know no others reliably).
+# SWC structure identifiers: the standard four. Types above 4 are custom neurites (NEURON's
+# Import3d names their sections ``dend_N``); 0 ("undefined") and negative types no tool reads alike.
 SOMA, AXON, BASAL, APICAL = 1, 2, 3, 4
-_NEURITE_TYPES = (AXON, BASAL, APICAL)
 
 
 class SkeletonUnitsWarning(UserWarning):
@@ -122,8 +122,14 @@ class Skeleton:
 
     ``nodes`` (n, 3) positions, ``parents`` (n,) index of each node's parent (-1 for the
     root), ``radii`` (n,), ``types`` (n,) SWC structure ids (1 soma, 2 axon, 3 basal
-    dendrite, 4 apical dendrite), ``units`` of positions and radii, ``metadata``
-    (provenance: source, root id, steps).
+    dendrite, 4 apical dendrite, 5 and above custom neurites), ``units`` of positions and
+    radii, ``metadata`` (provenance: source, root id, steps; ``repairs``: what reading a file
+    changed, one sentence each).
+
+    The soma is the root and any type-1 nodes hanging from it through type-1 nodes: one
+    point (a sphere of the root's radius, what the skeletonizer makes), NeuroMorpho's three
+    points, a chain of points or an outline as SWC files carry them. Writers build it as
+    NEURON's Import3d builds the same points from SWC.
     """
 
     nodes: np.ndarray
@@ -183,12 +189,23 @@ class Skeleton:
         """Total cable length (sum of edge lengths), in ``units``."""
         return float(self.edge_lengths().sum())
 
+    def neurite_length(self) -> float:
+        """Cable length of the neurites without the edges from a soma point to a neurite's
+        first node (NeuroM's ``total_length``; NEURON's Import3d joins those by a wire)."""
+        child = np.flatnonzero(self.parents >= 0)
+        keep = child[self.types[self.parents[child]] != SOMA]
+        keep = keep[self.types[keep] != SOMA]
+        return float(self.edge_lengths()[keep].sum())
+
     def membrane_area(self) -> float:
-        """Frustum (lateral) area of the neurites plus a sphere for a single-point soma,
-        as NEURON's Import3d computes it (edges from the soma are inside the soma)."""
+        """Frustum (lateral) area of the neurites plus the soma, as NEURON's Import3d builds
+        them from SWC: edges from the soma to a neurite are wires (no membrane), a single-point
+        soma is a cylinder as long as it is wide (4 pi r^2), a soma of several points the
+        frustums between them."""
         child = np.flatnonzero(self.parents >= 0)
         parent = self.parents[child]
-        neurite = self.types[parent] != SOMA
+        from_soma = self.types[parent] == SOMA
+        neurite = ~from_soma | (self.types[child] == SOMA)
         a, b = child[neurite], parent[neurite]
         length = np.linalg.norm(self.nodes[a] - self.nodes[b], axis=1)
         ra, rb = self.radii[a], self.radii[b]
@@ -212,8 +229,10 @@ class Skeleton:
                        metadata=dict(self.metadata))
 
     def topological_order(self) -> np.ndarray:
-        """Node indices, root first, every parent before its children (depth first, so each
-        unbranched section's nodes are consecutive)."""
+        """Node indices, root first, then the rest of the soma, then the neurites, every parent
+        before its children (depth first, so each unbranched section's nodes are consecutive).
+        The soma first: NEURON's Import3d recognises NeuroMorpho's 3-point soma only as the
+        file's first three points."""
         from scipy.sparse import csr_matrix
         from scipy.sparse.csgraph import depth_first_order
 
@@ -226,6 +245,9 @@ class Skeleton:
             raise InvalidSkeletonError(
                 f"{n - len(order)} of {n} skeleton nodes are not connected to the root (a cycle or a second tree)"
             )
+        soma = self.types[order] == SOMA
+        if soma[1:].any():  # a soma of several points: all of it before the neurites
+            order = np.concatenate([order[soma], order[~soma]])
         return order
 
     def sorted(self) -> "Skeleton":
@@ -233,6 +255,10 @@ class Skeleton:
         order = self.topological_order()
         if np.array_equal(order, np.arange(len(self))):
             return self
+        return self.reordered(order)
+
+    def reordered(self, order: np.ndarray) -> "Skeleton":
+        """A copy with node ``order[k]`` as node k (parents renumbered)."""
         rank = np.empty(len(self), dtype=np.int64)
         rank[order] = np.arange(len(self))
         parents = self.parents[order]
@@ -244,7 +270,12 @@ class Skeleton:
 
     def validate(self) -> "Skeleton":
         """Raise InvalidSkeletonError unless this is one tree with finite positions, finite
-        positive radii, standard types (soma only at the root) and known units."""
+        radii that are not negative, a soma at the root (type 1, and any other soma node hangs
+        from it through soma nodes), neurite types 2 and above, and known units.
+
+        A zero radius is allowed: NEURON loads it (a zero-diameter 3-D point) and MorphIO
+        reads it with a warning; the writers say how many there are.
+        """
         n = len(self)
         if n == 0:
             raise InvalidSkeletonError("the skeleton is empty")
@@ -255,9 +286,9 @@ class Skeleton:
             raise UnitsError("the skeleton's units are unknown; morphologies must state them")
         if not np.isfinite(self.nodes).all():
             raise InvalidSkeletonError("the skeleton has NaN or infinite node positions")
-        bad = ~(np.isfinite(self.radii) & (self.radii > 0))
+        bad = ~(np.isfinite(self.radii) & (self.radii >= 0))
         if bad.any():
-            raise InvalidSkeletonError(f"{int(bad.sum())} skeleton nodes have a zero, negative or NaN radius")
+            raise InvalidSkeletonError(f"{int(bad.sum())} skeleton nodes have a negative or NaN radius")
         if (self.parents >= n).any() or (self.parents < -1).any():
             raise InvalidSkeletonError("skeleton parent indices are out of range")
         if (self.parents == np.arange(n)).any():
@@ -266,13 +297,23 @@ class Skeleton:
         self.topological_order()  # every node reachable from the root: no cycles, no second tree
         if self.types[root] != SOMA:
             raise InvalidSkeletonError(f"the root node has type {int(self.types[root])}, not 1 (soma)")
-        others = np.delete(self.types, root)
-        if not np.isin(others, _NEURITE_TYPES).all():
-            bad_types = sorted(set(np.unique(others).tolist()) - set(_NEURITE_TYPES))
-            raise InvalidSkeletonError(
-                f"skeleton node types {bad_types} are not axon/basal/apical (2/3/4); only the root is soma (1)"
-            )
+        if (self.types < SOMA).any():
+            bad_types = sorted(set(self.types[self.types < SOMA].tolist()))
+            raise InvalidSkeletonError(f"skeleton node types {bad_types} are not soma (1), axon (2), basal (3), "
+                                       "apical (4) or a custom neurite type (5 and above)")
+        soma = np.flatnonzero(self.types == SOMA)
+        stray = soma[(soma != root) & (self.types[np.maximum(self.parents[soma], 0)] != SOMA)]
+        if len(stray):
+            raise InvalidSkeletonError(f"{len(stray)} soma (type 1) nodes hang from a neurite, not from the soma "
+                                       f"(node {int(stray[0])})")
         return self
+
+    def soma_points(self) -> int:
+        """How many nodes make the soma (1: a single-point soma)."""
+        return int(np.count_nonzero(self.types == SOMA))
+
+    def zero_radius_nodes(self) -> int:
+        return int(np.count_nonzero(self.radii == 0))
 
 
 def output_units(units: str | None, allow_units: bool = False, format_name: str = "this format") -> str:
@@ -289,29 +330,46 @@ def output_units(units: str | None, allow_units: bool = False, format_name: str 
     return target
 
 
-def as_skeleton_for_writing(skeleton: Skeleton, units: str | None, allow_units: bool, format_name: str) -> Skeleton:
-    """Validated, converted to the output units and topologically sorted."""
+def as_skeleton_for_writing(skeleton: Skeleton, units: str | None, allow_units: bool, format_name: str,
+                            sort: bool = True) -> Skeleton:
+    """Validated, converted to the output units and (unless ``sort`` is False) topologically
+    sorted; always a copy, so a writer may change its arrays."""
     if not isinstance(skeleton, Skeleton):
         raise InvalidArgumentError(f"{format_name} writes a Skeleton (see mesh_export.process.skeleton.skeletonize), "
                                    f"not a {type(skeleton).__name__}")
     target = output_units(units, allow_units, format_name)
     skeleton.validate()
-    return skeleton.to_units(target).sorted()
+    converted = skeleton.to_units(target)
+    if converted is skeleton:
+        converted = replace(skeleton, nodes=skeleton.nodes.copy(), radii=skeleton.radii.copy(),
+                            metadata=dict(skeleton.metadata))
+    return converted.sorted() if sort else converted
 
 
 # ----------------------------------------------------------------------------- SWC files
 
 def read_swc(path) -> Skeleton:
-    """An SWC file as a Skeleton in micrometres (the format's convention), node order kept.
+    """An SWC file as a Skeleton in micrometres (the format's convention), as NEURON's Import3d
+    and MorphIO read it, or an InputError naming the file and line.
 
-    Read as found, not validated: ``info`` and ``preview`` describe files with several
-    roots or odd types too. Ids need not be contiguous; a parent id that names no node is
-    an error.
+    Real files vary; read as those tools read them, each change recorded as one sentence in
+    ``metadata["repairs"]`` (writers put them in their header, ``convert --json`` lists them):
+    an uncommented column header before the first node (skipped), ids from 0 or with gaps,
+    ids out of order and parents listed after their children (the tree is the same; writers
+    renumber it), several trees (each extra root joined to the soma's root, where NEURON's
+    Import3d joins it: a wire to the soma), radius 0 (kept: NEURON reads a zero-diameter
+    point, MorphIO warns). Multi-point somata (NeuroMorpho's three points, a chain, an
+    outline) and custom types above 4 are kept as they are.
+
+    Refused: a line that is not 7 numbers after the first node, NaN or infinite values, a
+    negative radius, type 0 or negative, duplicate ids, a parent id that names no node, a
+    node that is its own ancestor (a cycle), no soma (type 1) at a root, soma points
+    hanging from a neurite.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input file not found: {path}")
-    rows = []
+    rows, line_numbers, skipped = [], [], []
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, 1):
@@ -319,27 +377,111 @@ def read_swc(path) -> Skeleton:
                 if not line:
                     continue
                 fields = line.split()
-                if len(fields) < 7:
-                    raise InputError(f"{path}:{number}: an SWC line needs 7 fields "
-                                     "(id type x y z radius parent)")
-                rows.append([float(v) for v in fields[:7]])
-    except ValueError as exc:
-        raise InputError(f"cannot read {path} as SWC: {exc}") from None
+                try:
+                    values = [float(v) for v in fields[:7]]
+                except ValueError:
+                    values = None
+                if values is None or len(values) < 7:
+                    if not rows and values is None:
+                        skipped.append(number)  # a column header: Import3d and MorphIO skip it too
+                        continue
+                    raise InputError(f"{path}:{number}: an SWC line is 7 numbers (id type x y z radius parent), "
+                                     f"not {line[:60]!r}")
+                rows.append(values)
+                line_numbers.append(number)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not rows:
         raise InputError(f"{path} holds no SWC nodes")
     data = np.asarray(rows)
+    lines = np.asarray(line_numbers)
+
+    def refuse(rows_at, what):
+        raise InputError(f"{path}:{int(lines[rows_at[0]])}: {what}")
+
+    bad = np.flatnonzero(~np.isfinite(data).all(axis=1))
+    if len(bad):
+        refuse(bad, "NaN or infinite value")
+    for column, what in ((0, "id"), (1, "type"), (6, "parent id")):
+        bad = np.flatnonzero(data[:, column] != np.round(data[:, column]))
+        if len(bad):
+            refuse(bad, f"the {what} {data[bad[0], column]:g} is not a whole number")
+    bad = np.flatnonzero(data[:, 5] < 0)
+    if len(bad):
+        refuse(bad, f"negative radius {data[bad[0], 5]:g}")
+    types = data[:, 1].astype(np.int64)
+    bad = np.flatnonzero(types < SOMA)
+    if len(bad):
+        refuse(bad, f"type {types[bad[0]]} is neither soma (1), axon (2), basal (3), apical (4) nor a custom "
+                    "neurite type (5 and above)")
     ids = data[:, 0].astype(np.int64)
     parent_ids = data[:, 6].astype(np.int64)
-    if len(np.unique(ids)) != len(ids):
-        raise InputError(f"{path}: node ids are not unique")
-    order = np.argsort(ids)
+    order = np.argsort(ids, kind="stable")
+    repeated = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+    if len(repeated):
+        first, second = order[repeated[0]], order[repeated[0] + 1]
+        refuse([second], f"id {ids[second]} already used on line {int(lines[first])}")
     position = np.minimum(np.searchsorted(ids[order], parent_ids), len(ids) - 1)
     found = ids[order][position] == parent_ids
+    dangling = np.flatnonzero((~found) & (parent_ids >= 0))
+    if len(dangling):
+        refuse(dangling, f"parent id {parent_ids[dangling[0]]} names no node")
     parents = np.where(found, order[position], -1)
-    dangling = (~found) & (parent_ids >= 0)
-    if dangling.any():
-        raise InputError(f"{path}: {int(dangling.sum())} nodes name a parent id that does not exist")
-    return Skeleton(nodes=data[:, 2:5], parents=parents, radii=data[:, 5], types=data[:, 1].astype(np.int64),
-                    units="um", metadata={"source": {"file": str(path)}})
+    if (parents == np.arange(len(ids))).any():
+        refuse(np.flatnonzero(parents == np.arange(len(ids))), "a node is its own parent")
+
+    repairs = []
+    if skipped:
+        repairs.append(f"line {skipped[0]} skipped: not SWC numbers (a column header), as NEURON's Import3d "
+                       "skips it (MorphIO refuses the file)"
+                       if len(skipped) == 1 else
+                       f"lines {', '.join(map(str, skipped))} skipped: not SWC numbers (column headers)")
+    roots = np.flatnonzero(parents < 0)
+    soma_roots = roots[types[roots] == SOMA]
+    if not len(soma_roots):
+        refuse([roots[0]] if len(roots) else [0],
+               "no soma: the root is not type 1" if len(roots) else "no root (every node has a parent)")
+    root = int(soma_roots[0])
+    if len(roots) > 1:
+        extra = roots[roots != root]
+        parents[extra] = root
+        at = ", ".join(str(int(lines[k])) for k in extra[:5]) + (" ..." if len(extra) > 5 else "")
+        repairs.append(f"{len(extra)} more tree{'s' if len(extra) > 1 else ''} (root at line {at}) joined to the "
+                       f"soma's root (line {int(lines[root])}), as NEURON's Import3d joins them")
+    skeleton = Skeleton(nodes=data[:, 2:5], parents=parents, radii=data[:, 5], types=types, units="um",
+                        metadata={"source": {"file": str(path)}})
+    try:
+        skeleton.topological_order()
+    except InvalidSkeletonError:
+        reached = np.zeros(len(ids), dtype=bool)
+        reached[_reachable(parents, root)] = True
+        refuse(np.flatnonzero(~reached), "this node is its own ancestor (a cycle)")
+    soma = np.flatnonzero(types == SOMA)
+    stray = soma[(soma != root) & (types[np.maximum(parents[soma], 0)] != SOMA)]
+    if len(stray):
+        refuse(stray, "a soma (type 1) point hangs from a neurite point")
+    if (ids != np.arange(1, len(ids) + 1)).any():
+        if (np.diff(ids) <= 0).any() or (parent_ids >= ids).any():
+            repairs.append("ids out of order or parents listed after their children: the tree is kept, "
+                           "renumbered from 1 with every parent first")
+        else:
+            repairs.append(f"ids from {ids.min()} to {ids.max()} for {len(ids)} nodes: renumbered from 1")
+    elif (parent_ids >= ids).any():
+        repairs.append("parents listed after their children: the tree is kept, every parent first")
+    zero = np.flatnonzero(data[:, 5] == 0)
+    if len(zero):
+        repairs.append(f"{len(zero)} node{'s' if len(zero) > 1 else ''} with radius 0 (first at line "
+                       f"{int(lines[zero[0]])}) kept: NEURON reads a zero-diameter point, MorphIO warns")
+    if repairs:
+        skeleton.metadata["repairs"] = repairs
+    return skeleton
+
+
+def _reachable(parents: np.ndarray, root: int) -> np.ndarray:
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import breadth_first_order
+
+    n = len(parents)
+    child = np.flatnonzero(parents >= 0)
+    graph = csr_matrix((np.ones(len(child), dtype=np.int8), (parents[child], child)), shape=(n, n))
+    return breadth_first_order(graph, root, directed=True, return_predecessors=False)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mesh_export.cli.options import (STEP_FLAGS, AsciiOpt, CompressOpt, FormatOpt, JsonOpt, OverwriteOpt, QuietOpt,
-                                     StepFlags, UnitsInOpt, variant, with_option_groups)
+                                     StepFlags, TemplateOpt, UnitsInOpt, variant, with_option_groups)
 from mesh_export.cli.output import emit_json
 
 _UnitsOfInput = variant(UnitsInOpt, help="Units of the input when the file does not say (nm, um, mm).")
@@ -26,13 +26,15 @@ def _run_check(mesh_path: Path, print_size, min_feature, max_memory=None) -> dic
 
 @with_option_groups
 def convert_command(
-    source: Annotated[Path, typer.Argument(help="Input mesh file (anything trimesh or meshio reads).")],
+    source: Annotated[Path, typer.Argument(help="Input mesh file (anything trimesh or meshio reads), or an SWC "
+                                                "morphology (to swc, hoc or neuroml).")],
     target: Annotated[Path, typer.Argument(help="Output file; its extension picks the format unless --format.")],
     format: FormatOpt = None,
     units_in: _UnitsOfInput = None,
     processing: StepFlags = STEP_FLAGS,
     ascii: AsciiOpt = False,
     compress: CompressOpt = False,
+    template: TemplateOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -44,16 +46,21 @@ def convert_command(
     from mesh_export.model import SURFACE, kind_of
 
     started = time.perf_counter()
-    options = {"ascii": ascii or None, "compress": compress or None, "allow_units": processing.allow_units or None}
+    options = {"ascii": ascii or None, "compress": compress or None, "allow_units": processing.allow_units or None,
+               "template": template}
     steps = processing.step_options()
     written, mesh = convert(source, target, format=format, units_in=units_in, overwrite=overwrite,
                             steps=steps, return_mesh=True, **options)
     result = {"input": str(source), "output": str(written), "bytes": written.stat().st_size,
               "units": getattr(mesh, "units", None), **output_counts(mesh, options),
               "steps": mesh.metadata.get("steps", []), "seconds": round(time.perf_counter() - started, 4)}
+    if mesh.metadata.get("repairs"):
+        result["repairs"] = list(mesh.metadata["repairs"])
     if processing.check and kind_of(mesh) == SURFACE:
         result["check"] = _run_check(written, steps.print_size, steps.min_feature, steps.max_memory)
     if as_json:
         emit_json(result)
     elif not quiet:
         typer.echo(f"wrote {written} ({result['bytes']:,} bytes)")
+        for repair in result.get("repairs", []):
+            typer.echo(f"repaired: {repair}")

@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from mesh_export.cli.options import (STEP_FLAGS, STEPS_PANEL, AsciiOpt, CacheDirOpt, CompressOpt, DatastackOpt,
+from mesh_export.cli.options import (STEP_FLAGS, STEPS_PANEL, AsciiOpt, CacheDirOpt, CompressOpt, DatastackOpt, TemplateOpt,
                                      FormatOpt, JsonOpt, LodOpt, NoCacheOpt, OfflineOpt, OutOpt, OverwriteOpt,
                                      QuietOpt, ServerOpt, SourceOpt, StaticOpt, StepFlags, TimeoutOpt, TokenOpt,
                                      VersionOpt, variant, with_option_groups)
@@ -31,6 +31,7 @@ _Lod = variant(LodOpt, help="Level of detail for multi-resolution sources: 0 fin
 _Token = variant(TokenOpt, panel=_SOURCE)
 _Ascii = variant(AsciiOpt, help="ASCII variant of a binary format.", panel=_OUTPUT)
 _Compress = variant(CompressOpt, panel=_OUTPUT)
+_Template = variant(TemplateOpt, panel=_OUTPUT)
 _Overwrite = variant(OverwriteOpt, help="Replace existing output files.", panel=_OUTPUT)
 _CacheDir = variant(CacheDirOpt, panel=_CACHE)
 _NoCache = variant(NoCacheOpt, panel=_CACHE)
@@ -57,6 +58,7 @@ def export_command(
     processing: StepFlags = STEP_FLAGS,
     ascii: _Ascii = False,
     compress: _Compress = False,
+    template: _Template = None,
     overwrite: _Overwrite = False,
     no_sidecar: Annotated[bool, typer.Option("--no-sidecar", help="Do not write the <file>.json provenance sidecar.", rich_help_panel=_OUTPUT)] = False,
     preview: Annotated[bool, typer.Option("--preview", help="Also render <file>.png beside the output (id and lod in the caption).", rich_help_panel=_OUTPUT)] = False,
@@ -95,12 +97,15 @@ def export_command(
         steps=processing.step_options(),
         check=processing.check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview,
         ascii=ascii or None, compress=compress or None, allow_units=processing.allow_units or None,
+        template=template,
     )
     if plate is not None:
         _export_plate(root_ids, ids_file, id_column, kwargs, plate, same_scale, as_json, quiet)
         return
     batch = (len(root_ids) != 1 or root_ids == ["-"] or ids_file is not None or workers != 1
              or executor != "local" or fail_fast or max_rps is not None)
+    if batch and template:
+        raise typer.BadParameter("--template names one cell's hoc template; a batch names each after its root id")
     if not batch:  # one id: the plain job, its own error and exit code
         progress = not quiet and not as_json and sys.stderr.isatty()
         try:

@@ -86,6 +86,8 @@ OutOpt = Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 AsciiOpt = Annotated[bool, typer.Option("--ascii", help="Write the ASCII variant of a binary format (stl, ply, vtk).")]
 CompressOpt = Annotated[bool, typer.Option("--compress", help="zlib-compress (vtp, vtu).")]
+TemplateOpt = Annotated[Optional[str], typer.Option(
+    "--template", help="hoc: the template's name [default: Cell_<root id>, else Cell_<file name>].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 BareJsonOpt = variant(JsonOpt, help="Print JSON.")
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")]

@@ -4,6 +4,7 @@ under the real name and never destroys the file already there."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from contextlib import contextmanager
@@ -63,6 +64,18 @@ def check_target(target: str | os.PathLike, overwrite: bool = False) -> Path:
 
 def _temporary_name(target: Path, suffix: str) -> Path:
     return target.parent / f".{target.name}.{secrets.token_hex(8)}.part{suffix}"
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{16}\.part")
+
+
+def intended_name(path: str | os.PathLike) -> str:
+    """The file name a writer's output will have: ``path``'s own, or the target's when
+    ``path`` is the temporary name :func:`atomic_output` gave (a writer naming something
+    after its file, such as a hoc template, sees the temporary path)."""
+    name = Path(path).name
+    match = _TEMPORARY.match(name)
+    return match.group("name") if match else name
 
 
 @contextmanager

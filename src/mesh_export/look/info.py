@@ -238,26 +238,66 @@ def mesh_info(mesh, merge: bool = True) -> dict[str, Any]:
 
 
 def skeleton_info(skeleton) -> dict[str, Any]:
-    """Nodes, branch points, tips, total cable length and soma radius of a skeleton."""
-    from mesh_export.process.skeleton import SOMA
+    """A morphology's figures, counted as NeuroM counts them (its feature names in brackets):
+    neurites (``number_of_neurites``: trees leaving the soma), sections (``number_of_sections``:
+    unbranched stretches of neurite, split where a point has several children or the type
+    changes), branch points (``number_of_forking_points``: neurite points with two or more
+    children; the soma is not one), tips (``number_of_leaves``), total length
+    (``total_length``: neurite cable, without the edges from a soma point to a neurite's first
+    point) and soma radius (``soma_radius``: one point's radius; NeuroMorpho's three points:
+    sqrt(2 pi r h / 4 pi); several points: the sphere with the area of the frustums between
+    consecutive soma points in file order). ``cable_length`` is every edge, those included."""
+    from mesh_export.model import SOMA
 
-    parents = skeleton.parents
-    children = skeleton.child_counts()
-    soma = np.flatnonzero(skeleton.types == SOMA)
-    soma_radius = float(skeleton.radii[soma].max()) if len(soma) else None
-    roots = np.flatnonzero(parents < 0)
+    parents, types = skeleton.parents, skeleton.types
+    n = len(skeleton)
+    is_soma = types == SOMA
+    has_parent = parents >= 0
+    parent = np.maximum(parents, 0)
+    neurite = ~is_soma
+    first = neurite & (~has_parent | is_soma[parent])
+    neurite_children = np.bincount(parents[neurite & has_parent], minlength=n)
+    forks = neurite & (neurite_children >= 2)
+    leaves = neurite & (neurite_children == 0)
+    # A section starts at a neurite's first point, at each child of a fork and where the type changes.
+    starts = first | (neurite & has_parent & ~first & (forks[parent] | (types[parent] != types)))
+    soma = np.flatnonzero(is_soma)
+    roots = np.flatnonzero(~has_parent)
     return {
         "kind": "skeleton",
         "units": skeleton.units,
-        "nodes": int(len(skeleton)),
+        "nodes": int(n),
         "roots": int(len(roots)),
-        "branch_points": int((children >= 2).sum()),
-        "tips": int(((children == 0) & (parents >= 0)).sum()),
-        "total_length": skeleton.total_length(),
-        "soma_radius": soma_radius,
+        "neurites": int(first.sum()),
+        "sections": int(starts.sum()),
+        "branch_points": int(forks.sum()),
+        "tips": int(leaves.sum()),
+        "total_length": skeleton.neurite_length(),
+        "cable_length": skeleton.total_length(),
+        "soma_radius": _neurom_soma_radius(skeleton, soma) if len(soma) else None,
         "soma_nodes": int(len(soma)),
+        "repairs": list((skeleton.metadata or {}).get("repairs", [])),
         "bbox": _bbox(skeleton.nodes, skeleton.units),
     }
+
+
+def _neurom_soma_radius(skeleton, soma: np.ndarray) -> float:
+    """NeuroM's soma radius of an SWC soma (MorphIO's soma types for SWC)."""
+    r = skeleton.radii[soma]
+    if len(soma) == 1:
+        return float(r[0])
+    points = skeleton.nodes[soma]
+    if len(soma) == 3 and (r == r[0]).all():
+        root = int(np.flatnonzero(skeleton.parents[soma] < 0)[0]) if (skeleton.parents[soma] < 0).any() else 0
+        others = [k for k in range(3) if k != root]
+        # MorphIO's NeuroMorpho three-point soma: both ends one radius from the centre.
+        ends = np.linalg.norm(points[others] - points[root], axis=1)
+        if root == 0 and np.allclose(ends, r[0], rtol=1e-3):
+            h = float(np.linalg.norm(points[others[0]] - points[others[1]]))
+            return float(np.sqrt(2 * np.pi * r[0] * h / (4 * np.pi)))
+    length = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    area = float(np.sum(np.pi * (r[1:] + r[:-1]) * np.sqrt(length**2 + (r[1:] - r[:-1]) ** 2)))
+    return float(np.sqrt(area / (4 * np.pi)))
 
 
 def info(target: str | os.PathLike, *, lod: int | None = None, list_lods: bool = True,
@@ -336,12 +376,19 @@ def format_info(result: dict[str, Any]) -> str:
         row("file", result["file"])
     if result["kind"] == "skeleton":
         u = result["units"] or "units"
-        row("nodes", f"{result['nodes']:,}  ({result['roots']} root{'s' if result['roots'] != 1 else ''})")
-        row("branch points", f"{result['branch_points']:,}")
+        row("nodes", f"{result['nodes']:,}  ({result['soma_nodes']} in the soma)")
+        row("neurites", f"{result['neurites']:,}  (trees leaving the soma)")
+        row("sections", f"{result['sections']:,}  (unbranched neurite stretches, as NeuroM counts them)")
+        row("branch points", f"{result['branch_points']:,}  (neurite points with 2+ children; not the soma)")
         row("tips", f"{result['tips']:,}")
-        row("total length", f"{result['total_length']:,.1f} {u}")
+        row("total length", f"{result['total_length']:,.1f} {u}  (neurites, without the soma-to-neurite edges, "
+                            f"as NeuroM; every edge: {result['cable_length']:,.1f} {u})")
         row("soma radius", "none marked (no type-1 nodes)" if result["soma_radius"] is None
-            else f"{result['soma_radius']:,.2f} {u}")
+            else f"{result['soma_radius']:,.2f} {u}  (as NeuroM: "
+                 + ("the point's radius)" if result["soma_nodes"] == 1 else
+                    "the sphere with the soma points' surface)"))
+        for repair in result.get("repairs", []):
+            row("repaired", repair)
         for i, text in enumerate(box_text(result["bbox"])):
             row("bbox" if i == 0 else "", text)
         return "\n".join(lines)

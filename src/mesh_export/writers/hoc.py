@@ -1,10 +1,14 @@
-"""NEURON hoc template: ``soma`` and ``dend[]`` sections, ``connect`` and ``pt3dadd``.
+"""NEURON hoc template: ``soma``, ``axon[]``, ``dend[]``, ``apic[]`` (and ``dend_N[]`` for a
+custom type N) sections in the SectionLists ``somatic``, ``axonal``, ``basal``, ``apical``
+(``dendritic_N``) and ``all``, with ``connect`` and ``pt3dadd``.
 
-Sections follow what NEURON's Import3d makes of the same tree in SWC (so both give the
-same membrane area): a single-point soma becomes a cylinder 2r long and 2r wide; each
-unbranched stretch of the tree is one ``dend`` section whose first 3-D point repeats its
-parent's branch point, except for sections starting on the soma. Load it with
-``h.load_file("cell.hoc")`` and instantiate ``h.MeshExportCell()`` (name via ``template``).
+The sections are the ones NEURON's Import3d makes of the SWC file we write for the same
+skeleton: the same names, numbering, 3-D points and connections (``_neuron_sections`` ports
+Import3d's rules), so a model written against an Import3d-loaded SWC runs on this file and a
+node's place (:func:`section_of_nodes`) is right on both. Every type is an array, as Import3d
+makes them (``soma[0]``, even for one soma section). Load it with ``h.load_file("cell.hoc")``
+and instantiate ``h.Cell_<root id>()``: the template is named after the cell (its root id, or
+the file's name), so any number of exported cells load in one session; ``template`` names it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 import numpy as np
 
 from mesh_export.writers import _text
+from mesh_export.writers._neuron_sections import list_name, sections_of, type_name, written_form
 from mesh_export.writers.registry import SKELETON, Writer, register
 from mesh_export.writers.swc import header_lines
 
@@ -21,31 +26,63 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Statements per hoc procedure: NEURON's parser handles big procedures, but splitting keeps
 # memory and parse time flat (NEURON's own exported cells do the same).
 _LINES_PER_PROC = 2000
-_LIST_FOR_TYPE = {2: "axonal", 3: "basal", 4: "apical"}
+_STANDARD_LISTS = ("somatic", "axonal", "basal", "apical")
 
 _OPTIONS = {
     "units": "length units of the file; micrometres (NEURON's convention) unless allow_units",
     "allow_units": "allow units other than micrometres (with a warning)",
-    "template": "name of the hoc template (default MeshExportCell)",
+    "template": "name of the hoc template (default Cell_<root id>, else Cell_<file name>)",
 }
 
 
-def sections(sk):
-    """Split a sorted skeleton (root = soma = node 0) into unbranched sections.
+def template_name(skeleton, path=None) -> str:
+    """The default template name: ``Cell_<root id>``, else ``Cell_<file stem>`` made a hoc
+    identifier, else ``MeshExportCell``."""
+    from mesh_export.core.atomic import intended_name
 
-    Returns (section index per node, -1 for the soma; start node of each section;
-    parent section of each section, -1 for the soma).
+    meta = skeleton.metadata or {}
+    root_id = meta.get("root_id")
+    if root_id is None and isinstance(meta.get("source"), dict):
+        root_id = meta["source"].get("root_id")
+    if root_id is not None:
+        return "Cell_" + re.sub(r"[^A-Za-z0-9_]", "_", str(root_id))
+    if path is not None:
+        stem = intended_name(path)
+        for ext in (".cell.nml", ".hoc", ".swc", ".nml"):
+            if stem.lower().endswith(ext):
+                stem = stem[: -len(ext)]
+                break
+        else:
+            stem = stem.rsplit(".", 1)[0]
+        stem = re.sub(r"[^A-Za-z0-9_]", "_", stem)
+        if stem:
+            return "Cell_" + stem
+    return "MeshExportCell"
+
+
+def section_of_nodes(skeleton):
+    """Where NEURON puts each node of ``skeleton``: ``(names, indices, x)``, three arrays of
+    ``len(skeleton)`` in the skeleton's own node order.
+
+    ``names[i]`` is the section array (``"soma"``, ``"axon"``, ``"dend"``, ``"apic"``,
+    ``"dend_5"``), ``indices[i]`` the index in it and ``x[i]`` the position along it (0-1),
+    so that ``getattr(cell, names[i])[indices[i]](x[i])`` is node i's place both on the cell
+    our hoc file builds and on the cell NEURON's Import3d builds from our SWC file (the same
+    sections, numbered alike). ``x`` is the fraction of the section's 3-D length at the
+    node's point; a single-point soma's centre is ``soma[0](0.5)``. Import3d keeps no section
+    of one point: a node in such a section (rare: a one-node branch on a multi-point soma)
+    is placed where that section's children attach. The skeleton is taken as a writer
+    takes it (validated, in micrometres, numbers rounded as written).
     """
-    n = len(sk)
-    kids = np.bincount(sk.parents[1:], minlength=n)
-    parent = np.maximum(sk.parents, 0)
-    start = np.zeros(n, dtype=bool)
-    start[1:] = (sk.parents[1:] == 0) | (kids[parent[1:]] > 1)
-    section = np.cumsum(start) - 1
-    section[0] = -1
-    starts = np.flatnonzero(start)
-    parent_section = section[sk.parents[starts]]
-    return section, starts, parent_section
+    written = written_form(skeleton, "um", True, "hoc")
+    sections, place, where = sections_of(written)
+    names = np.array([sections[k].name for k in place], dtype=object)
+    indices = np.array([sections[k].index for k in place], dtype=np.int64)
+    out_names = np.empty(len(place), dtype=object)
+    out_indices = np.empty(len(place), dtype=np.int64)
+    out_x = np.empty(len(place))
+    out_names[written.order], out_indices[written.order], out_x[written.order] = names, indices, where
+    return out_names, out_indices, out_x
 
 
 def _procs(handle, name: str, chunks: list[tuple[list, int]]) -> None:
@@ -68,84 +105,89 @@ def _procs(handle, name: str, chunks: list[tuple[list, int]]) -> None:
 def write_hoc(skeleton, path, units: str | None = None, allow_units: bool = False,
               template: str | None = None, ascii: bool = True) -> None:
     from mesh_export.errors import InvalidArgumentError
-    from mesh_export.model import as_skeleton_for_writing
 
-    name = template or "MeshExportCell"
+    name = template or template_name(skeleton, path)
     if not _IDENTIFIER.match(name):
         raise InvalidArgumentError(f"hoc template name {name!r} is not a hoc identifier")
-    sk = as_skeleton_for_writing(skeleton, units, allow_units, "hoc")
-    section, starts, parent_section = sections(sk)
-    nsec = len(starts)
-    diam = 2.0 * sk.radii
-    decimals = _text.morphology_decimals(np.concatenate([sk.nodes.reshape(-1), sk.radii]), float(sk.radii.min()))
+    written = written_form(skeleton, units, allow_units, "hoc")
+    sk, decimals = written.skeleton, written.decimals
+    sections, _, _ = sections_of(written)
+    counts: dict[int, int] = {}
+    for sec in sections:
+        counts[sec.type] = counts.get(sec.type, 0) + 1
+    kinds = sorted(counts)
+    arrays = [type_name(t) for t in kinds]
+    lists = list(_STANDARD_LISTS) + [list_name(t) for t in kinds if list_name(t) not in _STANDARD_LISTS]
 
-    # 3-D points: every neurite node, preceded at a branch by its parent's point.
-    nodes = np.arange(1, len(sk))
-    repeat = starts[sk.parents[starts] != 0]
-    keys = np.concatenate([2 * nodes + 1, 2 * repeat])
-    point_node = np.concatenate([nodes, sk.parents[repeat]])
-    point_section = np.concatenate([section[nodes], section[repeat]])
-    order = np.argsort(keys, kind="stable")
-    point_node, point_section = point_node[order], point_section[order]
-    xyz = sk.nodes[point_node]
-
-    soma_x, soma_y, soma_z = sk.nodes[0]
-    r = float(sk.radii[0])
-    fmt = f"{{:.{decimals}f}}"
-    soma_points = "".join(
-        f"  soma pt3dadd({fmt.format(x)}, {fmt.format(soma_y)}, {fmt.format(soma_z)}, {fmt.format(2 * r)})\n"
-        for x in (soma_x - r, soma_x, soma_x + r)
-    )
-    types = sk.types[starts] if nsec else np.zeros(0, dtype=np.int64)
-    lists = sorted({_LIST_FOR_TYPE[int(t)] for t in np.unique(types)})
+    # Rows grouped by section type (hoc cannot index a section array by a variable name).
+    connect_rows = {t: ([], [], [], [], []) for t in kinds}  # child index, parent type, parent index, x
+    point_rows = {t: ([], [], [], [], [], []) for t in kinds}  # index, x, y, z, diam
+    style_rows = {t: ([], [], [], []) for t in kinds}
+    for sec in sections:
+        if sec.parent >= 0:
+            parent = sections[sec.parent]
+            rows = connect_rows[sec.type]
+            rows[0].append(sec.index), rows[1].append(parent.type), rows[2].append(parent.index)
+            rows[3].append(sec.parentx)
+        if sec.wire >= 0:
+            rows = style_rows[sec.type]
+            rows[0].append(sec.index)
+            for k in range(3):
+                rows[k + 1].append(sk.nodes[sec.wire, k])
+        pts = sk.nodes[sec.points]
+        diams = list(sec.diams)
+        if len(pts) == 1:  # Import3d's sphere_rep: three points along x, as long as wide
+            d = diams[0]
+            pts = pts[[0, 0, 0]].copy()
+            pts[0, 0] -= d / 2
+            pts[2, 0] += d / 2
+            diams = [d, d, d]
+        rows = point_rows[sec.type]
+        rows[0].extend([sec.index] * len(pts))
+        for k in range(3):
+            rows[k + 1].extend(pts[:, k].tolist())
+        rows[4].extend(diams)
 
     with open(path, "xb") as handle:
         head = header_lines(sk, "NEURON hoc")
+        head.append("sections as NEURON's Import3d makes them of this cell's SWC: " + ", ".join(
+            f"{type_name(t)}[{counts[t]}]" for t in kinds))
         head.append(f'load: h.load_file("<this file>"); cell = h.{name}()  (keep a reference to cell)')
         handle.write("".join(f"// {line}\n" for line in head).encode())
         handle.write(f"begintemplate {name}\n".encode())
-        # hoc cannot create an empty array: a soma-only cell has no dend.
-        dend = ", dend" if nsec else ""
-        handle.write(f"public soma{dend}, all, somatic, axonal, basal, apical, nsections\n".encode())
-        handle.write(b"objref all, somatic, axonal, basal, apical\n")
-        handle.write((f"create soma, dend[{nsec}]\n" if nsec else "create soma\n").encode())
+        handle.write(f"public {', '.join(arrays)}, all, {', '.join(lists)}, nsections\n".encode())
+        handle.write(f"objref all, {', '.join(lists)}\n".encode())
+        handle.write(("create " + ", ".join(f"{type_name(t)}[{counts[t]}]" for t in kinds) + "\n").encode())
         handle.write(b"nsections = 0\n")
-        handle.write(b"proc init() {\n  nsections = %d\n  topol()\n  basic_shape()\n  subsets()\n  geom_nseg()\n}\n" % nsec)
-        # connect child(0), parent(1); sections on the soma attach at its middle.
-        on_soma = parent_section < 0
+        handle.write(b"proc init() {\n  nsections = %d\n  topol()\n  basic_shape()\n  subsets()\n  geom_nseg()\n}\n"
+                     % len(sections))
         topo_chunks = []
-        if on_soma.any():
-            idx = np.flatnonzero(on_soma)
-            topo_chunks.append(([b"  connect dend[", _text.Int(idx), b"](0), soma(0.5)\n"], len(idx)))
-        if (~on_soma).any():
-            idx = np.flatnonzero(~on_soma)
-            topo_chunks.append(([b"  connect dend[", _text.Int(idx), b"](0), dend[",
-                                 _text.Int(parent_section[idx]), b"](1)\n"], len(idx)))
+        for t in kinds:
+            child, parent_type, parent_index, parent_x = connect_rows[t][:4]
+            parent_type = np.asarray(parent_type, dtype=np.int64)
+            for pt in sorted(set(parent_type.tolist())):
+                pick = np.flatnonzero(parent_type == pt)
+                topo_chunks.append(([f"  connect {type_name(t)}[".encode(), _text.Int(np.asarray(child)[pick]),
+                                     f"](0), {type_name(pt)}[".encode(), _text.Int(np.asarray(parent_index)[pick]),
+                                     b"](", _text.Fixed(np.asarray(parent_x)[pick], 2), b")\n"], len(pick)))
         _procs(handle, "topol", topo_chunks or [([b"  \n"], 0)])
-        handle.write(b"proc shape_soma() {\n  soma pt3dclear()\n" + soma_points.encode() + b"}\n")
-        point_segments = [
-            b"  dend[", _text.Int(point_section), b"] pt3dadd(",
-            _text.Fixed(xyz[:, 0], decimals), b", ", _text.Fixed(xyz[:, 1], decimals), b", ",
-            _text.Fixed(xyz[:, 2], decimals), b", ", _text.Fixed(diam[point_node], decimals), b")\n",
-        ]
-        _procs(handle, "shape_dend", [(point_segments, len(point_node))])
-        handle.write(b"proc basic_shape() {\n  shape_soma()\n  shape_dend()\n}\n")
-        list_chunks = []
-        for list_name in lists:
-            t = next(k for k, v in _LIST_FOR_TYPE.items() if v == list_name)
-            idx = np.flatnonzero(types == t)
-            list_chunks.append(([b"  dend[", _text.Int(idx), f"] {list_name}.append()\n".encode()], len(idx)))
-        _procs(handle, "subsets_dend", list_chunks)
-        handle.write(
-            b"proc subsets() {\n"
-            b"  all = new SectionList()\n  somatic = new SectionList()\n  axonal = new SectionList()\n"
-            b"  basal = new SectionList()\n  apical = new SectionList()\n"
-            b"  soma somatic.append()\n"
-            b"  subsets_dend()\n"
-            b"  forsec somatic all.append()\n  forsec axonal all.append()\n"
-            b"  forsec basal all.append()\n  forsec apical all.append()\n"
-            b"}\n"
-        )
+        shape_chunks = []
+        for t in kinds:
+            index, xs, ys, zs = (np.asarray(v) for v in style_rows[t])
+            if len(index):
+                shape_chunks.append(([f"  {type_name(t)}[".encode(), _text.Int(index), b"] pt3dstyle(1, ",
+                                      _text.Fixed(xs, decimals), b", ", _text.Fixed(ys, decimals), b", ",
+                                      _text.Fixed(zs, decimals), b")\n"], len(index)))
+            index, xs, ys, zs, ds = (np.asarray(v) for v in point_rows[t][:5])
+            shape_chunks.append(([f"  {type_name(t)}[".encode(), _text.Int(index), b"] pt3dadd(",
+                                  _text.Fixed(xs, decimals), b", ", _text.Fixed(ys, decimals), b", ",
+                                  _text.Fixed(zs, decimals), b", ", _text.Fixed(ds, decimals), b")\n"], len(index)))
+        _procs(handle, "shape", shape_chunks)
+        handle.write(b"proc basic_shape() {\n  shape()\n}\n")
+        subset_lines = [f"  {name_} = new SectionList()\n" for name_ in ("all", *lists)]
+        subset_lines += [f"  for i = 0, {counts[t] - 1} {type_name(t)}[i] {list_name(t)}.append()\n" for t in kinds]
+        subset_lines += [f"  forsec {list_name(t)} all.append()\n" for t in kinds]
+        handle.write(("proc subsets() { local i\n" + "".join(subset_lines) + "}\n").encode())
         # Odd nseg, about one segment per 40 um (an explicit d_lambda rule needs Ra and cm
         # the user has not chosen yet).
         handle.write(b"proc geom_nseg() {\n  forsec all { nseg = 1 + 2 * int(L / 40) }\n}\n")
@@ -160,6 +202,6 @@ register(
         accepts=(SKELETON,),
         modes=("ascii",),
         options=_OPTIONS,
-        description="NEURON hoc template (soma, dend[], connect, pt3dadd); micrometres",
+        description="NEURON hoc template (soma, axon[], dend[], apic[] as Import3d names them); micrometres",
     )
 )

@@ -1,9 +1,16 @@
 """NeuroML2 morphology (``<cell>`` with ``<morphology>``) through libNeuroML.
 
-Registered only when libNeuroML is importable (optional extra). One segment per skeleton
-edge, the soma a spherical segment (proximal = distal, diameter 2r), segment groups
-``soma_group``, ``axon_group``, ``dendrite_group`` and ``all``. NeuroML2 lengths are
-micrometres by definition, so no other units are accepted.
+Registered only when libNeuroML is importable (optional extra). The segments are the 3-D
+points of the sections NEURON's Import3d makes of the same cell's SWC (so the membrane area
+is NEURON's): one segment per node, its id the node's index in the written order, ending at
+the node; a single-point soma (or NeuroMorpho's three points) is one spherical segment
+(proximal = distal, diameter 2r), a soma of several points the frustums between them; a
+neurite joined to the soma by a wire starts with a stub a nanometre long (no cable from the
+soma's centre, as in NEURON). Segment groups: ``soma_group``, ``axon_group``,
+``basal_dendrite``, ``apical_dendrite`` (NeuroLex sao273773228), ``dendrite_group`` (basal
+and apical), ``dend_N`` for a custom type N, one group per NEURON section named as Import3d
+names it (``dend_12``, neuroLexId sao864921383: a section, which NEURON exports keep) and
+``all``. NeuroML2 lengths are micrometres by definition, so no other units are accepted.
 """
 
 from __future__ import annotations
@@ -20,6 +27,13 @@ _OPTIONS = {
     "units": "NeuroML2 lengths are micrometres; only um is accepted",
     "cell_id": "id of the <cell> element (default from the root id, else 'cell')",
 }
+# NeuroLex ids: libNeuroML's (neuroml.neuro_lex_ids) for soma, axon and dendrites; the apical
+# dendrite's and a section's as neuroConstruct and NeuroML's NEURON export use them.
+_LEX = {"soma_group": "GO:0043025", "axon_group": "GO:0030424", "dendrite_group": "GO:0030425",
+        "apical_dendrite": "sao273773228"}
+_SECTION_LEX = "sao864921383"
+_GROUP_OF_TYPE = {1: "soma_group", 2: "axon_group", 3: "basal_dendrite", 4: "apical_dendrite"}
+_STUB = 1e-3  # um
 
 
 def _nml_id(text: str) -> str:
@@ -32,56 +46,98 @@ def write_neuroml(skeleton, path, units: str | None = None, cell_id: str | None 
     from neuroml.writers import NeuroMLWriter
 
     from mesh_export.errors import UnitsError
-    from mesh_export.model import as_skeleton_for_writing
+    from mesh_export.writers._neuron_sections import sections_of, type_name, written_form
 
     if units and units not in ("um", "micrometre", "micrometer", "micron", "microns"):
         raise UnitsError("NeuroML2 lengths are micrometres by definition; use --units um")
-    sk = as_skeleton_for_writing(skeleton, "um", False, "NeuroML")
+    written = written_form(skeleton, "um", False, "NeuroML")
+    sk = written.skeleton
     root_id = sk.metadata.get("root_id")
     cid = _nml_id(cell_id or (f"cell_{root_id}" if root_id is not None else "cell"))
-
-    nodes, radii, parents, types = sk.nodes, sk.radii, sk.parents, sk.types
-    soma_c, soma_r = nodes[0], float(radii[0])
+    nodes, types = sk.nodes, sk.types
+    sections, _, _ = sections_of(written)
 
     def point(xyz, diameter):
+        # NeuroML2 diameters are > 0 (the schema says so): a zero-diameter point is written as
+        # the stub's width, and the notes say how many.
         return neuroml.Point3DWithDiam(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2]),
-                                       diameter=float(diameter))
+                                       diameter=float(diameter) if diameter > 0 else _STUB)
 
-    segments = [neuroml.Segment(id=0, name="soma", proximal=point(soma_c, 2 * soma_r),
-                                distal=point(soma_c, 2 * soma_r))]
-    groups = {"axon_group": [], "dendrite_group": []}
-    for i in range(1, len(sk)):
-        p = int(parents[i])
-        if p == 0:
-            # A stub a nanometre long, pointing back at the soma: NEURON's import of the same
-            # SWC counts no cable between the soma and a neurite's first node (the soma's area
-            # already holds the soma region's surface), and a cable from the soma's surface or
-            # centre would add membrane the mesh does not have (3% on a decimated cell).
-            offset = nodes[i] - soma_c
+    made: dict[int, neuroml.Segment] = {}
+    order: list[int] = []
+
+    def add(node, proximal, distal, parent):
+        segment = neuroml.Segment(id=int(node), name=f"seg{node}" if node else "soma", proximal=proximal,
+                                  distal=distal)
+        if parent is not None:
+            segment.parent = neuroml.SegmentParent(segments=int(parent[0]), fraction_along=float(parent[1]))
+        made[int(node)] = segment
+        order.append(int(node))
+
+    def attach_to(node):
+        """(segment, fraction) of a point at ``node``, for a child starting there."""
+        if node in made:
+            return node, (0.5 if len(sections[0].points) == 1 and node == sections[0].points[0] else 1.0)
+        root = sections[0]
+        return root.points[1], 0.0  # the first point of a soma of several points: its first segment's start
+
+    section_segments = []
+    for sec in sections:
+        pts, diams = list(sec.points), list(sec.diams)
+        mine = []
+        if len(pts) == 1:  # a sphere
+            add(pts[0], point(nodes[pts[0]], diams[0]), point(nodes[pts[0]], diams[0]), None)
+            mine.append(pts[0])
+        elif sec.wire >= 0:  # joined by a wire: a stub pointing back at where the wire starts
+            offset = nodes[pts[0]] - nodes[sec.wire]
             gap = float(np.linalg.norm(offset))
-            start = nodes[i] - offset / max(gap, 1e-300) * min(1e-3, 0.5 * gap)
-            proximal = point(start, 2 * radii[i])
-            fraction = 0.5
-        else:
-            proximal = point(nodes[p], 2 * radii[p])
-            fraction = 1.0
-        segments.append(neuroml.Segment(
-            id=i, name=f"seg{i}", proximal=proximal, distal=point(nodes[i], 2 * radii[i]),
-            parent=neuroml.SegmentParent(segments=p, fraction_along=fraction)))
-        groups["axon_group" if types[i] == 2 else "dendrite_group"].append(i)
-
+            start = nodes[pts[0]] - offset / max(gap, 1e-300) * min(_STUB, 0.5 * gap) if gap > 0 else \
+                nodes[pts[0]] - np.array([_STUB, 0, 0])
+            add(pts[0], point(start, diams[0]), point(nodes[pts[0]], diams[0]), attach_to(sec.wire))
+            mine.append(pts[0])
+        for k in range(1, len(pts)):
+            parent = (pts[k - 1], 1.0) if pts[k - 1] in mine else (attach_to(pts[k - 1]) if sec.parent >= 0 else None)
+            add(pts[k], point(nodes[pts[k - 1]], diams[k - 1]), point(nodes[pts[k]], diams[k]), parent)
+            mine.append(pts[k])
+        section_segments.append(mine)
+    # Nodes in sections NEURON drops (one point, or two points at one place): a stub each,
+    # so that every node still has its segment.
+    for node in range(1, len(sk)):
+        if node not in made and types[node] != 1:
+            parent = int(sk.parents[node])
+            add(node, point(nodes[node] - np.array([_STUB, 0, 0]), 2 * sk.radii[node]),
+                point(nodes[node], 2 * sk.radii[node]), attach_to(parent))
+    segments = [made[k] for k in order]
     morphology = neuroml.Morphology(id=f"{cid}_morphology", segments=segments)
-    morphology.segment_groups.append(neuroml.SegmentGroup(
-        id="soma_group", neuro_lex_id="sao864921383", members=[neuroml.Member(segments=0)]))
-    lex = {"axon_group": "sao1770195789", "dendrite_group": "sao1211023249"}  # NeuroLex ids
-    for name, members in groups.items():
-        if members:
-            morphology.segment_groups.append(neuroml.SegmentGroup(
-                id=name, neuro_lex_id=lex[name], members=[neuroml.Member(segments=m) for m in members]))
-    includes = [neuroml.Include(segment_groups=g.id) for g in morphology.segment_groups]
-    morphology.segment_groups.append(neuroml.SegmentGroup(id="all", includes=includes))
 
-    notes = "; ".join(header_lines(sk, "NeuroML2"))
+    groups: dict[str, list[int]] = {}
+    for node in made:
+        t = int(types[node])
+        groups.setdefault(_GROUP_OF_TYPE.get(t, type_name(t)), []).append(node)
+    for name in ("soma_group", "axon_group", "basal_dendrite", "apical_dendrite",
+                 *sorted(g for g in groups if g not in _GROUP_OF_TYPE.values())):
+        if name in groups:
+            morphology.segment_groups.append(neuroml.SegmentGroup(
+                id=name, neuro_lex_id=_LEX.get(name),
+                members=[neuroml.Member(segments=m) for m in sorted(groups[name])]))
+    dendrites = [g for g in ("basal_dendrite", "apical_dendrite") if g in groups]
+    if dendrites:
+        morphology.segment_groups.append(neuroml.SegmentGroup(
+            id="dendrite_group", neuro_lex_id=_LEX["dendrite_group"],
+            includes=[neuroml.Include(segment_groups=g) for g in dendrites]))
+    for sec, members in zip(sections, section_segments):
+        morphology.segment_groups.append(neuroml.SegmentGroup(
+            id=f"{sec.name}_{sec.index}", neuro_lex_id=_SECTION_LEX,
+            members=[neuroml.Member(segments=m) for m in members]))
+    top = [g.id for g in morphology.segment_groups if g.id in groups]
+    morphology.segment_groups.append(neuroml.SegmentGroup(
+        id="all", includes=[neuroml.Include(segment_groups=g) for g in top]))
+
+    head = header_lines(sk, "NeuroML2")
+    if (sk.radii == 0).any():
+        head.append(f"NeuroML2 diameters are above 0: {int((sk.radii == 0).sum())} zero-radius nodes written "
+                    f"with diameter {_STUB} um")
+    notes = "; ".join(head)
     cell = neuroml.Cell(id=cid, morphology=morphology, notes=notes)
     doc = neuroml.NeuroMLDocument(id=cid, notes=notes)
     doc.cells.append(cell)

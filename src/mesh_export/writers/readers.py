@@ -75,13 +75,25 @@ def _triangulate_meshio(mesh):
     return np.concatenate(pieces)
 
 
+def is_morphology_file(path: str | os.PathLike) -> bool:
+    """Is ``path`` a morphology (SWC) rather than a surface mesh file."""
+    return Path(path).suffix.lower() == ".swc"
+
+
 def load(path: str | os.PathLike, units: str | None = None):
     """Read a surface mesh file into a ``trimesh.Trimesh`` (no processing, vertex order kept;
-    an STL's corners merged where bit-identical).
+    an STL's corners merged where bit-identical), or an SWC file into a
+    :class:`mesh_export.model.Skeleton` (micrometres, as :func:`read_swc` reads it: what it
+    repaired in ``metadata["repairs"]``).
 
     ``units`` declares the file's units; without it they come from the file where it
     records them (mesh-export's own headers, 3MF) and are otherwise unknown (None).
     """
+    if is_morphology_file(path):
+        skeleton = read_swc(path)
+        if units and normalize_units(units) != "um":
+            raise InputError(f"{path}: SWC positions and radii are micrometres; --units-in {units} does not apply")
+        return skeleton
     return to_trimesh(*read_surface(path, units=units))
 
 

@@ -1,9 +1,10 @@
 """SWC morphologies (NEURON, MorphIO, NeuroM, neuromorpho.org).
 
 What NEURON's Import3d and MorphIO need, every time: ids 1..N, every parent listed before
-its child, one root (a single-point soma, type 1), neurite types 2/3/4 only, positions and
-radii in micrometres, no NaN or zero radii. Header comments state units, source, root id
-and tool version.
+its child, one root (the soma, type 1; its other points, if any, first), positions and radii
+in micrometres, no NaN. Custom types (5 and above) and zero radii are written as they are
+(the header says so). Header comments state units, source, root id, tool version and what
+reading the input repaired.
 """
 
 from __future__ import annotations
@@ -34,11 +35,27 @@ def morphology_lines(skeleton) -> list[str]:
     step = next((s for s in reversed(meta.get("steps", [])) if s.get("step") == "skeletonize"), None) or {}
     to = conversion_factor(step.get("units") or units, units) if units else 1.0
     radius = float(skeleton.radii[0])
-    soma = f"soma: node 1 (type 1, single-point soma, radius {radius:.4f} {units}"
-    if step.get("soma_area"):
-        soma += (f", the sphere with the soma region's surface area, {_area_text(step['soma_area'] * to * to, units)}")
-    soma += ")"
+    soma_points = int(np.count_nonzero(skeleton.types == 1))
+    if soma_points > 1:
+        soma = (f"soma: node 1 and {soma_points - 1} more type-1 points ({soma_points} in all, "
+                "as NEURON's Import3d builds them from SWC"
+                + (": NeuroMorpho's 3-point soma, a sphere" if _neuromorpho_three_points(skeleton) else "")
+                + ")")
+    else:
+        soma = f"soma: node 1 (type 1, single-point soma, radius {radius:.4f} {units}"
+        if step.get("soma_area"):
+            soma += (f", the sphere with the soma region's surface area, "
+                     f"{_area_text(step['soma_area'] * to * to, units)}")
+        soma += ")"
     lines = [soma]
+    custom = sorted(set(np.unique(skeleton.types).tolist()) - {1, 2, 3, 4})
+    if custom:
+        lines.append("custom types: " + ", ".join(f"{t} (NEURON's Import3d names them dend_{t}[])" for t in custom))
+    zero = int(np.count_nonzero(skeleton.radii == 0))
+    if zero:
+        lines.append(f"zero radii: {zero} nodes, kept (NEURON reads a zero-diameter point; MorphIO warns)")
+    for repair in meta.get("repairs", []):
+        lines.append(f"repaired on reading: {repair}")
     if step.get("method") == "wavefront":
         where = step.get("soma_source") or "mesh"
         lines.append("soma from: " + ("the mesh (the thickest part and the region around it)" if where == "mesh"
@@ -80,6 +97,16 @@ def morphology_lines(skeleton) -> list[str]:
     return lines
 
 
+def _neuromorpho_three_points(skeleton) -> bool:
+    soma = np.flatnonzero(skeleton.types == 1)
+    if len(soma) != 3:
+        return False
+    root = soma[skeleton.parents[soma] < 0]
+    others = soma[skeleton.parents[soma] >= 0]
+    return len(root) == 1 and bool((skeleton.parents[others] == root[0]).all()) and \
+        bool((skeleton.radii[soma] == skeleton.radii[root[0]]).all())
+
+
 def header_lines(skeleton, format_name: str) -> list[str]:
     """Comment lines shared by the morphology writers (without comment markers)."""
     from mesh_export._version import __version__
@@ -109,13 +136,13 @@ def header_lines(skeleton, format_name: str) -> list[str]:
 
 
 def write_swc(skeleton, path, units: str | None = None, allow_units: bool = False, ascii: bool = True) -> None:
-    from mesh_export.model import as_skeleton_for_writing
+    from mesh_export.writers._neuron_sections import written_form
 
-    sk = as_skeleton_for_writing(skeleton, units, allow_units, "SWC")
+    written = written_form(skeleton, units, allow_units, "SWC")
+    sk, decimals = written.skeleton, written.decimals
     n = len(sk)
     ids = np.arange(1, n + 1, dtype=np.int64)
     parents = np.where(sk.parents >= 0, sk.parents + 1, -1)
-    decimals = _text.morphology_decimals(np.concatenate([sk.nodes.reshape(-1), sk.radii]), float(sk.radii.min()))
     header = header_lines(sk, "SWC") + ["columns: id type x y z radius parent"]
     segments = [
         _text.Int(ids), b" ", _text.Int(sk.types), b" ",
