@@ -121,6 +121,29 @@ def soma_contour(d: Path) -> Path:
     return write_rows(d / "soma_contour.swc", base_rows("contour"))
 
 
+def soma_tangle(d: Path) -> Path:
+    """A branched soma of seven points (the root with two soma children, an inner point with
+    two), the base cell's neurites on the root, a dendrite on an inner soma point, and a
+    one-point dendrite on the root, which NEURON's Import3d drops (``ONE_POINT_NODE``)."""
+    rows = [[1, 1, 0.0, 0.0, 0.0, 5.0, -1], [2, 1, 0.0, 3.0, 0.0, 4.5, 1], [3, 1, 0.0, 6.0, 0.0, 3.0, 2],
+            [4, 1, 3.0, 3.5, 0.0, 2.5, 2], [5, 1, 0.0, -3.0, 0.0, 4.5, 1], [6, 1, 0.0, -6.0, 0.0, 3.0, 5],
+            [7, 1, -3.0, -3.5, 0.0, 2.0, 5]]
+    base = base_rows()
+    offset = len(rows) - 1
+    for row in base[1:]:
+        rows.append([row[0] + offset, row[1], *row[2:6], row[6] + offset if row[6] > 1 else 1])
+    n = len(rows)
+    rows.append([n + 1, 3, -2.0, 4.0, 9.0, 1.0, 2])  # on an inner soma point
+    for k in range(1, 5):
+        rows.append([n + 1 + k, 3, -2.0, 4.0 + 4 * k, 9.0 + k, 0.9, n + k])
+    rows.append([n + 6, 3, 2.0, -1.0, -7.0, 0.8, 1])  # one point on the root
+    return write_rows(d / "soma_tangle.swc", rows)
+
+
+# The node (0-based, in file order) of soma_tangle that NEURON drops with its one-point section.
+ONE_POINT_NODE = {"soma_tangle": 80}
+
+
 def custom_types(d: Path) -> Path:
     """The apical dendrite typed 7 and one basal branch typed 5 (custom types)."""
     rows = base_rows()
@@ -193,7 +216,7 @@ def bad_type_zero(d: Path) -> Path:
 
 READ = {f.__name__: f for f in (plain, column_header, ids_from_zero, ids_with_gaps_out_of_order,
                                  parents_after_children, three_point_soma, soma_chain, soma_contour,
-                                 custom_types, several_trees, zero_radius)}
+                                 soma_tangle, custom_types, several_trees, zero_radius)}
 # name: (writer, line the error names, a word of the error)
 REFUSED = {
     "nan": (bad_nan, 6, "NaN"),

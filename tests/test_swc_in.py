@@ -1,0 +1,277 @@
+"""Any SWC in, every morphology out: the real-world quirks of published SWC files
+(tests/support/swc_quirks.py), converted to SWC, hoc and NeuroML through the CLI and the API,
+read back by NEURON (Import3d for SWC, ``h.load_file`` for hoc), MorphIO, NeuroM and
+libNeuroML, against NEURON's Import3d of the original file; the files no tool reads alike
+refused with one line naming the line. And the node -> (section, x) mapping, checked on
+NEURON's own cells from our hoc and from Import3d of our SWC.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import mesh_export
+from conftest import run_cli
+from consumers import hoc_template_of, load_hoc_in_neuron, load_swc_in_neuron, membrane_area
+from mesh_export import errors
+from mesh_export.look.info import skeleton_info
+from mesh_export.writers.hoc import section_of_nodes
+from support import swc_quirks
+
+# Files NEURON's Import3d cannot read (it refuses a parent id above its child's, and its sort of
+# out-of-order ids fails): their reference is Import3d of the same tree written in order.
+NEURON_CANNOT = {"ids_with_gaps_out_of_order", "parents_after_children"}
+# Files MorphIO (and so NeuroM) refuses: an uncommented header line; a soma that branches
+# (NEURON reads it, and so do we: our output keeps it, so MorphIO refuses that too).
+MORPHIO_CANNOT = {"column_header", "soma_tangle"}
+# What reading each file must say it repaired (a word of the sentence); None: nothing.
+REPAIRED = {"plain": None, "column_header": "column header", "ids_from_zero": "renumbered",
+            "ids_with_gaps_out_of_order": "out of order", "parents_after_children": "parents listed after",
+            "three_point_soma": None, "soma_chain": None, "soma_contour": None, "soma_tangle": None,
+            "custom_types": None,
+            "several_trees": "joined to the soma", "zero_radius": "radius 0"}
+
+
+def neuron_figures(sections) -> tuple[float, float]:
+    return membrane_area(sections), float(sum(sec.L for sec in sections))
+
+
+def short(sec) -> str:
+    return sec.name().rsplit(".", 1)[-1]
+
+
+@pytest.fixture(scope="module")
+def quirk_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("swc-quirks")
+
+
+@pytest.fixture(scope="module")
+def originals(quirk_dir):
+    return {name: make(quirk_dir) for name, make in swc_quirks.READ.items()}
+
+
+def test_the_quirk_table_is_complete():
+    assert set(REPAIRED) == set(swc_quirks.READ)
+
+
+@pytest.mark.parametrize("name", list(swc_quirks.READ))
+def test_a_quirky_swc_converts_to_every_morphology_format(name, originals, tmp_path):
+    original = originals[name]
+    reference = originals["plain"] if name in NEURON_CANNOT else original
+    _, reference_sections = load_swc_in_neuron(reference)
+    area, length = neuron_figures(reference_sections)
+
+    # CLI: swc -> hoc, with what was repaired in --json and in the file's header.
+    hoc = tmp_path / f"{name}.hoc"
+    result = run_cli("convert", original, hoc, "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    header = hoc.read_text().split("begintemplate")[0]
+    if REPAIRED[name] is None:
+        assert "repairs" not in record and "repaired" not in header
+    else:
+        assert any(REPAIRED[name] in line for line in record["repairs"]), record.get("repairs")
+        assert "repaired on reading: " + record["repairs"][0] in header
+    assert hoc_template_of(hoc) == f"Cell_{name}"
+    cell, hoc_sections = load_hoc_in_neuron(hoc)
+    hoc_area, hoc_length = neuron_figures(hoc_sections)
+    assert hoc_area == pytest.approx(area, rel=0.01) and hoc_length == pytest.approx(length, rel=0.01)
+
+    # API: swc -> swc, loaded by NEURON's Import3d: the same cell as our hoc, section by section.
+    skeleton = mesh_export.load(original)
+    swc = mesh_export.write(skeleton, tmp_path / f"{name}.out.swc")
+    swc_cell, swc_sections = load_swc_in_neuron(swc)
+    swc_area, swc_length = neuron_figures(swc_sections)
+    assert swc_area == pytest.approx(area, rel=0.01) and swc_length == pytest.approx(length, rel=0.01)
+    assert sorted(map(short, swc_sections)) == sorted(map(short, hoc_sections))
+    assert swc_area == pytest.approx(hoc_area, rel=1e-9)
+    if REPAIRED[name]:
+        assert "# repaired on reading: " in swc.read_text()
+
+    # MorphIO (strict but for the zero radii it warns about, as the header says) and NeuroM.
+    import morphio
+    import neurom
+
+    ours = skeleton_info(skeleton)
+    if name == "soma_tangle":
+        for path in (original, swc):
+            with pytest.raises(morphio.SomaError, match="soma bifurcation"):
+                morphio.Morphology(str(path))
+        assert ours["neurites"] == 6 and ours["soma_nodes"] == 7  # the one-point dendrite is a neurite too
+    else:
+        check_with_morphio_and_neurom(name, original, swc, ours)
+
+    # NeuroML2: schema-valid, its segments' area NEURON's, the groups NeuroML tools expect.
+    nml_area, groups = neuroml_area_and_groups(mesh_export.write(skeleton, tmp_path / f"{name}.cell.nml"))
+    assert nml_area == pytest.approx(area, rel=0.01)
+    assert {"soma_group", "axon_group", "basal_dendrite", "dendrite_group", "all"} <= set(groups)
+    if name != "custom_types":
+        assert groups["apical_dendrite"].neuro_lex_id == "sao273773228"
+        assert {i.segment_groups for i in groups["dendrite_group"].includes} == {"basal_dendrite", "apical_dendrite"}
+    else:
+        assert "dend_7" in groups and "dend_5" in groups and "apical_dendrite" not in groups
+
+
+def check_with_morphio_and_neurom(name, original, swc, ours):
+    """MorphIO reads our SWC strictly (but for the zero radii it warns about, as the header
+    says); NeuroM's figures of it, and of the original where MorphIO reads that, are ours."""
+    import morphio
+    import neurom
+
+    morphio.set_raise_warnings(name != "zero_radius")
+    try:
+        morphio.Morphology(str(swc))
+    finally:
+        morphio.set_raise_warnings(False)
+    morphio.set_maximum_warnings(0)
+    counted = neurom.load_morphology(swc)
+    assert ours["neurites"] == neurom.get("number_of_neurites", counted)
+    assert ours["sections"] == neurom.get("number_of_sections", counted)
+    assert ours["branch_points"] == neurom.get("number_of_forking_points", counted)
+    assert ours["tips"] == neurom.get("number_of_leaves", counted)
+    assert ours["total_length"] == pytest.approx(neurom.get("total_length", counted), rel=1e-5)
+    assert ours["soma_radius"] == pytest.approx(neurom.get("soma_radius", counted), rel=1e-5)
+    if name not in MORPHIO_CANNOT:  # the original too, where MorphIO reads it
+        first = neurom.load_morphology(original)
+        assert ours["sections"] == neurom.get("number_of_sections", first)
+        assert ours["total_length"] == pytest.approx(neurom.get("total_length", first), rel=1e-5)
+        assert ours["soma_radius"] == pytest.approx(neurom.get("soma_radius", first), rel=1e-5)
+
+
+def neuroml_area_and_groups(path):
+    import neuroml.loaders
+    from neuroml.utils import validate_neuroml2
+
+    validate_neuroml2(str(path))
+    cell = neuroml.loaders.read_neuroml2_file(str(path)).cells[0]
+    by_id = {s.id: s for s in cell.morphology.segments}
+    total = 0.0
+    for segment in cell.morphology.segments:
+        p = segment.proximal if segment.proximal is not None else by_id[segment.parent.segments].distal
+        d = segment.distal
+        r1, r2 = float(p.diameter) / 2, float(d.diameter) / 2
+        length = float(np.linalg.norm([d.x - p.x, d.y - p.y, d.z - p.z]))
+        total += 4 * np.pi * r2**2 if length == 0 else np.pi * (r1 + r2) * np.hypot(length, r1 - r2)
+    return total, {g.id: g for g in cell.morphology.segment_groups}
+
+
+def test_apical_and_custom_types_keep_their_names(originals, tmp_path):
+    """Import3d's names: apic[] in ``apical``, dend_N[] in ``dendritic_N``, in our hoc too."""
+    skeleton = mesh_export.load(originals["custom_types"])
+    cell, sections = load_hoc_in_neuron(mesh_export.write(skeleton, tmp_path / "typed_names.hoc"))
+    names = {short(sec).split("[")[0] for sec in sections}
+    assert names == {"soma", "axon", "dend", "dend_5", "dend_7"}
+    assert [short(s) for s in cell.dendritic_7] == [short(s) for s in sections if short(s).startswith("dend_7[")]
+    plain = mesh_export.load(originals["plain"])
+    cell, sections = load_hoc_in_neuron(mesh_export.write(plain, tmp_path / "plain_names.hoc"))
+    assert {short(s) for s in cell.apical} == {short(s) for s in sections if short(s).startswith("apic[")}
+    assert len(list(cell.apical)) == 3 and len(list(cell.basal)) == 8 and len(list(cell.axonal)) == 1
+    assert len(list(cell.all)) == len(sections)
+
+
+@pytest.mark.parametrize("name", list(swc_quirks.REFUSED))
+def test_a_broken_swc_is_refused_naming_the_line(name, quirk_dir, tmp_path):
+    make, line, word = swc_quirks.REFUSED[name]
+    path = make(quirk_dir)
+    target = tmp_path / "out.hoc"
+    result = run_cli("convert", path, target)
+    assert result.returncode == errors.InputError.exit_code, result.stderr
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1 and "Traceback" not in message
+    assert f"{path}:{line}:" in message and word in message, message
+    assert not target.exists() and not list(tmp_path.iterdir())
+    with pytest.raises(errors.InputError, match=f":{line}:"):
+        mesh_export.load(path)
+
+
+def test_an_swc_cannot_become_a_surface_mesh_or_take_mesh_steps(originals, tmp_path):
+    result = run_cli("convert", originals["plain"], tmp_path / "cell.stl")
+    assert result.returncode == errors.InvalidArgumentError.exit_code and "swc, hoc or neuroml" in result.stderr
+    result = run_cli("convert", originals["plain"], tmp_path / "cell.hoc", "--template", "not a name")
+    assert result.returncode == errors.InvalidArgumentError.exit_code and "identifier" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_template_option_names_the_hoc_template(originals, tmp_path):
+    target = tmp_path / "named.hoc"
+    result = run_cli("convert", originals["plain"], target, "--template", "SwcInNamedCell")
+    assert result.returncode == 0, result.stderr
+    assert hoc_template_of(target) == "SwcInNamedCell"
+    cell, sections = load_hoc_in_neuron(target)
+    assert len(sections) == 13
+
+
+# ----------------------------------------------------------------------- node -> section, x
+
+
+def place_of(cell, name, index, x):
+    """The 3-D point at ``x`` along ``cell.name[index]``, from NEURON's own 3-D points."""
+    sec = getattr(cell, name)[index]
+    arc = np.array([sec.arc3d(k) for k in range(sec.n3d())])
+    xyz = np.array([[sec.x3d(k), sec.y3d(k), sec.z3d(k)] for k in range(sec.n3d())])
+    return np.array([np.interp(x * sec.L, arc, xyz[:, k]) for k in range(3)])
+
+
+def check_mapping(skeleton, cells, dropped=None, tolerance=2e-3):
+    """Every node's (section, index, x) gives back the node's position on every cell, but for
+    the nodes NEURON draws elsewhere: NeuroMorpho's 3-point soma's end points (a sphere drawn
+    along x: placed at its centre) and ``dropped``, a node of a one-point section Import3d
+    drops (placed where that section attached: the soma's start)."""
+    names, indices, x = section_of_nodes(skeleton)
+    assert len(names) == len(skeleton) and ((x >= 0) & (x <= 1)).all()
+    nodes = skeleton.to_units("um").nodes
+    exempt = set()
+    soma = np.flatnonzero(skeleton.types == 1)
+    if len(soma) == 3 and "3-point soma" in "".join(swc_quirks_header(skeleton)):
+        exempt = {int(k) for k in soma if skeleton.parents[k] >= 0}
+    for i in range(len(skeleton)):
+        if i in exempt:
+            assert names[i] == "soma" and x[i] == 0.5
+            continue
+        if i == dropped:
+            assert (names[i], indices[i], x[i]) == ("soma", 0, 0.0)
+            continue
+        for cell in cells:
+            where = place_of(cell, names[i], indices[i], x[i])
+            assert np.linalg.norm(where - nodes[i]) < tolerance, (i, names[i], indices[i], x[i], where, nodes[i])
+    return names, indices, x
+
+
+def swc_quirks_header(skeleton):
+    from mesh_export.writers.swc import morphology_lines
+
+    return morphology_lines(skeleton)
+
+
+@pytest.mark.parametrize("name", ["plain", "three_point_soma", "soma_chain", "soma_contour", "soma_tangle",
+                                  "custom_types", "several_trees", "parents_after_children"])
+def test_node_places_hold_on_our_hoc_and_on_import3d_of_our_swc(name, originals, tmp_path):
+    skeleton = mesh_export.load(originals[name])
+    hoc_cell, _ = load_hoc_in_neuron(mesh_export.write(skeleton, tmp_path / f"places_{name}.hoc"))
+    swc_cell, _ = load_swc_in_neuron(mesh_export.write(skeleton, tmp_path / f"places_{name}.swc"))
+    dropped = swc_quirks.ONE_POINT_NODE.get(name)
+    names, indices, x = check_mapping(skeleton, [hoc_cell, swc_cell], dropped)
+    kept = np.ones(len(skeleton), dtype=bool)
+    if dropped is not None:
+        kept[dropped] = False
+    assert set(names[skeleton.types == 2]) == {"axon"} and set(names[(skeleton.types == 3) & kept]) == {"dend"}
+
+
+def test_node_places_of_a_cell_from_a_mesh(request, tmp_path):
+    """A MICrONS-like cell skeletonized from its mesh: thousands of nodes, spines, an apical
+    dendrite; every node's place right on both NEURON cells."""
+    from support.cells import CELLS, cache_dir, cached_cell
+    from mesh_export.process.compartments import split_axon, type_apical
+    from mesh_export.process.skeleton import skeletonize
+
+    cell = cached_cell(cache_dir(request), **CELLS["pyramidal"])
+    skeleton = type_apical(split_axon(skeletonize(cell.mesh), cell.pre, cell.post, source="the cell's synapses"))
+    assert (skeleton.types == 4).any() and (skeleton.types == 2).any()
+    hoc_cell, hoc_sections = load_hoc_in_neuron(mesh_export.write(skeleton, tmp_path / "places_mesh_cell.hoc"))
+    swc_cell, swc_sections = load_swc_in_neuron(mesh_export.write(skeleton, tmp_path / "places_mesh_cell.swc"))
+    assert [short(s) for s in hoc_sections] and sorted(map(short, hoc_sections)) == sorted(map(short, swc_sections))
+    names, _, _ = check_mapping(skeleton, [hoc_cell, swc_cell])
+    assert set(names[skeleton.types == 4]) == {"apic"}
