@@ -198,22 +198,14 @@ class Skeleton:
         return float(self.edge_lengths()[keep].sum())
 
     def membrane_area(self) -> float:
-        """Frustum (lateral) area of the neurites plus the soma, as NEURON's Import3d builds
-        them from SWC: edges from the soma to a neurite are wires (no membrane), a single-point
-        soma is a cylinder as long as it is wide (4 pi r^2), a soma of several points the
-        frustums between them."""
-        child = np.flatnonzero(self.parents >= 0)
-        parent = self.parents[child]
-        from_soma = self.types[parent] == SOMA
-        neurite = ~from_soma | (self.types[child] == SOMA)
-        a, b = child[neurite], parent[neurite]
-        length = np.linalg.norm(self.nodes[a] - self.nodes[b], axis=1)
-        ra, rb = self.radii[a], self.radii[b]
-        area = float(np.sum(np.pi * (ra + rb) * np.sqrt(length**2 + (ra - rb) ** 2)))
-        soma = np.flatnonzero(self.types == SOMA)
-        if len(soma) == 1:
-            area += 4.0 * np.pi * float(self.radii[soma[0]]) ** 2
-        return area
+        """NEURON's membrane area of this skeleton read from SWC by Import3d (its sections'
+        frustums: a single-point soma a cylinder as long as wide, 4 pi r^2; a neurite joined to
+        a one-point soma by a wire, with no membrane from the soma's centre), in ``units``^2."""
+        from mesh_export.core.import3d import import3d_sections, section_area
+
+        sk = self.sorted()
+        sections, _, _ = import3d_sections(sk.types, sk.parents, sk.nodes, 2.0 * sk.radii)
+        return float(sum(section_area(sec, sk.nodes) for sec in sections))
 
     # -- transforms
 
