@@ -51,6 +51,7 @@ class FakeCave:
     tables: dict = field(default_factory=dict)
     skeletons: dict = field(default_factory=dict)
     queries: list = field(default_factory=list)  # (table, body) of every query_table request
+    row_limit: int = 200_000  # rows of one answer at most, as a materialization server caps them
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
@@ -131,9 +132,11 @@ class FakeCave:
         for column, values in (body.get("filter_in_dict") or {}).get(name, {}).items():
             keep &= np.isin(frame[column].to_numpy(), values)
         rows = frame[keep]
-        limit = body.get("limit")
-        if limit:
-            rows = rows.iloc[: int(limit)]
+        if "id" in rows:  # a stable order, so that limit/offset pages neither repeat nor skip a row
+            rows = rows.sort_values("id", kind="stable")
+        offset = int(body.get("offset") or 0)
+        limit = min(int(body.get("limit") or self.row_limit), self.row_limit)
+        rows = rows.iloc[offset: offset + limit]
         desired = body.get("desired_resolution")
         scale = (np.asarray(table.voxel_resolution) / np.asarray(desired, dtype=float)
                  if desired is not None else np.ones(3))
