@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from mesh_export.cli.options import (STEP_FLAGS, STEPS_PANEL, AsciiOpt, CacheDirOpt, CompressOpt, DatastackOpt,
+from mesh_export.cli.options import (STEP_FLAGS, STEPS_PANEL, SYNAPSE_FLAGS, SynapseFlags, AsciiOpt, CacheDirOpt, CompressOpt, DatastackOpt,
                                      FormatOpt, JsonOpt, LodOpt, NoCacheOpt, OfflineOpt, OutOpt, OverwriteOpt,
                                      QuietOpt, ServerOpt, SourceOpt, StaticOpt, StepFlags, TimeoutOpt, TokenOpt,
                                      VersionOpt, variant, with_option_groups)
@@ -55,6 +55,7 @@ def export_command(
     lod: _Lod = None,
     token: _Token = None,
     processing: StepFlags = STEP_FLAGS,
+    synapse_flags: SynapseFlags = SYNAPSE_FLAGS,
     ascii: _Ascii = False,
     compress: _Compress = False,
     overwrite: _Overwrite = False,
@@ -92,7 +93,7 @@ def export_command(
         format=format, out_dir=out, name=name, datastack=datastack, version=version,
         server=server, source=source, static=static, lod=lod, token=token, cache_dir=cache_dir,
         use_cache=not no_cache, offline=offline, allow_missing=allow_missing, timeout=timeout,
-        steps=processing.step_options(),
+        steps=processing.step_options(), synapses=synapse_flags.synapse_options(),
         check=processing.check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview,
         ascii=ascii or None, compress=compress or None, allow_units=processing.allow_units or None,
     )

@@ -211,8 +211,9 @@ def nucleus(request: CaveRequest, root_id: int) -> Lookup:
 
 
 def _int64_pairs(values) -> np.ndarray:
-    """int64 columns (root ids need all 64 bits) as int32 pairs: the cache stores int32 "faces"."""
-    return np.ascontiguousarray(np.asarray(values, dtype=np.int64)).view(np.int32).reshape(len(values), -1)
+    """int64 values (a column, or the rows of an (n, k) array) as int32 pairs, two per value."""
+    values = np.ascontiguousarray(np.asarray(values, dtype=np.int64))
+    return values.view(np.int32).reshape(len(values), -1)
 
 
 def _position_column(rows) -> str | None:
@@ -314,25 +315,29 @@ def synapses(request: CaveRequest, root_id: int, page_rows: int | None = None) -
                                "tags": tag_note, "tag_table": tag_table, "definite": True})
 
     def encode(found: Lookup):
+        # Every column as int32 pairs of its 64-bit pattern (the cache's "faces"): root ids need
+        # all 64 bits, and positions come back bit for bit, so a cached answer maps as a fresh one.
         if found.value is None:
-            return np.zeros((0, 4)), np.zeros((0, 7), dtype=np.int32), {"none": True}
+            return np.zeros((0, 0)), np.zeros((0, 15), dtype=np.int32), {"none": True}
         rows = found.value
-        packed = np.column_stack([rows.positions, rows.size])
         codes = np.array([TAG_CODES.get(str(t), 0) for t in rows.tags], dtype=np.int32).reshape(-1, 1)
-        links = np.column_stack([_int64_pairs(rows.ids), _int64_pairs(rows.pre), _int64_pairs(rows.post), codes])
+        links = np.column_stack([_int64_pairs(rows.ids), _int64_pairs(rows.pre), _int64_pairs(rows.post),
+                                 _int64_pairs(rows.positions.view(np.int64)), _int64_pairs(rows.size.view(np.int64)),
+                                 codes])
         details = {k: v for k, v in found.details.items() if k != "definite"}
-        return packed, links, {**details, "source": rows.source}
+        return np.zeros((len(rows), 0)), links, {**details, "source": rows.source}
 
     def decode(entry) -> Lookup:
         meta = dict(entry.meta)
         note, table = meta.pop("note", ""), meta.pop("table", None)
         if meta.get("none"):
             return Lookup(None, note, table)
-        packed = entry.vertices.astype(np.float64)
         links = np.ascontiguousarray(entry.faces, dtype=np.int32)
-        as64 = lambda k: np.ascontiguousarray(links[:, 2 * k:2 * k + 2]).view(np.int64).reshape(-1)  # noqa: E731
-        tags = np.array([TAGS_BY_CODE[c] for c in links[:, 6].tolist()], dtype=object)
-        rows = SynapseRows(as64(0), as64(1), as64(2), packed[:, 3], packed[:, :3], tags, meta.pop("source", note))
+        bits = lambda a, b: np.ascontiguousarray(links[:, a:b]).view(np.int64)  # noqa: E731
+        tags = np.array([TAGS_BY_CODE[c] for c in links[:, 14].tolist()], dtype=object)
+        rows = SynapseRows(bits(0, 2).reshape(-1), bits(2, 4).reshape(-1), bits(4, 6).reshape(-1),
+                           bits(12, 14).view(np.float64).reshape(-1), bits(6, 12).view(np.float64).reshape(-1, 3),
+                           tags, meta.pop("source", note))
         return Lookup(rows, note, table, details=meta)
 
     return _cached(request, "cave-synapses-v2", root_id, fetch, encode, decode)
