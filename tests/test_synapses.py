@@ -283,6 +283,8 @@ def test_positions_in_the_wrong_units(srv, root_id, truth, tmp_path):
 
 def test_bad_synapse_options(srv, root_id, truth, tmp_path):
     path = write_file(truth, tmp_path / "s.csv")
+    _one_line_error(_cli(srv, root_id, tmp_path, "--synapses-file", path, "--format", "stl"), 2,
+                    "--synapses-file maps synapses onto a morphology")
     _one_line_error(_cli(srv, root_id, tmp_path, "--synapses-file", path, "--synapses-format", "xlsx"), 2,
                     "--synapses-format is csv or parquet")
     _one_line_error(_cli(srv, root_id, tmp_path, "--synapses-file", path, "--synapse-resolution", "4,4"), 2,
@@ -314,3 +316,24 @@ def test_no_synapses_writes_no_table(srv, root_id, tmp_path):
     assert done.returncode == 0, done.stderr
     swc = tmp_path / "out" / f"{root_id}_lod0.swc"
     assert not swc.with_name(swc.name + ".synapses.csv").exists() and srv.count(r"synapses_pni_2/query$") == 0
+
+
+def test_a_batch_passes_the_synapse_options_along(srv, root_id, truth, tmp_path):
+    """A batch (--workers 2) exports with the file's synapses; a re-run of the same request is
+    skipped, one with another --synapses-format is not."""
+    path = write_file(truth, tmp_path / "s.tsv", split=True)
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{root_id}\n")
+    done = _cli(srv, root_id, tmp_path, "--synapses-file", path, "--ids-file", ids, "--workers", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    swc = tmp_path / "out" / f"{root_id}_lod0.swc"
+    assert len(pd.read_csv(swc.with_name(swc.name + ".synapses.csv"))) == len(truth)
+    again = _cli(srv, root_id, tmp_path, "--synapses-file", path, "--ids-file", ids, "--workers", "2", "--json")
+    assert json.loads(again.stdout.splitlines()[0]).get("skipped") is True
+    # another request: not skipped, so it would replace the file (refused without --overwrite)
+    args = ["--synapses-file", path, "--ids-file", ids, "--workers", "2", "--synapses-format", "parquet"]
+    refused = _cli(srv, root_id, tmp_path, *args)
+    assert refused.returncode != 0 and "exists; pass --overwrite" in refused.stderr
+    done = _cli(srv, root_id, tmp_path, *args, "--overwrite")
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_parquet(swc.with_name(swc.name + ".synapses.parquet"))) == len(truth)

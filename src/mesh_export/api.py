@@ -117,6 +117,8 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
     steps, options = plan_for_writer(steps, writer, options, units=units, scale=scale)
     check_target(target, overwrite)
     table_format = None
+    if synapses is not None:
+        synapses.check_steps(steps)
     if steps.skeletonize and synapses is not None:
         from mesh_export.writers.synapse_table import table_path
 

@@ -190,9 +190,14 @@ class SynapseFlags:
     synapse_resolution: str | None
     synapses_format: str
 
-    def synapse_options(self, root_id: str | None = None) -> SynapseOptions:
+    def synapse_options(self, root_id: str | None = None) -> SynapseOptions | None:
+        """The options asked for; None when none was given (the defaults: an export's request,
+        which a batch re-run compares, stays as it was before these options existed)."""
         from mesh_export.api import SynapseOptions
 
+        given = (self.synapses_file, self.synapse_resolution, root_id)
+        if all(value is None for value in given) and self.synapses_format == "csv":
+            return None
         return SynapseOptions(file=self.synapses_file, resolution=self.synapse_resolution,
                               format=self.synapses_format, root_id=root_id)
 

@@ -103,6 +103,8 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     if preview and steps.volume:
         raise InvalidArgumentError("--preview draws surfaces and morphologies, not tetrahedral meshes")
     table_format = None
+    if synapses is not None:
+        synapses.check_steps(steps)
     if steps.skeletonize:
         from mesh_export.jobs.synapses import SynapseOptions
         from mesh_export.process.morphology import check_request

@@ -57,6 +57,12 @@ class SynapseOptions:
         root_id = parse_root_id(self.root_id) if self.root_id is not None else None
         return SynapseOptions(self.source, self.file, self.resolution, root_id, self.format, self.page_rows)
 
+    def check_steps(self, steps) -> None:
+        """Refuse a synapse file for an output that holds no morphology to map it onto."""
+        if self.file is not None and not steps.skeletonize:
+            raise InvalidArgumentError("--synapses-file maps synapses onto a morphology: a morphology format "
+                                       "(swc, hoc, neuroml) or --skeletonize")
+
     def source_for(self, steps, from_datastack: bool) -> str:
         """``cave``, ``file`` or ``none`` for this export (``steps.synapses`` False: none)."""
         if not getattr(steps, "synapses", True) or self.source == "none":
