@@ -81,11 +81,30 @@ def _swc_columns(path):
     return {int(i): row for i, row in zip(data[:, 0], data)}
 
 
+def _neuron_distance(swc_path, points) -> np.ndarray:
+    """How far each point (um) is from the cell NEURON builds of the SWC (Import3d): from the
+    nearest of its sections' 3-D polylines."""
+    from consumers import load_swc_in_neuron
+
+    _, sections = load_swc_in_neuron(swc_path)
+    best = np.full(len(points), np.inf)
+    for sec in sections:
+        line = np.array([[sec.x3d(i), sec.y3d(i), sec.z3d(i)] for i in range(int(sec.n3d()))])
+        a, ab = line[:-1], np.diff(line, axis=0)
+        if not len(a):
+            a, ab = line, np.zeros_like(line)
+        ab2 = np.maximum((ab * ab).sum(axis=1), 1e-30)
+        t = np.clip(np.einsum("pkj,kj->pk", points[:, None] - a[None], ab) / ab2, 0, 1)
+        gap = np.linalg.norm(points[:, None] - (a[None] + ab[None] * t[..., None]), axis=2).min(axis=1)
+        best = np.minimum(best, gap)
+    return best
+
+
 def _read_table(path) -> pd.DataFrame:
     return pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_csv(path)
 
 
-def _check_table(table: pd.DataFrame, truth, swc_path, *, directions=True, min_tags=0.90):
+def _check_table(table: pd.DataFrame, truth, swc_path, *, directions=True, min_tags=0.90, neuron=False):
     """Every row there, placed or with a reason; where the SWC file puts each placed row; the
     acceptance figures (returned for the record)."""
     assert len(table) == len(truth) and set(table["synapse_id"]) == set(truth.ids.tolist())
@@ -117,6 +136,8 @@ def _check_table(table: pd.DataFrame, truth, swc_path, *, directions=True, min_t
     radius = node[:, 3] + (parent[:, 3] - node[:, 3]) * pos
     gap = np.linalg.norm(rows[["x", "y", "z"]].to_numpy() - point, axis=1)
     np.testing.assert_allclose(gap, rows["distance_to_axis"].to_numpy(), atol=2e-3)
+    if neuron:  # and the point is on the cell NEURON builds of the same file
+        assert _neuron_distance(swc_path, point).max() < 1e-3
     excess = gap - radius
     within_2 = float(np.mean(excess <= 2.0))
     assert within_2 >= 0.98, within_2
@@ -139,7 +160,7 @@ def test_cave_synapses_on_the_swc(srv, cell, root_id, truth, tmp_path):
     """The datastack's synapse table, paged (500 rows a query), mapped onto the SWC."""
     result = _export(srv, root_id, tmp_path, synapses=SynapseOptions(page_rows=500))
     table_path = result.output.with_name(result.output.name + ".synapses.csv")
-    figures = _check_table(pd.read_csv(table_path), truth, result.output)
+    figures = _check_table(pd.read_csv(table_path), truth, result.output, neuron=True)
     assert srv.unknown_paths == []
     # every page asked for: limit 500, offsets 0, 500, 1000, ... until a short page
     queries = [body for name, body in srv.fakes["syn"].queries if name == "synapses_pni_2"]
@@ -337,3 +358,18 @@ def test_a_batch_passes_the_synapse_options_along(srv, root_id, truth, tmp_path)
     done = _cli(srv, root_id, tmp_path, *args, "--overwrite")
     assert done.returncode == 0, done.stderr
     assert len(pd.read_parquet(swc.with_name(swc.name + ".synapses.parquet"))) == len(truth)
+
+
+def test_a_prediction_table_that_keeps_failing_leaves_tags_measured(srv, root_id, truth, tmp_path):
+    srv.inject(r"/materialize/.*/synapse_target_predictions_ssa/query$", "503", times=None)
+    result = _export(srv, root_id, tmp_path, datastack="tagged", timeout=2.0)
+    sidecar = json.loads(result.sidecar.read_text())
+    note = sidecar["steps"][-1]["cave"]["synapses"]["tags"]
+    assert "prediction table synapse_target_predictions_ssa could not be read" in note and "503" in note
+    table = pd.read_csv(result.output.with_name(result.output.name + ".synapses.csv"))
+    assert set(table["tag_source"].dropna()) == {"measured"}
+    assert srv.count(r"synapse_target_predictions_ssa/query$") >= 2  # retried within the budget
+    srv.clear_faults()  # not cached without its tags: asked again, and now they come
+    again = _export(srv, root_id, tmp_path, datastack="tagged")
+    table = pd.read_csv(again.output.with_name(again.output.name + ".synapses.csv"))
+    assert "predicted" in set(table["tag_source"].dropna())

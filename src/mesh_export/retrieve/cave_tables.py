@@ -309,10 +309,12 @@ def synapses(request: CaveRequest, root_id: int, page_rows: int | None = None) -
         if tags is not None:
             rows.tags = tags
         outputs = int((rows.pre == int(root_id)).sum())
+        # A prediction table that failed to answer is asked again next time: not cached without it.
+        definite = tags is not None or tag_table is None
         return Lookup(rows, f"synapses from {table}", table,
                       details={"pre": outputs, "post": int((rows.post == int(root_id)).sum()), "rows": len(rows),
                                "pages": pages,
-                               "tags": tag_note, "tag_table": tag_table, "definite": True})
+                               "tags": tag_note, "tag_table": tag_table, "definite": definite})
 
     def encode(found: Lookup):
         # Every column as int32 pairs of its 64-bit pattern (the cache's "faces"): root ids need
