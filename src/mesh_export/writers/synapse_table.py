@@ -88,9 +88,16 @@ def _frame(columns: dict[str, Any]):
         values = frame[name].to_numpy()
         frame[name] = pd.array(np.where(values >= 0, values, 0), dtype="Int64")
         frame.loc[values < 0, name] = pd.NA
+    size = frame["size"].to_numpy()
+    given = np.isfinite(size)
+    if (size[given] == np.round(size[given])).all():  # CAVE's sizes are voxel counts: keep them integers
+        frame["size"] = pd.array(np.where(given, size, 0).astype(np.int64), dtype="Int64")
+        frame.loc[~given, "size"] = pd.NA
     for name in ("x", "y", "z", "distance_to_axis"):
         frame[name] = frame[name].round(4)
     frame["swc_pos"] = frame["swc_pos"].round(5)
+    for name in ("tag", "tag_source", "reason"):
+        frame[name] = frame[name].where(frame[name] != "", None)
     return frame
 
 
