@@ -190,6 +190,9 @@ def test_skeleton_source_cave(srv, root_id, tmp_path):
     assert len(sk) == srv.service_nodes and sk.units == "um"
     assert int((sk.types == 2).sum()) == srv.service_axon_nodes > 0  # its compartments kept
     assert sidecar["steps"][-1]["method"] == "CAVE skeleton service"
+    # the cell's synapses mapped onto the service's skeleton, every one of them placed
+    table = result.output.with_name(result.output.name + ".synapses.csv").read_text().splitlines()
+    assert len(table) - 1 == sidecar["synapses"]["rows"] == sidecar["synapses"]["placed"] > 0
     _, sections = load_swc_in_neuron(result.output)
     assert membrane_area(sections) > 0
     _morphio_and_neurom_accept(result.output, axon=True)

@@ -4,8 +4,8 @@ Every function here is what one ``mesh-export`` command does, for a script or a 
 ``export`` (one root id), ``export_many`` (a resumable batch), ``export_plate`` (build plates),
 ``info``, ``preview``, ``neuroglancer_url`` (link), ``compare``, ``check``, the cache and
 token helpers, ``datastacks``; and ``load``, ``write``, ``formats``, ``convert`` for files.
-The types they take or return (``StepOptions``, ``ExportResult``, ``BatchResult``, ``Token``,
-``MeshCache``) and ``TOKEN_HELP`` are re-exported. Every import is function-local (the
+The types they take or return (``StepOptions``, ``SynapseOptions``, ``ExportResult``,
+``BatchResult``, ``Token``, ``MeshCache``) and ``TOKEN_HELP`` are re-exported. Every import is function-local (the
 re-exports are looked up on first use), so ``import mesh_export.api`` stays fast.
 """
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mesh_export.jobs.export import ExportResult
     from mesh_export.look.compare import Comparison
     from mesh_export.look.preview import Preview
+    from mesh_export.jobs.synapses import SynapseOptions
     from mesh_export.process.steps import StepOptions
     from mesh_export.retrieve.auth import TOKEN_HELP, Token
     from mesh_export.retrieve.cache import MeshCache
@@ -36,7 +37,7 @@ __all__ = [
     "cache_info", "cache_clear", "cache_prune", "resolve_token", "redact", "TOKEN_HELP",
     "datastacks", "datastacks_config_path",
     # types
-    "StepOptions", "ExportResult", "BatchResult", "Token", "MeshCache",
+    "StepOptions", "SynapseOptions", "ExportResult", "BatchResult", "Token", "MeshCache",
 ]
 
 
@@ -46,6 +47,8 @@ def __getattr__(name: str):
         from mesh_export.writers.readers import load as value
     elif name == "StepOptions":
         from mesh_export.process.steps import StepOptions as value
+    elif name == "SynapseOptions":
+        from mesh_export.jobs.synapses import SynapseOptions as value
     elif name == "ExportResult":
         from mesh_export.jobs.export import ExportResult as value
     elif name == "BatchResult":
@@ -96,7 +99,7 @@ def formats() -> list[dict[str, Any]]:
 
 def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | None = None,
             units_in: str | None = None, units: str | None = None, scale: float | None = None,
-            overwrite: bool = False, steps=None, return_mesh: bool = False, **options: Any):
+            overwrite: bool = False, steps=None, return_mesh: bool = False, synapses=None, **options: Any):
     """Read ``source``, apply ``steps`` (a ``StepOptions``; ``units``/``scale`` are shortcuts),
     write ``target``. Returns the path written (and the mesh written, with ``return_mesh``: a
     trimesh.Trimesh, or without steps to a binary native format the arrays as read, in an
@@ -104,33 +107,60 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
 
     An SWC ``source`` (any SWC: see :func:`mesh_export.model.read_swc` for what is read, repaired
     or refused) converts to a morphology format (swc, hoc, neuroml); what reading it repaired
-    is in the output's header and in the returned skeleton's ``metadata["repairs"]``."""
+    is in the output's header and in the returned skeleton's ``metadata["repairs"]``.
+    ``synapses``: a ``SynapseOptions`` with a synapse ``file`` (and the ``root_id`` whose they
+    are) to map onto a morphology (a skeletonized mesh or an SWC); their table is written beside
+    it (``<target>.synapses.csv``; its record in the skeleton's ``metadata["synapse_table"]``)."""
     from mesh_export.core.atomic import check_target
     from mesh_export.jobs.export import units_for_writer
     from mesh_export.model import CachedSurface
     from mesh_export.writers.catalog import writer_for_path
     from mesh_export.writers.readers import is_morphology_file, read_surface, to_trimesh
-    from mesh_export.process.steps import apply_steps, plan_for_writer
+    from mesh_export.process.steps import apply_steps, make_morphology, plan_for_writer
 
     writer = writer_for_path(target, format)  # fail on a bad format before reading anything
     if is_morphology_file(source):
         return _convert_morphology(source, target, writer, units_in, units, scale, overwrite, steps,
-                                   return_mesh, options)
+                                   return_mesh, synapses, options)
     steps, options = plan_for_writer(steps, writer, options, units=units, scale=scale)
     check_target(target, overwrite)
+    table_format = None
+    if synapses is not None:
+        synapses.check_steps(steps)
+    if steps.skeletonize and synapses is not None:
+        from mesh_export.writers.synapse_table import table_path
+
+        synapses = synapses.checked()
+        if synapses.source_for(steps, from_datastack=False) == "file":
+            table_format = synapses.format
+            check_target(table_path(target, table_format), overwrite)
     vertices, faces, metadata = read_surface(source, units=units_in)
     # As for a cached mesh: a binary native writer takes the arrays as read (float32/int32);
     # a trimesh.Trimesh would widen both to 64 bits only for the writer to narrow them again.
     if writer.checks_values and not options.get("ascii") and not steps.changes_mesh():
         mesh = CachedSurface(vertices, faces, metadata)
+    elif steps.skeletonize:
+        from mesh_export.jobs.synapses import check_landed, morphology_answers
+
+        answers = morphology_answers(steps, synapses, no_cave_reason="a file, not a CAVE datastack's root id; "
+                                                                     "give --synapses-file")
+        mesh = make_morphology(to_trimesh(vertices, faces, metadata), steps, answers)
+        check_landed(mesh, synapses)
     else:
         mesh = units_for_writer(apply_steps(to_trimesh(vertices, faces, metadata), steps), writer)
     written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
+    if table_format:
+        from mesh_export.jobs.synapses import write_table
+
+        mesh.metadata["synapse_table"] = write_table(mesh, written, synapses, units=options.get("units"),
+                                                     overwrite=overwrite)
     return (written, mesh) if return_mesh else written
 
 
-def _convert_morphology(source, target, writer, units_in, units, scale, overwrite, steps, return_mesh, options):
-    """An SWC file to a morphology format: read (repairs recorded), validated, written."""
+def _convert_morphology(source, target, writer, units_in, units, scale, overwrite, steps, return_mesh, synapses,
+                        options):
+    """An SWC file to a morphology format: read (repairs recorded), validated, written; a synapse
+    file's rows mapped onto it and written beside it as for a skeletonized mesh."""
     from mesh_export.core.atomic import check_target
     from mesh_export.core.options import check_options
     from mesh_export.errors import InvalidArgumentError
@@ -146,8 +176,25 @@ def _convert_morphology(source, target, writer, units_in, units, scale, overwrit
         options = {**options, "units": units}
     options = check_options(writer, options)
     check_target(target, overwrite)
+    table_format = None
+    if synapses is not None and synapses.file is not None:
+        from mesh_export.writers.synapse_table import table_path
+
+        synapses = synapses.checked()
+        table_format = synapses.format
+        check_target(table_path(target, table_format), overwrite)
     skeleton = load(source, units=units_in)
+    if table_format:
+        from mesh_export.jobs.synapses import attach_file_synapses, check_landed
+
+        skeleton = attach_file_synapses(skeleton, synapses)
+        check_landed(skeleton, synapses)
     written = write(skeleton, target, format=writer.name, overwrite=overwrite, **options)
+    if table_format:
+        from mesh_export.jobs.synapses import write_table
+
+        skeleton.metadata["synapse_table"] = write_table(skeleton, written, synapses, units=options.get("units"),
+                                                         overwrite=overwrite)
     return (written, skeleton) if return_mesh else written
 
 

@@ -138,6 +138,9 @@ class Skeleton:
     types: np.ndarray | None = None
     units: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The cell's synapses mapped onto these nodes (a core.synapses.SynapseTable; its node
+    #: numbers are this order's: process.synapse_map attaches it to a sorted skeleton).
+    synapses: Any = None
 
     def __post_init__(self) -> None:
         self.nodes = np.asarray(self.nodes, dtype=np.float64).reshape(-1, 3)

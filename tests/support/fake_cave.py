@@ -26,6 +26,7 @@ import gzip
 import io
 import json
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +52,7 @@ class FakeCave:
     tables: dict = field(default_factory=dict)
     skeletons: dict = field(default_factory=dict)
     queries: list = field(default_factory=list)  # (table, body) of every query_table request
+    row_limit: int = 200_000  # rows of one answer at most, as a materialization server caps them
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
@@ -77,6 +79,8 @@ class FakeCave:
         add(mat + r"/metadata", lambda r: (200, {}, [self._version_meta()]))
         add(mat + r"/version/(\d+)", self._version_route)
         add(mat + r"/version/(\d+)/tables", lambda r: (200, {}, sorted(self.tables)))
+        # get_tables() still asks the v2 API
+        add(r"/materialize/api/v2/datastack/" + ds + r"/version/(\d+)/tables", lambda r: (200, {}, sorted(self.tables)))
         add(mat + r"/version/(\d+)/table/([^/]+)/metadata", self._table_meta_route)
         add(mat + r"/version/(\d+)/table/([^/]+)/query", self._query_route, method="POST")
         sk = r"/skeletoncache/api"
@@ -131,9 +135,11 @@ class FakeCave:
         for column, values in (body.get("filter_in_dict") or {}).get(name, {}).items():
             keep &= np.isin(frame[column].to_numpy(), values)
         rows = frame[keep]
-        limit = body.get("limit")
-        if limit:
-            rows = rows.iloc[: int(limit)]
+        if "id" in rows:  # a stable order, so that limit/offset pages neither repeat nor skip a row
+            rows = rows.sort_values("id", kind="stable")
+        offset = int(body.get("offset") or 0)
+        limit = min(int(body.get("limit") or self.row_limit), self.row_limit)
+        rows = rows.iloc[offset: offset + limit]
         desired = body.get("desired_resolution")
         scale = (np.asarray(table.voxel_resolution) / np.asarray(desired, dtype=float)
                  if desired is not None else np.ones(3))
@@ -216,3 +222,23 @@ def skeleton_dict(skeleton, axon_types=(2,)) -> dict:
             "compartment": compartment, "mesh_to_skel_map": np.zeros(0, dtype=np.int64),
             "meta": {"root_id": None, "soma_pt_x": float(skeleton.nodes[skeleton.root, 0]),
                      "soma_radius": float(skeleton.radii[skeleton.root]), "n_vertices": n}}
+
+
+@contextmanager
+def cell_server(directory, root_id: int, mesh, token: str, datastacks: dict):
+    """A FixtureServer serving ``mesh`` as ``root_id`` of a graphene layer ("cells"), with a
+    datastack (and its FakeCave, in ``srv.fakes``) per ``datastacks`` entry: name -> the
+    info's extra fields (``soma_table``, ``synapse_table``)."""
+    from support.precomputed import LayerGeometry, write_graphene_layer
+    from support.server import FixtureServer
+
+    meshes = {root_id: mesh}
+    geometry = LayerGeometry.covering(meshes, resolution=(8.0, 8.0, 40.0), chunk_size=(4096, 4096, 512))
+    write_graphene_layer(directory / "graphene", meshes, geometry=geometry, table="cells")
+    with FixtureServer(directory, token=token) as srv:
+        srv.add_graphene("cells", directory / "graphene")
+        srv.fakes = {}
+        for name, extra in datastacks.items():
+            srv.add_datastack(name, graphene_table="cells", extra=extra)
+            srv.fakes[name] = FakeCave(srv, name, graphene_table="cells")
+        yield srv

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from mesh_export.cli.options import (STEP_FLAGS, AsciiOpt, CompressOpt, FormatOpt, JsonOpt, OverwriteOpt, QuietOpt,
-                                     StepFlags, TemplateOpt, UnitsInOpt, variant, with_option_groups)
+from mesh_export.cli.options import (MORPHOLOGY_PANEL, STEP_FLAGS, SYNAPSE_FLAGS, AsciiOpt, CompressOpt, FormatOpt,
+                                     JsonOpt, OverwriteOpt, QuietOpt, StepFlags, SynapseFlags, TemplateOpt, UnitsInOpt,
+                                     variant, with_option_groups)
 from mesh_export.cli.output import emit_json
 
 _UnitsOfInput = variant(UnitsInOpt, help="Units of the input when the file does not say (nm, um, mm).")
@@ -32,6 +33,8 @@ def convert_command(
     format: FormatOpt = None,
     units_in: _UnitsOfInput = None,
     processing: StepFlags = STEP_FLAGS,
+    synapse_flags: SynapseFlags = SYNAPSE_FLAGS,
+    root_id: Annotated[Optional[str], typer.Option("--root-id", help="Whose synapses --synapses-file holds: its inputs (post_pt_root_id == ID) are told from its outputs; without it every synapse is placed with direction unknown.", rich_help_panel=MORPHOLOGY_PANEL)] = None,
     ascii: AsciiOpt = False,
     compress: CompressOpt = False,
     template: TemplateOpt = None,
@@ -50,12 +53,14 @@ def convert_command(
                "template": template}
     steps = processing.step_options()
     written, mesh = convert(source, target, format=format, units_in=units_in, overwrite=overwrite,
-                            steps=steps, return_mesh=True, **options)
+                            steps=steps, return_mesh=True, synapses=synapse_flags.synapse_options(root_id), **options)
     result = {"input": str(source), "output": str(written), "bytes": written.stat().st_size,
               "units": getattr(mesh, "units", None), **output_counts(mesh, options),
               "steps": mesh.metadata.get("steps", []), "seconds": round(time.perf_counter() - started, 4)}
     if mesh.metadata.get("repairs"):
         result["repairs"] = list(mesh.metadata["repairs"])
+    if mesh.metadata.get("synapse_table"):
+        result["synapses"] = mesh.metadata["synapse_table"]
     if processing.check and kind_of(mesh) == SURFACE:
         result["check"] = _run_check(written, steps.print_size, steps.min_feature, steps.max_memory)
     if as_json:
@@ -64,3 +69,6 @@ def convert_command(
         typer.echo(f"wrote {written} ({result['bytes']:,} bytes)")
         for repair in result.get("repairs", []):
             typer.echo(f"repaired: {repair}")
+        if result.get("synapses"):
+            table = result["synapses"]
+            typer.echo(f"wrote {table['file']} ({table['placed']} of {table['rows']} synapses placed)")

@@ -8,7 +8,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from mesh_export.cli.options import (STEP_FLAGS, STEPS_PANEL, AsciiOpt, CacheDirOpt, CompressOpt, DatastackOpt, TemplateOpt,
+from mesh_export.cli.options import (STEP_FLAGS, STEPS_PANEL, SYNAPSE_FLAGS, SynapseFlags, AsciiOpt, CacheDirOpt,
+                                     CompressOpt, DatastackOpt, TemplateOpt,
                                      FormatOpt, JsonOpt, LodOpt, NoCacheOpt, OfflineOpt, OutOpt, OverwriteOpt,
                                      QuietOpt, ServerOpt, SourceOpt, StaticOpt, StepFlags, TimeoutOpt, TokenOpt,
                                      VersionOpt, variant, with_option_groups)
@@ -56,6 +57,7 @@ def export_command(
     lod: _Lod = None,
     token: _Token = None,
     processing: StepFlags = STEP_FLAGS,
+    synapse_flags: SynapseFlags = SYNAPSE_FLAGS,
     ascii: _Ascii = False,
     compress: _Compress = False,
     template: _Template = None,
@@ -94,7 +96,7 @@ def export_command(
         format=format, out_dir=out, name=name, datastack=datastack, version=version,
         server=server, source=source, static=static, lod=lod, token=token, cache_dir=cache_dir,
         use_cache=not no_cache, offline=offline, allow_missing=allow_missing, timeout=timeout,
-        steps=processing.step_options(),
+        steps=processing.step_options(), synapses=synapse_flags.synapse_options(),
         check=processing.check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview,
         ascii=ascii or None, compress=compress or None, allow_units=processing.allow_units or None,
         template=template,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, get_args
 import typer
 
 if TYPE_CHECKING:
-    from mesh_export.api import StepOptions
+    from mesh_export.api import StepOptions, SynapseOptions
 
 STEPS_PANEL = "Processing steps (applied in this order)"
 MORPHOLOGY_PANEL = "Morphologies (swc, hoc, neuroml)"
@@ -174,8 +174,39 @@ STEP_FLAGS = OptionGroup(
     soma=(Annotated[Optional[str], typer.Option("--soma", help="Soma position X,Y,Z in nm; auto: the nucleus from a CAVE datastack's soma table, else found on the mesh (default); mesh: always found on the mesh.", rich_help_panel=MORPHOLOGY_PANEL)], None),
     heal=(Annotated[bool, typer.Option("--heal/--no-heal", help="Join disconnected pieces into the tree (or drop them).", rich_help_panel=MORPHOLOGY_PANEL)], True),
     skeleton_source=(Annotated[str, typer.Option("--skeleton-source", help="mesh: skeletonize the mesh; cave: the CAVE skeleton service's skeleton (falls back to the mesh).", rich_help_panel=MORPHOLOGY_PANEL)], "mesh"),
-    synapses=(Annotated[bool, typer.Option("--synapses/--no-synapses", help="Tell the axon (type 2) from the dendrites by the cell's synapses (a CAVE datastack's synapse table).", rich_help_panel=MORPHOLOGY_PANEL)], True),
+    synapses=(Annotated[bool, typer.Option("--synapses/--no-synapses", help="The cell's synapses (a CAVE datastack's synapse table, or --synapses-file): tell the axon (type 2) from the dendrites, and map them onto the morphology in <file>.synapses.csv.", rich_help_panel=MORPHOLOGY_PANEL)], True),
     allow_units=(Annotated[bool, typer.Option("--allow-units", help="Let a morphology be written in units other than um (NEURON expects um).", rich_help_panel=MORPHOLOGY_PANEL)], False),
     volume=(Annotated[bool, typer.Option("--volume", help="Tetrahedral mesh of the inside for FEM solvers (TetGen; the 'volume' extra).", rich_help_panel=VOLUME_PANEL)], False),
     max_tet_volume=(Annotated[Optional[float], typer.Option("--max-tet-volume", help="Largest tetrahedron volume, in output units cubed.", rich_help_panel=VOLUME_PANEL)], None),
+)
+
+
+# --------------------------------------------------------------- synapses (export, convert)
+
+
+@dataclass(frozen=True)
+class SynapseFlags:
+    """Where a morphology's synapses come from and how their table is written, as given."""
+
+    synapses_file: Path | None
+    synapse_resolution: str | None
+    synapses_format: str
+
+    def synapse_options(self, root_id: str | None = None) -> SynapseOptions | None:
+        """The options asked for; None when none was given (the defaults: an export's request,
+        which a batch re-run compares, stays as it was before these options existed)."""
+        from mesh_export.api import SynapseOptions
+
+        given = (self.synapses_file, self.synapse_resolution, root_id)
+        if all(value is None for value in given) and self.synapses_format == "csv":
+            return None
+        return SynapseOptions(file=self.synapses_file, resolution=self.synapse_resolution,
+                              format=self.synapses_format, root_id=root_id)
+
+
+SYNAPSE_FLAGS = OptionGroup(
+    lambda **values: SynapseFlags(**values),
+    synapses_file=(Annotated[Optional[Path], typer.Option("--synapses-file", help="The cell's synapses from a CSV, TSV or Parquet file with CAVE's columns (id, pre_pt_root_id, post_pt_root_id, size, ctr_pt_position as [x, y, z] or _x/_y/_z) instead of the datastack's table.", rich_help_panel=MORPHOLOGY_PANEL)], None),
+    synapse_resolution=(Annotated[Optional[str], typer.Option("--synapse-resolution", help="The synapse file's positions are voxels of X,Y,Z nm (e.g. 4,4,40); without it they are nm.", rich_help_panel=MORPHOLOGY_PANEL)], None),
+    synapses_format=(Annotated[str, typer.Option("--synapses-format", help="The synapse table beside a morphology: csv or parquet.", rich_help_panel=MORPHOLOGY_PANEL)], "csv"),
 )

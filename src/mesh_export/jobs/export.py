@@ -59,11 +59,12 @@ def units_for_writer(mesh, writer):
 
 
 def _cave_request(source, datastack, static, server, version, token, timeout, cache_dir, use_cache, offline):
-    """Where to ask CAVE about a root id's morphology: its datastack, when the mesh came from one."""
+    """Where to ask CAVE about a root id's morphology (nucleus, synapses, the skeleton service):
+    its datastack, when the mesh came from one."""
     if source is not None:
         return None
     from mesh_export.retrieve.auth import resolve_token
-    from mesh_export.process.cave_morphology import CaveRequest
+    from mesh_export.retrieve.cave_tables import CaveRequest
     from mesh_export.retrieve.sources import DEFAULT_DATASTACK, STATIC_SOURCES
 
     datastack = datastack or DEFAULT_DATASTACK
@@ -80,8 +81,10 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
            use_cache: bool = True, offline: bool = False, allow_missing: bool = False,
            timeout: float = 120.0, units: str | None = None, scale: float | None = None,
            steps=None, check: bool = False, overwrite: bool = False, sidecar: bool = True,
-           preview: bool = False, progress: bool = False, **options: Any) -> ExportResult:
-    """Export one root id to a file; see the CLI's help for what each argument does."""
+           preview: bool = False, progress: bool = False, synapses=None, **options: Any) -> ExportResult:
+    """Export one root id to a file; see the CLI's help for what each argument does.
+    ``synapses``: a :class:`~mesh_export.jobs.synapses.SynapseOptions` (a morphology's synapses:
+    from the datastack's table by default, or a file; their table written beside it)."""
     from mesh_export.writers.output import write
     from mesh_export.process.steps import apply_steps, plan_for_writer
     from mesh_export.core.units import set_mesh_units
@@ -91,7 +94,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     request = export_request(root_id, format=format, name=name, datastack=datastack, version=version,
                              server=server, source=source, static=static, lod=lod,
                              allow_missing=allow_missing, units=units, scale=scale, steps=steps,
-                             check=check, preview=preview, **options)
+                             check=check, preview=preview, synapses=synapses, **options)
     root_id = check_fetch_request(root_id, lod, use_cache, offline)
     writer = get_writer(format)
     # A copy: the plan adjusts it, and a batch shares one StepOptions across threads.
@@ -99,10 +102,17 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
                                      units=units, scale=scale)
     if preview and steps.volume:
         raise InvalidArgumentError("--preview draws surfaces and morphologies, not tetrahedral meshes")
+    table_format = None
+    if synapses is not None:
+        synapses.check_steps(steps)
     if steps.skeletonize:
+        from mesh_export.jobs.synapses import SynapseOptions
         from mesh_export.process.morphology import check_request
 
         check_request(steps, from_datastack=source is None)
+        synapses = (synapses or SynapseOptions()).checked()
+        if synapses.source_for(steps, from_datastack=source is None) != "none":
+            table_format = synapses.format
     out_dir = make_output_dir(out_dir)
 
     def target_for(level: int) -> Path:
@@ -110,6 +120,10 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         target = check_target(out_dir / filename, overwrite)
         if preview:  # the picture beside it obeys --overwrite too
             check_target(target.with_name(target.name + ".png"), overwrite)
+        if table_format:  # and so does the synapse table
+            from mesh_export.writers.synapse_table import table_path
+
+            check_target(table_path(target, table_format), overwrite)
         return target
 
     if lod != -1:  # the coarsest lod's number is only known after fetching
@@ -134,16 +148,25 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
         set_mesh_units(mesh, "nm")
         mesh.metadata.update(metadata)
-        if steps.skeletonize:  # the soma, compartments, or the skeleton itself from CAVE
+        if steps.skeletonize:  # the soma, compartments, synapses, or the skeleton itself from CAVE
+            from mesh_export.jobs.synapses import check_landed, morphology_answers
             from mesh_export.process.steps import make_morphology
 
-            mesh = make_morphology(mesh, steps, root_id=root_id, cave=_cave_request(
-                source, datastack, static, server, version, token, timeout, cache_dir, use_cache, offline),
-                no_cave_reason="the mesh came from --source, not a CAVE datastack")
+            cave = _cave_request(source, datastack, static, server, version, token, timeout, cache_dir,
+                                 use_cache, offline)
+            answers = morphology_answers(steps, synapses, cave=cave, root_id=root_id,
+                                         no_cave_reason="the mesh came from --source, not a CAVE datastack")
+            mesh = make_morphology(mesh, steps, answers)
+            check_landed(mesh, synapses)
         else:
             mesh = units_for_writer(apply_steps(mesh, steps), writer)
     with hashing_output(enabled=sidecar) as digest:
         written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
+    table = None
+    if table_format:
+        from mesh_export.jobs.synapses import write_table
+
+        table = write_table(mesh, written, synapses, units=options.get("units"), overwrite=overwrite)
     check_report = None
     if check and kind_of(mesh) == SURFACE:
         from mesh_export.process.check import CheckFailedError, check_mesh
@@ -160,7 +183,8 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
 
     provenance = export_provenance(mesh, root_id=root_id, version=version, fetched=fetched_meta,
                                    cache_state=cache_state, written=written, writer=writer, options=options,
-                                   request=request, digest=digest, check=check_report, preview=preview_path)
+                                   request=request, digest=digest, check=check_report, preview=preview_path,
+                                   synapses=table)
     sidecar_path = write_sidecar(written, provenance) if sidecar else None
     if check_report is not None and check_report["failures"]:
         raise CheckFailedError(f"{written}: " + "; ".join(check_report["failures"]))

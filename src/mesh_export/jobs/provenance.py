@@ -42,7 +42,8 @@ def export_request(root_id: int | str, *, format: str = "stl", name: str = DEFAU
                    datastack: str | None = None, version: int | None = None, server: str | None = None,
                    source: str | None = None, static: bool = False, lod: int | None = None,
                    allow_missing: bool = False, units: str | None = None, scale: float | None = None,
-                   steps=None, check: bool = False, preview: bool = False, **options: Any) -> dict[str, Any]:
+                   steps=None, check: bool = False, preview: bool = False, synapses=None,
+                   **options: Any) -> dict[str, Any]:
     """What was asked for (never the token): recorded as ``request`` in the sidecar, so a batch
     re-run can tell an output made by the same request (skip it) from one made otherwise."""
     from dataclasses import asdict
@@ -52,6 +53,8 @@ def export_request(root_id: int | str, *, format: str = "stl", name: str = DEFAU
                "version": version, "lod": lod, "allow_missing": allow_missing, "units": units, "scale": scale,
                "steps": asdict(steps) if steps is not None else None, "check": check, "preview": preview,
                "options": {k: v for k, v in sorted(options.items()) if v is not None}}
+    if synapses is not None:  # (absent when not given: earlier sidecars still match)
+        request["synapses"] = synapses.record()
     return json.loads(json.dumps(request, default=str))
 
 
@@ -90,10 +93,12 @@ def _bbox(vertices) -> list[list[float]]:
 
 def export_provenance(data, *, root_id: int, version: int | None, fetched: dict[str, Any], cache_state: str,
                       written: Path, writer, options: dict[str, Any], request: dict[str, Any], digest,
-                      check: dict[str, Any] | None = None, preview: Path | None = None) -> dict[str, Any]:
+                      check: dict[str, Any] | None = None, preview: Path | None = None,
+                      synapses: dict[str, Any] | None = None) -> dict[str, Any]:
     """The sidecar's record of one export: ``data`` as written to ``written`` by ``writer``,
     ``fetched`` the fetch's details (source, lod, fragments, ...), ``digest`` the hash taken while
-    writing (``hashing_output``; None: no hash), ``check`` the --check report, ``preview`` the PNG."""
+    writing (``hashing_output``; None: no hash), ``check`` the --check report, ``preview`` the PNG,
+    ``synapses`` the synapse table written beside it (file, format, units, counts)."""
     size = written.stat().st_size
     provenance = {
         "tool": f"mesh-export {__version__}",
@@ -122,6 +127,8 @@ def export_provenance(data, *, root_id: int, version: int | None, fetched: dict[
         provenance["check"] = check
     if preview is not None:
         provenance["preview"] = preview.name
+    if synapses is not None:
+        provenance["synapses"] = synapses
     return provenance
 
 

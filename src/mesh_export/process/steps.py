@@ -211,7 +211,7 @@ class StepOptions:
     soma: tuple[float, float, float] | str | None = None  # nm, or "auto" / "mesh"
     heal: bool = True
     skeleton_source: str = "mesh"  # or "cave": the CAVE skeleton service's skeleton
-    synapses: bool = True  # type the axon from a datastack's synapse table
+    synapses: bool = True  # the cell's synapses (CAVE or a file): type the axon, map them onto the morphology
     volume: bool = False
     max_tet_volume: float | None = None
 
@@ -263,20 +263,18 @@ def apply_steps(mesh, options: StepOptions):
     return mesh
 
 
-def make_morphology(mesh, steps: StepOptions, *, root_id: int | None = None, cave=None,
-                    no_cave_reason: str = "the mesh did not come from a CAVE datastack"):
+def make_morphology(mesh, steps: StepOptions, answers=None):
     """``mesh`` (nm) -> Skeleton, for ``steps`` (with ``skeletonize``): the skeleton service's
-    skeleton when asked for and there is one, else the mesh steps, then
-    :func:`~mesh_export.process.morphology.skeleton_of`. ``cave``: a
-    :class:`~mesh_export.process.cave_morphology.CaveRequest` when the mesh is a datastack's
-    root id (nucleus, synapses, the skeleton service), else None."""
-    from mesh_export.process.morphology import asked_service, skeleton_of
+    skeleton when asked for and there is one (its synapses mapped onto it), else the mesh steps,
+    then :func:`~mesh_export.process.morphology.skeleton_of`. ``answers``: a
+    :class:`~mesh_export.process.morphology.CaveAnswers` of what the job looked up (nucleus,
+    synapses, the skeleton service), or None."""
+    from mesh_export.process.morphology import service_skeleton, skeleton_of, with_synapses
 
-    service = asked_service(steps, cave, root_id)
-    if service is not None and service.value is not None:
-        return service.value
-    return skeleton_of(apply_steps(mesh, replace(steps, skeletonize=False)), steps, root_id=root_id,
-                       cave=cave, no_cave_reason=no_cave_reason, service=service)
+    service = service_skeleton(answers.skeleton, answers.datastack) if answers is not None else None
+    if service is not None:
+        return with_synapses(service, answers)
+    return skeleton_of(apply_steps(mesh, replace(steps, skeletonize=False)), steps, answers=answers)
 
 
 def plan_for_writer(steps: StepOptions | None, writer, options: dict[str, Any], *,

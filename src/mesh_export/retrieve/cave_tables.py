@@ -1,14 +1,19 @@
-"""What CAVE knows about a cell's morphology, for the skeleton of a root id from a datastack.
+"""CAVE's tables and services for a root id: nucleus, synapses (and their spine/shaft/soma
+predictions), the skeleton service's skeleton. Retrieval only: processing receives the answers.
 
 - ``nucleus``: the cell's nucleus position from the datastack's soma table (minnie65:
   ``nucleus_detection_v0``), via caveclient's ``materialize.query_table(table,
   filter_equal_dict={"pt_root_id": id}, desired_resolution=[1, 1, 1])``: nanometres.
 - ``synapses``: the cell's output (``pre_pt_root_id == id``) and input (``post_pt_root_id ==
-  id``) synapse positions from the datastack's synapse table (minnie65: ``synapses_pni_2``,
-  ``ctr_pt_position``), for :func:`mesh_export.process.compartments.split_axon`.
+  id``) synapses from the datastack's synapse table (the datastack info's ``synapse_table``;
+  minnie65: ``synapses_pni_2``): ids, both root ids, size, ``ctr_pt_position`` in nm, as
+  :class:`~mesh_export.core.synapses.SynapseRows`, read in pages of :data:`PAGE_ROWS`
+  (``limit``/``offset``: a materialization server caps the rows of one answer), with the
+  spine/shaft/soma ``tag`` of the datastack's prediction table where it has one
+  (:data:`TAG_TABLES`; minnie65: ``synapse_target_predictions_ssa``, ``target_id`` -> ``tag``).
 - ``service_skeleton``: the CAVE skeleton service's skeleton (``SkeletonClient.get_skeleton(
   root_id, output_format="dict")``: vertices and radius in nm, edges, compartments) as a
-  :class:`~mesh_export.process.skeleton.Skeleton`.
+  :class:`~mesh_export.model.Skeleton`.
 
 Each lookup goes through the mesh cache (keyed by datastack, server, materialization version,
 table and root id), is retried like every request (the fetch's time budget, shared backoff;
@@ -27,10 +32,16 @@ import numpy as np
 
 from mesh_export.errors import AuthError, MeshExportError, NetworkError, NotFoundError
 
-__all__ = ["CaveRequest", "Lookup", "nucleus", "synapses", "service_skeleton"]
+__all__ = ["CaveRequest", "Lookup", "nucleus", "synapses", "service_skeleton", "skeleton_from_dict", "TAG_TABLES",
+           "PAGE_ROWS"]
 
 SKELETON_VERSION = 4
 _NM = [1, 1, 1]
+#: Rows asked for per synapse query; the next page starts at ``offset`` (servers cap an answer).
+PAGE_ROWS = 100_000
+#: Spine/shaft/soma prediction tables (``target_id`` -> ``tag``): CAVE's datastack info names
+#: none, so the known ones, used where the datastack's version lists them.
+TAG_TABLES = ("synapse_target_predictions_ssa",)
 
 
 @dataclass
@@ -199,46 +210,150 @@ def nucleus(request: CaveRequest, root_id: int) -> Lookup:
     return _cached(request, "cave-nucleus", root_id, fetch, encode, decode)
 
 
-def synapses(request: CaveRequest, root_id: int) -> Lookup:
-    """``(pre, post)`` synapse positions (nm) of ``root_id`` from the synapse table, or None with why."""
+def _int64_pairs(values) -> np.ndarray:
+    """int64 values (a column, or the rows of an (n, k) array) as int32 pairs, two per value."""
+    values = np.ascontiguousarray(np.asarray(values, dtype=np.int64))
+    return values.view(np.int32).reshape(len(values), -1)
+
+
+def _position_column(rows) -> str | None:
+    if "ctr_pt_position" in rows:
+        return "ctr_pt_position"
+    return next((c for c in rows.columns if str(c).endswith("position")), None)
+
+
+def _paged(request: CaveRequest, table: str, equal: dict, page_rows: int):
+    """(every row of ``table`` matching ``equal``, pages asked): a page (``limit``, ``offset``) at a time."""
+    import pandas as pd
+
+    client = request.client()
+    pages, offset = [], 0
+    while True:
+        page = request._call(lambda: client.materialize.query_table(
+            table, filter_equal_dict=equal, desired_resolution=_NM, limit=page_rows, offset=offset or None),
+            f"table {table}")
+        pages.append(page)
+        offset += len(page)
+        if len(page) < page_rows:
+            break
+    return (pages[0] if len(pages) == 1 else pd.concat(pages, ignore_index=True)), len(pages)
+
+
+def _rows_of(frame, table: str):
+    """A synapse table's rows as SynapseRows (positions nm)."""
+    from mesh_export.core.synapses import SynapseRows
+
+    n = len(frame)
+    column = _position_column(frame)
+    positions = (np.asarray(frame[column].tolist(), dtype=np.float64).reshape(-1, 3) if column and n
+                 else np.zeros((0, 3)))
+    get = lambda name: frame[name].to_numpy() if name in frame else None  # noqa: E731
+    return SynapseRows(get("id") if "id" in frame else np.arange(n), get("pre_pt_root_id"), get("post_pt_root_id"),
+                       get("size"), positions, source=f"synapses from {table}")
+
+
+def _tags(request: CaveRequest, ids: np.ndarray) -> tuple[np.ndarray | None, str | None, str]:
+    """(tag per synapse id or None, the prediction table, a note): from the first of
+    :data:`TAG_TABLES` the datastack's version lists; its failures are a note, not an error."""
+    try:
+        listed = set(request._call(lambda: request.client().materialize.get_tables(), "the table list") or [])
+    except MeshExportError as exc:
+        return None, None, f"the table list could not be read ({exc}): tags measured"
+    table = next((t for t in TAG_TABLES if t in listed), None)
+    if table is None:
+        return None, None, "no spine/shaft/soma prediction table: tags measured"
+    client = request.client()
+    found = {}
+    try:
+        for start in range(0, len(ids), PAGE_ROWS):
+            chunk = [int(i) for i in ids[start:start + PAGE_ROWS]]
+            frame = request._call(lambda: client.materialize.query_table(
+                table, filter_in_dict={"target_id": chunk}, merge_reference=False), f"table {table}")
+            found.update(zip(frame["target_id"].astype(np.int64).tolist(), frame["tag"].astype(str).tolist()))
+    except MeshExportError as exc:
+        return None, table, f"prediction table {table} could not be read ({exc}): tags measured"
+    except KeyError as exc:
+        return None, table, f"prediction table {table} has no column {exc}: tags measured"
+    tags = np.array([found.get(int(i), "") for i in ids], dtype=object)
+    return tags, table, f"tags from {table} ({int((tags != '').sum())} of {len(ids)})"
+
+
+def synapses(request: CaveRequest, root_id: int, page_rows: int | None = None) -> Lookup:
+    """``root_id``'s output and input synapses (a SynapseRows, positions nm) from the
+    datastack's synapse table, tagged from its prediction table where it has one; or None with why."""
+    from mesh_export.core.synapses import SynapseRows
+
+    page_rows = int(page_rows or PAGE_ROWS)
 
     def fetch() -> Lookup:
-        table, frames, fallback = _table_rows(request, "synapse", [{"pre_pt_root_id": int(root_id)},
-                                                                    {"post_pt_root_id": int(root_id)}])
+        import pandas as pd
+
+        table, _, fallback = _table_rows(request, "synapse", [])
         if fallback is not None:
             return fallback
-        found = []
-        for rows in frames:
-            column = "ctr_pt_position" if "ctr_pt_position" in rows else next(
-                (c for c in rows.columns if c.endswith("position")), None)
-            points = (np.asarray(rows[column].tolist(), dtype=np.float64).reshape(-1, 3)
-                      if column is not None and len(rows) else np.zeros((0, 3)))
-            found.append(points)
-        return Lookup((found[0], found[1]), f"synapses from {table}", table,
-                      details={"pre": int(len(found[0])), "post": int(len(found[1])), "definite": True})
+        frames, pages = [], 0
+        for column in ("pre_pt_root_id", "post_pt_root_id"):
+            try:
+                frame, count = _paged(request, table, {column: int(root_id)}, page_rows)
+                frames.append(frame)
+                pages += count
+            except NotFoundError:
+                return _fallback(f"synapse table {table} not found", table, definite=True)
+            except MeshExportError as exc:
+                return _fallback(f"synapse table {table} could not be read ({exc})", table)
+        frame = pd.concat(frames, ignore_index=True)
+        if "id" in frame:  # an autapse is in both answers: once is enough
+            frame = frame.drop_duplicates("id", ignore_index=True)
+        rows = _rows_of(frame, table)
+        tags, tag_table, tag_note = _tags(request, rows.ids) if len(rows) else (None, None, "no synapses")
+        if tags is not None:
+            rows.tags = tags
+        outputs = int((rows.pre == int(root_id)).sum())
+        # A prediction table that failed to answer is asked again next time: not cached without it.
+        definite = tags is not None or tag_table is None
+        return Lookup(rows, f"synapses from {table}", table,
+                      details={"pre": outputs, "post": int((rows.post == int(root_id)).sum()), "rows": len(rows),
+                               "pages": pages,
+                               "tags": tag_note, "tag_table": tag_table, "definite": definite})
 
     def encode(found: Lookup):
+        # Every column as int32 pairs of its 64-bit pattern (the cache's "faces"): root ids need
+        # all 64 bits, and positions come back bit for bit, so a cached answer maps as a fresh one.
         if found.value is None:
-            return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int32), {"pre": 0, "post": 0, "none": True}
-        pre, post = found.value
-        return np.concatenate([pre, post]), np.zeros((0, 3), dtype=np.int32), {"pre": len(pre), "post": len(post)}
+            return np.zeros((0, 0)), np.zeros((0, 15), dtype=np.int32), {"none": True}
+        rows = found.value
+        codes = np.array([TAG_CODES.get(str(t), 0) for t in rows.tags], dtype=np.int32).reshape(-1, 1)
+        links = np.column_stack([_int64_pairs(rows.ids), _int64_pairs(rows.pre), _int64_pairs(rows.post),
+                                 _int64_pairs(rows.positions.view(np.int64)), _int64_pairs(rows.size.view(np.int64)),
+                                 codes])
+        details = {k: v for k, v in found.details.items() if k != "definite"}
+        return np.zeros((len(rows), 0)), links, {**details, "source": rows.source}
 
     def decode(entry) -> Lookup:
-        meta = entry.meta
+        meta = dict(entry.meta)
+        note, table = meta.pop("note", ""), meta.pop("table", None)
         if meta.get("none"):
-            return Lookup(None, meta.get("note", ""), meta.get("table"))
-        points = entry.vertices.astype(np.float64)
-        pre = int(meta["pre"])
-        return Lookup((points[:pre], points[pre:]), meta.get("note", ""), meta.get("table"),
-                      details={"pre": pre, "post": int(meta["post"])})
+            return Lookup(None, note, table)
+        links = np.ascontiguousarray(entry.faces, dtype=np.int32)
+        bits = lambda a, b: np.ascontiguousarray(links[:, a:b]).view(np.int64)  # noqa: E731
+        tags = np.array([TAGS_BY_CODE[c] for c in links[:, 14].tolist()], dtype=object)
+        rows = SynapseRows(bits(0, 2).reshape(-1), bits(2, 4).reshape(-1), bits(4, 6).reshape(-1),
+                           bits(12, 14).view(np.float64).reshape(-1), bits(6, 12).view(np.float64).reshape(-1, 3),
+                           tags, meta.pop("source", note))
+        return Lookup(rows, note, table, details=meta)
 
-    return _cached(request, "cave-synapses", root_id, fetch, encode, decode)
+    return _cached(request, "cave-synapses-v2", root_id, fetch, encode, decode)
+
+
+TAGS_BY_CODE = ("", "soma", "shaft", "spine")
+TAG_CODES = {tag: code for code, tag in enumerate(TAGS_BY_CODE) if tag}
 
 
 def skeleton_from_dict(data: dict, root_id: int | None = None, note: str = "CAVE skeleton service"):
     """A skeleton service dict (vertices, radius in nm, edges, root, compartment) as a Skeleton
     rooted at its soma: compartments 1/2/3 become SWC types; radii are floored at 1 nm."""
-    from mesh_export.process.skeleton import AXON, BASAL, SOMA, InvalidSkeletonError, Skeleton
+    from mesh_export.errors import InvalidSkeletonError
+    from mesh_export.model import AXON, BASAL, SOMA, Skeleton
 
     vertices = np.asarray(data.get("vertices", []), dtype=np.float64).reshape(-1, 3)
     edges = np.asarray(data.get("edges", []), dtype=np.int64).reshape(-1, 2)
@@ -308,7 +423,7 @@ def service_skeleton(request: CaveRequest, root_id: int, skeleton_version: int =
         return packed, np.column_stack([sk.parents, sk.types]).astype(np.int32), {"skeleton_version": skeleton_version}
 
     def decode(entry) -> Lookup:
-        from mesh_export.process.skeleton import Skeleton
+        from mesh_export.model import Skeleton
 
         packed = entry.vertices.astype(np.float64)
         links = entry.faces.astype(np.int64)
