@@ -392,3 +392,27 @@ def test_a_prediction_table_that_keeps_failing_leaves_tags_measured(srv, root_id
     again = _export(srv, root_id, tmp_path, datastack="tagged")
     table = pd.read_csv(again.output.with_name(again.output.name + ".synapses.csv"))
     assert "predicted" in set(table["tag_source"].dropna())
+
+
+def test_section_columns_from_a_node_to_section_function(tmp_path):
+    """section/section_x at each synapse from a node -> (section, x) function (the hoc writer's
+    Import3d naming provides one): here a hand-made one for a small tree, whose answers are known."""
+    from mesh_export.core.synapses import SynapseRows
+    from mesh_export.model import Skeleton
+    from mesh_export.process.synapse_map import attach_synapses
+    from mesh_export.writers.synapse_table import write_synapse_table
+
+    nodes = [(0, 0, 0), (10, 0, 0), (20, 0, 0), (30, 0, 0), (30, 10, 0), (30, 20, 0), (40, 0, 0)]
+    sk = Skeleton(np.array(nodes) * UM, [-1, 0, 1, 2, 3, 4, 3], [5000, 1000, 1000, 1000, 1000, 1000, 1000],
+                  [1, 3, 3, 3, 3, 3, 3], "nm")
+    names = ["soma", "dend[0]", "dend[0]", "dend[0]", "dend[1]", "dend[1]", "dend[2]"]
+    xs = [0.5, 0.0, 0.5, 1.0, 0.5, 1.0, 1.0]  # dend[1] and dend[2] start at node 3's point
+    points = np.array([(15, 1, 0), (30, 5, 1), (35, 0, 1), (0, 5.5, 0), (500, 0, 0)]) * UM
+    rows = SynapseRows(np.arange(5), np.full(5, 7), np.full(5, 9), None, points)
+    skeleton = attach_synapses(sk, rows, root_id=9)
+    path = write_synapse_table(skeleton, tmp_path / "tree.swc", sections=lambda s: (names, xs))
+    table = pd.read_csv(path)
+    assert table["section"].tolist()[:4] == ["dend[0]", "dend[1]", "dend[2]", "soma"]
+    np.testing.assert_allclose(table["section_x"].to_numpy()[:4], [0.25, 0.25, 0.5, 0.5])
+    assert pd.isna(table["section"][4]) and pd.isna(table["section_x"][4])
+    assert table["reason"][4].startswith("far:") and (table["direction"] == "input").all()

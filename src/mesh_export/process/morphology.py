@@ -32,8 +32,8 @@ import numpy as np
 from mesh_export.core.synapses import INPUT, OUTPUT
 from mesh_export.errors import InvalidArgumentError
 
-__all__ = ["CaveAnswers", "skeleton_of", "check_request", "wants_service", "wants_nucleus", "SOMA_MODES",
-           "SKELETON_SOURCES"]
+__all__ = ["CaveAnswers", "skeleton_of", "service_skeleton", "with_synapses", "check_request", "wants_service",
+           "wants_nucleus", "SOMA_MODES", "SKELETON_SOURCES"]
 
 SOMA_MODES = ("auto", "mesh")
 SKELETON_SOURCES = ("mesh", "cave")
@@ -146,6 +146,8 @@ def skeleton_of(mesh, steps, *, answers: CaveAnswers | None = None):
     if _source(steps) == "cave":
         if answers.skeleton is None:
             _refuse_service()
+        if answers.skeleton.value is not None:
+            return with_synapses(service_skeleton(answers.skeleton, answers.datastack), answers)
         lookups["skeleton"] = answers.skeleton.record()
         fallback_note = f"{answers.skeleton.note}: skeletonized from the mesh instead"
     soma, soma_note, seed_only = _soma(mesh, steps, answers.nucleus, lookups)

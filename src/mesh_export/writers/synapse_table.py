@@ -6,7 +6,8 @@ carries, placed or not:
 ``synapse_id, direction, partner_root_id, size, x, y, z`` (the morphology's units),
 ``swc_id`` (the node's id as our SWC writes it: 1-based, in the written order) and ``swc_pos``
 (from that node towards its parent, 0-1, as BMTK's ``afferent_swc_id``/``afferent_swc_pos``),
-``distance_to_axis`` (the morphology's units), ``tag`` (soma/shaft/spine) and ``tag_source``
+``section`` and ``section_x`` (NEURON's, when a node -> section function is given: see
+:func:`synapse_columns`), ``distance_to_axis`` (the morphology's units), ``tag`` (soma/shaft/spine) and ``tag_source``
 (predicted/measured), ``spine_swc_id`` (the tip of the drawn spine it sits on), ``reason``
 (why a row has no ``swc_id``). Empty fields are empty in CSV and null in Parquet.
 """
@@ -27,7 +28,7 @@ __all__ = ["synapse_columns", "write_synapse_table", "table_path", "FORMATS", "C
 
 FORMATS = {"csv": ".synapses.csv", "parquet": ".synapses.parquet"}
 COLUMNS = ("synapse_id", "direction", "partner_root_id", "size", "x", "y", "z", "swc_id", "swc_pos",
-           "distance_to_axis", "tag", "tag_source", "spine_swc_id", "reason")
+           "section", "section_x", "distance_to_axis", "tag", "tag_source", "spine_swc_id", "reason")
 
 
 def table_path(morphology: str | os.PathLike, format: str = "csv") -> Path:
@@ -47,9 +48,35 @@ def _written_ids(skeleton) -> np.ndarray:
     return rank + 1
 
 
-def synapse_columns(skeleton, units: str = "um") -> dict[str, Any]:
+#: Where a point process may sit on a section: never at 0 or 1 (an ion-using mechanism cannot).
+SECTION_X_MARGIN = 1e-4
+
+
+def sections_at(skeleton, node: np.ndarray, pos: np.ndarray, names, xs) -> tuple[np.ndarray, np.ndarray]:
+    """(section name, x) of the points ``pos`` of the way from each ``node`` to its parent,
+    given the section name and x of every node (``names``, ``xs``: per node of ``skeleton``, in
+    its order; a node's x is its 3-D point's place in its section, as NEURON's arc length).
+
+    Within a section x is linear in arc length, so a point between a node and its parent in the
+    same section is at their x's weighted by ``pos``; a node whose parent is in another section
+    begins its own, whose x = 0 is the parent's point (Import3d starts a child section there).
+    A soma point is at the soma's middle (0.5). Every x is kept within :data:`SECTION_X_MARGIN`
+    of the ends."""
+    from mesh_export.model import SOMA
+
+    names, xs = np.asarray(names, dtype=object), np.asarray(xs, dtype=np.float64)
+    parent = np.where(skeleton.parents[node] >= 0, skeleton.parents[node], node)
+    same = names[parent] == names[node]
+    x = np.where(same, xs[node] + (xs[parent] - xs[node]) * pos, xs[node] * (1.0 - pos))
+    x = np.where(skeleton.types[node] == SOMA, 0.5, x)
+    return names[node], np.clip(x, SECTION_X_MARGIN, 1.0 - SECTION_X_MARGIN)
+
+
+def synapse_columns(skeleton, units: str = "um", sections=None) -> dict[str, Any]:
     """The table's columns (numpy arrays; None where a field is empty) for ``skeleton``'s
-    synapses, lengths in ``units``."""
+    synapses, lengths in ``units``. ``sections``: a function of the skeleton as written giving
+    each node's NEURON section name and x (``sections(skeleton) -> (names, xs)``, see
+    :func:`sections_at`); with it, the ``section`` and ``section_x`` columns."""
     table = skeleton.synapses
     placed = table.placed
     node = np.maximum(table.node, 0)
@@ -60,7 +87,7 @@ def synapse_columns(skeleton, units: str = "um") -> dict[str, Any]:
     swc = _written_ids(skeleton)
     rows = table.rows
     spine = table.spine_node >= 0
-    return {
+    columns = {
         "synapse_id": rows.ids,
         "direction": table.direction.astype(str),
         "partner_root_id": np.where(table.partner != 0, table.partner, -1),
@@ -74,9 +101,13 @@ def synapse_columns(skeleton, units: str = "um") -> dict[str, Any]:
         "tag_source": table.tag_source.astype(str),
         "spine_swc_id": np.where(spine, swc[np.maximum(table.spine_node, 0)], -1),
         "reason": table.reason.astype(str),
-        # After the hoc writer's Import3d naming lands: "section", "section_x" from its
-        # node -> (section, x) function, at (node, pos) of the placed rows.
     }
+    if sections is not None:
+        names, xs = sections(skeleton)
+        section, x = sections_at(skeleton, node, table.pos, names, xs)
+        columns["section"] = np.where(placed, section, "").astype(str)
+        columns["section_x"] = np.where(placed, x, np.nan)
+    return columns
 
 
 def _frame(columns: dict[str, Any]):
@@ -96,16 +127,18 @@ def _frame(columns: dict[str, Any]):
     for name in ("x", "y", "z", "distance_to_axis"):
         frame[name] = frame[name].round(4)
     frame["swc_pos"] = frame["swc_pos"].round(5)
-    for name in ("tag", "tag_source", "reason"):
-        frame[name] = frame[name].where(frame[name] != "", None)
+    for name in ("tag", "tag_source", "reason", "section"):
+        if name in frame:
+            frame[name] = frame[name].where(frame[name] != "", None)
     return frame
 
 
 def write_synapse_table(skeleton, morphology: str | os.PathLike, *, units: str = "um", format: str = "csv",
-                        overwrite: bool = False) -> Path:
-    """Write ``skeleton``'s synapses beside the morphology file ``morphology`` (atomically)."""
+                        overwrite: bool = False, sections=None) -> Path:
+    """Write ``skeleton``'s synapses beside the morphology file ``morphology`` (atomically);
+    ``sections`` as for :func:`synapse_columns`."""
     target = check_target(table_path(morphology, format), overwrite)
-    frame = _frame(synapse_columns(skeleton, units))
+    frame = _frame(synapse_columns(skeleton, units, sections))
     with atomic_output(target, overwrite=overwrite, checked=True) as tmp:
         if format == "parquet":
             try:
