@@ -32,7 +32,8 @@ REPAIRED = {"plain": None, "column_header": "column header", "ids_from_zero": "r
             "ids_with_gaps_out_of_order": "out of order", "parents_after_children": "parents listed after",
             "three_point_soma": None, "soma_chain": None, "soma_contour": None, "soma_tangle": None,
             "custom_types": None,
-            "several_trees": "joined to the soma", "zero_radius": "radius 0"}
+            "several_trees": "joined to the soma", "several_trees_on_an_outline": "joined to the soma",
+            "zero_radius": "radius 0"}
 
 
 def neuron_figures(sections) -> tuple[float, float]:
@@ -247,7 +248,8 @@ def swc_quirks_header(skeleton):
 
 
 @pytest.mark.parametrize("name", ["plain", "three_point_soma", "soma_chain", "soma_contour", "soma_tangle",
-                                  "custom_types", "several_trees", "parents_after_children"])
+                                  "custom_types", "several_trees", "several_trees_on_an_outline",
+                                  "parents_after_children"])
 def test_node_places_hold_on_our_hoc_and_on_import3d_of_our_swc(name, originals, tmp_path):
     skeleton = mesh_export.load(originals[name])
     hoc_cell, _ = load_hoc_in_neuron(mesh_export.write(skeleton, tmp_path / f"places_{name}.hoc"))
