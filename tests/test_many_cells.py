@@ -78,3 +78,27 @@ def test_three_exported_cells_spike_together_in_one_session(request, tmp_path):
         assert np.isfinite(v).all()
         assert v.max() > 0, f"{cell_obj}: no spike, peak {v.max():.1f} mV"
         assert v[-1] < -40, f"{cell_obj}: the membrane does not repolarise"
+
+
+def test_export_template_option(tmp_path):
+    from mesh_export import errors
+    from mesh_export.retrieve.sources import sample_path
+
+    root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][0]
+    env = {"MESH_EXPORT_CACHE": str(tmp_path / "cache")}
+    result = run_cli(root_id, "--source", "sample", "--format", "hoc", "--lod", "3", "--out", tmp_path,
+                     "--template", "ManyCellsNamedSample", env=env)
+    assert result.returncode == 0, result.stderr
+    hoc = tmp_path / f"{root_id}_lod3.hoc"
+    assert hoc_template_of(hoc) == "ManyCellsNamedSample"
+    cell, sections = load_hoc_in_neuron(hoc)
+    assert len(sections) > 5 and cell.hname().startswith("ManyCellsNamedSample")
+    sidecar = json.loads((tmp_path / f"{root_id}_lod3.hoc.json").read_text())
+    assert sidecar["request"]["options"]["template"] == "ManyCellsNamedSample"
+    # Not a hoc format, or a batch (whose cells would share one name): refused before any work.
+    result = run_cli(root_id, "--source", "sample", "--format", "swc", "--out", tmp_path, "--template", "X", env=env)
+    assert result.returncode == errors.InvalidArgumentError.exit_code and "template" in result.stderr
+    result = run_cli(root_id, root_id, "--source", "sample", "--format", "hoc", "--out", tmp_path / "batch",
+                     "--template", "X", env=env)
+    assert result.returncode != 0 and "--template" in result.stderr
+    assert not (tmp_path / "batch").exists() or not list((tmp_path / "batch").glob("*.hoc"))

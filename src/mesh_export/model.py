@@ -351,8 +351,8 @@ def read_swc(path) -> Skeleton:
     ``metadata["repairs"]`` (writers put them in their header, ``convert --json`` lists them):
     an uncommented column header before the first node (skipped), ids from 0 or with gaps,
     ids out of order and parents listed after their children (the tree is the same; writers
-    renumber it), several trees (each extra root joined to the soma's root, where NEURON's
-    Import3d joins it: a wire to the soma), radius 0 (kept: NEURON reads a zero-diameter
+    renumber it), several trees (each extra root joined to the soma by a wire, as NEURON's
+    Import3d joins it), radius 0 (kept: NEURON reads a zero-diameter
     point, MorphIO warns). Multi-point somata (NeuroMorpho's three points, a chain, an
     outline) and custom types above 4 are kept as they are.
 
@@ -439,10 +439,11 @@ def read_swc(path) -> Skeleton:
     root = int(soma_roots[0])
     if len(roots) > 1:
         extra = roots[roots != root]
-        parents[extra] = root
+        anchor = _extra_tree_anchor(parents, types, root)
+        parents[extra] = anchor
         at = ", ".join(str(int(lines[k])) for k in extra[:5]) + (" ..." if len(extra) > 5 else "")
         repairs.append(f"{len(extra)} more tree{'s' if len(extra) > 1 else ''} (root at line {at}) joined to the "
-                       f"soma's root (line {int(lines[root])}), as NEURON's Import3d joins them")
+                       f"soma (line {int(lines[anchor])}) by a wire, as NEURON's Import3d joins them")
     skeleton = Skeleton(nodes=data[:, 2:5], parents=parents, radii=data[:, 5], types=types, units="um",
                         metadata={"source": {"file": str(path)}})
     try:
@@ -470,6 +471,19 @@ def read_swc(path) -> Skeleton:
     if repairs:
         skeleton.metadata["repairs"] = repairs
     return skeleton
+
+
+def _extra_tree_anchor(parents: np.ndarray, types: np.ndarray, root: int) -> int:
+    """The soma point an extra tree hangs from so that NEURON's Import3d joins it as it joins
+    a root-less tree itself: by a wire (no cable from the soma), at the soma's middle. A
+    single-point soma, or a soma whose root has several soma children: the root. A chain or an
+    outline from the root: its second point (inside the soma's first section)."""
+    soma_children = np.flatnonzero((parents == root) & (types == SOMA))
+    if len(soma_children) == 1:
+        second = int(soma_children[0])
+        if ((parents == second) & (types == SOMA)).any():
+            return second
+    return root
 
 
 def _reachable(parents: np.ndarray, root: int) -> np.ndarray:

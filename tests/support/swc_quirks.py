@@ -165,6 +165,15 @@ def several_trees(d: Path) -> Path:
     return write_rows(d / "several_trees.swc", rows)
 
 
+def several_trees_on_an_outline(d: Path) -> Path:
+    """The detached tree again, on a cell whose soma is an outline (the join differs there)."""
+    rows = base_rows("contour")
+    n = len(rows)
+    for k in range(6):
+        rows.append([n + k + 1, 3, 40.0 + 5 * k, 40.0, 0.0, 0.8, n + k if k else -1])
+    return write_rows(d / "several_trees_on_an_outline.swc", rows)
+
+
 def zero_radius(d: Path) -> Path:
     rows = base_rows()
     rows[-1][5] = 0.0
@@ -216,7 +225,8 @@ def bad_type_zero(d: Path) -> Path:
 
 READ = {f.__name__: f for f in (plain, column_header, ids_from_zero, ids_with_gaps_out_of_order,
                                  parents_after_children, three_point_soma, soma_chain, soma_contour,
-                                 soma_tangle, custom_types, several_trees, zero_radius)}
+                                 soma_tangle, custom_types, several_trees, several_trees_on_an_outline,
+                                 zero_radius)}
 # name: (writer, line the error names, a word of the error)
 REFUSED = {
     "nan": (bad_nan, 6, "NaN"),
