@@ -294,6 +294,8 @@ def test_node_places_of_a_cell_from_a_mesh(request, tmp_path):
     assert_same_cell(hoc_sections, swc_sections)
     names, _, _ = check_mapping(skeleton, [hoc_cell, swc_cell])
     assert set(names[skeleton.types == 4]) == {"apic"}
+    wires, edges = check_edges(skeleton, hoc_cell, swc_cell)
+    assert 1 <= wires < edges / 10  # the trunks leaving the soma
 
 
 def test_info_counts_as_neurom_on_an_exported_cell_and_on_quirky_files(originals, tmp_path):
@@ -324,3 +326,54 @@ def test_info_counts_as_neurom_on_an_exported_cell_and_on_quirky_files(originals
         assert ours["total_length"] == pytest.approx(neurom.get("total_length", cell), rel=1e-5), path.name
         assert ours["soma_radius"] == pytest.approx(neurom.get("soma_radius", cell), rel=1e-5), path.name
         assert ours["cable_length"] > ours["total_length"]  # the soma-to-neurite edges, counted apart
+
+
+@pytest.mark.parametrize("name", ["plain", "soma_chain", "soma_contour", "soma_tangle", "three_point_soma",
+                                  "several_trees_on_an_outline"])
+def test_points_between_nodes_land_where_neuron_draws_them(name, originals, tmp_path):
+    """``section_of_points``: a point a fraction of the way from a node to its parent (BMTK's
+    swc_id/swc_pos) is on the same spot of both NEURON cells; on an edge NEURON does not draw
+    (a wire from the soma: the section's first 3-D point is the node, not the soma point)
+    every fraction is placed at the node."""
+    skeleton = mesh_export.load(originals[name])
+    hoc_cell, _ = load_hoc_in_neuron(mesh_export.write(skeleton, tmp_path / f"edges_{name}.hoc"))
+    swc_cell, _ = load_swc_in_neuron(mesh_export.write(skeleton, tmp_path / f"edges_{name}.swc"))
+    wires, edges = check_edges(skeleton, hoc_cell, swc_cell, swc_quirks.ONE_POINT_NODE.get(name, -1))
+    # Import3d wires neurites to a one-point soma or to a soma point with several soma children;
+    # on an outline's first point (one soma child) the neurites start at the soma point, drawn.
+    assert wires < edges / 4 and (wires == 0) == (name == "soma_contour")
+
+
+def check_edges(skeleton, hoc_cell, swc_cell, dropped=-1):
+    """Random points on every edge placed by ``section_of_points``, checked on both cells;
+    returns (edges NEURON does not draw, edges checked)."""
+    from mesh_export.writers.hoc import section_of_points
+
+    rng = np.random.default_rng(7)
+    nodes = np.flatnonzero(skeleton.parents >= 0)
+    nodes = nodes[nodes != dropped]
+    soma_ends = set()
+    if "3-point soma" in "".join(swc_quirks_header(skeleton)):
+        soma_ends = {int(k) for k in np.flatnonzero(skeleton.types == 1) if skeleton.parents[k] >= 0}
+    nodes = np.array([k for k in nodes if k not in soma_ends])
+    fractions = rng.uniform(0, 1, len(nodes))
+    names, indices, x = section_of_points(skeleton, nodes, fractions)
+    node_names, node_indices, node_x = section_of_nodes(skeleton)
+    xyz = skeleton.to_units("um").nodes
+    wires = 0
+    for k, (node, f) in enumerate(zip(nodes, fractions)):
+        parent = skeleton.parents[node]
+        want = xyz[node] + f * (xyz[parent] - xyz[node])
+        sec = getattr(hoc_cell, names[k])[indices[k]]
+        first = np.array([sec.x3d(0), sec.y3d(0), sec.z3d(0)])
+        drawn = not (skeleton.types[parent] == 1 and skeleton.types[node] != 1
+                     and np.linalg.norm(first - xyz[node]) < 1e-4 and np.linalg.norm(xyz[parent] - xyz[node]) > 1e-4)
+        assert (names[k], indices[k]) == (node_names[node], node_indices[node])
+        if not drawn:
+            wires += 1
+            assert x[k] == node_x[node]
+            continue
+        for cell in (hoc_cell, swc_cell):
+            where = place_of(cell, names[k], indices[k], x[k])
+            assert np.linalg.norm(where - want) < 2e-3, (node, f, names[k], indices[k], x[k], where, want)
+    return wires, len(nodes)

@@ -204,7 +204,7 @@ class Skeleton:
         from mesh_export.core.import3d import import3d_sections, section_area
 
         sk = self.sorted()
-        sections, _, _ = import3d_sections(sk.types, sk.parents, sk.nodes, 2.0 * sk.radii)
+        sections = import3d_sections(sk.types, sk.parents, sk.nodes, 2.0 * sk.radii).sections
         return float(sum(section_area(sec, sk.nodes) for sec in sections))
 
     # -- transforms

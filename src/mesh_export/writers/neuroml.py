@@ -55,7 +55,7 @@ def write_neuroml(skeleton, path, units: str | None = None, cell_id: str | None 
     root_id = sk.metadata.get("root_id")
     cid = _nml_id(cell_id or (f"cell_{root_id}" if root_id is not None else "cell"))
     nodes, types = sk.nodes, sk.types
-    sections, _, _ = sections_of(written)
+    sections = sections_of(written).sections
 
     def point(xyz, diameter):
         # NeuroML2 diameters are > 0 (the schema says so): a zero-diameter point is written as
