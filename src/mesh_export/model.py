@@ -198,9 +198,12 @@ class Skeleton:
         return float(self.edge_lengths()[keep].sum())
 
     def membrane_area(self) -> float:
-        """NEURON's membrane area of this skeleton read from SWC by Import3d (its sections'
-        frustums: a single-point soma a cylinder as long as wide, 4 pi r^2; a neurite joined to
-        a one-point soma by a wire, with no membrane from the soma's centre), in ``units``^2."""
+        """NEURON's membrane area of this skeleton as our SWC writer writes it, read by Import3d
+        (its sections' frustums: a single-point soma a cylinder as long as wide, 4 pi r^2; a
+        neurite joined to the soma by a wire, with no membrane from the soma's centre), in
+        ``units``^2. Import3d's result depends on a file's order (a neurite's first section of
+        one point has cable from the soma, of several a wire): another order of the same tree
+        can differ by ~1e-4."""
         from mesh_export.core.import3d import import3d_sections, section_area
 
         sk = self.sorted()

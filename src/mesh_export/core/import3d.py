@@ -172,8 +172,13 @@ def import3d_sections(types, parents, xyz, diam):
                 sec["parentx"] = 0.0
         raw.append(sec)
 
-    # chk_valid: drop one-point and zero-length two-point sections, children reattached.
-    alive = list(range(len(raw)))
+    # chk_valid: drop one-point and zero-length two-point sections, children reattached (a
+    # child always follows its parent in the list, so Import3d's scan of the later sections
+    # finds exactly the children).
+    children: list[list[int]] = [[] for _ in raw]
+    for r, sec in enumerate(raw):
+        if sec["parent"] >= 0:
+            children[sec["parent"]].append(r)
     for i in range(len(raw) - 1, -1, -1):
         sec = raw[i]
         if sec["parent"] < 0:
@@ -184,13 +189,12 @@ def import3d_sections(types, parents, xyz, diam):
             a, b = sec["pts"][sec["first"]], sec["pts"][sec["first"] + 1]
             drop = x[a] == x[b] and y[a] == y[b] and z[a] == z[b]
         if drop:
-            position = alive.index(i)
-            for j in alive[position + 1:]:
-                if raw[j]["parent"] == i:
-                    raw[j]["parent"] = sec["parent"]
-                    raw[j]["parentx"] = sec["parentx"]
-            alive.pop(position)
+            for j in children[i]:
+                raw[j]["parent"] = sec["parent"]
+                raw[j]["parentx"] = sec["parentx"]
+            children[sec["parent"]].extend(children[i])
             sec["dropped"] = True
+    alive = [r for r, sec in enumerate(raw) if not sec.get("dropped")]
 
     final_of_raw = {r: k for k, r in enumerate(alive)}
     counts: dict[int, int] = {}
