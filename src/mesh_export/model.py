@@ -303,13 +303,6 @@ class Skeleton:
                                        f"(node {int(stray[0])})")
         return self
 
-    def soma_points(self) -> int:
-        """How many nodes make the soma (1: a single-point soma)."""
-        return int(np.count_nonzero(self.types == SOMA))
-
-    def zero_radius_nodes(self) -> int:
-        return int(np.count_nonzero(self.radii == 0))
-
 
 def output_units(units: str | None, allow_units: bool = False, format_name: str = "this format") -> str:
     """The units to write a morphology in: micrometres unless explicitly allowed otherwise."""
