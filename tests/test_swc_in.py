@@ -62,7 +62,7 @@ def test_the_quirk_table_is_complete():
 def test_a_quirky_swc_converts_to_every_morphology_format(name, originals, tmp_path):
     original = originals[name]
     reference = originals["plain"] if name in NEURON_CANNOT else original
-    _, reference_sections = load_swc_in_neuron(reference)
+    reference_cell, reference_sections = load_swc_in_neuron(reference)
     area, length = neuron_figures(reference_sections)
 
     # CLI: swc -> hoc, with what was repaired in --json and in the file's header.
@@ -184,7 +184,7 @@ def test_a_random_tree_is_the_same_cell_in_our_hoc_and_in_import3d(seed, tmp_pat
     one-point and zero-length sections, a branched soma) on 2,000 random nodes: our hoc is the
     cell Import3d makes of our SWC, and its area and length are Import3d's of the original."""
     original = swc_quirks.random_tree(tmp_path, seed)
-    _, reference = load_swc_in_neuron(original)
+    reference_cell, reference = load_swc_in_neuron(original)
     skeleton = mesh_export.load(original)
     hoc_cell, hoc_sections = load_hoc_in_neuron(mesh_export.write(skeleton, tmp_path / f"random_tree_{seed}.hoc"))
     swc_cell, swc_sections = load_swc_in_neuron(mesh_export.write(skeleton, tmp_path / f"random_{seed}.out.swc"))
@@ -402,3 +402,22 @@ def check_edges(skeleton, hoc_cell, swc_cell, dropped=-1):
             where = place_of(cell, names[k], indices[k], x[k])
             assert np.linalg.norm(where - want) < 2e-3, (node, f, names[k], indices[k], x[k], where, want)
     return wires, len(nodes)
+
+
+def test_an_swc_we_wrote_in_nanometres_converts_in_micrometres(originals, tmp_path):
+    """``--units nm --allow-units`` writes ``# units: nm``: reading it back keeps the numbers'
+    meaning, so a conversion to hoc is the same cell in micrometres."""
+    import warnings
+
+    skeleton = mesh_export.load(originals["plain"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        in_nm = mesh_export.write(skeleton, tmp_path / "in_nm.swc", units="nm", allow_units=True)
+    back = mesh_export.load(in_nm)
+    assert back.units == "nm"
+    hoc = tmp_path / "from_nm.hoc"
+    result = run_cli("convert", in_nm, hoc)
+    assert result.returncode == 0, result.stderr
+    cell, from_nm = load_hoc_in_neuron(hoc)
+    reference_cell, reference = load_swc_in_neuron(originals["plain"])  # keep both cells alive
+    assert neuron_figures(from_nm)[0] == pytest.approx(neuron_figures(reference)[0], rel=1e-6)

@@ -21,6 +21,7 @@ once its library is loaded, so :func:`kind_of` looks for the classes in ``sys.mo
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from dataclasses import dataclass, field, replace
@@ -337,8 +338,9 @@ def as_skeleton_for_writing(skeleton: Skeleton, units: str | None, allow_units: 
 # ----------------------------------------------------------------------------- SWC files
 
 def read_swc(path) -> Skeleton:
-    """An SWC file as a Skeleton in micrometres (the format's convention), as NEURON's Import3d
-    and MorphIO read it, or an InputError naming the file and line.
+    """An SWC file as a Skeleton in micrometres (the format's convention; a header line
+    ``# units: nm``, as mesh-export writes with ``--allow-units``, says otherwise), as NEURON's
+    Import3d and MorphIO read it, or an InputError naming the file and line.
 
     Real files vary; read as those tools read them, each change recorded as one sentence in
     ``metadata["repairs"]`` (writers put them in their header, ``convert --json`` lists them):
@@ -358,11 +360,16 @@ def read_swc(path) -> Skeleton:
     if not path.is_file():
         raise InputError(f"input file not found: {path}")
     rows, line_numbers, skipped = [], [], []
+    units = "um"
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, 1):
-                line = line.split("#", 1)[0].strip()
+                line, _, comment = line.partition("#")
+                line = line.strip()
                 if not line:
+                    stated = _STATED_UNITS.match(comment) if not rows else None
+                    if stated:  # our own header: a file written with --units nm --allow-units
+                        units = stated.group(1)
                     continue
                 fields = line.split()
                 try:
@@ -437,7 +444,11 @@ def read_swc(path) -> Skeleton:
         at = ", ".join(str(int(lines[k])) for k in extra[:5]) + (" ..." if len(extra) > 5 else "")
         repairs.append(f"{len(extra)} more tree{'s' if len(extra) > 1 else ''} (root at line {at}) joined to the "
                        f"soma (line {int(lines[anchor])}) by a wire, as NEURON's Import3d joins them")
-    skeleton = Skeleton(nodes=data[:, 2:5], parents=parents, radii=data[:, 5], types=types, units="um",
+    try:
+        units = normalize_units(units)
+    except UnitsError:
+        units = "um"  # a header naming something else: SWC's convention
+    skeleton = Skeleton(nodes=data[:, 2:5], parents=parents, radii=data[:, 5], types=types, units=units,
                         metadata={"source": {"file": str(path)}})
     try:
         skeleton.topological_order()
@@ -464,6 +475,9 @@ def read_swc(path) -> Skeleton:
     if repairs:
         skeleton.metadata["repairs"] = repairs
     return skeleton
+
+
+_STATED_UNITS = re.compile(r"\s*units:\s*([A-Za-z]+)\b")
 
 
 def _extra_tree_anchor(parents: np.ndarray, types: np.ndarray, root: int) -> int:
