@@ -62,7 +62,7 @@ def test_the_quirk_table_is_complete():
 def test_a_quirky_swc_converts_to_every_morphology_format(name, originals, tmp_path):
     original = originals[name]
     reference = originals["plain"] if name in NEURON_CANNOT else original
-    _, reference_sections = load_swc_in_neuron(reference)
+    reference_cell, reference_sections = load_swc_in_neuron(reference)
     area, length = neuron_figures(reference_sections)
 
     # CLI: swc -> hoc, with what was repaired in --json and in the file's header.
@@ -113,7 +113,7 @@ def test_a_quirky_swc_converts_to_every_morphology_format(name, originals, tmp_p
         assert groups["apical_dendrite"].neuro_lex_id == "sao273773228"
         assert {i.segment_groups for i in groups["dendrite_group"].includes} == {"basal_dendrite", "apical_dendrite"}
     else:
-        assert "dend_7" in groups and "dend_5" in groups and "apical_dendrite" not in groups
+        assert "dend_7_group" in groups and "dend_5_group" in groups and "apical_dendrite" not in groups
 
 
 def check_with_morphio_and_neurom(name, original, swc, ours):
@@ -173,7 +173,32 @@ def neuroml_area_and_groups(path):
         r1, r2 = float(p.diameter) / 2, float(d.diameter) / 2
         length = float(np.linalg.norm([d.x - p.x, d.y - p.y, d.z - p.z]))
         total += 4 * np.pi * r2**2 if length == 0 else np.pi * (r1 + r2) * np.hypot(length, r1 - r2)
+    ids = [g.id for g in cell.morphology.segment_groups]
+    assert len(ids) == len(set(ids)), "segment group ids repeat (libNeuroML's validation does not check)"
     return total, {g.id: g for g in cell.morphology.segment_groups}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_random_tree_is_the_same_cell_in_our_hoc_and_in_import3d(seed, tmp_path):
+    """NEURON's rules (sections split at type changes and out-of-run children, wires, dropped
+    one-point and zero-length sections, a branched soma) on 2,000 random nodes: our hoc is the
+    cell Import3d makes of our SWC, and its area and length are Import3d's of the original."""
+    original = swc_quirks.random_tree(tmp_path, seed)
+    reference_cell, reference = load_swc_in_neuron(original)
+    skeleton = mesh_export.load(original)
+    hoc_cell, hoc_sections = load_hoc_in_neuron(mesh_export.write(skeleton, tmp_path / f"random_tree_{seed}.hoc"))
+    swc_cell, swc_sections = load_swc_in_neuron(mesh_export.write(skeleton, tmp_path / f"random_{seed}.out.swc"))
+    assert_same_cell(hoc_sections, swc_sections)
+    area, length = neuron_figures(reference)
+    # Import3d's own result depends on the file's order (a neurite's first section of one point
+    # gets a cable from the soma, of several a wire), and we write parents' runs together: the
+    # original and ours differ by ~1e-4; ours and our hoc not at all (nseg apart).
+    for sections in (hoc_sections, swc_sections):
+        assert neuron_figures(sections)[0] == pytest.approx(area, rel=1e-3)
+        assert neuron_figures(sections)[1] == pytest.approx(length, rel=1e-3)
+    assert neuron_figures(hoc_sections)[1] == pytest.approx(neuron_figures(swc_sections)[1], rel=1e-12)
+    assert skeleton.membrane_area() == pytest.approx(neuron_figures(swc_sections)[0], rel=1e-6)  # rounded as written
+    assert len(swc_sections) > 500
 
 
 def test_apical_and_custom_types_keep_their_names(originals, tmp_path):
@@ -294,6 +319,8 @@ def test_node_places_of_a_cell_from_a_mesh(request, tmp_path):
     assert_same_cell(hoc_sections, swc_sections)
     names, _, _ = check_mapping(skeleton, [hoc_cell, swc_cell])
     assert set(names[skeleton.types == 4]) == {"apic"}
+    wires, edges = check_edges(skeleton, hoc_cell, swc_cell)
+    assert 1 <= wires < edges / 10  # the trunks leaving the soma
 
 
 def test_info_counts_as_neurom_on_an_exported_cell_and_on_quirky_files(originals, tmp_path):
@@ -324,3 +351,73 @@ def test_info_counts_as_neurom_on_an_exported_cell_and_on_quirky_files(originals
         assert ours["total_length"] == pytest.approx(neurom.get("total_length", cell), rel=1e-5), path.name
         assert ours["soma_radius"] == pytest.approx(neurom.get("soma_radius", cell), rel=1e-5), path.name
         assert ours["cable_length"] > ours["total_length"]  # the soma-to-neurite edges, counted apart
+
+
+@pytest.mark.parametrize("name", ["plain", "soma_chain", "soma_contour", "soma_tangle", "three_point_soma",
+                                  "several_trees_on_an_outline"])
+def test_points_between_nodes_land_where_neuron_draws_them(name, originals, tmp_path):
+    """``section_of_points``: a point a fraction of the way from a node to its parent (BMTK's
+    swc_id/swc_pos) is on the same spot of both NEURON cells; on an edge NEURON does not draw
+    (a wire from the soma: the section's first 3-D point is the node, not the soma point)
+    every fraction is placed at the node."""
+    skeleton = mesh_export.load(originals[name])
+    hoc_cell, _ = load_hoc_in_neuron(mesh_export.write(skeleton, tmp_path / f"edges_{name}.hoc"))
+    swc_cell, _ = load_swc_in_neuron(mesh_export.write(skeleton, tmp_path / f"edges_{name}.swc"))
+    wires, edges = check_edges(skeleton, hoc_cell, swc_cell, swc_quirks.ONE_POINT_NODE.get(name, -1))
+    # Import3d wires neurites to a one-point soma or to a soma point with several soma children;
+    # on an outline's first point (one soma child) the neurites start at the soma point, drawn.
+    assert wires < edges / 4 and (wires == 0) == (name == "soma_contour")
+
+
+def check_edges(skeleton, hoc_cell, swc_cell, dropped=-1):
+    """Random points on every edge placed by ``section_of_points``, checked on both cells;
+    returns (edges NEURON does not draw, edges checked)."""
+    from mesh_export.writers.hoc import section_of_points
+
+    rng = np.random.default_rng(7)
+    nodes = np.flatnonzero(skeleton.parents >= 0)
+    nodes = nodes[nodes != dropped]
+    soma_ends = set()
+    if "3-point soma" in "".join(swc_quirks_header(skeleton)):
+        soma_ends = {int(k) for k in np.flatnonzero(skeleton.types == 1) if skeleton.parents[k] >= 0}
+    nodes = np.array([k for k in nodes if k not in soma_ends])
+    fractions = rng.uniform(0, 1, len(nodes))
+    names, indices, x = section_of_points(skeleton, nodes, fractions)
+    node_names, node_indices, node_x = section_of_nodes(skeleton)
+    xyz = skeleton.to_units("um").nodes
+    wires = 0
+    for k, (node, f) in enumerate(zip(nodes, fractions)):
+        parent = skeleton.parents[node]
+        want = xyz[node] + f * (xyz[parent] - xyz[node])
+        sec = getattr(hoc_cell, names[k])[indices[k]]
+        first = np.array([sec.x3d(0), sec.y3d(0), sec.z3d(0)])
+        drawn = not (skeleton.types[parent] == 1 and skeleton.types[node] != 1
+                     and np.linalg.norm(first - xyz[node]) < 1e-4 and np.linalg.norm(xyz[parent] - xyz[node]) > 1e-4)
+        assert (names[k], indices[k]) == (node_names[node], node_indices[node])
+        if not drawn:
+            wires += 1
+            assert x[k] == node_x[node]
+            continue
+        for cell in (hoc_cell, swc_cell):
+            where = place_of(cell, names[k], indices[k], x[k])
+            assert np.linalg.norm(where - want) < 2e-3, (node, f, names[k], indices[k], x[k], where, want)
+    return wires, len(nodes)
+
+
+def test_an_swc_we_wrote_in_nanometres_converts_in_micrometres(originals, tmp_path):
+    """``--units nm --allow-units`` writes ``# units: nm``: reading it back keeps the numbers'
+    meaning, so a conversion to hoc is the same cell in micrometres."""
+    import warnings
+
+    skeleton = mesh_export.load(originals["plain"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        in_nm = mesh_export.write(skeleton, tmp_path / "in_nm.swc", units="nm", allow_units=True)
+    back = mesh_export.load(in_nm)
+    assert back.units == "nm"
+    hoc = tmp_path / "from_nm.hoc"
+    result = run_cli("convert", in_nm, hoc)
+    assert result.returncode == 0, result.stderr
+    cell, from_nm = load_hoc_in_neuron(hoc)
+    reference_cell, reference = load_swc_in_neuron(originals["plain"])  # keep both cells alive
+    assert neuron_figures(from_nm)[0] == pytest.approx(neuron_figures(reference)[0], rel=1e-6)

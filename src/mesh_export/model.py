@@ -21,6 +21,7 @@ once its library is loaded, so :func:`kind_of` looks for the classes in ``sys.mo
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from dataclasses import dataclass, field, replace
@@ -201,13 +202,16 @@ class Skeleton:
         return float(self.edge_lengths()[keep].sum())
 
     def membrane_area(self) -> float:
-        """NEURON's membrane area of this skeleton read from SWC by Import3d (its sections'
-        frustums: a single-point soma a cylinder as long as wide, 4 pi r^2; a neurite joined to
-        a one-point soma by a wire, with no membrane from the soma's centre), in ``units``^2."""
+        """NEURON's membrane area of this skeleton as our SWC writer writes it, read by Import3d
+        (its sections' frustums: a single-point soma a cylinder as long as wide, 4 pi r^2; a
+        neurite joined to the soma by a wire, with no membrane from the soma's centre), in
+        ``units``^2. Import3d's result depends on a file's order (a neurite's first section of
+        one point has cable from the soma, of several a wire): another order of the same tree
+        can differ by ~1e-4."""
         from mesh_export.core.import3d import import3d_sections, section_area
 
         sk = self.sorted()
-        sections, _, _ = import3d_sections(sk.types, sk.parents, sk.nodes, 2.0 * sk.radii)
+        sections = import3d_sections(sk.types, sk.parents, sk.nodes, 2.0 * sk.radii).sections
         return float(sum(section_area(sec, sk.nodes) for sec in sections))
 
     # -- transforms
@@ -303,13 +307,6 @@ class Skeleton:
                                        f"(node {int(stray[0])})")
         return self
 
-    def soma_points(self) -> int:
-        """How many nodes make the soma (1: a single-point soma)."""
-        return int(np.count_nonzero(self.types == SOMA))
-
-    def zero_radius_nodes(self) -> int:
-        return int(np.count_nonzero(self.radii == 0))
-
 
 def output_units(units: str | None, allow_units: bool = False, format_name: str = "this format") -> str:
     """The units to write a morphology in: micrometres unless explicitly allowed otherwise."""
@@ -344,8 +341,9 @@ def as_skeleton_for_writing(skeleton: Skeleton, units: str | None, allow_units: 
 # ----------------------------------------------------------------------------- SWC files
 
 def read_swc(path) -> Skeleton:
-    """An SWC file as a Skeleton in micrometres (the format's convention), as NEURON's Import3d
-    and MorphIO read it, or an InputError naming the file and line.
+    """An SWC file as a Skeleton in micrometres (the format's convention; a header line
+    ``# units: nm``, as mesh-export writes with ``--allow-units``, says otherwise), as NEURON's
+    Import3d and MorphIO read it, or an InputError naming the file and line.
 
     Real files vary; read as those tools read them, each change recorded as one sentence in
     ``metadata["repairs"]`` (writers put them in their header, ``convert --json`` lists them):
@@ -365,11 +363,16 @@ def read_swc(path) -> Skeleton:
     if not path.is_file():
         raise InputError(f"input file not found: {path}")
     rows, line_numbers, skipped = [], [], []
+    units = "um"
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, 1):
-                line = line.split("#", 1)[0].strip()
+                line, _, comment = line.partition("#")
+                line = line.strip()
                 if not line:
+                    stated = _STATED_UNITS.match(comment) if not rows else None
+                    if stated:  # our own header: a file written with --units nm --allow-units
+                        units = stated.group(1)
                     continue
                 fields = line.split()
                 try:
@@ -444,7 +447,11 @@ def read_swc(path) -> Skeleton:
         at = ", ".join(str(int(lines[k])) for k in extra[:5]) + (" ..." if len(extra) > 5 else "")
         repairs.append(f"{len(extra)} more tree{'s' if len(extra) > 1 else ''} (root at line {at}) joined to the "
                        f"soma (line {int(lines[anchor])}) by a wire, as NEURON's Import3d joins them")
-    skeleton = Skeleton(nodes=data[:, 2:5], parents=parents, radii=data[:, 5], types=types, units="um",
+    try:
+        units = normalize_units(units)
+    except UnitsError:
+        units = "um"  # a header naming something else: SWC's convention
+    skeleton = Skeleton(nodes=data[:, 2:5], parents=parents, radii=data[:, 5], types=types, units=units,
                         metadata={"source": {"file": str(path)}})
     try:
         skeleton.topological_order()
@@ -471,6 +478,9 @@ def read_swc(path) -> Skeleton:
     if repairs:
         skeleton.metadata["repairs"] = repairs
     return skeleton
+
+
+_STATED_UNITS = re.compile(r"\s*units:\s*([A-Za-z]+)\b")
 
 
 def _extra_tree_anchor(parents: np.ndarray, types: np.ndarray, root: int) -> int:

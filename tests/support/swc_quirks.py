@@ -181,6 +181,27 @@ def zero_radius(d: Path) -> Path:
     return write_rows(d / "zero_radius.swc", rows)
 
 
+def random_tree(d: Path, seed: int, n: int = 2000) -> Path:
+    """A random tree NEURON's rules are stressed by: a soma of four points (the root with two
+    soma children), children listed away from their parents, type changes along a branch
+    (2, 3, 4 and a custom 6), repeated points (zero-length sections NEURON drops)."""
+    rng = np.random.default_rng(seed)
+    parents, types = [-1, 0, 1, 0], [1, 1, 1, 1]
+    for i in range(4, n):
+        parent = i - 1 if rng.random() < 0.8 else int(rng.integers(0, i))
+        parents.append(parent)
+        keep = types[parent] != 1 and rng.random() < 0.97
+        types.append(types[parent] if keep else int(rng.choice([2, 3, 4, 6])))
+    xyz = np.cumsum(rng.normal(size=(n, 3)) * 2, axis=0)
+    xyz[:4] = [[0, 0, 0], [0, 3, 0], [0, 6, 0], [0, -3, 0]]
+    radii = rng.uniform(0.2, 2, size=n)
+    radii[:4] = [5, 4, 3, 4]
+    for k in rng.integers(5, n, size=20):
+        xyz[k] = xyz[parents[k]]
+    rows = [[i + 1, types[i], *xyz[i], radii[i], parents[i] + 1 if parents[i] >= 0 else -1] for i in range(n)]
+    return write_rows(d / f"random_tree_{seed}.swc", rows)
+
+
 # Files that must be refused: (function, line number the error must name, words in the error).
 def bad_nan(d: Path) -> Path:
     rows = base_rows()

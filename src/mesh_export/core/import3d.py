@@ -15,6 +15,7 @@ stores them (rounded to the written decimals), as Import3d reads them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,6 +31,18 @@ def type_name(swc_type: int) -> str:
 def list_name(swc_type: int) -> str:
     """Import3d's SectionList for an SWC type (``dendritic_5`` for a custom type 5)."""
     return _LISTS.get(int(swc_type), f"dendritic_{int(swc_type)}")
+
+
+class Places(NamedTuple):
+    """Import3d's sections, and for each node: its section's position in ``sections``, its
+    ``x`` there and ``x_toward_parent``, the x of the point before it in that section (its
+    parent's point; the node's own x where the section starts at the node, as one joined to
+    the soma by a wire does)."""
+
+    sections: list
+    section: np.ndarray
+    x: np.ndarray
+    x_toward_parent: np.ndarray
 
 
 @dataclass
@@ -56,7 +69,7 @@ def import3d_sections(types, parents, xyz, diam):
     Import3d dropped; such a node's place is its section's parent at ``parentx``).
 
     ``types``, ``parents`` (indices), ``xyz`` (n, 3) and ``diam`` (n,) as the file stores them.
-    Returns (sections, section position per node, x per node).
+    Returns :class:`Places`.
     """
     types = [int(t) for t in types]
     pid = [int(p) for p in parents]
@@ -159,8 +172,13 @@ def import3d_sections(types, parents, xyz, diam):
                 sec["parentx"] = 0.0
         raw.append(sec)
 
-    # chk_valid: drop one-point and zero-length two-point sections, children reattached.
-    alive = list(range(len(raw)))
+    # chk_valid: drop one-point and zero-length two-point sections, children reattached (a
+    # child always follows its parent in the list, so Import3d's scan of the later sections
+    # finds exactly the children).
+    children: list[list[int]] = [[] for _ in raw]
+    for r, sec in enumerate(raw):
+        if sec["parent"] >= 0:
+            children[sec["parent"]].append(r)
     for i in range(len(raw) - 1, -1, -1):
         sec = raw[i]
         if sec["parent"] < 0:
@@ -171,13 +189,12 @@ def import3d_sections(types, parents, xyz, diam):
             a, b = sec["pts"][sec["first"]], sec["pts"][sec["first"] + 1]
             drop = x[a] == x[b] and y[a] == y[b] and z[a] == z[b]
         if drop:
-            position = alive.index(i)
-            for j in alive[position + 1:]:
-                if raw[j]["parent"] == i:
-                    raw[j]["parent"] = sec["parent"]
-                    raw[j]["parentx"] = sec["parentx"]
-            alive.pop(position)
+            for j in children[i]:
+                raw[j]["parent"] = sec["parent"]
+                raw[j]["parentx"] = sec["parentx"]
+            children[sec["parent"]].extend(children[i])
             sec["dropped"] = True
+    alive = [r for r, sec in enumerate(raw) if not sec.get("dropped")]
 
     final_of_raw = {r: k for k, r in enumerate(alive)}
     counts: dict[int, int] = {}
@@ -205,6 +222,7 @@ def import3d_sections(types, parents, xyz, diam):
         if x_at is not None:
             where[i] = x_at
     xyz = np.asarray(xyz, dtype=np.float64)
+    toward_parent = where.copy()
     for k, sec in enumerate(sections):
         pts = np.asarray(sec.points)
         if len(pts) == 1:
@@ -213,7 +231,9 @@ def import3d_sections(types, parents, xyz, diam):
         frac = arc / arc[-1] if arc[-1] > 0 else np.linspace(0.0, 1.0, len(pts))
         own = (place[pts] == k) & np.array([point2sec[int(q)] == alive[k] for q in pts])
         where[pts[own]] = frac[own]
-    return sections, place, where
+        previous = np.concatenate([frac[:1], frac[:-1]])  # a section's first point has none before it
+        toward_parent[pts[own]] = previous[own]
+    return Places(sections, place, where, toward_parent)
 
 
 def section_area(sec: Section, xyz) -> float:

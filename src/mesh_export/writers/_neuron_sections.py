@@ -38,6 +38,6 @@ def written_form(skeleton, units=None, allow_units: bool = False, format_name: s
 
 
 def sections_of(written: Written):
-    """Import3d's sections of a written skeleton, and each node's (section position, x)."""
+    """Import3d's sections of a written skeleton, and each node's place (``core.import3d.Places``)."""
     sk = written.skeleton
     return import3d_sections(sk.types, sk.parents, sk.nodes, 2.0 * sk.radii)

@@ -68,21 +68,37 @@ def section_of_nodes(skeleton):
     ``"dend_5"``), ``indices[i]`` the index in it and ``x[i]`` the position along it (0-1),
     so that ``getattr(cell, names[i])[indices[i]](x[i])`` is node i's place both on the cell
     our hoc file builds and on the cell NEURON's Import3d builds from our SWC file (the same
-    sections, numbered alike). ``x`` is the fraction of the section's 3-D length at the
-    node's point; a single-point soma's centre is ``soma[0](0.5)``. Import3d keeps no section
-    of one point: a node in such a section (rare: a one-node branch on a multi-point soma)
-    is placed where that section's children attach. The skeleton is taken as a writer
-    takes it (validated, in micrometres, numbers rounded as written).
+    sections, numbered alike; ``f"{names[i]}[{indices[i]}]"`` is NEURON's name). ``x`` is the
+    fraction of the section's 3-D length at the node's point; a single-point soma's centre is
+    ``soma[0](0.5)``, and so are NeuroMorpho's two other soma points. Import3d keeps no
+    section of one point: a node in such a section (rare: a one-node branch on the first
+    point of a soma of several points) is placed where that section attached. The skeleton
+    is taken as a writer takes it (validated, in micrometres, numbers rounded as written).
     """
+    return section_of_points(skeleton, np.arange(len(skeleton)), np.zeros(len(skeleton)))
+
+
+def section_of_points(skeleton, nodes, fractions):
+    """Where NEURON puts points on the skeleton's edges: ``(names, indices, x)`` for each
+    ``(nodes[k], fractions[k])``, the point ``fractions[k]`` of the way from node ``nodes[k]``
+    towards its parent (BMTK's ``swc_id``/``swc_pos``; 0: the node itself, see
+    :func:`section_of_nodes`). The edge lies in the node's section, from x of the node to x of
+    the parent's point there; an edge NEURON does not draw (from a soma point to a neurite
+    joined by a wire, or the soma's own centre for a root) puts every point at the node.
+    Numbers as :func:`section_of_nodes`; the arrays are in the order given.
+    """
+    nodes = np.asarray(nodes, dtype=np.int64).reshape(-1)
+    fractions = np.clip(np.asarray(fractions, dtype=np.float64).reshape(-1), 0.0, 1.0)
     written = written_form(skeleton, "um", True, "hoc")
-    sections, place, where = sections_of(written)
-    names = np.array([sections[k].name for k in place], dtype=object)
-    indices = np.array([sections[k].index for k in place], dtype=np.int64)
-    out_names = np.empty(len(place), dtype=object)
-    out_indices = np.empty(len(place), dtype=np.int64)
-    out_x = np.empty(len(place))
-    out_names[written.order], out_indices[written.order], out_x[written.order] = names, indices, where
-    return out_names, out_indices, out_x
+    places = sections_of(written)
+    rank = np.empty(len(written.order), dtype=np.int64)
+    rank[written.order] = np.arange(len(written.order))  # input node -> written node
+    at = rank[nodes]
+    section = places.section[at]
+    x = places.x[at] + fractions * (places.x_toward_parent[at] - places.x[at])
+    names = np.array([places.sections[k].name for k in section], dtype=object)
+    indices = np.array([places.sections[k].index for k in section], dtype=np.int64)
+    return names, indices, x
 
 
 def _procs(handle, name: str, chunks: list[tuple[list, int]]) -> None:
@@ -111,7 +127,7 @@ def write_hoc(skeleton, path, units: str | None = None, allow_units: bool = Fals
         raise InvalidArgumentError(f"hoc template name {name!r} is not a hoc identifier")
     written = written_form(skeleton, units, allow_units, "hoc")
     sk, decimals = written.skeleton, written.decimals
-    sections, _, _ = sections_of(written)
+    sections = sections_of(written).sections
     counts: dict[int, int] = {}
     for sec in sections:
         counts[sec.type] = counts.get(sec.type, 0) + 1

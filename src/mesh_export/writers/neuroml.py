@@ -8,7 +8,7 @@ the node; a single-point soma (or NeuroMorpho's three points) is one spherical s
 neurite joined to the soma by a wire starts with a stub a nanometre long (no cable from the
 soma's centre, as in NEURON). Segment groups: ``soma_group``, ``axon_group``,
 ``basal_dendrite``, ``apical_dendrite`` (NeuroLex sao273773228), ``dendrite_group`` (basal
-and apical), ``dend_N`` for a custom type N, one group per NEURON section named as Import3d
+and apical), ``dend_N_group`` for a custom type N, one group per NEURON section named as Import3d
 names it (``dend_12``, neuroLexId sao864921383: a section, which NEURON exports keep) and
 ``all``. NeuroML2 lengths are micrometres by definition, so no other units are accepted.
 """
@@ -55,7 +55,7 @@ def write_neuroml(skeleton, path, units: str | None = None, cell_id: str | None 
     root_id = sk.metadata.get("root_id")
     cid = _nml_id(cell_id or (f"cell_{root_id}" if root_id is not None else "cell"))
     nodes, types = sk.nodes, sk.types
-    sections, _, _ = sections_of(written)
+    sections = sections_of(written).sections
 
     def point(xyz, diameter):
         # NeuroML2 diameters are > 0 (the schema says so): a zero-diameter point is written as
@@ -113,7 +113,7 @@ def write_neuroml(skeleton, path, units: str | None = None, cell_id: str | None 
     groups: dict[str, list[int]] = {}
     for node in made:
         t = int(types[node])
-        groups.setdefault(_GROUP_OF_TYPE.get(t, type_name(t)), []).append(node)
+        groups.setdefault(_GROUP_OF_TYPE.get(t, f"{type_name(t)}_group"), []).append(node)
     for name in ("soma_group", "axon_group", "basal_dendrite", "apical_dendrite",
                  *sorted(g for g in groups if g not in _GROUP_OF_TYPE.values())):
         if name in groups:

@@ -91,8 +91,8 @@ def load(path: str | os.PathLike, units: str | None = None):
     """
     if is_morphology_file(path):
         skeleton = read_swc(path)
-        if units and normalize_units(units) != "um":
-            raise InputError(f"{path}: SWC positions and radii are micrometres; --units-in {units} does not apply")
+        if units:  # declared: the file's numbers are in these units
+            skeleton.units = normalize_units(units)
         return skeleton
     return to_trimesh(*read_surface(path, units=units))
 
