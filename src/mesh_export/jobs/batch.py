@@ -120,7 +120,9 @@ def export_many(root_ids: Iterable[int | str], *, workers: int = 1, client=None,
     export_kwargs["progress"] = False  # per-mesh bars would fight the batch bar
     from mesh_export.writers.catalog import get_writer
 
-    get_writer(export_kwargs.get("format", "stl"))  # an unknown format fails once, not per id
+    from mesh_export.jobs.export import refuse_circuit
+
+    refuse_circuit(get_writer(export_kwargs.get("format", "stl")))  # an unknown format fails once, not per id
 
     started = time.perf_counter()
     book = None
