@@ -204,7 +204,8 @@ def _read_cell(cell: CellFiles):
     return skeleton, table
 
 
-def _edges_of(skeleton, rows, source: np.ndarray, options: CircuitOptions):
+def _edges_of(skeleton, rows, source: np.ndarray, target: int, options: CircuitOptions):
+    """Edges onto cell ``target`` for its table's ``rows`` (from ``source`` node ids)."""
     from mesh_export.writers.sonata import Edges, afferent_sections
 
     node = rows["swc_id"].to_numpy(dtype=np.int64) - 1  # our SWC ids are 1..n in file order
@@ -212,10 +213,16 @@ def _edges_of(skeleton, rows, source: np.ndarray, options: CircuitOptions):
     section, x = afferent_sections(skeleton, node, pos)
     size = rows["size"].to_numpy(dtype=np.float64, na_value=np.nan)
     n = len(rows)
-    return Edges(source=source, target=np.zeros(n, np.int64), section_id=section, section_pos=x,
+    return Edges(source=source, target=np.full(n, target, np.int64), section_id=section, section_pos=x,
                  swc_id=node + 1, swc_pos=pos, size=size,
                  synapse_id=rows["synapse_id"].to_numpy(dtype=np.int64),
                  weight=np.full(n, options.weight), delay=np.full(n, options.delay))
+
+
+def _split(edges, keep: np.ndarray):
+    from mesh_export.writers.sonata import Edges
+
+    return Edges(**{k: getattr(edges, k)[keep] for k in Edges.__dataclass_fields__})
 
 
 def _join(parts) -> Any:
@@ -256,18 +263,14 @@ def assemble(cells: list[CellFiles], options: CircuitOptions):
         info["inputs_not_placed"] += int((inputs & ~placed).sum())
         info["inputs_partner_unknown"] += int((inputs & placed & ~known).sum())
         use = inputs & placed & known
-        rows = table[use]
         partner_id = partner[use]
         local = np.array([p in index for p in partner_id.tolist()], dtype=bool)
-        for keep, bucket in ((local, inside), (~local, outside)):
-            if keep.any():
-                source = (np.array([index[p] for p in partner_id[keep].tolist()], dtype=np.int64) if bucket is inside
-                          else partner_id[keep])
-                edges = _edges_of(skeleton, rows[keep], source, options)
-                edges.target[:] = target
-                bucket.append(edges)
-                if bucket is outside:
-                    partners.append(partner_id[keep])
+        # the source: a cell's node id, or (for now) the outside partner's root id
+        source = np.array([index.get(p, p) for p in partner_id.tolist()], dtype=np.int64)
+        edges = _edges_of(skeleton, table[use], source, target, options)
+        inside.append(_split(edges, local))
+        outside.append(_split(edges, ~local))
+        partners.append(partner_id[~local])
     recurrent, external = _join(inside), _join(outside)
     partner_ids = np.unique(np.concatenate(partners)) if partners else np.zeros(0, np.int64)
     external.source = np.searchsorted(partner_ids, external.source)  # root id -> virtual node id

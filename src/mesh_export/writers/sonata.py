@@ -123,20 +123,18 @@ def afferent_sections(skeleton, node: np.ndarray, pos: np.ndarray) -> tuple[np.n
     """``(section_id, section_pos)`` of points at ``pos`` (0-1) from ``node`` (indices into
     ``skeleton``) towards its parent, as bionet finds them: the index into ``all`` of the
     cell Import3d builds from our SWC of ``skeleton``, and x on that section, 0 < x < 1."""
-    from mesh_export.writers._neuron_sections import sections_of, written_form
     from mesh_export.writers.hoc import section_of_nodes
 
     names, indices, xs = section_of_nodes(skeleton)
-    sections, _, _ = sections_of(written_form(skeleton, "um", True, "swc"))
-    # Import3d creates the arrays in ascending type order and appends them to ``all`` as created.
-    counts: dict[int, int] = {}
-    for sec in sections:
-        counts[sec.type] = counts.get(sec.type, 0) + 1
+    # Import3d creates the arrays in ascending type order and appends them to ``all`` as
+    # created. Every section it keeps has a node of its own, so the largest index per name
+    # counts that name's sections.
+    types = {name: _type_of(name) for name in set(names.tolist())}
     first, offset = {}, 0
-    for swc_type in sorted(counts):
-        first[type_name(swc_type)] = offset
-        offset += counts[swc_type]
-    all_index = np.array([first[n] + i for n, i in zip(names, indices)], dtype=np.int64)
+    for name in sorted(types, key=types.get):
+        first[name] = offset
+        offset += int(indices[names == name].max()) + 1
+    all_index = np.array([first[n] for n in names.tolist()], dtype=np.int64) + indices
 
     node = np.asarray(node, dtype=np.int64)
     pos = np.asarray(pos, dtype=np.float64)
@@ -148,6 +146,14 @@ def afferent_sections(skeleton, node: np.ndarray, pos: np.ndarray) -> tuple[np.n
     # node that starts its section has the section's x = 0 towards its parent.
     x = np.where(same, xs[node] + pos * (xs[parent] - xs[node]), xs[node] * (1.0 - pos))
     return all_index[node], np.clip(x, _END_MARGIN, 1.0 - _END_MARGIN)
+
+
+def _type_of(name: str) -> int:
+    """The SWC type of an Import3d section name (``type_name``'s inverse)."""
+    for swc_type in (1, 2, 3, 4):
+        if type_name(swc_type) == name:
+            return swc_type
+    return int(name.rsplit("_", 1)[1])
 
 
 # ------------------------------------------------------------------------------ files
