@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 _TESTS = Path(__file__).resolve().parents[1] / "tests"
@@ -64,6 +63,7 @@ def distinct_cells(directory: Path, cache: Path) -> list[tuple[int, Path, Path]]
 def circuit_cells(directory: Path, cache: Path, count: int = CELLS, seed: int = 9):
     """``count`` cells (copies of the five) with connectome-like tables, as CellFiles."""
     from mesh_export.jobs.circuit import CellFiles
+    from mesh_export.writers.synapse_table import read_synapse_table
     from support.neurons import make_root_ids
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -78,11 +78,11 @@ def circuit_cells(directory: Path, cache: Path, count: int = CELLS, seed: int = 
         target = directory / "cells" / f"{root}.swc"
         target.parent.mkdir(exist_ok=True)
         shutil.copyfile(swc, target)
-        frame = pd.read_csv(table)
+        frame = read_synapse_table(table)
         inputs = (frame.direction == "input").to_numpy()
         partner = np.where(rng.random(len(frame)) < 0.3, rng.choice(members[members != root], len(frame)),
                            rng.choice(outside, len(frame)))
-        frame["partner_root_id"] = np.where(inputs, partner, frame.partner_root_id.fillna(0).astype(np.int64))
+        frame.loc[inputs, "partner_root_id"] = partner[inputs]
         frame["synapse_id"] = frame.synapse_id + (k + 1) * 10_000_000
         tables = target.with_name(target.name + ".synapses.csv")
         frame.to_csv(tables, index=False)

@@ -308,3 +308,30 @@ def test_bad_circuit_requests_are_one_line_errors(srv, root_ids, tmp_path):
     with pytest.raises(Exception, match="synapses-file"):
         export_circuit(root_ids[:1], out_dir=tmp_path / "c2", source="precomputed://http://127.0.0.1:1/x",
                        synapses=SynapseOptions())
+
+
+def test_a_circuit_from_one_synapse_file_of_all_cells(srv, root_ids, truths, tmp_path):
+    """--synapses-file: one table of every cell's rows (in voxels), as a user exports it from CAVE."""
+    from support.synapse_tables import write_file
+
+    synapses = write_file(concatenated(truths), tmp_path / "synapses.parquet", voxel=True)
+    out = tmp_path / "from-file"
+    ids = [str(r) for r in root_ids[:3]]
+    done = run_cli(*ids, "--format", "sonata", "--out", out, "--synapses-file", synapses,
+                   "--synapse-resolution", "4,4,40", "--json", *_cli_args(srv, tmp_path))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])
+    record = json.loads((out / "mesh_export_circuit.json").read_text())
+    assert record["request"]["synapses"]["file"] == str(synapses)
+    tables = _tables(tmp_path / "from-file.cells", root_ids[:3])
+    among = outside = 0
+    for table in tables.values():
+        use = (table.direction == "input") & table.swc_id.notna()
+        inside = table.partner_root_id[use].astype(np.int64).isin(root_ids[:3])
+        among, outside = among + int(inside.sum()), outside + int((~inside).sum())
+    assert summary["edges_among_cells"] == among > 0 and summary["edges_from_partners"] == outside > 0
+    # inputs from the two cells left out of this circuit come from virtual partners
+    import libsonata
+
+    virtual = libsonata.NodeStorage(str(out / "network" / "inputs_nodes.h5")).open_population("inputs")
+    assert set(root_ids[3:]) <= set(virtual.get_attribute("root_id", virtual.select_all()).tolist())

@@ -89,6 +89,10 @@ class CellFiles:
     morphology: Path
     synapses: Path
 
+    def __post_init__(self) -> None:
+        self.root_id = int(self.root_id)
+        self.morphology, self.synapses = Path(self.morphology), Path(self.synapses)
+
 
 @dataclass
 class CircuitResult:
@@ -135,9 +139,10 @@ def _check_circuit_target(target: Path, overwrite: bool, request: dict) -> None:
 
 def _request(ids: list[str], options: CircuitOptions, export_kwargs: dict) -> dict:
     synapses = export_kwargs.get("synapses")
-    return {"root_ids": ids, "circuit": options.record(),
-            "datastack": export_kwargs.get("datastack"), "source": export_kwargs.get("source"),
-            "synapses": synapses.record() if synapses is not None else None}
+    request = {"root_ids": ids, "circuit": options.record(),
+               "datastack": export_kwargs.get("datastack"), "source": export_kwargs.get("source"),
+               "synapses": synapses.record() if synapses is not None else None}
+    return json.loads(json.dumps(request, default=str))  # as the record holds it (tuples as lists)
 
 
 def export_circuit(root_ids: Iterable[int | str], *, out_dir: str | os.PathLike, circuit: CircuitOptions | None = None,
@@ -321,7 +326,9 @@ def build_circuit(cells: list[CellFiles], out_dir: str | os.PathLike, options: C
     options = (options or CircuitOptions()).checked()
     target = Path(out_dir)
     if request is None:
-        request = {"cells": [str(c.root_id) for c in cells], "circuit": options.record()}
+        cells = [c if isinstance(c, CellFiles) else CellFiles(*c) for c in cells]
+        request = json.loads(json.dumps({"cells": [[str(c.root_id), str(c.morphology), str(c.synapses)] for c in cells],
+                                         "circuit": options.record()}))
         _check_circuit_target(target, overwrite, request)
     circuit = assemble(cells, options)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,9 @@ COLUMNS = ("synapse_id", "direction", "partner_root_id", "size", "x", "y", "z", 
            "distance_to_axis", "tag", "tag_source", "spine_swc_id", "reason")
 
 
+_INTEGERS = ("synapse_id", "partner_root_id", "swc_id", "spine_swc_id")
+
+
 def table_path(morphology: str | os.PathLike, format: str = "csv") -> Path:
     """``<file>.synapses.csv`` (or ``.parquet``) beside the morphology ``<file>``."""
     if format not in FORMATS:
@@ -133,10 +136,9 @@ def read_synapse_table(path: str | os.PathLike):
         if path.name.endswith(FORMATS["parquet"]):
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, dtype={"direction": str, "tag": str, "tag_source": str, "reason": str})
-            for name in ("synapse_id", "partner_root_id", "swc_id", "spine_swc_id"):
-                if name in frame:
-                    frame[name] = frame[name].astype("Int64")
+            # Integers parsed as such: a root id through float64 (a column with empties) loses digits.
+            frame = pd.read_csv(path, dtype={"direction": str, "tag": str, "tag_source": str, "reason": str,
+                                             **{name: "Int64" for name in _INTEGERS}})
     except (ValueError, TypeError, OSError) as exc:
         raise InputError(f"{path}: not a synapse table ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     missing = [c for c in COLUMNS if c not in frame]
