@@ -335,3 +335,29 @@ def test_a_circuit_from_one_synapse_file_of_all_cells(srv, root_ids, truths, tmp
 
     virtual = libsonata.NodeStorage(str(out / "network" / "inputs_nodes.h5")).open_population("inputs")
     assert set(root_ids[3:]) <= set(virtual.get_attribute("root_id", virtual.select_all()).tolist())
+
+
+def test_build_circuit_from_files_refuses_a_table_of_another_morphology(circuit, root_ids, tmp_path):
+    from mesh_export.api import CellFiles, build_circuit
+    from mesh_export.errors import InputError
+
+    cells_dir = circuit.output.parent / "circuit.cells"
+    files = [CellFiles(r, next(cells_dir.glob(f"{r}_lod*.swc")), next(cells_dir.glob(f"{r}_lod*.swc.synapses.csv")))
+             for r in root_ids[:2]]
+    built = build_circuit(files, tmp_path / "ok", CircuitOptions(compile_mechanisms="no"))
+    assert built.counts["cells"] == 2 and "nrnivmodl" in built.mechanisms
+    # the second cell's table beside the first cell's (smaller) morphology
+    small, large = sorted(files, key=lambda f: f.morphology.stat().st_size)
+    wrong = CellFiles(small.root_id, small.morphology, large.synapses)
+    with pytest.raises(InputError, match="another morphology"):
+        build_circuit([wrong], tmp_path / "bad", CircuitOptions(compile_mechanisms="no"))
+    # a table whose swc ids all exist on the morphology, but whose synapses are elsewhere
+    from mesh_export.writers.synapse_table import read_synapse_table
+
+    table = read_synapse_table(large.synapses)
+    table = table[table.swc_id.isna() | (table.swc_id <= 100)]
+    shifted = tmp_path / "shifted.swc.synapses.csv"
+    table.to_csv(shifted, index=False)
+    with pytest.raises(InputError, match="another morphology"):
+        build_circuit([CellFiles(small.root_id, small.morphology, shifted)], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad*"))

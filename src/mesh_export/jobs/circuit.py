@@ -35,6 +35,8 @@ __all__ = ["CircuitOptions", "CircuitResult", "CellFiles", "export_circuit", "bu
 #: mesh-export's record inside a circuit directory: what was asked, what went in.
 SIDECAR = "mesh_export_circuit.json"
 _COMPILE = ("auto", "yes", "no")
+# The table's numbers are rounded (4 decimals, swc_pos 5): a point may look this much (um) off.
+_TABLE_SLACK_UM = 0.1
 
 
 @dataclass
@@ -206,6 +208,19 @@ def _read_cell(cell: CellFiles):
     if ((ids[placed] < 1) | (ids[placed] > len(skeleton))).any():
         raise InputError(f"{cell.synapses}: swc_id outside {cell.morphology.name}'s 1-{len(skeleton)}: "
                          "a table of another morphology")
+    # Each synapse lies no farther from its (swc_id, swc_pos) point of this morphology's axis than
+    # the table says (a spine's length may make it say more): else the table is another cell's.
+    node = ids[placed].astype(np.int64) - 1
+    parent = skeleton.parents[node]
+    parent = np.where(parent >= 0, parent, node)
+    pos = table["swc_pos"].to_numpy(dtype=np.float64, na_value=np.nan)[placed, None]
+    axis = skeleton.nodes[node] + pos * (skeleton.nodes[parent] - skeleton.nodes[node])
+    where = table[["x", "y", "z"]].to_numpy(dtype=np.float64)[placed]
+    said = table["distance_to_axis"].to_numpy(dtype=np.float64, na_value=np.nan)[placed]
+    beyond = np.linalg.norm(where - axis, axis=1) - said
+    if len(beyond) and np.nanmax(beyond) > _TABLE_SLACK_UM:
+        raise InputError(f"{cell.synapses}: its synapses are up to {np.nanmax(beyond):.1f} um farther from "
+                         f"{cell.morphology.name}'s cable than the table says: a table of another morphology")
     return skeleton, table
 
 
