@@ -265,6 +265,7 @@ def test_cli_exports_a_circuit_resumes_and_reports_a_failed_id(srv, root_ids, tm
 
 def test_a_fault_while_writing_leaves_no_partial_circuit(srv, root_ids, tmp_path, monkeypatch):
     import mesh_export.writers.sonata as sonata
+    from mesh_export.errors import OutputError
 
     out = tmp_path / "circuit"
     kwargs = dict(out_dir=out, datastack="syn", server=srv.url, token=TOKEN, cache_dir=tmp_path / "cache",
@@ -276,13 +277,13 @@ def test_a_fault_while_writing_leaves_no_partial_circuit(srv, root_ids, tmp_path
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(sonata, "_spikes", broken)  # after the nodes and edges, before the configs
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="No space left on device"):
         export_circuit(root_ids[:2], overwrite=True, **kwargs)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # the old circuit intact
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
     assert first.output == out
 
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError):
         export_circuit(root_ids[:2], **{**kwargs, "out_dir": tmp_path / "fresh"})
     assert not (tmp_path / "fresh").exists()
 

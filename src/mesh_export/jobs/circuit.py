@@ -360,10 +360,12 @@ def build_circuit(cells: list[CellFiles], out_dir: str | os.PathLike, options: C
             old = target.parent / f".{target.name}.{secrets.token_hex(8)}.old"
             os.rename(target, old)
         os.rename(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not target.exists():
             os.rename(old, target)
+        if isinstance(exc, OSError):  # a full disk, a permission: the user's to fix, in one line
+            raise OutputError(f"cannot write the circuit {target}: {exc.strerror or exc}") from None
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
