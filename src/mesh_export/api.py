@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
     from mesh_export.jobs.batch import BatchResult
+    from mesh_export.jobs.circuit import CircuitOptions, CircuitResult
     from mesh_export.jobs.export import ExportResult
     from mesh_export.look.compare import Comparison
     from mesh_export.look.preview import Preview
@@ -31,6 +32,8 @@ __all__ = [
     "load", "write", "formats", "convert", "output_counts", "check",
     # root ids
     "export", "export_many", "read_ids", "export_plate",
+    # many root ids into one circuit
+    "export_circuit", "build_circuit", "writes_circuit",
     # looking before exporting
     "info", "format_info", "preview", "neuroglancer_url", "compare",
     # the cache, the token, the datastacks
@@ -38,6 +41,7 @@ __all__ = [
     "datastacks", "datastacks_config_path",
     # types
     "StepOptions", "SynapseOptions", "ExportResult", "BatchResult", "Token", "MeshCache",
+    "CircuitOptions", "CircuitResult", "CellFiles", "Biophysics",
 ]
 
 
@@ -53,6 +57,12 @@ def __getattr__(name: str):
         from mesh_export.jobs.export import ExportResult as value
     elif name == "BatchResult":
         from mesh_export.jobs.batch import BatchResult as value
+    elif name in ("CircuitOptions", "CircuitResult", "CellFiles"):
+        from mesh_export.jobs import circuit
+
+        value = getattr(circuit, name)
+    elif name == "Biophysics":
+        from mesh_export.writers.sonata import Biophysics as value
     elif name == "Token":
         from mesh_export.retrieve.auth import Token as value
     elif name == "TOKEN_HELP":
@@ -252,6 +262,34 @@ def export_many(root_ids: Iterable[int | str], **options: Any) -> BatchResult:
     from mesh_export.jobs.batch import export_many as run
 
     return run(root_ids, **options)
+
+
+def writes_circuit(format: str) -> bool:
+    """True when ``format`` writes many root ids into one output (``sonata``: a circuit)."""
+    from mesh_export.model import CIRCUIT
+    from mesh_export.writers.catalog import get_writer
+
+    return CIRCUIT in get_writer(format).accepts
+
+
+def export_circuit(root_ids: Iterable[int | str], **options: Any) -> CircuitResult:
+    """Export many root ids as ONE SONATA circuit directory (``out_dir``) that BMTK's bionet
+    runs: each cell exported as an SWC with its synapse table into ``<out_dir>.cells/`` (a
+    resumable batch: every keyword of :func:`export_many`), then the circuit written
+    atomically. ``circuit``: a ``CircuitOptions`` (weights, input rate, ``Biophysics``).
+    Returns a ``CircuitResult`` (``output``, ``exit_code``, ``counts``, ``batch``)."""
+    from mesh_export.jobs.circuit import export_circuit as run
+
+    return run(root_ids, **options)
+
+
+def build_circuit(cells: Iterable[Any], out_dir: str | os.PathLike, circuit: CircuitOptions | None = None,
+                  overwrite: bool = False) -> CircuitResult:
+    """A SONATA circuit of cells already exported: ``cells`` are ``CellFiles`` (root id, SWC
+    file, the synapse table mesh-export wrote beside it)."""
+    from mesh_export.jobs.circuit import build_circuit as run
+
+    return run(list(cells), out_dir, circuit, overwrite=overwrite)
 
 
 def read_ids(args: Iterable[str] = (), ids_file: str | os.PathLike | None = None,

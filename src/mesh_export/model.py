@@ -37,6 +37,8 @@ from mesh_export.errors import InputError, InvalidArgumentError, InvalidSkeleton
 SURFACE = "surface"
 SKELETON = "skeleton"
 VOLUME = "volume"
+# Many cells into one output (a SONATA circuit): data no single-id export makes.
+CIRCUIT = "circuit"
 
 
 @runtime_checkable

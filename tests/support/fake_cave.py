@@ -224,15 +224,19 @@ def skeleton_dict(skeleton, axon_types=(2,)) -> dict:
                      "soma_radius": float(skeleton.radii[skeleton.root]), "n_vertices": n}}
 
 
-@contextmanager
 def cell_server(directory, root_id: int, mesh, token: str, datastacks: dict):
     """A FixtureServer serving ``mesh`` as ``root_id`` of a graphene layer ("cells"), with a
     datastack (and its FakeCave, in ``srv.fakes``) per ``datastacks`` entry: name -> the
     info's extra fields (``soma_table``, ``synapse_table``)."""
+    return cells_server(directory, {root_id: mesh}, token, datastacks)
+
+
+@contextmanager
+def cells_server(directory, meshes: dict, token: str, datastacks: dict):
+    """:func:`cell_server` for several cells: ``meshes`` root id -> mesh."""
     from support.precomputed import LayerGeometry, write_graphene_layer
     from support.server import FixtureServer
 
-    meshes = {root_id: mesh}
     geometry = LayerGeometry.covering(meshes, resolution=(8.0, 8.0, 40.0), chunk_size=(4096, 4096, 512))
     write_graphene_layer(directory / "graphene", meshes, geometry=geometry, table="cells")
     with FixtureServer(directory, token=token) as srv:

@@ -125,3 +125,28 @@ def write_file(truth: SynapseTruth, path, *, split: bool = False, voxel: bool = 
     else:
         frame.to_csv(path, index=False, sep="\t" if suffix == "tsv" else ",")
     return path
+
+
+def among_cells(truths: list[SynapseTruth], fraction: float = 0.3, seed: int = 11) -> list[SynapseTruth]:
+    """The tables of several cells made one circuit: ids made unique across the tables, and
+    a ``fraction`` of each cell's inputs given another of the cells as their presynaptic
+    partner (the rest keep their outside partners)."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    roots = np.array([t.root_id for t in truths], dtype=np.int64)
+    out = []
+    for k, truth in enumerate(truths):
+        pre, partner = truth.pre.copy(), truth.partner.copy()
+        inputs = np.flatnonzero(truth.direction == "input")
+        chosen = inputs[rng.random(len(inputs)) < fraction]
+        others = roots[roots != truth.root_id]
+        pre[chosen] = partner[chosen] = others[rng.integers(0, len(others), size=len(chosen))]
+        out.append(replace(truth, ids=truth.ids + (k + 1) * 1_000_000, pre=pre, partner=partner))
+    return out
+
+
+def concatenated(truths: list[SynapseTruth]) -> SynapseTruth:
+    """Several tables as one (a datastack's synapse table holds every cell's rows)."""
+    fields = ("ids", "pre", "post", "size", "positions", "direction", "partner", "where", "tag")
+    return SynapseTruth(0, *(np.concatenate([getattr(t, name) for t in truths]) for name in fields))

@@ -101,6 +101,15 @@ def export_command(
         ascii=ascii or None, compress=compress or None, allow_units=processing.allow_units or None,
         template=template,
     )
+    from mesh_export.api import writes_circuit
+
+    if writes_circuit(format):
+        if template or plate is not None:
+            raise typer.BadParameter("--format sonata names each cell's template itself and lays out no plates")
+        _export_batch(root_ids, kwargs, ids_file=ids_file, id_column=id_column, workers=workers,
+                      fail_fast=fail_fast, max_rps=max_rps, executor=executor, scheduler=scheduler,
+                      manifest=not no_manifest, as_json=as_json, quiet=quiet, circuit=True)
+        return
     if plate is not None:
         _export_plate(root_ids, ids_file, id_column, kwargs, plate, same_scale, as_json, quiet)
         return
@@ -147,15 +156,8 @@ def _result_line(summary: dict) -> str:
     return f"{summary['output']}  {size}  lod {summary['lod']}  cache {summary['cache']}{flag}{shown}"
 
 
-def _export_batch(root_ids, kwargs, *, ids_file, id_column, workers, fail_fast, max_rps, executor,
-                  scheduler, manifest, as_json, quiet) -> None:
-    import os
-
-    from mesh_export.api import export_many, read_ids
-
-    ids = read_ids(root_ids, ids_file, id_column)
-    bar = not quiet and not as_json and sys.stderr.isatty()
-
+def _record_printer(as_json: bool, quiet: bool, bar: bool):
+    """What a batch prints as each id finishes: its JSON, its error, or its result line."""
     def on_record(record: dict) -> None:
         if as_json:
             emit_json(record)
@@ -164,13 +166,43 @@ def _export_batch(root_ids, kwargs, *, ids_file, id_column, workers, fail_fast, 
         elif not quiet and not bar and not record.get("skipped"):
             typer.echo(_result_line(record))
 
-    result = export_many(ids, workers=workers, executor=executor, scheduler=scheduler, manifest=manifest,
-                         fail_fast=fail_fast, max_requests_per_second=max_rps, progress=bar,
-                         on_record=on_record, **kwargs)
-    if not quiet or result.exit_code != 0:
-        typer.echo(result.summary_table(), err=True)
-    if result.abandoned:  # running exports were left behind: do not wait for their threads
+    return on_record
+
+
+def _export_batch(root_ids, kwargs, *, ids_file, id_column, workers, fail_fast, max_rps, executor,
+                  scheduler, manifest, as_json, quiet, circuit: bool = False) -> None:
+    """Many ids: a batch of files, or (``circuit``) one circuit of them all."""
+    import os
+
+    from mesh_export.api import export_circuit, export_many, read_ids
+
+    ids = read_ids(root_ids, ids_file, id_column)
+    bar = not quiet and not as_json and sys.stderr.isatty()
+    on_record = _record_printer(as_json, quiet, bar)
+    run = export_circuit if circuit else export_many
+    result = run(ids, workers=workers, executor=executor, scheduler=scheduler, manifest=manifest,
+                 fail_fast=fail_fast, max_requests_per_second=max_rps, progress=bar,
+                 on_record=on_record, **kwargs)
+    batch = result.batch if circuit else result
+    if circuit:
+        _circuit_lines(result, as_json, quiet)
+    if not quiet or batch.exit_code != 0:
+        typer.echo(batch.summary_table(), err=True)
+    if batch.abandoned:  # running exports were left behind: do not wait for their threads
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(result.exit_code)
     sys.exit(result.exit_code)
+
+
+def _circuit_lines(result, as_json: bool, quiet: bool) -> None:
+    if as_json:
+        emit_json(result.summary())
+    elif result.output is None:
+        if not result.batch.interrupted:
+            typer.echo("mesh-export: error: no cell was exported: no circuit written", err=True)
+    elif not quiet:
+        c = result.counts
+        typer.echo(f"{result.output}  {c['cells']} cells  {c['partners']} partners  "
+                   f"{c['edges_among_cells']} edges among cells  {c['edges_from_partners']} from partners  "
+                   f"mechanisms {result.mechanisms}")

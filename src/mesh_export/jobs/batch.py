@@ -115,12 +115,12 @@ def export_many(root_ids: Iterable[int | str], *, workers: int = 1, client=None,
     if not ids:
         raise InvalidArgumentError("no root ids given (arguments, --ids-file, or - for stdin)")
     from mesh_export.core.atomic import make_output_dir
-
-    out_dir = make_output_dir(export_kwargs.get("out_dir", "."))
-    export_kwargs["progress"] = False  # per-mesh bars would fight the batch bar
+    from mesh_export.jobs.export import refuse_circuit
     from mesh_export.writers.catalog import get_writer
 
-    get_writer(export_kwargs.get("format", "stl"))  # an unknown format fails once, not per id
+    refuse_circuit(get_writer(export_kwargs.get("format", "stl")))  # an unknown format fails once, not per id
+    out_dir = make_output_dir(export_kwargs.get("out_dir", "."))
+    export_kwargs["progress"] = False  # per-mesh bars would fight the batch bar
 
     started = time.perf_counter()
     book = None

@@ -40,6 +40,15 @@ class ExportResult:
                 "seconds": round(self.seconds, 4)}
 
 
+def refuse_circuit(writer) -> None:
+    """A circuit format takes many ids into one output: not a per-id export's."""
+    from mesh_export.model import CIRCUIT
+
+    if CIRCUIT in writer.accepts:
+        raise InvalidArgumentError(f"{writer.name} writes one circuit of many cells: use export_circuit "
+                                   f"(the CLI's --format {writer.name} does)")
+
+
 def units_for_writer(mesh, writer):
     """A surface in units ``writer`` cannot state, converted to the first it can (3MF: nm -> um).
 
@@ -97,6 +106,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
                              check=check, preview=preview, synapses=synapses, **options)
     root_id = check_fetch_request(root_id, lod, use_cache, offline)
     writer = get_writer(format)
+    refuse_circuit(writer)
     # A copy: the plan adjusts it, and a batch shares one StepOptions across threads.
     steps, options = plan_for_writer(steps, writer, options,
                                      units=units, scale=scale)

@@ -24,11 +24,14 @@ from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.core.units import conversion_factor
 from mesh_export.errors import InvalidArgumentError, InvalidSkeletonError
 
-__all__ = ["synapse_columns", "write_synapse_table", "table_path", "FORMATS", "COLUMNS"]
+__all__ = ["synapse_columns", "write_synapse_table", "read_synapse_table", "table_path", "FORMATS", "COLUMNS"]
 
 FORMATS = {"csv": ".synapses.csv", "parquet": ".synapses.parquet"}
 COLUMNS = ("synapse_id", "direction", "partner_root_id", "size", "x", "y", "z", "swc_id", "swc_pos",
            "section", "section_x", "distance_to_axis", "tag", "tag_source", "spine_swc_id", "reason")
+
+
+_INTEGERS = ("synapse_id", "partner_root_id", "swc_id", "spine_swc_id")
 
 
 def table_path(morphology: str | os.PathLike, format: str = "csv") -> Path:
@@ -149,3 +152,29 @@ def write_synapse_table(skeleton, morphology: str | os.PathLike, *, units: str =
         else:
             frame.to_csv(tmp, index=False)
     return target
+
+
+def read_synapse_table(path: str | os.PathLike):
+    """A table :func:`write_synapse_table` wrote (CSV or Parquet, by its name) as a pandas
+    DataFrame with integer columns that may be empty as pandas' nullable Int64; an InputError
+    names a file that is missing or lacks the columns."""
+    import pandas as pd
+
+    from mesh_export.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"synapse table not found: {path}")
+    try:
+        if path.name.endswith(FORMATS["parquet"]):
+            frame = pd.read_parquet(path)
+        else:
+            # Integers parsed as such: a root id through float64 (a column with empties) loses digits.
+            frame = pd.read_csv(path, dtype={"direction": str, "tag": str, "tag_source": str, "reason": str,
+                                             **{name: "Int64" for name in _INTEGERS}})
+    except (ValueError, TypeError, OSError) as exc:
+        raise InputError(f"{path}: not a synapse table ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    missing = [c for c in COLUMNS if c not in frame]
+    if missing:
+        raise InputError(f"{path}: not a synapse table mesh-export wrote (no {', '.join(missing)})")
+    return frame
