@@ -126,14 +126,13 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
     check_target(target, overwrite)
     table_format = None
     if synapses is not None:
-        synapses.check_steps(steps)
+        synapses.check_steps(steps, writer.name)
     if steps.skeletonize and synapses is not None:
-        from mesh_export.writers.synapse_table import table_path
-
         synapses = synapses.checked()
         if synapses.source_for(steps, from_datastack=False) == "file":
             table_format = synapses.format
-            check_target(table_path(target, table_format), overwrite)
+            for companion in synapses.outputs(target):
+                check_target(companion, overwrite)
     vertices, faces, metadata = read_surface(source, units=units_in)
     # As for a cached mesh: a binary native writer takes the arrays as read (float32/int32);
     # a trimesh.Trimesh would widen both to 64 bits only for the writer to narrow them again.
@@ -153,7 +152,7 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
         from mesh_export.jobs.synapses import write_table
 
         mesh.metadata["synapse_table"] = write_table(mesh, written, synapses, units=options.get("units"),
-                                                     overwrite=overwrite)
+                                                     overwrite=overwrite, template=options.get("template"))
     return (written, mesh) if return_mesh else written
 
 
@@ -178,11 +177,11 @@ def _convert_morphology(source, target, writer, units_in, units, scale, overwrit
     check_target(target, overwrite)
     table_format = None
     if synapses is not None and synapses.file is not None:
-        from mesh_export.writers.synapse_table import table_path
-
         synapses = synapses.checked()
+        synapses.check_steps(None, writer.name)
         table_format = synapses.format
-        check_target(table_path(target, table_format), overwrite)
+        for companion in synapses.outputs(target):
+            check_target(companion, overwrite)
     skeleton = load(source, units=units_in)
     if table_format:
         from mesh_export.jobs.synapses import attach_file_synapses, check_landed
@@ -194,7 +193,7 @@ def _convert_morphology(source, target, writer, units_in, units, scale, overwrit
         from mesh_export.jobs.synapses import write_table
 
         skeleton.metadata["synapse_table"] = write_table(skeleton, written, synapses, units=options.get("units"),
-                                                         overwrite=overwrite)
+                                                         overwrite=overwrite, template=options.get("template"))
     return (written, skeleton) if return_mesh else written
 
 

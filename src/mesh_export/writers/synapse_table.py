@@ -6,15 +6,21 @@ carries, placed or not:
 ``synapse_id, direction, partner_root_id, size, x, y, z`` (the morphology's units),
 ``swc_id`` (the node's id as our SWC writes it: 1-based, in the written order) and ``swc_pos``
 (from that node towards its parent, 0-1, as BMTK's ``afferent_swc_id``/``afferent_swc_pos``),
-``distance_to_axis`` (the morphology's units), ``tag`` (soma/shaft/spine) and ``tag_source``
-(predicted/measured), ``spine_swc_id`` (the tip of the drawn spine it sits on), ``reason``
-(why a row has no ``swc_id``). Empty fields are empty in CSV and null in Parquet.
+``section`` and ``section_x`` (where NEURON puts it: ``dend[12]``, 0 < x < 1, the same on the
+cell our hoc file builds and on the cell NEURON's Import3d builds of our SWC; see
+:func:`synapse_sections`), ``section_id`` (that section's position in the cell's ``all``
+SectionList: SONATA's ``afferent_section_id`` for an input, ``efferent_section_id`` for an
+output, with ``section_x`` as its ``_section_pos``), ``distance_to_axis`` (the morphology's
+units), ``tag`` (soma/shaft/spine) and ``tag_source`` (predicted/measured), ``spine_swc_id``
+(the tip of the drawn spine it sits on), ``reason`` (why a row has no ``swc_id``). Empty
+fields are empty in CSV and null in Parquet.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,11 +29,90 @@ from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.core.units import conversion_factor
 from mesh_export.errors import InvalidArgumentError, InvalidSkeletonError
 
-__all__ = ["synapse_columns", "write_synapse_table", "table_path", "FORMATS", "COLUMNS"]
+__all__ = ["synapse_columns", "synapse_sections", "SectionPlaces", "write_synapse_table", "table_path", "FORMATS",
+           "COLUMNS", "X_MARGIN"]
 
 FORMATS = {"csv": ".synapses.csv", "parquet": ".synapses.parquet"}
-COLUMNS = ("synapse_id", "direction", "partner_root_id", "size", "x", "y", "z", "swc_id", "swc_pos",
-           "distance_to_axis", "tag", "tag_source", "spine_swc_id", "reason")
+COLUMNS = ("synapse_id", "direction", "partner_root_id", "size", "x", "y", "z", "swc_id", "swc_pos", "section",
+           "section_x", "section_id", "distance_to_axis", "tag", "tag_source", "spine_swc_id", "reason")
+#: ``section_x`` is kept this far (a fraction of the section) inside 0 and 1: a point process at
+#: a section's end sits on its zero-area end node, where a mechanism that needs an ion cannot go.
+#: 1e-4 moves a synapse at most 0.1 um on a 1 mm section, and survives the 6 decimals written.
+X_MARGIN = 1e-4
+
+
+@dataclass
+class SectionPlaces:
+    """Where NEURON puts each row of a synapse table: ``section`` (``"dend[12]"``; '' where the
+    row is not placed), ``x`` (0 < x < 1; NaN where not placed), ``section_id`` (the section's
+    position in the cell's ``all`` SectionList; -1 where not placed), per row; ``names`` lists
+    the sections in ``all`` order (``names[section_id] == section``)."""
+
+    section: np.ndarray
+    x: np.ndarray
+    section_id: np.ndarray
+    names: list
+
+
+def synapse_sections(skeleton) -> SectionPlaces:
+    """The NEURON section and x of each row of ``skeleton.synapses`` (a mapped
+    :class:`~mesh_export.core.synapses.SynapseTable`), one answer for both ways NEURON builds
+    the cell: loading our hoc file (``h.load_file`` and its template) and Import3d loading our
+    SWC file (the hoc writer writes exactly Import3d's sections, ``core.import3d``).
+
+    A row sits at node ``node``, ``pos`` of the way to its parent (BMTK's ``afferent_swc_id``
+    and ``_pos``). Its section is the one Import3d puts that stretch of cable in, and ``x`` the
+    fraction of the section's 3-D arc length at that point (how NEURON maps x to a 3-D point),
+    clamped :data:`X_MARGIN` inside 0 and 1. A one-point soma is a sphere whose centre is
+    ``soma[0](0.5)``. ``section_id`` numbers the sections as the cell's ``all`` SectionList
+    lists them on both loads (types in ascending order, soma axon dend apic then custom
+    types, each by index), which is how BMTK's bionet reads SONATA's ``afferent_section_id``
+    (``list(cell.all)[afferent_section_id]``). BMTK models that replace the axon with a stub
+    (``aibs_perisomatic``'s ``fix_axon_peri``, ``BioAxonStub``) delete the axon sections and
+    append two new ones at the end of ``all``: on those cells the dendrites' ids are smaller
+    by the number of axon sections, and rows on the axon have no section.
+    """
+    from mesh_export.writers._neuron_sections import sections_of, written_form
+
+    table = skeleton.synapses
+    written = written_form(skeleton, "um", True, "hoc")
+    sections, place, where = sections_of(written)
+    n_sections = len(sections)
+    order = sorted(range(n_sections), key=lambda k: (sections[k].type, sections[k].index))
+    all_position = np.empty(n_sections, dtype=np.int64)
+    all_position[order] = np.arange(n_sections)
+    names = np.array([f"{sec.name}[{sec.index}]" for sec in sections], dtype=object)
+
+    # A node is a point of its section, or stands in for a section Import3d dropped (its place
+    # is then one x of another section, whatever the fraction towards its parent).
+    own = np.zeros(len(place), dtype=bool)
+    starts = np.full(n_sections, -1, dtype=np.int64)
+    for k, sec in enumerate(sections):
+        points = np.asarray(sec.points, dtype=np.int64)
+        own[points[place[points] == k]] = True
+        starts[k] = points[0]
+    rank = np.empty(len(place), dtype=np.int64)
+    rank[written.order] = np.arange(len(place))
+
+    placed = table.placed
+    node = rank[np.maximum(table.node, 0)]
+    pos = np.where(placed, table.pos, 0.0)
+    k = place[node]
+    x_node = where[node]
+    parent = written.skeleton.parents[node]
+    has_parent = parent >= 0
+    p = np.maximum(parent, 0)
+    along = (pos > 0) & has_parent & own[node]
+    # the stretch to the parent inside the same section: x runs linearly between the two points
+    inside = along & own[p] & (place[p] == k)
+    # the parent is the section's first 3-D point (the branch point it starts from): x = 0 there
+    from_start = along & ~inside & (starts[k] == p)
+    x = np.where(inside, x_node + pos * (where[p] - x_node), np.where(from_start, x_node * (1.0 - pos), x_node))
+    x = np.clip(x, X_MARGIN, 1.0 - X_MARGIN)
+    return SectionPlaces(section=np.where(placed, names[k], ""),
+                         x=np.where(placed, x, np.nan),
+                         section_id=np.where(placed, all_position[k], -1),
+                         names=[str(names[j]) for j in order])
 
 
 def table_path(morphology: str | os.PathLike, format: str = "csv") -> Path:
@@ -60,6 +145,7 @@ def synapse_columns(skeleton, units: str = "um") -> dict[str, Any]:
     swc = _written_ids(skeleton)
     rows = table.rows
     spine = table.spine_node >= 0
+    places = synapse_sections(skeleton)
     return {
         "synapse_id": rows.ids,
         "direction": table.direction.astype(str),
@@ -69,13 +155,14 @@ def synapse_columns(skeleton, units: str = "um") -> dict[str, Any]:
         "z": rows.positions[:, 2] * to_units,
         "swc_id": np.where(placed, swc[node], -1),
         "swc_pos": np.where(placed, table.pos, np.nan),
+        "section": places.section.astype(str),
+        "section_x": places.x,
+        "section_id": places.section_id,
         "distance_to_axis": np.where(placed, table.distance * to_units, np.nan),
         "tag": table.tag.astype(str),
         "tag_source": table.tag_source.astype(str),
         "spine_swc_id": np.where(spine, swc[np.maximum(table.spine_node, 0)], -1),
         "reason": table.reason.astype(str),
-        # After the hoc writer's Import3d naming lands: "section", "section_x" from its
-        # node -> (section, x) function, at (node, pos) of the placed rows.
     }
 
 
@@ -84,7 +171,7 @@ def _frame(columns: dict[str, Any]):
 
     frame = pd.DataFrame({name: columns[name] for name in COLUMNS if name in columns}
                          | {k: v for k, v in columns.items() if k not in COLUMNS})
-    for name in ("partner_root_id", "swc_id", "spine_swc_id"):  # -1: no value
+    for name in ("partner_root_id", "swc_id", "section_id", "spine_swc_id"):  # -1: no value
         values = frame[name].to_numpy()
         frame[name] = pd.array(np.where(values >= 0, values, 0), dtype="Int64")
         frame.loc[values < 0, name] = pd.NA
@@ -96,7 +183,8 @@ def _frame(columns: dict[str, Any]):
     for name in ("x", "y", "z", "distance_to_axis"):
         frame[name] = frame[name].round(4)
     frame["swc_pos"] = frame["swc_pos"].round(5)
-    for name in ("tag", "tag_source", "reason"):
+    frame["section_x"] = frame["section_x"].round(6)
+    for name in ("section", "tag", "tag_source", "reason"):
         frame[name] = frame[name].where(frame[name] != "", None)
     return frame
 

@@ -1,0 +1,280 @@
+"""The synapse table's ``section``/``section_x``/``section_id`` read by NEURON itself (issue 23).
+
+Each table written beside a morphology names, per placed row, a NEURON section and an x. Here
+NEURON builds the cell twice, from our hoc file (``h.load_file`` + its template) and with its
+own Import3d from our SWC file, and every row's ``section(x)`` is turned into a 3-D point the
+way NEURON does it (the section's 3-D points at ``x`` of their arc length): on both cells the
+same point, ``list(cell.all)[section_id]`` that same section, and the point within the local
+radius + 2 um of the synapse for >= 98% of the rows, + 4 um for all (a synapse on a spine the
+morphology does not draw sits at the spine's base).
+
+Cells: the MICrONS-like pyramidal cell (tests/support/cells.py) with its synapses and debris
+(tests/support/synapse_tables.py), converted from its mesh; the bundled sample exported by
+root id (``--source sample``) with synapses on its mesh's surface.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from consumers import hoc_template_of, load_hoc_in_neuron, load_swc_in_neuron, neuron_h
+from support.cells import CELLS, cache_dir, cached_cell
+from support.synapse_tables import synapses_of, write_file
+
+UM = 1000.0
+
+
+class NeuronPlaces:
+    """``section(x)`` as 3-D points and radii on one NEURON cell (sections looked up by name)."""
+
+    def __init__(self, cell):
+        self.cell = cell
+        self._lines: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def section(self, name: str):
+        array, index = name[:-1].split("[")
+        return getattr(self.cell, array)[int(index)]
+
+    def _line(self, name):
+        if name not in self._lines:
+            sec = self.section(name)
+            n = int(sec.n3d())
+            arc = np.array([sec.arc3d(i) for i in range(n)])
+            points = np.array([[sec.x3d(i), sec.y3d(i), sec.z3d(i)] for i in range(n)])
+            diam = np.array([sec.diam3d(i) for i in range(n)])
+            self._lines[name] = (arc / arc[-1], points, diam)
+        return self._lines[name]
+
+    def at(self, names, xs):
+        """The 3-D point and radius of ``section(x)`` per row (NEURON's arc-length rule)."""
+        points = np.empty((len(names), 3))
+        radii = np.empty(len(names))
+        for row, (name, x) in enumerate(zip(names, xs)):
+            frac, line, diam = self._line(name)
+            points[row] = [np.interp(x, frac, line[:, k]) for k in range(3)]
+            radii[row] = np.interp(x, frac, diam) / 2
+        return points, radii
+
+
+def check_sections(table: pd.DataFrame, hoc_path, swc_path) -> dict:
+    """Every placed row's section/x on NEURON's cell from our hoc and from Import3d of our
+    SWC: one place on both, near the synapse; the figures returned for the record."""
+    placed = table["swc_id"].notna().to_numpy()
+    assert placed.any()
+    section = table["section"].fillna("").to_numpy()
+    assert (section[placed] != "").all() and (section[~placed] == "").all()
+    assert table.loc[~placed, "section_x"].isna().all() and table.loc[~placed, "section_id"].isna().all()
+    rows = table[placed]
+    names = rows["section"].to_numpy()
+    xs = rows["section_x"].to_numpy()
+    assert ((xs > 0) & (xs < 1)).all(), "a point process needing an ion cannot sit at x = 0 or 1"
+
+    hoc_cell, _ = load_hoc_in_neuron(hoc_path)
+    swc_cell, _ = load_swc_in_neuron(swc_path)
+    figures = {}
+    synapse = rows[["x", "y", "z"]].to_numpy()
+    points = {}
+    for label, cell in (("hoc", hoc_cell), ("import3d", swc_cell)):
+        places = NeuronPlaces(cell)
+        point, radius = places.at(names, xs)
+        points[label] = point
+        excess = np.linalg.norm(synapse - point, axis=1) - radius
+        within_2 = float(np.mean(excess <= 2.0))
+        assert within_2 >= 0.98, (label, within_2)
+        assert excess.max() <= 4.0, (label, excess.max())
+        # section_id: the section's place in the cell's `all` list, as BMTK's bionet reads it
+        everything = list(cell.all)
+        for sec_id, name in set(zip(rows["section_id"].astype(int), names)):
+            assert everything[sec_id] == places.section(name), (label, sec_id, name)
+        figures[label] = {"within_2um": within_2, "max_excess_um": round(float(excess.max()), 3)}
+    # one naming: the same section and x are the same point on both cells
+    np.testing.assert_allclose(points["hoc"], points["import3d"], rtol=0, atol=2e-3)
+    # and the point swc_id/swc_pos name in the SWC file (BMTK's afferent_swc_id/_pos), up to
+    # the clamp inside the section's ends
+    swc = {int(r[0]): r for r in np.loadtxt(swc_path, comments="#", ndmin=2)}
+    ids = rows["swc_id"].astype(int).to_numpy()
+    node = np.array([swc[i][2:5] for i in ids])
+    parent = np.array([swc[int(swc[i][6])][2:5] if swc[i][6] > 0 else swc[i][2:5] for i in ids])
+    swc_point = node + (parent - node) * rows["swc_pos"].to_numpy()[:, None]
+    length = np.array([NeuronPlaces(swc_cell).section(name).L for name in names])
+    off = np.linalg.norm(points["import3d"] - swc_point, axis=1)
+    assert (off <= 2e-4 * length + 2e-3).all(), off.max()
+    figures["rows"], figures["placed"] = len(table), int(placed.sum())
+    return figures
+
+
+@pytest.fixture(scope="module")
+def pyramidal(request, tmp_path_factory):
+    """The pyramidal cell's mesh converted to hoc and to SWC with its synapse file."""
+    from support.neurons import make_root_ids
+
+    cell = cached_cell(cache_dir(request), **CELLS["pyramidal"])
+    root_id = make_root_ids(1, 2323)[0]
+    truth = synapses_of(cell, root_id)
+    tmp = tmp_path_factory.mktemp("sections")
+    mesh_path = tmp / "cell.ply"
+    cell.mesh.export(mesh_path)
+    path = write_file(truth, tmp / "syn.csv")
+    out = {}
+    for ext in ("hoc", "swc"):
+        done = run_cli("convert", mesh_path, tmp / f"pyramidal.{ext}", "--units-in", "nm", "--synapses-file", path,
+                       "--root-id", root_id, "--synapse-hoc", "--json")
+        assert done.returncode == 0, done.stderr
+        out[ext] = tmp / f"pyramidal.{ext}"
+        out[ext + "_record"] = json.loads(done.stdout)["synapses"]
+    return truth, out
+
+
+def test_sections_of_a_synthetic_cell_on_both_loads(pyramidal):
+    truth, out = pyramidal
+    table = pd.read_csv(out["hoc"].with_name("pyramidal.hoc.synapses.csv"))
+    other = pd.read_csv(out["swc"].with_name("pyramidal.swc.synapses.csv"))
+    pd.testing.assert_frame_equal(table, other)  # one table, whichever morphology it is beside
+    figures = check_sections(table, out["hoc"], out["swc"])
+    # the cell's own synapses are all placed, and on every kind of section
+    on_cell = table.set_index("synapse_id").loc[truth.ids[truth.where == "cell"]]
+    assert on_cell["section"].notna().all()
+    kinds = {name.split("[")[0] for name in on_cell["section"]}
+    assert {"soma", "axon", "dend", "apic"} <= kinds, kinds
+    assert figures["placed"] >= (truth.where == "cell").sum()
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    """The bundled sample exported by root id as hoc and SWC, with synapses on its surface
+    (mesh vertices pushed 0-0.3 um out: where CAVE's cleft points sit) and 1% far away."""
+    import trimesh
+
+    from mesh_export.retrieve.sources import sample_path
+
+    tmp = tmp_path_factory.mktemp("sample")
+    root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][0]
+    env = {"MESH_EXPORT_CACHE": str(tmp / "cache")}
+    done = run_cli(root_id, "--source", "sample", "--lod", "2", "--format", "ply", "--out", tmp, "--name",
+                   "sample.{ext}", env=env)
+    assert done.returncode == 0, done.stderr
+    mesh = trimesh.load(tmp / "sample.ply", process=False, force="mesh")
+    rng = np.random.default_rng(5)
+    count = 2000
+    pick = rng.choice(len(mesh.vertices), size=count, replace=False)
+    positions = mesh.vertices[pick] + mesh.vertex_normals[pick] * rng.uniform(0, 300.0, size=(count, 1))
+    positions[: count // 100] += 300_000.0
+    partners = 864691135000000000 + rng.integers(1, 20, size=count)
+    inputs = rng.random(count) < 0.8
+    frame = pd.DataFrame({"id": np.arange(count) + 1, "pre_pt_root_id": np.where(inputs, partners, int(root_id)),
+                          "post_pt_root_id": np.where(inputs, int(root_id), partners),
+                          "size": rng.integers(50, 3000, size=count)})
+    for axis, name in enumerate("xyz"):
+        frame[f"ctr_pt_position_{name}"] = positions[:, axis]
+    frame.to_csv(tmp / "syn.csv", index=False)
+    out = {}
+    for ext in ("hoc", "swc"):
+        done = run_cli(root_id, "--source", "sample", "--lod", "2", "--format", ext, "--out", tmp, "--name",
+                       "sample.{ext}", "--synapses-file", tmp / "syn.csv", env=env)
+        assert done.returncode == 0, done.stderr
+        out[ext] = tmp / f"sample.{ext}"
+    return count, out
+
+
+def test_sections_of_the_sample_on_both_loads(sample):
+    count, out = sample
+    table = pd.read_csv(out["hoc"].with_name("sample.hoc.synapses.csv"))
+    pd.testing.assert_frame_equal(table, pd.read_csv(out["swc"].with_name("sample.swc.synapses.csv")))
+    assert len(table) == count
+    figures = check_sections(table, out["hoc"], out["swc"])
+    assert figures["placed"] >= count * 0.95
+
+
+# ------------------------------------------------------------------ Exp2Syn at the inputs (--synapse-hoc)
+
+#: A hoc template that lets NEURON's Import3d build the cell from an SWC file inside itself, as
+#: BMTK's Biophys1 does (without its axon stub): the other cell the companion must fit.
+IMPORT3D_TEMPLATE = """
+begintemplate SynapseTestImport3dCell
+public soma, axon, dend, apic, all, somatic, axonal, basal, apical
+objref all, somatic, axonal, basal, apical, this
+create soma[1], axon[1], dend[1], apic[1]
+proc init() { localobj reader, gui
+  all = new SectionList()  somatic = new SectionList()  axonal = new SectionList()
+  basal = new SectionList()  apical = new SectionList()
+  forall delete_section()
+  reader = new Import3d_SWC_read()
+  reader.input($s1)
+  gui = new Import3d_GUI(reader, 0)
+  gui.instantiate(this)
+}
+endtemplate SynapseTestImport3dCell
+"""
+
+
+def _soma_response(h, cell, inputs, drive: bool) -> float:
+    """Passive cell (hh-free: the synapses alone move it), the partners driven or not: the
+    soma's largest depolarisation (mV) in 60 ms."""
+    for sec in cell.all:
+        sec.Ra, sec.cm = 100, 1
+        sec.insert("pas")
+        for seg in sec:
+            seg.pas.g, seg.pas.e = 5e-5, -65
+    inputs.drive(10, 5 if drive else 0, 8, 0)
+    v = h.Vector().record(cell.soma[0](0.5)._ref_v)
+    h.finitialize(-65)
+    h.continuerun(60)
+    return float(np.max(np.array(v)) + 65)
+
+
+def test_exp2syn_at_every_input_drives_the_cell(pyramidal):
+    """The companion loads beside our hoc cell and beside the cell Import3d builds of our SWC:
+    one Exp2Syn per placed input row, each on its row's section and segment, a NetStim per
+    partner; driven, the soma depolarises; silent, it rests."""
+    truth, out = pyramidal
+    h = neuron_h()
+    table = pd.read_csv(out["hoc"].with_name("pyramidal.hoc.synapses.csv"))
+    inputs_placed = table[(table["direction"] == "input") & table["section"].notna()]
+    companion = out["hoc"].with_name("pyramidal.hoc.synapses.hoc")
+    other = out["swc"].with_name("pyramidal.swc.synapses.hoc")
+    assert out["hoc_record"]["hoc"] == {"file": companion.name, "exp2syn": len(inputs_placed)}
+    body = lambda p: [line for line in p.read_text().splitlines() if not line.startswith("//")]  # noqa: E731
+    assert body(companion) == body(other)  # one file fits both cells
+    template = hoc_template_of(companion)
+    assert template == hoc_template_of(out["hoc"]) + "_synapses"
+    assert h.load_file(str(companion)) == 1
+
+    hoc_cell, _ = load_hoc_in_neuron(out["hoc"])
+    h(IMPORT3D_TEMPLATE)
+    import3d_cell = h.SynapseTestImport3dCell(str(out["swc"]))
+    for cell in (hoc_cell, import3d_cell):
+        inputs = getattr(h, template)(cell)
+        assert int(inputs.syn.count()) == len(inputs_placed)
+        assert int(inputs.stim.count()) == inputs_placed["partner_root_id"].nunique()
+        assert {inputs.partner.o(i).s for i in range(int(inputs.stim.count()))} == {
+            str(p) for p in inputs_placed["partner_root_id"]}
+        rows = inputs_placed.set_index("synapse_id")
+        places = NeuronPlaces(cell)
+        for i in range(int(inputs.syn.count())):
+            row = rows.loc[int(inputs.synapse_id.x[i])]
+            seg = inputs.syn.o(i).get_segment()
+            assert seg.sec == places.section(row["section"])
+            assert abs(seg.x - row["section_x"]) <= 0.5 / seg.sec.nseg + 1e-9  # the segment holding x
+            assert inputs.partner.o(int(inputs.syn_partner.x[i])).s == str(row["partner_root_id"])
+        rest = _soma_response(h, cell, inputs, drive=False)
+        driven = _soma_response(h, cell, inputs, drive=True)
+        assert abs(rest) < 0.01, rest
+        assert driven > 5.0, driven
+
+
+def test_synapse_hoc_only_beside_swc_and_hoc(tmp_path):
+    """--synapse-hoc for a NeuroML output: a one-line error, nothing written."""
+    from mesh_export.retrieve.sources import sample_path
+
+    root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][0]
+    done = run_cli(root_id, "--source", "sample", "--lod", "2", "--format", "neuroml", "--out", tmp_path,
+                   "--synapse-hoc", env={"MESH_EXPORT_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "--synapse-hoc places Exp2Syn on the sections NEURON builds of an swc or hoc output, not neuroml" \
+        in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.glob("*.nml"))
