@@ -136,6 +136,7 @@ def test_sections_of_a_synthetic_cell_on_both_loads(pyramidal):
     other = pd.read_csv(out["swc"].with_name("pyramidal.swc.synapses.csv"))
     pd.testing.assert_frame_equal(table, other)  # one table, whichever morphology it is beside
     figures = check_sections(table, out["hoc"], out["swc"])
+    print("pyramidal", figures)  # the record (pytest -s)
     # the cell's own synapses are all placed, and on every kind of section
     on_cell = table.set_index("synapse_id").loc[truth.ids[truth.where == "cell"]]
     assert on_cell["section"].notna().all()
@@ -187,6 +188,7 @@ def test_sections_of_the_sample_on_both_loads(sample):
     pd.testing.assert_frame_equal(table, pd.read_csv(out["swc"].with_name("sample.swc.synapses.csv")))
     assert len(table) == count
     figures = check_sections(table, out["hoc"], out["swc"])
+    print("sample", figures)  # the record (pytest -s)
     assert figures["placed"] >= count * 0.95
 
 
@@ -263,6 +265,8 @@ def test_exp2syn_at_every_input_drives_the_cell(pyramidal):
             assert inputs.partner.o(int(inputs.syn_partner.x[i])).s == str(row["partner_root_id"])
         rest = _soma_response(h, cell, inputs, drive=False)
         driven = _soma_response(h, cell, inputs, drive=True)
+        print(cell, "Exp2Syn", int(inputs.syn.count()), "soma at rest", round(rest, 4), "mV; driven +",
+              round(driven, 2), "mV")  # the record (pytest -s)
         assert abs(rest) < 0.01, rest
         assert driven > 5.0, driven
 
