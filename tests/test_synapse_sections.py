@@ -137,6 +137,7 @@ def test_sections_of_a_synthetic_cell_on_both_loads(pyramidal):
     pd.testing.assert_frame_equal(table, other)  # one table, whichever morphology it is beside
     figures = check_sections(table, out["hoc"], out["swc"])
     print("pyramidal", figures)  # the record (pytest -s)
+    assert out["hoc_record"]["section_x_margin"] == 1e-4  # the clamp said in the sidecar
     # the cell's own synapses are all placed, and on every kind of section
     on_cell = table.set_index("synapse_id").loc[truth.ids[truth.where == "cell"]]
     assert on_cell["section"].notna().all()
@@ -257,6 +258,9 @@ def test_exp2syn_at_every_input_drives_the_cell(pyramidal):
             str(p) for p in inputs_placed["partner_root_id"]}
         rows = inputs_placed.set_index("synapse_id")
         places = NeuronPlaces(cell)
+        everything = list(cell.all)  # section_id on a cell Import3d filled in hoc, as BMTK's are
+        for sec_id, name in set(zip(rows["section_id"].astype(int), rows["section"])):
+            assert everything[sec_id] == places.section(name), (sec_id, name)
         for i in range(int(inputs.syn.count())):
             row = rows.loc[int(inputs.synapse_id.x[i])]
             seg = inputs.syn.o(i).get_segment()
@@ -282,3 +286,55 @@ def test_synapse_hoc_only_beside_swc_and_hoc(tmp_path):
     assert "--synapse-hoc places Exp2Syn on the sections NEURON builds of an swc or hoc output, not neuroml" \
         in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not any(tmp_path.glob("*.nml"))
+
+
+# ------------------------------------------------------------- morphologies Import3d rewrites
+
+QUIRK_CELLS = ("plain", "three_point_soma", "soma_chain", "soma_contour", "soma_tangle", "custom_types")
+
+
+@pytest.mark.parametrize("quirk", QUIRK_CELLS)
+def test_sections_of_import3d_quirks(quirk, tmp_path):
+    """SWC files whose soma Import3d reshapes (NeuroMorpho's 3 points, a chain, a contour, a
+    branched soma with a one-point dendrite it drops) or whose types are custom (``dend_5``):
+    synapses along every neurite edge (on the surface, 0-0.3 um out) and on the soma, mapped
+    through convert, read back on NEURON's cells from our hoc and from Import3d of our SWC."""
+    from support import swc_quirks
+
+    source = swc_quirks.READ[quirk](tmp_path)
+    rows = np.loadtxt(source, comments="#", ndmin=2)
+    index = {int(r[0]): k for k, r in enumerate(rows)}
+    parent = np.array([index.get(int(r[6]), -1) for r in rows])
+    soma = rows[:, 1] == 1
+    edges = np.flatnonzero((parent >= 0) & ~soma & ~soma[np.maximum(parent, 0)])
+    rng = np.random.default_rng(11)
+    pick = rng.choice(edges, size=300)
+    t = rng.random(300)[:, None]
+    a, b = rows[pick, 2:5], rows[parent[pick], 2:5]
+    axis = a + (b - a) * t
+    radius = rows[pick, 5] + (rows[parent[pick], 5] - rows[pick, 5]) * t[:, 0]
+    side = np.cross(b - a, rng.normal(size=(300, 3)))
+    side /= np.linalg.norm(side, axis=1, keepdims=True)
+    points = axis + side * (radius + rng.uniform(0, 0.3, size=300))[:, None]
+    around = rng.normal(size=(20, 3))
+    around /= np.linalg.norm(around, axis=1, keepdims=True)
+    root = int(np.flatnonzero(parent < 0)[0])
+    points = np.concatenate([points, rows[root, 2:5] + around * rows[root, 5]]) * UM  # um -> nm
+    root_id = 864691135999999999
+    n = len(points)
+    frame = pd.DataFrame({"id": np.arange(n) + 1, "pre_pt_root_id": np.full(n, 864691135000000007),
+                          "post_pt_root_id": np.full(n, root_id), "size": np.full(n, 100)})
+    for axis_k, name in enumerate("xyz"):
+        frame[f"ctr_pt_position_{name}"] = points[:, axis_k]
+    frame.to_csv(tmp_path / "syn.csv", index=False)
+    for ext in ("hoc", "swc"):
+        done = run_cli("convert", source, tmp_path / f"quirk_{quirk}.{ext}", "--synapses-file", tmp_path / "syn.csv",
+                       "--root-id", root_id)
+        assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / f"quirk_{quirk}.hoc.synapses.csv")
+    pd.testing.assert_frame_equal(table, pd.read_csv(tmp_path / f"quirk_{quirk}.swc.synapses.csv"))
+    assert table["section"].notna().all()  # every one of them on the cell
+    figures = check_sections(table, tmp_path / f"quirk_{quirk}.hoc", tmp_path / f"quirk_{quirk}.swc")
+    print(quirk, figures)  # the record (pytest -s)
+    if quirk == "custom_types":
+        assert {"dend_5", "dend_7"} <= {name.split("[")[0] for name in table["section"]}

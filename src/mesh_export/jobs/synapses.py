@@ -172,12 +172,13 @@ def write_table(skeleton, written: Path, options: SynapseOptions | None, *, unit
     the sidecar (file, format, units, counts), or None."""
     if getattr(skeleton, "synapses", None) is None:
         return None
-    from mesh_export.writers.synapse_table import write_synapse_table
+    from mesh_export.writers.synapse_table import X_MARGIN, write_synapse_table
 
     fmt = (options or SynapseOptions()).format
     units = units or "um"
     path = write_synapse_table(skeleton, written, units=units, format=fmt, overwrite=overwrite)
-    record = {"file": path.name, "format": fmt, "units": units, **skeleton.synapses.counts()}
+    record = {"file": path.name, "format": fmt, "units": units, **skeleton.synapses.counts(),
+              "section_x_margin": X_MARGIN}
     if options is not None and options.hoc:
         from mesh_export.writers.synapse_hoc import write_synapse_hoc
 
