@@ -24,6 +24,7 @@ from conftest import run_cli
 from mesh_export.api import StepOptions, SynapseOptions, export
 from support.cells import CELLS, cache_dir, cached_cell
 from support.fake_cave import cell_server, nucleus_frame
+from support.neuron_sections import check_sections
 from support.synapse_tables import cave_frame, synapses_of, tag_frame, write_file
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -180,12 +181,21 @@ def test_cave_synapses_on_the_swc(srv, cell, root_id, truth, tmp_path):
 
 @pytest.mark.parametrize("format", ["hoc", "neuroml"])
 def test_every_morphology_format_writes_the_same_rows(srv, root_id, tmp_path, format):
-    """The table travels with the skeleton: hoc and NeuroML exports write the SWC export's rows."""
+    """The table travels with the skeleton: hoc and NeuroML exports write the SWC export's rows;
+    the hoc export's sections and x are where NEURON puts the synapses on the cell from the hoc
+    and from Import3d of the SWC, and --synapse-hoc's Exp2Syn are the placed inputs."""
     swc = _export(srv, root_id, tmp_path / "swc")
-    other = _export(srv, root_id, tmp_path / format, format=format)
+    hoc = SynapseOptions(hoc=True) if format == "hoc" else None
+    other = _export(srv, root_id, tmp_path / format, format=format, synapses=hoc)
     a = pd.read_csv(swc.output.with_name(swc.output.name + ".synapses.csv"))
     b = pd.read_csv(other.output.with_name(other.output.name + ".synapses.csv"))
     pd.testing.assert_frame_equal(a, b)
+    if format == "hoc":
+        check_sections(b, other.output, swc.output)
+        record = json.loads(other.sidecar.read_text())["synapses"]["hoc"]
+        assert record == {"file": other.output.name + ".synapses.hoc",
+                          "exp2syn": int(((b["direction"] == "input") & b["section"].notna()).sum())}
+        assert other.output.with_name(record["file"]).is_file()
 
 
 def test_prediction_table_tags_win(srv, root_id, truth, tmp_path):
