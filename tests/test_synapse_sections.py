@@ -208,6 +208,17 @@ def test_synapse_hoc_only_beside_swc_and_hoc(tmp_path):
     assert "--synapse-hoc places Exp2Syn on the sections NEURON builds of an swc or hoc output, not neuroml" \
         in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not any(tmp_path.glob("*.nml"))
+    # and only where there are synapses to place: not from --source without --synapses-file,
+    # not in a convert without one
+    done = run_cli(root_id, "--source", "sample", "--lod", "2", "--format", "swc", "--out", tmp_path,
+                   "--synapse-hoc", env={"MESH_EXPORT_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "--synapse-hoc places Exp2Syn at the cell's synapses, and this output has none" in done.stderr
+    from support import swc_quirks
+
+    done = run_cli("convert", swc_quirks.READ["plain"](tmp_path), tmp_path / "cell.hoc", "--synapse-hoc")
+    assert done.returncode == 2 and "give --synapses-file" in done.stderr, done.stderr
+    assert not any(tmp_path.glob("*.swc.*")) and not (tmp_path / "cell.hoc").exists()
 
 
 # ------------------------------------------------------------- morphologies Import3d rewrites

@@ -176,9 +176,10 @@ def _convert_morphology(source, target, writer, units_in, units, scale, overwrit
     options = check_options(writer, options)
     check_target(target, overwrite)
     table_format = None
-    if synapses is not None and synapses.file is not None:
+    if synapses is not None and (synapses.file is not None or synapses.hoc):
         synapses = synapses.checked()
         synapses.check_steps(None, writer.name)
+        synapses.source_for(None, from_datastack=False)  # --synapse-hoc without a file: refused
         table_format = synapses.format
         for companion in synapses.outputs(target):
             check_target(companion, overwrite)

@@ -81,15 +81,21 @@ class SynapseOptions:
         return [table_path(morphology, self.format)] + ([synapse_hoc_path(morphology)] if self.hoc else [])
 
     def source_for(self, steps, from_datastack: bool) -> str:
-        """``cave``, ``file`` or ``none`` for this export (``steps.synapses`` False: none)."""
+        """``cave``, ``file`` or ``none`` for this export (``steps.synapses`` False: none); none
+        with ``hoc`` (Exp2Syn at synapses there will not be) is refused."""
         if not getattr(steps, "synapses", True) or self.source == "none":
-            return "none"
-        if self.file is not None:
-            return "file"
-        if self.source == "cave" and not from_datastack:
+            source = "none"
+        elif self.file is not None:
+            source = "file"
+        elif self.source == "cave" and not from_datastack:
             raise InvalidArgumentError("synapse source 'cave' needs a root id from a CAVE datastack "
                                        "(not --source or a local file); give --synapses-file")
-        return "cave" if from_datastack else "none"
+        else:
+            source = "cave" if from_datastack else "none"
+        if source == "none" and self.hoc:
+            raise InvalidArgumentError("--synapse-hoc places Exp2Syn at the cell's synapses, and this output has "
+                                       "none: give --synapses-file (or export from a CAVE datastack)")
+        return source
 
     def record(self) -> dict[str, Any]:
         """As the sidecar's request records it."""
