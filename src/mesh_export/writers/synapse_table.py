@@ -29,8 +29,8 @@ from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.core.units import conversion_factor
 from mesh_export.errors import InvalidArgumentError, InvalidSkeletonError
 
-__all__ = ["synapse_columns", "synapse_sections", "SectionPlaces", "write_synapse_table", "table_path", "FORMATS",
-           "COLUMNS", "X_MARGIN"]
+__all__ = ["synapse_columns", "synapse_sections", "sections_at", "SectionPlaces", "write_synapse_table",
+           "table_path", "FORMATS", "COLUMNS", "X_MARGIN"]
 
 FORMATS = {"csv": ".synapses.csv", "parquet": ".synapses.parquet"}
 COLUMNS = ("synapse_id", "direction", "partner_root_id", "size", "x", "y", "z", "swc_id", "swc_pos", "section",
@@ -56,25 +56,33 @@ class SectionPlaces:
 
 def synapse_sections(skeleton) -> SectionPlaces:
     """The NEURON section and x of each row of ``skeleton.synapses`` (a mapped
-    :class:`~mesh_export.core.synapses.SynapseTable`), one answer for both ways NEURON builds
-    the cell: loading our hoc file (``h.load_file`` and its template) and Import3d loading our
-    SWC file (the hoc writer writes exactly Import3d's sections, ``core.import3d``).
+    :class:`~mesh_export.core.synapses.SynapseTable`): :func:`sections_at` its rows' (node, pos)."""
+    table = skeleton.synapses
+    return sections_at(skeleton, np.where(table.placed, table.node, -1), table.pos)
 
-    A row sits at node ``node``, ``pos`` of the way to its parent (BMTK's ``afferent_swc_id``
-    and ``_pos``). Its section is the one Import3d puts that stretch of cable in, and ``x`` the
-    fraction of the section's 3-D arc length at that point (how NEURON maps x to a 3-D point),
-    clamped :data:`X_MARGIN` inside 0 and 1. A one-point soma is a sphere whose centre is
+
+def sections_at(skeleton, node, pos) -> SectionPlaces:
+    """Where NEURON puts the points ``pos`` (0-1) of the way from ``node`` (indices into
+    ``skeleton``; -1: no point) towards its parent (BMTK's ``afferent_swc_id``/``_pos``, a
+    synapse table's rows), one answer for both ways NEURON builds the cell: loading our hoc
+    file (``h.load_file`` and its template) and Import3d loading our SWC file (the hoc writer
+    writes exactly Import3d's sections, ``core.import3d``).
+
+    The section is the one Import3d puts that stretch of cable in, and ``x`` the fraction of
+    the section's 3-D arc length at the point (how NEURON maps x to a 3-D point), clamped
+    :data:`X_MARGIN` inside 0 and 1. A one-point soma is a sphere whose centre is
     ``soma[0](0.5)``. ``section_id`` numbers the sections as the cell's ``all`` SectionList
     lists them on both loads (types in ascending order, soma axon dend apic then custom
     types, each by index), which is how BMTK's bionet reads SONATA's ``afferent_section_id``
-    (``list(cell.all)[afferent_section_id]``). BMTK models that replace the axon with a stub
-    (``aibs_perisomatic``'s ``fix_axon_peri``, ``BioAxonStub``) delete the axon sections and
-    append two new ones at the end of ``all``: on those cells the dendrites' ids are smaller
-    by the number of axon sections, and rows on the axon have no section.
+    (``list(cell.all)[afferent_section_id]``, bmtk 1.2 ``BioCell.set_sec_array``; bionet uses
+    NEURON's own import3d.hoc unless ``run: use_old_import3d``). BMTK models that replace the
+    axon with a stub (``aibs_perisomatic``'s ``fix_axon_peri``, ``BioAxonStub``) delete the
+    axon sections and append two new ones at the end of ``all``: on those cells the
+    dendrites' ids are smaller by the number of axon sections, and points on the axon have
+    no section.
     """
     from mesh_export.writers._neuron_sections import sections_of, written_form
 
-    table = skeleton.synapses
     written = written_form(skeleton, "um", True, "hoc")
     sections, place, where = sections_of(written)
     n_sections = len(sections)
@@ -94,15 +102,15 @@ def synapse_sections(skeleton) -> SectionPlaces:
     rank = np.empty(len(place), dtype=np.int64)
     rank[written.order] = np.arange(len(place))
 
-    placed = table.placed
-    node = rank[np.maximum(table.node, 0)]
-    pos = np.where(placed, table.pos, 0.0)
+    node = np.asarray(node, dtype=np.int64).reshape(-1)
+    placed = node >= 0
+    node = rank[np.maximum(node, 0)]
+    pos = np.where(placed, np.asarray(pos, dtype=np.float64).reshape(-1), 0.0)
     k = place[node]
     x_node = where[node]
     parent = written.skeleton.parents[node]
-    has_parent = parent >= 0
     p = np.maximum(parent, 0)
-    along = (pos > 0) & has_parent & own[node]
+    along = (pos > 0) & (parent >= 0) & own[node]
     # the stretch to the parent inside the same section: x runs linearly between the two points
     inside = along & own[p] & (place[p] == k)
     # the parent is the section's first 3-D point (the branch point it starts from): x = 0 there
