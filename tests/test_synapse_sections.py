@@ -293,3 +293,27 @@ def test_an_existing_synapse_hoc_is_kept(tmp_path):
     done = run_cli(*args, "--overwrite")
     assert done.returncode == 0, done.stderr
     assert "Exp2Syn at the 1 placed input synapses of cell.hoc" in kept.read_text()
+
+
+@pytest.mark.parametrize("quirk", ["soma_tangle", "custom_types"])
+def test_sections_at_nodes_are_the_hoc_writers(quirk, tmp_path):
+    """sections_at (node, 0) names every node's place as the hoc writer's section_of_nodes
+    does (the one naming), x clamped inside the ends; names lists ``all``'s order."""
+    import mesh_export
+    from mesh_export.writers.hoc import section_of_nodes
+    from mesh_export.writers.synapse_table import X_MARGIN, sections_at
+    from support import swc_quirks
+
+    skeleton = mesh_export.load(swc_quirks.READ[quirk](tmp_path))
+    names, indices, xs = section_of_nodes(skeleton)
+    nodes = np.arange(len(skeleton))
+    places = sections_at(skeleton, nodes, np.zeros(len(nodes)))
+    assert places.section.tolist() == [f"{n}[{i}]" for n, i in zip(names, indices)]
+    np.testing.assert_allclose(places.x, np.clip(xs, X_MARGIN, 1 - X_MARGIN), rtol=0, atol=1e-12)
+    assert [places.names[k] for k in places.section_id] == places.section.tolist()
+    standard = {"soma": 1, "axon": 2, "dend": 3, "apic": 4}
+    types = [standard[k] if k in standard else int(k.split("_")[1]) for k in
+             (name.split("[")[0] for name in places.names)]
+    assert types == sorted(types)  # all: ascending types, each by index
+    missing = sections_at(skeleton, np.array([-1]), np.array([0.3]))
+    assert missing.section.tolist() == [""] and np.isnan(missing.x[0]) and missing.section_id.tolist() == [-1]
