@@ -97,9 +97,11 @@ def sample(tmp_path_factory):
         frame[f"ctr_pt_position_{name}"] = positions[:, axis]
     frame.to_csv(tmp / "syn.csv", index=False)
     out = {}
+    # a template name of its own: other tests load the sample's default Cell_<root id> from their file
+    template = ["--template", "Cell_sample_sections"]
     for ext in ("hoc", "swc"):
         done = run_cli(root_id, "--source", "sample", "--lod", "2", "--format", ext, "--out", tmp, "--name",
-                       "sample.{ext}", "--synapses-file", tmp / "syn.csv", env=env)
+                       "sample.{ext}", "--synapses-file", tmp / "syn.csv", *(template if ext == "hoc" else []), env=env)
         assert done.returncode == 0, done.stderr
         out[ext] = tmp / f"sample.{ext}"
     return count, out
