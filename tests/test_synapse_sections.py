@@ -120,12 +120,13 @@ def test_sections_of_the_sample_on_both_loads(sample):
 # ------------------------------------------------------------------ Exp2Syn at the inputs (--synapse-hoc)
 
 #: A hoc template that lets NEURON's Import3d build the cell from an SWC file inside itself, as
-#: BMTK's Biophys1 does (without its axon stub): the other cell the companion must fit.
+#: BMTK's Biophys1 does (its declarations, in its order; no axon stub): the other cell the
+#: companion must fit, and whose ``all`` BMTK reads afferent_section_id in.
 IMPORT3D_TEMPLATE = """
 begintemplate SynapseTestImport3dCell
 public soma, axon, dend, apic, all, somatic, axonal, basal, apical
 objref all, somatic, axonal, basal, apical, this
-create soma[1], axon[1], dend[1], apic[1]
+create soma[1], dend[1], apic[1], axon[1]
 proc init() { localobj reader, gui
   all = new SectionList()  somatic = new SectionList()  axonal = new SectionList()
   basal = new SectionList()  apical = new SectionList()
