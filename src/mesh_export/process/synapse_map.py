@@ -5,10 +5,10 @@ Each synapse goes to the point of the skeleton whose cable SURFACE it is nearest
 spine beside a thick shaft goes to the spine), found among the edges of its nearest samples
 (a KD-tree over points every :data:`SAMPLE_UM` along every edge) and measured exactly on them.
 Within :data:`SOMA_MARGIN_UM` of the soma's surface (or nearer the soma's surface than any
-cable's) it goes to the soma: the soma point whose sphere's surface is nearest, where NeuroMorpho's
-3-point soma is the root's sphere alone, as NEURON's Import3d builds it. Edges leaving the soma start at their first node: NEURON's
-sections begin there (Import3d puts no point of a dendrite inside the soma), so nothing is
-placed on the stretch between.
+cable's) it goes to the soma: the soma point whose sphere's surface is nearest, where
+NeuroMorpho's 3-point soma is the root's sphere alone, as NEURON's Import3d builds it. Edges
+leaving the soma start at their first node: NEURON's sections begin there (Import3d puts no
+point of a dendrite inside the soma), so nothing is placed on the stretch between.
 
 Each placed synapse gets its node, the fraction from that node towards its parent (``pos``,
 as BMTK's ``afferent_swc_pos``), its distance from the axis and a tag: CAVE's prediction where
