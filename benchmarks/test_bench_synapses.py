@@ -7,9 +7,11 @@ pushed out by the local radius plus 0-1.5 um, as spine heads are), with 1% far a
 
 Cases: mesh-export's mapping (``process.synapse_map.map_synapses``: the edge whose surface
 is nearest, exact point-segment distances among KD-tree candidates, soma rule, spine and tag
-measures), the mapping plus writing the CSV table, and the plain nearest-node KD-tree query a
-user would otherwise write (no position along the edge, no radius). Budget: the mapping of
-10,000 synapses onto 5,000 nodes <= 1 s.
+measures), the mapping plus NEURON's section and x of every row
+(``writers.synapse_table.synapse_sections``: Import3d's sections of the written cell), the
+mapping plus writing the CSV table (sections included), and the plain nearest-node KD-tree
+query a user would otherwise write (no position along the edge, no radius, no section).
+Budget: the mapping of 10,000 synapses onto 5,000 nodes, section columns included, <= 1 s.
 
 Run with ``python -m pytest benchmarks/test_bench_synapses.py --benchmark-only``.
 """
@@ -89,6 +91,23 @@ def test_map_10k_synapses_onto_5k_nodes(benchmark, case):
     table = benchmark(map_synapses, sk, rows, 864691135000000000)
     benchmark.extra_info.update(nodes=len(sk), synapses=len(rows), placed=int(table.placed.sum()))
     assert len(sk) == NODES and int(table.placed.sum()) == SYNAPSES - SYNAPSES // 100
+
+
+def test_map_with_neuron_sections(benchmark, case):
+    from dataclasses import replace
+
+    from mesh_export.process.synapse_map import map_synapses
+    from mesh_export.writers.synapse_table import synapse_sections
+
+    sk, rows = case
+
+    def run():
+        return synapse_sections(replace(sk, synapses=map_synapses(sk, rows, 864691135000000000)))
+
+    places = benchmark(run)
+    benchmark.extra_info.update(sections=len(places.names), placed=int((places.section_id >= 0).sum()))
+    assert int((places.section_id >= 0).sum()) == SYNAPSES - SYNAPSES // 100
+    assert ((places.x[places.section_id >= 0] > 0) & (places.x[places.section_id >= 0] < 1)).all()
 
 
 def test_map_and_write_the_csv(benchmark, case, tmp_path):

@@ -24,6 +24,7 @@ from conftest import run_cli
 from mesh_export.api import StepOptions, SynapseOptions, export
 from support.cells import CELLS, cache_dir, cached_cell
 from support.fake_cave import cell_server, nucleus_frame
+from support.neuron_sections import check_sections
 from support.synapse_tables import cave_frame, synapses_of, tag_frame, write_file
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -180,12 +181,21 @@ def test_cave_synapses_on_the_swc(srv, cell, root_id, truth, tmp_path):
 
 @pytest.mark.parametrize("format", ["hoc", "neuroml"])
 def test_every_morphology_format_writes_the_same_rows(srv, root_id, tmp_path, format):
-    """The table travels with the skeleton: hoc and NeuroML exports write the SWC export's rows."""
+    """The table travels with the skeleton: hoc and NeuroML exports write the SWC export's rows;
+    the hoc export's sections and x are where NEURON puts the synapses on the cell from the hoc
+    and from Import3d of the SWC, and --synapse-hoc's Exp2Syn are the placed inputs."""
     swc = _export(srv, root_id, tmp_path / "swc")
-    other = _export(srv, root_id, tmp_path / format, format=format)
+    hoc = SynapseOptions(hoc=True) if format == "hoc" else None
+    other = _export(srv, root_id, tmp_path / format, format=format, synapses=hoc)
     a = pd.read_csv(swc.output.with_name(swc.output.name + ".synapses.csv"))
     b = pd.read_csv(other.output.with_name(other.output.name + ".synapses.csv"))
     pd.testing.assert_frame_equal(a, b)
+    if format == "hoc":
+        check_sections(b, other.output, swc.output)
+        record = json.loads(other.sidecar.read_text())["synapses"]["hoc"]
+        assert record == {"file": other.output.name + ".synapses.hoc",
+                          "exp2syn": int(((b["direction"] == "input") & b["section"].notna()).sum())}
+        assert other.output.with_name(record["file"]).is_file()
 
 
 def test_prediction_table_tags_win(srv, root_id, truth, tmp_path):
@@ -392,27 +402,3 @@ def test_a_prediction_table_that_keeps_failing_leaves_tags_measured(srv, root_id
     again = _export(srv, root_id, tmp_path, datastack="tagged")
     table = pd.read_csv(again.output.with_name(again.output.name + ".synapses.csv"))
     assert "predicted" in set(table["tag_source"].dropna())
-
-
-def test_section_columns_from_a_node_to_section_function(tmp_path):
-    """section/section_x at each synapse from a node -> (section, x) function (the hoc writer's
-    Import3d naming provides one): here a hand-made one for a small tree, whose answers are known."""
-    from mesh_export.core.synapses import SynapseRows
-    from mesh_export.model import Skeleton
-    from mesh_export.process.synapse_map import attach_synapses
-    from mesh_export.writers.synapse_table import write_synapse_table
-
-    nodes = [(0, 0, 0), (10, 0, 0), (20, 0, 0), (30, 0, 0), (30, 10, 0), (30, 20, 0), (40, 0, 0)]
-    sk = Skeleton(np.array(nodes) * UM, [-1, 0, 1, 2, 3, 4, 3], [5000, 1000, 1000, 1000, 1000, 1000, 1000],
-                  [1, 3, 3, 3, 3, 3, 3], "nm")
-    names = ["soma", "dend[0]", "dend[0]", "dend[0]", "dend[1]", "dend[1]", "dend[2]"]
-    xs = [0.5, 0.0, 0.5, 1.0, 0.5, 1.0, 1.0]  # dend[1] and dend[2] start at node 3's point
-    points = np.array([(15, 1, 0), (30, 5, 1), (35, 0, 1), (0, 5.5, 0), (500, 0, 0)]) * UM
-    rows = SynapseRows(np.arange(5), np.full(5, 7), np.full(5, 9), None, points)
-    skeleton = attach_synapses(sk, rows, root_id=9)
-    path = write_synapse_table(skeleton, tmp_path / "tree.swc", sections=lambda s: (names, xs))
-    table = pd.read_csv(path)
-    assert table["section"].tolist()[:4] == ["dend[0]", "dend[1]", "dend[2]", "soma"]
-    np.testing.assert_allclose(table["section_x"].to_numpy()[:4], [0.25, 0.25, 0.5, 0.5])
-    assert pd.isna(table["section"][4]) and pd.isna(table["section_x"][4])
-    assert table["reason"][4].startswith("far:") and (table["direction"] == "input").all()

@@ -136,14 +136,13 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
     check_target(target, overwrite)
     table_format = None
     if synapses is not None:
-        synapses.check_steps(steps)
+        synapses.check_steps(steps, writer.name)
     if steps.skeletonize and synapses is not None:
-        from mesh_export.writers.synapse_table import table_path
-
         synapses = synapses.checked()
         if synapses.source_for(steps, from_datastack=False) == "file":
             table_format = synapses.format
-            check_target(table_path(target, table_format), overwrite)
+            for companion in synapses.outputs(target):
+                check_target(companion, overwrite)
     vertices, faces, metadata = read_surface(source, units=units_in)
     # As for a cached mesh: a binary native writer takes the arrays as read (float32/int32);
     # a trimesh.Trimesh would widen both to 64 bits only for the writer to narrow them again.
@@ -163,7 +162,7 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
         from mesh_export.jobs.synapses import write_table
 
         mesh.metadata["synapse_table"] = write_table(mesh, written, synapses, units=options.get("units"),
-                                                     overwrite=overwrite)
+                                                     overwrite=overwrite, template=options.get("template"))
     return (written, mesh) if return_mesh else written
 
 
@@ -187,12 +186,13 @@ def _convert_morphology(source, target, writer, units_in, units, scale, overwrit
     options = check_options(writer, options)
     check_target(target, overwrite)
     table_format = None
-    if synapses is not None and synapses.file is not None:
-        from mesh_export.writers.synapse_table import table_path
-
+    if synapses is not None and (synapses.file is not None or synapses.hoc):
         synapses = synapses.checked()
+        synapses.check_steps(None, writer.name)
+        synapses.source_for(None, from_datastack=False)  # --synapse-hoc without a file: refused
         table_format = synapses.format
-        check_target(table_path(target, table_format), overwrite)
+        for companion in synapses.outputs(target):
+            check_target(companion, overwrite)
     skeleton = load(source, units=units_in)
     if table_format:
         from mesh_export.jobs.synapses import attach_file_synapses, check_landed
@@ -204,7 +204,7 @@ def _convert_morphology(source, target, writer, units_in, units, scale, overwrit
         from mesh_export.jobs.synapses import write_table
 
         skeleton.metadata["synapse_table"] = write_table(skeleton, written, synapses, units=options.get("units"),
-                                                         overwrite=overwrite)
+                                                         overwrite=overwrite, template=options.get("template"))
     return (written, skeleton) if return_mesh else written
 
 

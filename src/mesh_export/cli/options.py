@@ -191,6 +191,7 @@ class SynapseFlags:
     synapses_file: Path | None
     synapse_resolution: str | None
     synapses_format: str
+    synapse_hoc: bool = False
 
     def synapse_options(self, root_id: str | None = None) -> SynapseOptions | None:
         """The options asked for; None when none was given (the defaults: an export's request,
@@ -198,10 +199,10 @@ class SynapseFlags:
         from mesh_export.api import SynapseOptions
 
         given = (self.synapses_file, self.synapse_resolution, root_id)
-        if all(value is None for value in given) and self.synapses_format == "csv":
+        if all(value is None for value in given) and self.synapses_format == "csv" and not self.synapse_hoc:
             return None
         return SynapseOptions(file=self.synapses_file, resolution=self.synapse_resolution,
-                              format=self.synapses_format, root_id=root_id)
+                              format=self.synapses_format, root_id=root_id, hoc=self.synapse_hoc)
 
 
 SYNAPSE_FLAGS = OptionGroup(
@@ -209,4 +210,5 @@ SYNAPSE_FLAGS = OptionGroup(
     synapses_file=(Annotated[Optional[Path], typer.Option("--synapses-file", help="The cell's synapses from a CSV, TSV or Parquet file with CAVE's columns (id, pre_pt_root_id, post_pt_root_id, size, ctr_pt_position as [x, y, z] or _x/_y/_z) instead of the datastack's table.", rich_help_panel=MORPHOLOGY_PANEL)], None),
     synapse_resolution=(Annotated[Optional[str], typer.Option("--synapse-resolution", help="The synapse file's positions are voxels of X,Y,Z nm (e.g. 4,4,40); without it they are nm.", rich_help_panel=MORPHOLOGY_PANEL)], None),
     synapses_format=(Annotated[str, typer.Option("--synapses-format", help="The synapse table beside a morphology: csv or parquet.", rich_help_panel=MORPHOLOGY_PANEL)], "csv"),
+    synapse_hoc=(Annotated[bool, typer.Option("--synapse-hoc", help="Also write <file>.synapses.hoc beside an swc or hoc output: a template that puts an Exp2Syn at each input synapse (its table's section and x) of a cell loaded in NEURON, with a NetStim per partner to drive them.", rich_help_panel=MORPHOLOGY_PANEL)], False),
 )

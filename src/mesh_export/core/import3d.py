@@ -63,6 +63,23 @@ class Section:
     index: int = 0
 
 
+def three_point_soma(types, parents, xyz, diam) -> bool:
+    """Whether Import3d reads a sorted tree's soma as NeuroMorpho's 3-point soma: nodes 1 and 2
+    soma points on the root, of its diameter, together as long as it is wide; Import3d then
+    makes the soma one sphere at the root of that diameter (nodes 1 and 2 are only its drawing).
+    (Import3d also asks that these be the only soma points and have no children.)"""
+    if len(types) < 3 or not (int(types[0]) == int(types[1]) == int(types[2]) == 1):
+        return False
+    if int(parents[1]) != 0 or int(parents[2]) != 0:
+        return False
+    d = [float(diam[k]) for k in range(3)]
+    if d[1] != d[0] or d[2] != d[0] or d[0] <= 0:
+        return False
+    p = [[float(v) for v in xyz[k]] for k in range(3)]
+    length = sum(sum((p[i][k] - p[0][k]) ** 2 for k in range(3)) ** 0.5 for i in (1, 2))
+    return abs(length / d[0] - 1) < .01
+
+
 def import3d_sections(types, parents, xyz, diam):
     """Sections of a sorted tree (node 0 the root, every parent before its child) as Import3d
     builds them from the same SWC, and for each node the section it lies in (-1: in a section
@@ -106,13 +123,9 @@ def import3d_sections(types, parents, xyz, diam):
             p = pid[i]
             if p >= 0 and types[p] == 1:
                 nchild_soma[p] += 1
-    soma3geom = False
-    if nsoma_pts == 3 and n >= 3 and pid[1] == 0 and pid[2] == 0 and nchild[1] == 0 and nchild[2] == 0 \
-            and d[1] == d[0] and d[2] == d[0]:
-        length = sum(((x[i] - x[0]) ** 2 + (y[i] - y[0]) ** 2 + (z[i] - z[0]) ** 2) ** 0.5 for i in (1, 2))
-        if d[0] > 0 and abs(length / d[0] - 1) < .01:
-            soma3geom = True
-            pid[2] = 1
+    soma3geom = nsoma_pts == 3 and nchild[1] == 0 and nchild[2] == 0 and three_point_soma(types, pid, xyz, d)
+    if soma3geom:
+        pid[2] = 1
     for i in range(n - 1):
         if types[i] == 1 and types[i + 1] == 1 and pid[i + 1] == i:
             if not (i != 0 and nchild_soma[i] > 1):

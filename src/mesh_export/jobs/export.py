@@ -114,7 +114,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         raise InvalidArgumentError("--preview draws surfaces and morphologies, not tetrahedral meshes")
     table_format = None
     if synapses is not None:
-        synapses.check_steps(steps)
+        synapses.check_steps(steps, writer.name)
     if steps.skeletonize:
         from mesh_export.jobs.synapses import SynapseOptions
         from mesh_export.process.morphology import check_request
@@ -131,9 +131,8 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         if preview:  # the picture beside it obeys --overwrite too
             check_target(target.with_name(target.name + ".png"), overwrite)
         if table_format:  # and so does the synapse table
-            from mesh_export.writers.synapse_table import table_path
-
-            check_target(table_path(target, table_format), overwrite)
+            for companion in synapses.outputs(target):
+                check_target(companion, overwrite)
         return target
 
     if lod != -1:  # the coarsest lod's number is only known after fetching
@@ -176,7 +175,8 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     if table_format:
         from mesh_export.jobs.synapses import write_table
 
-        table = write_table(mesh, written, synapses, units=options.get("units"), overwrite=overwrite)
+        table = write_table(mesh, written, synapses, units=options.get("units"), overwrite=overwrite,
+                            template=options.get("template"))
     check_report = None
     if check and kind_of(mesh) == SURFACE:
         from mesh_export.process.check import CheckFailedError, check_mesh

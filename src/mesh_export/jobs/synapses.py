@@ -14,6 +14,8 @@ from mesh_export.errors import InputError, InvalidArgumentError
 __all__ = ["SynapseOptions", "morphology_answers", "attach_file_synapses", "check_landed", "write_table", "SOURCES"]
 
 SOURCES = ("auto", "cave", "file", "none")
+#: Outputs NEURON builds with Import3d's section names (what ``--synapse-hoc`` places on).
+HOC_FORMATS = ("swc", "hoc")
 
 
 @dataclass
@@ -27,6 +29,8 @@ class SynapseOptions:
     ("4,4,40"; None: nm). ``root_id``: whose synapses a file holds (inputs ``post_pt_root_id ==
     root_id``), for convert; an export uses the id it exports. ``format``: csv or parquet.
     ``page_rows``: rows per CAVE query (None: :data:`mesh_export.retrieve.cave_tables.PAGE_ROWS`).
+    ``hoc``: also write ``<file>.synapses.hoc`` (:mod:`mesh_export.writers.synapse_hoc`: an
+    Exp2Syn at each placed input synapse, a NetStim per partner) beside an swc or hoc output.
     """
 
     source: str = "auto"
@@ -35,6 +39,7 @@ class SynapseOptions:
     root_id: int | str | None = None
     format: str = "csv"
     page_rows: int | None = None
+    hoc: bool = False
 
     def checked(self) -> "SynapseOptions":
         """The options with their values checked (before any download or read)."""
@@ -55,30 +60,48 @@ class SynapseOptions:
         if self.page_rows is not None and int(self.page_rows) < 1:
             raise InvalidArgumentError(f"page_rows must be at least 1, got {self.page_rows}")
         root_id = parse_root_id(self.root_id) if self.root_id is not None else None
-        return SynapseOptions(self.source, self.file, self.resolution, root_id, self.format, self.page_rows)
+        return SynapseOptions(self.source, self.file, self.resolution, root_id, self.format, self.page_rows,
+                              bool(self.hoc))
 
-    def check_steps(self, steps) -> None:
-        """Refuse a synapse file for an output that holds no morphology to map it onto."""
-        if self.file is not None and not steps.skeletonize:
+    def check_steps(self, steps, format_name: str | None = None) -> None:
+        """Refuse a synapse file for an output that holds no morphology to map it onto, and
+        Exp2Syn for one NEURON does not build with Import3d's section names (neuroml, ...)."""
+        if self.file is not None and steps is not None and not steps.skeletonize:
             raise InvalidArgumentError("--synapses-file maps synapses onto a morphology: a morphology format "
                                        "(swc, hoc, neuroml) or --skeletonize")
+        if self.hoc and format_name not in HOC_FORMATS:
+            raise InvalidArgumentError(f"--synapse-hoc places Exp2Syn on the sections NEURON builds of an swc or "
+                                       f"hoc output, not {format_name or 'this format'}")
+
+    def outputs(self, morphology) -> list[Path]:
+        """The files written beside ``morphology``: the table, and the Exp2Syn hoc if asked."""
+        from mesh_export.writers.synapse_hoc import synapse_hoc_path
+        from mesh_export.writers.synapse_table import table_path
+
+        return [table_path(morphology, self.format)] + ([synapse_hoc_path(morphology)] if self.hoc else [])
 
     def source_for(self, steps, from_datastack: bool) -> str:
-        """``cave``, ``file`` or ``none`` for this export (``steps.synapses`` False: none)."""
+        """``cave``, ``file`` or ``none`` for this export (``steps.synapses`` False: none); none
+        with ``hoc`` (Exp2Syn at synapses there will not be) is refused."""
         if not getattr(steps, "synapses", True) or self.source == "none":
-            return "none"
-        if self.file is not None:
-            return "file"
-        if self.source == "cave" and not from_datastack:
+            source = "none"
+        elif self.file is not None:
+            source = "file"
+        elif self.source == "cave" and not from_datastack:
             raise InvalidArgumentError("synapse source 'cave' needs a root id from a CAVE datastack "
                                        "(not --source or a local file); give --synapses-file")
-        return "cave" if from_datastack else "none"
+        else:
+            source = "cave" if from_datastack else "none"
+        if source == "none" and self.hoc:
+            raise InvalidArgumentError("--synapse-hoc places Exp2Syn at the cell's synapses, and this output has "
+                                       "none: give --synapses-file (or export from a CAVE datastack)")
+        return source
 
     def record(self) -> dict[str, Any]:
         """As the sidecar's request records it."""
         return {"source": self.source, "file": str(self.file) if self.file is not None else None,
                 "resolution": self.resolution, "root_id": str(self.root_id) if self.root_id is not None else None,
-                "format": self.format}
+                "format": self.format} | ({"hoc": True} if self.hoc else {})
 
 
 def _from_file(options: SynapseOptions, root_id):
@@ -149,14 +172,22 @@ def check_landed(skeleton, options: SynapseOptions | None) -> None:
 
 
 def write_table(skeleton, written: Path, options: SynapseOptions | None, *, units: str | None,
-                overwrite: bool) -> dict[str, Any] | None:
-    """The synapse table beside ``written`` when ``skeleton`` carries synapses; its record for
+                overwrite: bool, template: str | None = None) -> dict[str, Any] | None:
+    """The synapse table beside ``written`` when ``skeleton`` carries synapses (and with
+    ``options.hoc`` the Exp2Syn companion, for the cell template ``template``); its record for
     the sidecar (file, format, units, counts), or None."""
     if getattr(skeleton, "synapses", None) is None:
         return None
-    from mesh_export.writers.synapse_table import write_synapse_table
+    from mesh_export.writers.synapse_table import X_MARGIN, write_synapse_table
 
     fmt = (options or SynapseOptions()).format
     units = units or "um"
     path = write_synapse_table(skeleton, written, units=units, format=fmt, overwrite=overwrite)
-    return {"file": path.name, "format": fmt, "units": units, **skeleton.synapses.counts()}
+    record = {"file": path.name, "format": fmt, "units": units, **skeleton.synapses.counts(),
+              "section_x_margin": X_MARGIN}
+    if options is not None and options.hoc:
+        from mesh_export.writers.synapse_hoc import write_synapse_hoc
+
+        hoc, count = write_synapse_hoc(skeleton, written, template=template, overwrite=overwrite)
+        record["hoc"] = {"file": hoc.name, "exp2syn": count}
+    return record

@@ -5,9 +5,10 @@ Each synapse goes to the point of the skeleton whose cable SURFACE it is nearest
 spine beside a thick shaft goes to the spine), found among the edges of its nearest samples
 (a KD-tree over points every :data:`SAMPLE_UM` along every edge) and measured exactly on them.
 Within :data:`SOMA_MARGIN_UM` of the soma's surface (or nearer the soma's surface than any
-cable's) it goes to the soma. Edges leaving the soma start at their first node: NEURON's
-sections begin there (Import3d puts no point of a dendrite inside the soma), so nothing is
-placed on the stretch between.
+cable's) it goes to the soma: the soma point whose sphere's surface is nearest, where
+NeuroMorpho's 3-point soma is the root's sphere alone, as NEURON's Import3d builds it. Edges
+leaving the soma start at their first node: NEURON's sections begin there (Import3d puts no
+point of a dendrite inside the soma), so nothing is placed on the stretch between.
 
 Each placed synapse gets its node, the fraction from that node towards its parent (``pos``,
 as BMTK's ``afferent_swc_pos``), its distance from the axis and a tag: CAVE's prediction where
@@ -27,6 +28,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from mesh_export.core.import3d import three_point_soma
 from mesh_export.core.synapses import INPUT, OUTPUT, SynapseRows, SynapseTable
 from mesh_export.core.units import conversion_factor
 from mesh_export.model import SOMA, Skeleton
@@ -132,10 +134,13 @@ def map_synapses(skeleton: Skeleton, rows: SynapseRows, root_id: int | None = No
         r_best[finite] = r[rows_at, pick]
 
     soma_nodes = np.flatnonzero(sk.types == SOMA)
-    if not len(soma_nodes):
-        soma_nodes = np.array([sk.root])
+    if not len(soma_nodes) or three_point_soma(sk.types, sk.parents, sk.nodes, 2.0 * sk.radii):
+        soma_nodes = np.array([sk.root])  # NEURON's soma: one sphere at the root (or no soma)
     to_soma = np.linalg.norm(points[:, None, :] - nodes[soma_nodes][None], axis=2)
-    soma_pick = np.argmin(np.where(np.isfinite(to_soma), to_soma, np.inf), axis=1)
+    # the soma point whose surface (not centre) is nearest: a soma drawn as a fat centre and
+    # thin outline points (a contour) is its centre's sphere, not the outline's beads
+    soma_gaps = to_soma - radii[soma_nodes][None]
+    soma_pick = np.argmin(np.where(np.isfinite(soma_gaps), soma_gaps, np.inf), axis=1)
     soma_node = soma_nodes[soma_pick]
     soma_d = to_soma[np.arange(n_rows), soma_pick]
     soma_gap = soma_d - radii[soma_node]

@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 
-from mesh_export.core.import3d import type_name
 from mesh_export.model import CIRCUIT
 from mesh_export.writers.registry import Writer, register
 
@@ -50,8 +49,6 @@ __all__ = ["Circuit", "CircuitCell", "Edges", "Biophysics", "afferent_sections",
 CELLS, INPUTS = "cells", "inputs"  # population names
 TEMPLATE = "MeshExportCell"
 _FIRST_TYPE = 100  # node type ids of the cells: 100 + their position
-# A point process sits inside a section, never at its ends (x = 0 or 1 is the neighbour's node).
-_END_MARGIN = 1e-4
 
 
 @dataclass
@@ -122,38 +119,12 @@ class Circuit:
 def afferent_sections(skeleton, node: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(section_id, section_pos)`` of points at ``pos`` (0-1) from ``node`` (indices into
     ``skeleton``) towards its parent, as bionet finds them: the index into ``all`` of the
-    cell Import3d builds from our SWC of ``skeleton``, and x on that section, 0 < x < 1."""
-    from mesh_export.writers.hoc import section_of_nodes
+    cell Import3d builds from our SWC of ``skeleton``, and x on that section, 0 < x < 1 (the
+    synapse table's one naming: :func:`mesh_export.writers.synapse_table.sections_at`)."""
+    from mesh_export.writers.synapse_table import sections_at
 
-    names, indices, xs = section_of_nodes(skeleton)
-    # Import3d creates the arrays in ascending type order and appends them to ``all`` as
-    # created. Every section it keeps has a node of its own, so the largest index per name
-    # counts that name's sections.
-    types = {name: _type_of(name) for name in set(names.tolist())}
-    first, offset = {}, 0
-    for name in sorted(types, key=types.get):
-        first[name] = offset
-        offset += int(indices[names == name].max()) + 1
-    all_index = np.array([first[n] for n in names.tolist()], dtype=np.int64) + indices
-
-    node = np.asarray(node, dtype=np.int64)
-    pos = np.asarray(pos, dtype=np.float64)
-    parent = skeleton.parents[node]
-    has_parent = parent >= 0
-    parent = np.where(has_parent, parent, node)
-    same = has_parent & (all_index[parent] == all_index[node])
-    # Along a section x grows with 3-D length, which is linear between two of its points; a
-    # node that starts its section has the section's x = 0 towards its parent.
-    x = np.where(same, xs[node] + pos * (xs[parent] - xs[node]), xs[node] * (1.0 - pos))
-    return all_index[node], np.clip(x, _END_MARGIN, 1.0 - _END_MARGIN)
-
-
-def _type_of(name: str) -> int:
-    """The SWC type of an Import3d section name (``type_name``'s inverse)."""
-    for swc_type in (1, 2, 3, 4):
-        if type_name(swc_type) == name:
-            return swc_type
-    return int(name.rsplit("_", 1)[1])
+    places = sections_at(skeleton, np.asarray(node, dtype=np.int64), np.asarray(pos, dtype=np.float64))
+    return places.section_id, places.x
 
 
 # ------------------------------------------------------------------------------ files

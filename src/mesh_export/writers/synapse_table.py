@@ -6,16 +6,21 @@ carries, placed or not:
 ``synapse_id, direction, partner_root_id, size, x, y, z`` (the morphology's units),
 ``swc_id`` (the node's id as our SWC writes it: 1-based, in the written order) and ``swc_pos``
 (from that node towards its parent, 0-1, as BMTK's ``afferent_swc_id``/``afferent_swc_pos``),
-``section`` and ``section_x`` (NEURON's, when a node -> section function is given: see
-:func:`synapse_columns`), ``distance_to_axis`` (the morphology's units), ``tag`` (soma/shaft/spine) and ``tag_source``
-(predicted/measured), ``spine_swc_id`` (the tip of the drawn spine it sits on), ``reason``
-(why a row has no ``swc_id``). Empty fields are empty in CSV and null in Parquet.
+``section`` and ``section_x`` (where NEURON puts it: ``dend[12]``, 0 < x < 1, the same on the
+cell our hoc file builds and on the cell NEURON's Import3d builds of our SWC; see
+:func:`synapse_sections`), ``section_id`` (that section's position in the cell's ``all``
+SectionList: SONATA's ``afferent_section_id`` for an input, ``efferent_section_id`` for an
+output, with ``section_x`` as its ``_section_pos``), ``distance_to_axis`` (the morphology's
+units), ``tag`` (soma/shaft/spine) and ``tag_source`` (predicted/measured), ``spine_swc_id``
+(the tip of the drawn spine it sits on), ``reason`` (why a row has no ``swc_id``). Empty
+fields are empty in CSV and null in Parquet.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,14 +29,86 @@ from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.core.units import conversion_factor
 from mesh_export.errors import InvalidArgumentError, InvalidSkeletonError
 
-__all__ = ["synapse_columns", "write_synapse_table", "read_synapse_table", "table_path", "FORMATS", "COLUMNS"]
+__all__ = ["synapse_columns", "synapse_sections", "sections_at", "SectionPlaces", "write_synapse_table",
+           "read_synapse_table", "table_path", "FORMATS", "COLUMNS", "X_MARGIN"]
 
 FORMATS = {"csv": ".synapses.csv", "parquet": ".synapses.parquet"}
-COLUMNS = ("synapse_id", "direction", "partner_root_id", "size", "x", "y", "z", "swc_id", "swc_pos",
-           "section", "section_x", "distance_to_axis", "tag", "tag_source", "spine_swc_id", "reason")
+COLUMNS = ("synapse_id", "direction", "partner_root_id", "size", "x", "y", "z", "swc_id", "swc_pos", "section",
+           "section_x", "section_id", "distance_to_axis", "tag", "tag_source", "spine_swc_id", "reason")
+#: ``section_x`` is kept this far (a fraction of the section) inside 0 and 1: a point process at
+#: a section's end sits on its zero-area end node, where a mechanism that needs an ion cannot go.
+#: 1e-4 moves a synapse at most 0.1 um on a 1 mm section, and survives the 6 decimals written.
+X_MARGIN = 1e-4
+#: Columns read back as integers (pandas' nullable Int64): a root id through float64 loses digits.
+_INTEGERS = ("synapse_id", "partner_root_id", "swc_id", "section_id", "spine_swc_id")
 
 
-_INTEGERS = ("synapse_id", "partner_root_id", "swc_id", "spine_swc_id")
+@dataclass
+class SectionPlaces:
+    """Where NEURON puts each row of a synapse table: ``section`` (``"dend[12]"``; '' where the
+    row is not placed), ``x`` (0 < x < 1; NaN where not placed), ``section_id`` (the section's
+    position in the cell's ``all`` SectionList; -1 where not placed), per row; ``names`` lists
+    the sections in ``all`` order (``names[section_id] == section``)."""
+
+    section: np.ndarray
+    x: np.ndarray
+    section_id: np.ndarray
+    names: list
+
+
+def synapse_sections(skeleton) -> SectionPlaces:
+    """The NEURON section and x of each row of ``skeleton.synapses`` (a mapped
+    :class:`~mesh_export.core.synapses.SynapseTable`): :func:`sections_at` its rows' (node, pos)."""
+    table = skeleton.synapses
+    return sections_at(skeleton, np.where(table.placed, table.node, -1), table.pos)
+
+
+def sections_at(skeleton, node, pos) -> SectionPlaces:
+    """Where NEURON puts the points ``pos`` (0-1) of the way from ``node`` (indices into
+    ``skeleton``; -1: no point) towards its parent (BMTK's ``afferent_swc_id``/``_pos``, a
+    synapse table's rows), one answer for both ways NEURON builds the cell: loading our hoc
+    file (``h.load_file`` and its template) and Import3d loading our SWC file (the hoc writer
+    writes exactly Import3d's sections, ``core.import3d``).
+
+    The section is the one Import3d puts that stretch of cable in, and ``x`` the fraction of
+    the section's 3-D arc length at the point (how NEURON maps x to a 3-D point), clamped
+    :data:`X_MARGIN` inside 0 and 1. A one-point soma is a sphere whose centre is
+    ``soma[0](0.5)``. ``section_id`` numbers the sections as the cell's ``all`` SectionList
+    lists them on both loads (types in ascending order, soma axon dend apic then custom
+    types, each by index), which is how BMTK's bionet reads SONATA's ``afferent_section_id``
+    (``list(cell.all)[afferent_section_id]``, bmtk 1.2 ``BioCell.set_sec_array``; bionet uses
+    NEURON's own import3d.hoc unless ``run: use_old_import3d``). BMTK models that replace the
+    axon with a stub (``aibs_perisomatic``'s ``fix_axon_peri``, ``BioAxonStub``) delete the
+    axon sections and append two new ones at the end of ``all``: on those cells the
+    dendrites' ids are smaller by the number of axon sections, and points on the axon have
+    no section.
+    """
+    from mesh_export.writers._neuron_sections import sections_of, written_form
+
+    written = written_form(skeleton, "um", True, "hoc")
+    places = sections_of(written)
+    sections = places.sections
+    n_sections = len(sections)
+    order = sorted(range(n_sections), key=lambda k: (sections[k].type, sections[k].index))
+    all_position = np.empty(n_sections, dtype=np.int64)
+    all_position[order] = np.arange(n_sections)
+    names = np.array([f"{sec.name}[{sec.index}]" for sec in sections], dtype=object)
+    rank = np.empty(len(written.order), dtype=np.int64)
+    rank[written.order] = np.arange(len(written.order))  # input node -> written node
+
+    node = np.asarray(node, dtype=np.int64).reshape(-1)
+    placed = node >= 0
+    at = rank[np.maximum(node, 0)]
+    pos = np.clip(np.where(placed, np.asarray(pos, dtype=np.float64).reshape(-1), 0.0), 0.0, 1.0)
+    k = places.section[at]
+    # Along the stretch to the parent's point x runs linearly (NEURON's x is 3-D arc length);
+    # a node NEURON draws no stretch from (a wire's start, a dropped section) keeps its own x.
+    x = places.x[at] + pos * (places.x_toward_parent[at] - places.x[at])
+    x = np.clip(x, X_MARGIN, 1.0 - X_MARGIN)
+    return SectionPlaces(section=np.where(placed, names[k], ""),
+                         x=np.where(placed, x, np.nan),
+                         section_id=np.where(placed, all_position[k], -1),
+                         names=[str(names[j]) for j in order])
 
 
 def table_path(morphology: str | os.PathLike, format: str = "csv") -> Path:
@@ -51,35 +128,9 @@ def _written_ids(skeleton) -> np.ndarray:
     return rank + 1
 
 
-#: Where a point process may sit on a section: never at 0 or 1 (an ion-using mechanism cannot).
-SECTION_X_MARGIN = 1e-4
-
-
-def sections_at(skeleton, node: np.ndarray, pos: np.ndarray, names, xs) -> tuple[np.ndarray, np.ndarray]:
-    """(section name, x) of the points ``pos`` of the way from each ``node`` to its parent,
-    given the section name and x of every node (``names``, ``xs``: per node of ``skeleton``, in
-    its order; a node's x is its 3-D point's place in its section, as NEURON's arc length).
-
-    Within a section x is linear in arc length, so a point between a node and its parent in the
-    same section is at their x's weighted by ``pos``; a node whose parent is in another section
-    begins its own, whose x = 0 is the parent's point (Import3d starts a child section there).
-    A soma point is at the soma's middle (0.5). Every x is kept within :data:`SECTION_X_MARGIN`
-    of the ends."""
-    from mesh_export.model import SOMA
-
-    names, xs = np.asarray(names, dtype=object), np.asarray(xs, dtype=np.float64)
-    parent = np.where(skeleton.parents[node] >= 0, skeleton.parents[node], node)
-    same = names[parent] == names[node]
-    x = np.where(same, xs[node] + (xs[parent] - xs[node]) * pos, xs[node] * (1.0 - pos))
-    x = np.where(skeleton.types[node] == SOMA, 0.5, x)
-    return names[node], np.clip(x, SECTION_X_MARGIN, 1.0 - SECTION_X_MARGIN)
-
-
-def synapse_columns(skeleton, units: str = "um", sections=None) -> dict[str, Any]:
+def synapse_columns(skeleton, units: str = "um") -> dict[str, Any]:
     """The table's columns (numpy arrays; None where a field is empty) for ``skeleton``'s
-    synapses, lengths in ``units``. ``sections``: a function of the skeleton as written giving
-    each node's NEURON section name and x (``sections(skeleton) -> (names, xs)``, see
-    :func:`sections_at`); with it, the ``section`` and ``section_x`` columns."""
+    synapses, lengths in ``units``."""
     table = skeleton.synapses
     placed = table.placed
     node = np.maximum(table.node, 0)
@@ -90,7 +141,8 @@ def synapse_columns(skeleton, units: str = "um", sections=None) -> dict[str, Any
     swc = _written_ids(skeleton)
     rows = table.rows
     spine = table.spine_node >= 0
-    columns = {
+    places = synapse_sections(skeleton)
+    return {
         "synapse_id": rows.ids,
         "direction": table.direction.astype(str),
         "partner_root_id": np.where(table.partner != 0, table.partner, -1),
@@ -99,18 +151,15 @@ def synapse_columns(skeleton, units: str = "um", sections=None) -> dict[str, Any
         "z": rows.positions[:, 2] * to_units,
         "swc_id": np.where(placed, swc[node], -1),
         "swc_pos": np.where(placed, table.pos, np.nan),
+        "section": places.section.astype(str),
+        "section_x": places.x,
+        "section_id": places.section_id,
         "distance_to_axis": np.where(placed, table.distance * to_units, np.nan),
         "tag": table.tag.astype(str),
         "tag_source": table.tag_source.astype(str),
         "spine_swc_id": np.where(spine, swc[np.maximum(table.spine_node, 0)], -1),
         "reason": table.reason.astype(str),
     }
-    if sections is not None:
-        names, xs = sections(skeleton)
-        section, x = sections_at(skeleton, node, table.pos, names, xs)
-        columns["section"] = np.where(placed, section, "").astype(str)
-        columns["section_x"] = np.where(placed, x, np.nan)
-    return columns
 
 
 def _frame(columns: dict[str, Any]):
@@ -118,7 +167,7 @@ def _frame(columns: dict[str, Any]):
 
     frame = pd.DataFrame({name: columns[name] for name in COLUMNS if name in columns}
                          | {k: v for k, v in columns.items() if k not in COLUMNS})
-    for name in ("partner_root_id", "swc_id", "spine_swc_id"):  # -1: no value
+    for name in ("partner_root_id", "swc_id", "section_id", "spine_swc_id"):  # -1: no value
         values = frame[name].to_numpy()
         frame[name] = pd.array(np.where(values >= 0, values, 0), dtype="Int64")
         frame.loc[values < 0, name] = pd.NA
@@ -130,18 +179,17 @@ def _frame(columns: dict[str, Any]):
     for name in ("x", "y", "z", "distance_to_axis"):
         frame[name] = frame[name].round(4)
     frame["swc_pos"] = frame["swc_pos"].round(5)
-    for name in ("tag", "tag_source", "reason", "section"):
-        if name in frame:
-            frame[name] = frame[name].where(frame[name] != "", None)
+    frame["section_x"] = frame["section_x"].round(6)
+    for name in ("section", "tag", "tag_source", "reason"):
+        frame[name] = frame[name].where(frame[name] != "", None)
     return frame
 
 
 def write_synapse_table(skeleton, morphology: str | os.PathLike, *, units: str = "um", format: str = "csv",
-                        overwrite: bool = False, sections=None) -> Path:
-    """Write ``skeleton``'s synapses beside the morphology file ``morphology`` (atomically);
-    ``sections`` as for :func:`synapse_columns`."""
+                        overwrite: bool = False) -> Path:
+    """Write ``skeleton``'s synapses beside the morphology file ``morphology`` (atomically)."""
     target = check_target(table_path(morphology, format), overwrite)
-    frame = _frame(synapse_columns(skeleton, units, sections))
+    frame = _frame(synapse_columns(skeleton, units))
     with atomic_output(target, overwrite=overwrite, checked=True) as tmp:
         if format == "parquet":
             try:
