@@ -18,7 +18,7 @@ computes) over the mesh's area; soma radius (um) and how far the soma moved (um)
 found / drawn; synthetic cells: the fractions of the true axon's cable typed 2 and of the true
 apical's typed 4 (typed by the cell's own synapses).
 
-Run: ``python benchmarks/coarsening_figures.py [--no-9m]`` (several minutes).
+Run: ``python benchmarks/coarsening_figures.py [--no-9m] [--no-synthetic]`` (several minutes).
 """
 
 from __future__ import annotations
@@ -91,14 +91,14 @@ def _line(name, row, reference):
             f"{row['soma_r']:.2f} | {moved:.2f} | {row['nodes']:,} | {row['spines']}{typed} |")
 
 
-def rows(with_9m=True):
+def rows(with_9m=True, synthetic=True):
     import navis
 
     from support.cells import CELLS, cached_cell
 
     cache = ROOT / ".pytest_cache" / "d" / "microns-like-cells"
     cache.mkdir(parents=True, exist_ok=True)
-    for name in ("pyramidal", "spiny"):
+    for name in ("pyramidal", "spiny") if synthetic else ():
         kwargs = dict(CELLS[name], face_area_um2=1e-4, name=f"{name}-built")  # below the builder's: not decimated
         cell = cached_cell(cache, **kwargs)
         reference = _figures(cell.mesh, False, cell)
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     print("| mesh | faces | clustered faces | their area change | s | model area / mesh area | soma r (um) | "
           "soma moved (um) | nodes | spines found / drawn | axon typed 2 | apical typed 4 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for line in rows(with_9m="--no-9m" not in args):
+    for line in rows(with_9m="--no-9m" not in args, synthetic="--no-synthetic" not in args):
         print(line, flush=True)
     return 0
 
