@@ -50,7 +50,8 @@ from mesh_export.process.healing import kept_edges, long_gap_wires
 from mesh_export.process.radii import axis_distances, cable_lengths, shaft_radii
 from mesh_export.process.soma_point import enclosing_piece, thickest_point
 from mesh_export.process.spines import draw_spines, find_spines, spine_necks
-from mesh_export.process.surface_graph import edge_graph, sum_at, surface_measures, surface_samples, unique_edges
+from mesh_export.process.skeleton_surface import skeleton_surface
+from mesh_export.process.surface_graph import edge_graph, sum_at, surface_samples
 from mesh_export.process.tree_assembly import assemble, compact_rings, first_points_on_soma, merge_coincident, tidy_rings
 from mesh_export.process.wavefront import label_rings, ring_stats, ring_tree, soma_exits
 
@@ -101,6 +102,7 @@ def skeletonize(
     radius_units: str = "um",
     spines: bool = True,
     max_spine_length: float = 3.0,
+    coarsen: bool = True,
 ) -> Skeleton:
     """Turn a surface mesh (``trimesh.Trimesh`` with known ``units``) into one tree rooted at the soma.
 
@@ -122,6 +124,9 @@ def skeletonize(
         axis) as short branches of their own area, keeping their shaft's radius; those too small
         to draw with their area give it to their shaft. ``False``: every such protrusion's
         area goes to its shaft.
+    coarsen: a mesh far finer than the wavefront's bands is skeletonized on its vertices
+        clustered on a grid, each cluster carrying its vertices' area
+        (:mod:`mesh_export.process.skeleton_surface`); ``False``: on the mesh as given.
     """
     from scipy.sparse.csgraph import connected_components, dijkstra
     from scipy.spatial import cKDTree
@@ -136,12 +141,10 @@ def skeletonize(
                          "declare them with --units-in")
     units = normalize_units(units)
     to_um = conversion_factor(units, "um")
-    vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    faces = np.asarray(mesh.faces, dtype=np.int64)
-    n = len(vertices)
-
-    face_area, vertex_area, normals = surface_measures(vertices, faces)
-    total_area = float(face_area.sum())
+    surface = skeleton_surface(mesh.vertices, mesh.faces, to_um, step, coarsen)
+    vertices, faces, n = surface.vertices, surface.faces, len(surface.vertices)
+    face_area, vertex_area, normals, total_area = (surface.face_area, surface.vertex_area, surface.normals,
+                                                   surface.total_area)
     used = vertex_area > 0
     if not used.any():
         raise SkeletonizeError("the mesh has no surface area (every face is degenerate): no morphology to make")
@@ -151,7 +154,7 @@ def skeletonize(
     if sing[-1] <= 1e-6 * sing[0]:
         raise SkeletonizeError("the mesh is flat (it encloses no volume): a morphology needs a 3-D surface")
 
-    eu, ev = unique_edges(faces, n)
+    eu, ev = surface.eu, surface.ev
     length = np.linalg.norm(vertices[eu] - vertices[ev], axis=1)
     median_edge, long_edge = (float(x) for x in np.percentile(length, [50, 90])) if len(length) else (0.0, 0.0)
     if step is None:
@@ -293,5 +296,7 @@ def skeletonize(
     }]
     metadata["mesh_area"] = total_area
     metadata["kept_area"] = kept_area
+    if surface.record:
+        metadata["steps"][-1]["surface"] = surface.record
     skeleton = Skeleton(nodes, parents, radii, types, units, metadata).sorted()
     return skeleton.validate()

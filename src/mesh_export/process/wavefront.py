@@ -23,16 +23,18 @@ def label_rings(vertices, vertex_area, eu, ev, dist, step, sources):
     band[sources] = -1
     same = (band[eu] == band[ev]) & (band[eu] != -2)
     g = edge_graph(n, eu[same], ev[same], np.ones(int(same.sum()), dtype=np.int8))
-    _, comp = connected_components(g, directed=False)
-    # Compact ids: the sources' ring first (0), unreached vertices -1.
+    ncomp, comp = connected_components(g, directed=False)
+    # Compact ids: the sources' ring first (0), unreached vertices -1. Ids kept in the order of
+    # the components' own (as a sorted unique would give), by a count instead of a sort.
     comp = comp.astype(np.int64)
-    src_comp = np.unique(comp[sources])
-    comp[sources] = src_comp[0]
+    comp[sources] = comp[sources].min()
     comp[~reached] = -1
-    uniq, labels = np.unique(comp, return_inverse=True)
-    labels = labels.astype(np.int64)
-    if uniq[0] == -1:
-        labels -= 1
+    comp += 1
+    present = np.zeros(ncomp + 1, dtype=bool)
+    present[comp] = True
+    rank = np.cumsum(present, dtype=np.int64)
+    rank -= 1 + int(present[0])
+    labels = rank[comp]
     # Move the sources' ring to id 0.
     s = labels[sources[0]]
     if s != 0:
@@ -62,10 +64,14 @@ def ring_tree(dist, pred, labels, count):
     predecessor (-1: none) and each ring's parent: the ring holding that predecessor (so the
     rings always make a tree, rooted at the sources' ring 0)."""
     live = np.flatnonzero(labels >= 0)
-    order = live[np.lexsort((dist[live], labels[live]))]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = labels[order][1:] != labels[order][:-1]
-    entry = order[first]  # the nearest vertex of each ring, ring order
+    # The nearest vertex of each ring (the lowest index among equals), ring order: each ring's
+    # least distance, then the first vertex at it (no sort of every vertex).
+    lab, d = labels[live], dist[live]
+    least = np.full(count, np.inf)
+    np.minimum.at(least, lab, d)
+    at_least = live[d == least[lab]]
+    _, first = np.unique(labels[at_least], return_index=True)
+    entry = at_least[first]
     parents = np.full(count, -1, dtype=np.int64)
     p = pred[entry]
     has = p >= 0

@@ -67,6 +67,13 @@ def morphology_lines(skeleton) -> list[str]:
             text += (f"; {spines['folded']} too small to draw on their thick shafts, their area "
                      f"({_area_text(spines['folded_area'] * to * to, units)}) added to their shaft's radius")
         lines.append(text)
+    surface = step.get("surface")
+    if surface:
+        lines.append(f"surface: skeletonized on the mesh's {surface['vertices'][0]:,} vertices clustered into "
+                     f"{surface['vertices'][1]:,} on a {surface['cell'] * to:g} {units} grid (pieces and open "
+                     f"boundaries kept apart), each carrying its vertices' area, so the model's area is the whole "
+                     f"surface's; the {surface['faces'][1]:,} clustered faces' own area differs by "
+                     f"{surface['faces_area_change']:+.2%}")
     compartments = meta.get("compartments") or step.get("compartments")
     if compartments:
         if compartments.get("axon"):
