@@ -46,6 +46,7 @@ from mesh_export.errors import InvalidArgumentError, UnitsError
 from mesh_export.core.units import conversion_factor, normalize_units
 from mesh_export.core.validate import check_surface
 from mesh_export.model import SKELETON, SURFACE, kind_of
+from mesh_export.process.enclosed import PIXELS_PER_EDGE, enclosed_faces
 from mesh_export.process.healing import kept_edges, long_gap_wires
 from mesh_export.process.radii import axis_distances, cable_lengths, shaft_radii
 from mesh_export.process.soma_point import enclosing_piece, thickest_point
@@ -74,6 +75,11 @@ __all__ = [
     "BASAL",
     "APICAL",
 ]
+
+
+#: Surfaces wider than this (um) are not looked at for being enclosed: a nucleus or a sheet
+#: across a cell body is smaller.
+MAX_ENCLOSED = 40.0
 
 
 def skeleton_for_writer(data, writer):
@@ -169,20 +175,19 @@ def skeletonize(
     weight = np.maximum(length, 1e-9 * max(median_edge, 1e-30), out=length)
     del length
 
-    # Pieces. "Solid" pieces (at least 2% of the area) define the surface for inscribed
-    # radii: tiny ones are often debris inside the cell body.
-    ncomp, comp = connected_components(edge_graph(n, eu, ev, weight), directed=False)
-    piece_area = sum_at(comp, vertex_area, ncomp)
-    largest = int(np.argmax(piece_area))
     drop_others = largest_component or not heal
-    solid_piece = piece_area >= 0.02 * total_area
-    if drop_others:
-        solid_piece[:] = False
-        solid_piece[largest] = True
-    solid = solid_piece[comp] & used
-    on_solid = solid[faces[:, 0]]
-    surface_tree = cKDTree(surface_samples(vertices, faces[on_solid], face_area[on_solid]))
-    del on_solid
+
+    # Surfaces nothing outside the cell sees (a nucleus envelope, sheets across the cell body)
+    # are not membrane: set aside before anything is measured on the surface.
+    aside = enclosed_faces(vertices, faces, face_area, median_edge / PIXELS_PER_EDGE, MAX_ENCLOSED / to_um)
+    if aside.faces.any():
+        faces = faces[~aside.faces]
+        face_area, vertex_area, normals = surface_measures(vertices, faces)
+        used = vertex_area > 0
+        eu, ev = unique_edges(faces, n)
+        weight = np.maximum(np.linalg.norm(vertices[eu] - vertices[ev], axis=1), 1e-9 * max(median_edge, 1e-30))
+    ncomp, comp, piece_area, largest, solid_piece, solid, surface_tree = _pieces(
+        vertices, faces, face_area, vertex_area, eu, ev, weight, total_area, drop_others)
 
     def joined(main, exclude):
         return kept_edges(vertices, comp, piece_area, eu, ev, weight, main, exclude, drop_others, max_gap)
@@ -277,6 +282,7 @@ def skeletonize(
         "wires": {"count": int(len(wires)), "length": wire_length},
         "dropped_pieces": len(dropped),
         "dropped_area": float(piece_area[dropped].sum()) if dropped else 0.0,
+        "set_aside": aside.record(),
         "max_gap": max_gap if math.isfinite(max_gap) else None,
         "soma": [float(x) for x in soma_point],
         "soma_given": soma is not None,
@@ -295,3 +301,23 @@ def skeletonize(
     metadata["kept_area"] = kept_area
     skeleton = Skeleton(nodes, parents, radii, types, units, metadata).sorted()
     return skeleton.validate()
+
+
+def _pieces(vertices, faces, face_area, vertex_area, eu, ev, weight, total_area, drop_others):
+    """The mesh's pieces (connected components of its edges) and their areas; the "solid"
+    ones (at least 2% of the area: tiny ones are often debris inside the cell body), which
+    define the surface for inscribed radii, and a tree of points on their surface."""
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    ncomp, comp = connected_components(edge_graph(len(vertices), eu, ev, weight), directed=False)
+    piece_area = sum_at(comp, vertex_area, ncomp)
+    largest = int(np.argmax(piece_area))
+    solid_piece = piece_area >= 0.02 * total_area
+    if drop_others:
+        solid_piece[:] = False
+        solid_piece[largest] = True
+    solid = solid_piece[comp] & (vertex_area > 0)
+    on_solid = solid[faces[:, 0]]
+    surface_tree = cKDTree(surface_samples(vertices, faces[on_solid], face_area[on_solid]))
+    return ncomp, comp, piece_area, largest, solid_piece, solid, surface_tree

@@ -1,0 +1,229 @@
+"""Surfaces inside the cell body that are not its membrane: set aside before the soma is drawn.
+
+A real cell body's mesh holds more than its outer membrane: the nucleus envelope (a closed
+surface ~0.8 x the soma's radius, a piece of its own or joined to the membrane through a few
+non-manifold edges), vesicle-like pockets, flat sheets of faces (chunk-boundary walls,
+self-contacts). Taken for membrane they draw the soma on the nucleus, and the wavefront runs
+branches across the cell body.
+
+What tells them apart is that nothing outside the cell can see them. Around the soma the
+surface is cut into patches (faces joined through edges that have exactly two faces: an inner
+surface meets the membrane, if at all, only through non-manifold edges or single vertices),
+every open edge loop is closed by a flat fan (a cut-out's open top, the ball's own cut through
+the neurites), and the lot is rendered from many directions with a z-buffer: a face is
+visible when it is the nearest surface at some pixel from some direction. A patch of which
+no part is ever visible, and which lies wholly near the soma, is enclosed by the rest of the
+cell: it is set aside, its area reported, and the skeleton never sees it. Concave folds of the
+membrane itself are joined to visible membrane through ordinary edges and are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SetAside", "enclosed_faces", "view_directions"]
+
+#: Directions the surface is viewed from (a Fibonacci sphere): enough that a membrane fold
+#: open to the outside faces one of them.
+VIEWS = 40
+#: A patch is enclosed when less than this fraction of its area is ever visible (a few faces
+#: of a nucleus can be glimpsed through a pixel-sized gap).
+VISIBLE_FRACTION = 0.01
+#: Patches of fewer faces are left alone: a decimated surface folds pairs of faces into its
+#: inside, hidden but of no area to speak of, and each would cost a look of its own.
+MIN_FACES = 12
+#: Pixels per median edge length: faces much smaller than a pixel can lose every pixel to a
+#: neighbour on the same surface, which only ever makes a patch look less visible.
+PIXELS_PER_EDGE = 1.5
+
+
+@dataclass
+class SetAside:
+    """What was taken out: per kind ("inner surfaces": closed patches; "sheets": open ones),
+    the number of patches and their area (mesh units^2)."""
+
+    faces: np.ndarray  # mask over the mesh's faces
+    inner_surfaces: dict = field(default_factory=lambda: {"count": 0, "area": 0.0})
+    sheets: dict = field(default_factory=lambda: {"count": 0, "area": 0.0})
+
+    def record(self) -> dict:
+        return {"inner_surfaces": dict(self.inner_surfaces), "sheets": dict(self.sheets)}
+
+
+def view_directions(count: int = VIEWS) -> np.ndarray:
+    k = np.arange(count) + 0.5
+    z = 1 - 2 * k / count
+    r = np.sqrt(1 - z * z)
+    phi = np.pi * (3 - np.sqrt(5)) * k
+    return np.column_stack([r * np.cos(phi), r * np.sin(phi), z])
+
+
+def _edge_faces(faces: np.ndarray, n: int):
+    """Each face side's edge (sorted ids), the edges' face counts, and the sides sorted by edge."""
+    a = faces.reshape(-1).astype(np.int64)
+    b = faces[:, [1, 2, 0]].reshape(-1).astype(np.int64)
+    key = np.minimum(a, b) * n + np.maximum(a, b)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    start = np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]])
+    group = np.cumsum(start) - 1
+    counts = np.bincount(group)
+    return key, order, group, counts
+
+
+def _patches(faces: np.ndarray, n: int):
+    """Faces joined through edges with exactly two faces: patch id per face; per face side,
+    whether its edge is open (one face)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    m = len(faces)
+    key, order, group, counts = _edge_faces(faces, n)
+    face_of_side = order // 3
+    two = counts[group] == 2
+    firsts = np.flatnonzero(two & np.concatenate([[True], group[1:] != group[:-1]]))
+    u, v = face_of_side[firsts], face_of_side[firsts + 1]
+    graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(m, m))
+    _, patch = connected_components(graph, directed=False)
+    open_side = np.zeros(3 * m, dtype=bool)
+    open_side[order[counts[group] == 1]] = True
+    return patch, open_side
+
+
+def _fans(vertices: np.ndarray, faces: np.ndarray, open_side: np.ndarray) -> np.ndarray:
+    """Triangles closing every loop of open edges with a fan from the loop's centroid."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    a = faces.reshape(-1)[open_side]
+    b = faces[:, [1, 2, 0]].reshape(-1)[open_side]
+    if not len(a):
+        return np.zeros((0, 3, 3))
+    ids, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ia, ib = inverse[: len(a)], inverse[len(a):]
+    k = len(ids)
+    _, loop = connected_components(coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(k, k)), directed=False)
+    count = np.bincount(loop)
+    middle = np.column_stack([np.bincount(loop, weights=vertices[ids, c]) for c in range(3)]) / count[:, None]
+    return np.stack([vertices[a], vertices[b], middle[loop[ia]]], axis=1)
+
+
+def _visible(triangles: np.ndarray, direction: np.ndarray, pixel: float) -> np.ndarray:
+    """Which triangles are the nearest surface, seen from far along ``direction``, at the
+    centre of at least one pixel (a z-buffer)."""
+    helper = np.array([1.0, 0, 0]) if abs(direction[0]) < 0.9 else np.array([0, 1.0, 0])
+    e1 = np.cross(direction, helper)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(direction, e1)
+    x, y, depth = triangles @ e1, triangles @ e2, triangles @ direction  # (t, 3) each
+    x0, y0 = x.min(), y.min()
+    x, y = (x - x0) / pixel, (y - y0) / pixel
+    ix0, ix1 = np.ceil(x.min(axis=1) - 0.5).astype(np.int64), np.floor(x.max(axis=1) - 0.5).astype(np.int64)
+    iy0, iy1 = np.ceil(y.min(axis=1) - 0.5).astype(np.int64), np.floor(y.max(axis=1) - 0.5).astype(np.int64)
+    nx, ny = np.maximum(ix1 - ix0 + 1, 0), np.maximum(iy1 - iy0 + 1, 0)
+    cover = nx * ny
+    tri = np.repeat(np.arange(len(triangles)), cover)
+    within = np.arange(len(tri)) - np.repeat(np.cumsum(cover) - cover, cover)
+    px = ix0[tri] + within % nx[tri] + 0.5
+    py = iy0[tri] + within // nx[tri] + 0.5
+    # barycentric coordinates of each pixel centre in its triangle
+    ax, ay, bx, by, cx, cy = x[tri, 0], y[tri, 0], x[tri, 1], y[tri, 1], x[tri, 2], y[tri, 2]
+    det = (by - cy) * (ax - cx) + (cx - bx) * (ay - cy)
+    ok = np.abs(det) > 1e-12
+    safe = np.where(ok, det, 1.0)
+    l1 = ((by - cy) * (px - cx) + (cx - bx) * (py - cy)) / safe
+    l2 = ((cy - ay) * (px - cx) + (ax - cx) * (py - cy)) / safe
+    l3 = 1 - l1 - l2
+    eps = -1e-9
+    hit = ok & (l1 >= eps) & (l2 >= eps) & (l3 >= eps)
+    tri, l1, l2, l3 = tri[hit], l1[hit], l2[hit], l3[hit]
+    z = l1 * depth[tri, 0] + l2 * depth[tri, 1] + l3 * depth[tri, 2]
+    width = int(np.ceil(x.max())) + 2
+    pix = (iy0[tri] + (within[hit] // nx[tri])) * width + ix0[tri] + within[hit] % nx[tri]
+    order = np.lexsort((-z, pix))
+    first = np.concatenate([[True], pix[order][1:] != pix[order][:-1]]) if len(order) else np.zeros(0, bool)
+    seen = np.zeros(len(triangles), dtype=bool)
+    seen[tri[order[first]]] = True
+    return seen
+
+
+def _clusters(lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
+    """Groups of boxes that overlap (transitively), as index arrays."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    k = len(lo)
+    order = np.argsort(lo[:, 0])
+    pairs = []
+    for pos, i in enumerate(order):
+        for j in order[pos + 1:]:
+            if lo[j, 0] > hi[i, 0]:
+                break
+            if (lo[j] <= hi[i]).all() and (lo[i] <= hi[j]).all():
+                pairs.append((i, j))
+    pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    _, label = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(k, k)),
+                                    directed=False)
+    return [np.flatnonzero(label == c) for c in np.unique(label)]
+
+
+def enclosed_faces(vertices: np.ndarray, faces: np.ndarray, face_area: np.ndarray, pixel: float,
+                   max_size: float, views: int = VIEWS) -> SetAside:
+    """The faces of patches (at most ``max_size`` across) that nothing outside the cell sees
+    (see the module docstring). Each patch is looked at among the faces around it: its box
+    grown by its own size on every side, where whatever encloses it must lie."""
+    n = len(vertices)
+    aside = SetAside(np.zeros(len(faces), dtype=bool))
+    if not len(faces):
+        return aside
+    patch, open_side = _patches(faces, n)
+    npatch = int(patch.max()) + 1
+    corners = vertices[faces]
+    lo = np.full((npatch, 3), np.inf)
+    hi = np.full((npatch, 3), -np.inf)
+    for c in range(3):
+        np.minimum.at(lo[:, c], patch, corners[:, :, c].min(axis=1))
+        np.maximum.at(hi[:, c], patch, corners[:, :, c].max(axis=1))
+    size = np.linalg.norm(hi - lo, axis=1)
+    candidates = np.flatnonzero((size <= max_size) & (np.bincount(patch, minlength=npatch) >= MIN_FACES))
+    if not len(candidates):
+        return aside
+    grow = np.maximum(size[candidates], 4 * pixel)[:, None]
+    box_lo, box_hi = lo[candidates] - grow, hi[candidates] + grow
+    hidden = np.zeros(npatch, dtype=bool)
+    patch_area = np.bincount(patch, weights=face_area, minlength=npatch)
+    for group in _clusters(box_lo, box_hi):
+        glo, ghi = box_lo[group].min(axis=0), box_hi[group].max(axis=0)
+        inside_box = ((vertices >= glo) & (vertices <= ghi)).all(axis=1)
+        region = np.flatnonzero(inside_box[faces].any(axis=1))
+        local = faces[region]
+        _, local_open = _patches(local, n)
+        triangles = np.concatenate([vertices[local], _fans(vertices, local, local_open)])
+        seen = np.zeros(len(local), dtype=bool)
+        mine = candidates[group]
+        for direction in view_directions(views):
+            seen |= _visible(triangles, direction, pixel)[: len(local)]
+            seen_area = np.bincount(patch[region], weights=face_area[region] * seen, minlength=npatch)
+            hidden[mine] = seen_area[mine] < VISIBLE_FRACTION * patch_area[mine]
+            if not hidden[mine].any():  # every patch here seen: no need to look further
+                break
+        else:
+            # the few faces bridging a hidden patch to the membrane (too small to be candidates)
+            # go with it when they are hidden too
+            on_hidden = np.zeros(n, dtype=bool)
+            on_hidden[local[hidden[patch[region]]].reshape(-1)] = True
+            small = np.bincount(patch, minlength=npatch) < MIN_FACES
+            touching = np.bincount(patch[region], weights=on_hidden[local].any(axis=1), minlength=npatch) > 0
+            hidden |= small & touching & (seen_area == 0)
+    if not hidden.any():
+        return aside
+    open_patch = np.zeros(npatch, dtype=bool)
+    open_patch[patch[open_side.reshape(-1, 3).any(axis=1)]] = True
+    for kind, which in (("inner_surfaces", hidden & ~open_patch), ("sheets", hidden & open_patch)):
+        record = getattr(aside, kind)
+        record["count"] = int(which.sum())
+        record["area"] = float(patch_area[which].sum())
+    aside.faces[hidden[patch]] = True
+    return aside
