@@ -63,6 +63,7 @@ def soma_figures(cell, skeleton, neuron_area_um2: float) -> dict:
         "soma_radius_ratio": float(sk.radii[0]) / cell.soma_equivalent_radius,
         "cable_inside": inside / total,
         "cable_inside_um": inside / 1000.0,
+        "nodes_inside": int(star.inside(sk.nodes[1:]).sum()),
         "primary": int((sk.parents == 0).sum()),
         "trunks": cell.trunks,
     }

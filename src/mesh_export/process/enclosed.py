@@ -31,6 +31,9 @@ VIEWS = 40
 #: A patch is enclosed when less than this fraction of its area is ever visible (a few faces
 #: of a nucleus can be glimpsed through a pixel-sized gap).
 VISIBLE_FRACTION = 0.01
+#: At most this many pixels across the neighbourhood looked at (a finer mesh than that is seen
+#: at this resolution: an opening narrower than a pixel hides what is behind it).
+MAX_PIXELS = 512
 #: Patches of fewer faces are left alone: a decimated surface folds pairs of faces into its
 #: inside, hidden but of no area to speak of, and each would cost a look of its own.
 MIN_FACES = 12
@@ -170,10 +173,13 @@ def _clusters(lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
 
 
 def enclosed_faces(vertices: np.ndarray, faces: np.ndarray, face_area: np.ndarray, pixel: float,
-                   max_size: float, views: int = VIEWS) -> SetAside:
-    """The faces of patches (at most ``max_size`` across) that nothing outside the cell sees
-    (see the module docstring). Each patch is looked at among the faces around it: its box
-    grown by its own size on every side, where whatever encloses it must lie."""
+                   max_size: float, min_area: float, views: int = VIEWS) -> SetAside:
+    """The faces of patches (at most ``max_size`` across, at least ``min_area``) that nothing
+    outside the cell sees (see the module docstring). Each patch is looked at among the faces
+    around it: its box grown by its own size on every side, where whatever encloses it must lie.
+    Smaller patches are left alone: what they could change is as small as they are (and pieces
+    of their own inside the soma are dropped by the skeletonizer anyway), while a decimated or
+    non-manifold surface has thousands of them."""
     n = len(vertices)
     aside = SetAside(np.zeros(len(faces), dtype=bool))
     if not len(faces):
@@ -181,19 +187,20 @@ def enclosed_faces(vertices: np.ndarray, faces: np.ndarray, face_area: np.ndarra
     patch, open_side = _patches(faces, n)
     npatch = int(patch.max()) + 1
     corners = vertices[faces]
-    lo = np.full((npatch, 3), np.inf)
-    hi = np.full((npatch, 3), -np.inf)
-    for c in range(3):
-        np.minimum.at(lo[:, c], patch, corners[:, :, c].min(axis=1))
-        np.maximum.at(hi[:, c], patch, corners[:, :, c].max(axis=1))
+    patch_area = np.bincount(patch, weights=face_area, minlength=npatch)
+    by_patch = np.argsort(patch, kind="stable")
+    starts = np.searchsorted(patch[by_patch], np.arange(npatch))
+    lo = np.column_stack([np.minimum.reduceat(corners[by_patch, :, c].min(axis=1), starts) for c in range(3)])
+    hi = np.column_stack([np.maximum.reduceat(corners[by_patch, :, c].max(axis=1), starts) for c in range(3)])
+    del corners, by_patch
     size = np.linalg.norm(hi - lo, axis=1)
-    candidates = np.flatnonzero((size <= max_size) & (np.bincount(patch, minlength=npatch) >= MIN_FACES))
+    candidates = np.flatnonzero((size <= max_size) & (np.bincount(patch, minlength=npatch) >= MIN_FACES)
+                                & (patch_area >= min_area))
     if not len(candidates):
         return aside
     grow = np.maximum(size[candidates], 4 * pixel)[:, None]
     box_lo, box_hi = lo[candidates] - grow, hi[candidates] + grow
     hidden = np.zeros(npatch, dtype=bool)
-    patch_area = np.bincount(patch, weights=face_area, minlength=npatch)
     for group in _clusters(box_lo, box_hi):
         glo, ghi = box_lo[group].min(axis=0), box_hi[group].max(axis=0)
         inside_box = ((vertices >= glo) & (vertices <= ghi)).all(axis=1)
@@ -203,8 +210,9 @@ def enclosed_faces(vertices: np.ndarray, faces: np.ndarray, face_area: np.ndarra
         triangles = np.concatenate([vertices[local], _fans(vertices, local, local_open)])
         seen = np.zeros(len(local), dtype=bool)
         mine = candidates[group]
+        resolution = max(pixel, float(np.max(ghi - glo)) / MAX_PIXELS)
         for direction in view_directions(views):
-            seen |= _visible(triangles, direction, pixel)[: len(local)]
+            seen |= _visible(triangles, direction, resolution)[: len(local)]
             seen_area = np.bincount(patch[region], weights=face_area[region] * seen, minlength=npatch)
             hidden[mine] = seen_area[mine] < VISIBLE_FRACTION * patch_area[mine]
             if not hidden[mine].any():  # every patch here seen: no need to look further
