@@ -140,6 +140,7 @@ def navis_rows(out: Path):
     import mesh_export
     from mesh_export.process.compartments import type_apical
     from mesh_export.process.skeleton import skeletonize
+    from support.soma_truth import cable_in_soma_sphere
 
     skeletons = {str(s.id): s for s in navis.example_neurons(kind="skeleton")}
     for neuron in navis.example_neurons(kind="mesh"):
@@ -151,7 +152,7 @@ def navis_rows(out: Path):
         swc = mesh_export.write(sk, out / f"{neuron.id}.swc")
         neuron_area = _neuron_area(swc)
         nm = sk.to_units("nm")
-        inside, total = _cable_in_sphere(nm)
+        inside, total = cable_in_soma_sphere(nm)
         reference = skeletons.get(str(neuron.id))
         soma = float("nan")
         if reference is not None and reference.soma is not None:
@@ -166,17 +167,6 @@ def navis_rows(out: Path):
             "axon": float("nan"), "dendrite": float(np.mean(sk.types[1:] == 2)), "pieces": _pieces(mesh),
             "apical": float("nan"), "basal4": float(sk.edge_lengths()[sk.types == 4].sum() / sk.total_length()),
         }
-
-
-def _cable_in_sphere(sk, samples: int = 20):
-    """Neurite cable (not the soma node's edges) inside the sphere of the soma's radius about its node."""
-    edges = np.flatnonzero(sk.parents > 0)
-    a, b = sk.nodes[sk.parents[edges]], sk.nodes[edges]
-    t = (np.arange(samples) + 0.5) / samples
-    points = a[:, None, :] + (b - a)[:, None, :] * t[None, :, None]
-    inside = (np.linalg.norm(points - sk.nodes[0], axis=2) < sk.radii[0]).mean(axis=1)
-    length = np.linalg.norm(b - a, axis=1)
-    return float((inside * length).sum()), float(length.sum())
 
 
 def _cell(value, digits=3, percent=False):

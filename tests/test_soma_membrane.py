@@ -30,7 +30,7 @@ import mesh_export
 from consumers import load_swc_in_neuron, membrane_area
 from mesh_export.process.skeleton import read_swc
 from support.cells import CELLS, SOMA_CELLS, cache_dir, cached_cell
-from support.soma_truth import soma_figures
+from support.soma_truth import cable_in_soma_sphere, soma_figures
 
 #: The other cells the morphology tests build (test_morphology_cells.py).
 OTHER_CELLS = {
@@ -108,3 +108,75 @@ def test_cells_without_inner_surfaces_keep_their_soma(name, request, tmp_path):
     cell, swc = _written(request, tmp_path, name)
     check_soma(cell, swc)
     _consumers_accept(swc, cell.trunks)
+
+
+def test_a_root_ids_export_states_what_was_set_aside(request, tmp_path):
+    """The issue's decimated pyramidal cell as a user meets it: a root id served from a graphene
+    segmentation (Draco-quantized), its nucleus from a CAVE soma table. The table's point lies
+    inside the nucleus envelope (joined to the membrane by non-manifold bridges), which is set
+    aside: the soma is still the outer membrane, and the sidecar records what was set aside."""
+    import json
+
+    from mesh_export.api import export
+    from support.fake_cave import FakeCave, nucleus_frame
+    from support.neurons import make_root_ids
+    from support.precomputed import LayerGeometry, write_graphene_layer
+    from support.server import FixtureServer
+
+    token = "0123456789abcdef0123456789abcdef"
+    cell = cached_cell(cache_dir(request), **SOMA_CELLS["nucleus-joined"])
+    root_id = make_root_ids(1, 2222)[0]
+    meshes = {root_id: cell.mesh}
+    geometry = LayerGeometry.covering(meshes, resolution=(8.0, 8.0, 40.0), chunk_size=(4096, 4096, 512))
+    write_graphene_layer(tmp_path / "graphene", meshes, geometry=geometry, table="cells")
+    with FixtureServer(tmp_path, token=token) as srv:
+        srv.add_graphene("cells", tmp_path / "graphene")
+        srv.add_datastack("cells", graphene_table="cells", extra={"soma_table": "nucleus_detection_v0"})
+        cave = FakeCave(srv, "cells", graphene_table="cells")
+        cave.add_table("nucleus_detection_v0", nucleus_frame([(root_id, cell.nucleus, 280.0)]),
+                       schema="nucleus_detection")
+        result = export(root_id, format="swc", out_dir=tmp_path / "out", datastack="cells", server=srv.url,
+                        token=token, cache_dir=tmp_path / "cache", timeout=20.0)
+    text = result.output.read_text()
+    assert "soma from: nucleus from nucleus_detection_v0" in text
+    figures = check_soma(cell, result.output)
+    assert figures["primary"] == cell.trunks
+    record = json.loads(result.sidecar.read_text())["steps"][-1]["set_aside"]
+    truth = float(cell.mesh.area_faces[cell.inner_faces].sum())
+    found = record["inner_surfaces"]["area"] + record["sheets"]["area"]
+    assert record["inner_surfaces"]["count"] >= 1 and found == pytest.approx(truth, rel=0.1), (record, truth)
+    line = _set_aside_line(result.output)
+    assert _area_in_header(line, "inner closed surfaces") == pytest.approx(record["inner_surfaces"]["area"] * 1e-6,
+                                                                          abs=0.1)
+
+
+def test_navis_meshes(neuron_meshes, tmp_path):
+    """Real fly neurons no one here built (navis's hemibrain meshes, 8 nm units): NEURON's area
+    within 10% of the mesh's outer surface (its area less what was set aside, at most 2% of it:
+    they hold no nucleus envelope); no neurite cable inside the soma (the sphere NEURON draws,
+    of our soma's radius about its node: these meshes have no membrane truth); one primary
+    neurite where navis's traced skeleton has a soma (insect neurons are unipolar: one cell
+    body fibre leaves it). The soma's radius against navis's traced one is in
+    benchmarks/morphology_figures.py (1.03-1.30 x), not asserted: a traced radius is no membrane."""
+    navis = pytest.importorskip("navis")
+    with_soma = {str(s.id) for s in navis.example_neurons(kind="skeleton") if s.soma is not None}
+    for name, mesh in neuron_meshes.items():
+        swc = mesh_export.write(mesh, tmp_path / f"{name}.swc")
+        sk = read_swc(swc).to_units("nm")
+        _, sections = load_swc_in_neuron(swc)
+        text = swc.read_text()
+        aside = 0.0
+        if "# set aside (" in text:
+            line = _set_aside_line(swc)
+            aside = (_area_in_header(line, "inner closed surfaces") + _area_in_header(line, "sheets")) * 1e6
+        assert aside <= 0.02 * mesh.area, (name, _set_aside_line(swc))
+        ratio = membrane_area(sections) / ((mesh.area - aside) * 1e-6)
+        inside, total = cable_in_soma_sphere(sk)
+        cable_inside = inside / total
+        print(name, f"area / outer {ratio:.3f}, cable inside the soma {cable_inside:.2%}, "
+                    f"primary {(sk.parents == 0).sum()}")
+        assert abs(ratio - 1) <= 0.10, (name, ratio)
+        assert cable_inside <= 0.01, (name, cable_inside)
+        if name in with_soma:
+            assert (sk.parents == 0).sum() == 1, name
+        _consumers_accept(swc, int((sk.parents == 0).sum()))

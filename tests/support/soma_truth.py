@@ -39,17 +39,24 @@ class MembraneStar:
         return dist < (1 - MARGIN) * membrane
 
 
-def cable_inside(skeleton, star: MembraneStar, samples: int = 20) -> tuple[float, float]:
+def cable_inside(skeleton, inside, samples: int = 20) -> tuple[float, float]:
     """Neurite cable (every edge but those from the soma node, which NEURON does not draw as
-    cable) inside the membrane, and the total, in the skeleton's units."""
+    cable) for which ``inside(points)`` holds (sampled along each edge), and the total, in the
+    skeleton's units."""
     par = skeleton.parents
     edges = np.flatnonzero(par > 0)
     a, b = skeleton.nodes[par[edges]], skeleton.nodes[edges]
     length = np.linalg.norm(b - a, axis=1)
     t = (np.arange(samples) + 0.5) / samples
     points = a[:, None, :] + (b - a)[:, None, :] * t[None, :, None]
-    inside = star.inside(points.reshape(-1, 3)).reshape(len(edges), samples).mean(axis=1)
-    return float((inside * length).sum()), float(length.sum())
+    within = inside(points.reshape(-1, 3)).reshape(len(edges), samples).mean(axis=1)
+    return float((within * length).sum()), float(length.sum())
+
+
+def cable_in_soma_sphere(skeleton) -> tuple[float, float]:
+    """Cable inside the sphere NEURON draws for the soma (its radius, about its node), and the
+    total: for meshes without a membrane truth."""
+    return cable_inside(skeleton, lambda p: np.linalg.norm(p - skeleton.nodes[0], axis=1) < skeleton.radii[0])
 
 
 def soma_figures(cell, skeleton, neuron_area_um2: float) -> dict:
@@ -57,7 +64,7 @@ def soma_figures(cell, skeleton, neuron_area_um2: float) -> dict:
     equivalent sphere, cable inside the soma, primary neurites against the trunks."""
     sk = skeleton.to_units("nm")
     star = MembraneStar(cell.mesh.vertices[cell.labels == SOMA], cell.soma_center)
-    inside, total = cable_inside(sk, star)
+    inside, total = cable_inside(sk, star.inside)
     return {
         "area_ratio": neuron_area_um2 / (cell.outer_area * 1e-6),
         "soma_radius_ratio": float(sk.radii[0]) / cell.soma_equivalent_radius,

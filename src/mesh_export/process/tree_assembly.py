@@ -99,21 +99,32 @@ def _trunk_of(parents, alive):
     return top
 
 
+#: A soma child beside another trunk, with at most this many steps of cable in all, is a piece
+#: of that trunk's flared base (the issue's served decimated cell: 4.8 um, 4 steps, of apical base).
+FLARE_STEPS = 8
+#: ... and one beside none, with at most this many, a bump of the cell body.
+BUMP_STEPS = 3
+
+
 def fold_stub_trunks(alive, parents, centroid, ring_area, labels, eu, ev, wire, step):
     """A trunk's wide or flared base can meet the soma region in more than one piece of a band:
     the wavefront then starts a second, short "trunk" beside it, which is a piece of the same
-    trunk's membrane, not a neurite of its own. A soma child whose whole subtree is a stub (at
-    most ``3 * step`` of cable) and whose rings share mesh edges with another trunk's rings is
-    folded into the ring it shares the most edges with (its area kept there). Returns ``alive``
-    (updated in place, as ``ring_area``) and the number of stubs folded."""
+    trunk's membrane, not a neurite of its own. A soma child whose whole subtree is short (at
+    most ``FLARE_STEPS`` steps of cable: a flare's piece ends within the trunk's base) and whose
+    rings share mesh edges with another trunk's rings is folded into the ring it shares the
+    most edges with (its area kept there). A stub of at most ``BUMP_STEPS`` steps that touches
+    no other trunk is a bump of the cell body the soma region left out (or a protrusion too
+    short to be a neurite): its area goes to the soma. Returns ``alive`` (updated in place, as
+    ``ring_area``) and the number of stubs folded."""
     top = _trunk_of(parents, alive)
     count = len(parents)
     par = np.maximum(parents, 0)
     edge = np.where(alive & (parents > 0), np.linalg.norm(centroid - centroid[par], axis=1), 0.0)
     cable = sum_at(np.maximum(top, 0), np.where(top >= 0, edge, 0.0), count)
     has_wire = sum_at(np.maximum(top, 0), (wire & (top >= 0)).astype(np.float64), count) > 0
-    stub = (cable <= 3 * step) & ~has_wire
+    stub = (cable <= FLARE_STEPS * step) & ~has_wire
     stub[0] = False
+    bump = stub & (cable <= BUMP_STEPS * step)
     la, lb = labels[eu], labels[ev]
     ok = (la >= 0) & (lb >= 0)
     ta, tb = np.where(ok, top[np.maximum(la, 0)], -1), np.where(ok, top[np.maximum(lb, 0)], -1)
@@ -123,20 +134,20 @@ def fold_stub_trunks(alive, parents, centroid, ring_area, labels, eu, ev, wire, 
     side_b = cross & stub[np.maximum(tb, 0)] & ~stub[np.maximum(ta, 0)]
     s_top = np.concatenate([ta[side_a], tb[side_b]])
     other = np.concatenate([lb[side_a], la[side_b]])
-    if not len(s_top):
-        return alive, 0
-    pairs, shared = np.unique(np.column_stack([s_top, other]), axis=0, return_counts=True)
-    order = np.lexsort((-shared, pairs[:, 0]))
-    pairs = pairs[order]
-    first = np.concatenate([[True], pairs[1:, 0] != pairs[:-1, 0]])
     into = np.full(count, -1, dtype=np.int64)
-    into[pairs[first, 0]] = pairs[first, 1]
+    into[bump & alive & (parents == 0)] = 0  # a bump of the soma, unless it touches a trunk
+    if len(s_top):
+        pairs, shared = np.unique(np.column_stack([s_top, other]), axis=0, return_counts=True)
+        order = np.lexsort((-shared, pairs[:, 0]))
+        pairs = pairs[order]
+        first = np.concatenate([[True], pairs[1:, 0] != pairs[:-1, 0]])
+        into[pairs[first, 0]] = pairs[first, 1]
     folded = (top >= 0) & (into[np.maximum(top, 0)] >= 0)
     target = into[np.maximum(top, 0)]
     ring_area += sum_at(target[folded], ring_area[folded], count)
     ring_area[folded] = 0
     alive &= ~folded
-    return alive, int(first.sum())
+    return alive, int((into >= 0).sum())
 
 
 def compact_rings(alive, parents, centroid, ring_area, wire, ends, labels):
