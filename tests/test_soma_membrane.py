@@ -180,3 +180,73 @@ def test_navis_meshes(neuron_meshes, tmp_path):
         if name in with_soma:
             assert (sk.parents == 0).sum() == 1, name
         _consumers_accept(swc, int((sk.parents == 0).sum()))
+
+
+def _ball_and_sticks(extra=()):
+    """A 5 um soma with three 1 um sticks (overlapping closed pieces, nm), plus ``extra`` pieces."""
+    import trimesh
+
+    parts = [trimesh.creation.icosphere(subdivisions=4, radius=5000.0)]
+    for a, b in (([4000, 0, 0], [60000, 0, 0]), ([-4000, 0, 0], [-40000, 5000, 0]), ([0, 4000, 0], [0, 30000, 0])):
+        cyl = trimesh.creation.cylinder(radius=1000.0, segment=[np.asarray(a, float), np.asarray(b, float)], sections=16)
+        parts.append(trimesh.Trimesh(*trimesh.remesh.subdivide_to_size(cyl.vertices, cyl.faces, 600.0), process=False))
+    mesh = trimesh.util.concatenate([*parts, *extra])
+    mesh = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    mesh.units = "nm"
+    return mesh
+
+
+def test_an_enclosed_surface_is_set_aside_whichever_way_it_faces(tmp_path):
+    """A nucleus envelope 3.8 um across inside a 5 um soma, facing out of itself (a body of its
+    own) or into itself (a cavity, as a segmentation with the nucleus left out meshes it), and a
+    flat sheet across the soma: each set aside (the visibility test needs no orientation), the
+    soma drawn on the outer membrane."""
+    import trimesh
+
+    nucleus = trimesh.creation.icosphere(subdivisions=4, radius=3800.0)
+    cavity = trimesh.Trimesh(nucleus.vertices, nucleus.faces[:, ::-1], process=False)
+    sheet = trimesh.creation.box(extents=[6000.0, 6000.0, 1e-3])  # a flat wall (corners 4.2 um out)
+    sheet = trimesh.Trimesh(sheet.vertices, sheet.faces[np.abs(sheet.face_normals[:, 2]) > 0.5][:2], process=False)
+    sheet = trimesh.Trimesh(*trimesh.remesh.subdivide_to_size(sheet.vertices, sheet.faces, 400.0), process=False)
+    plain = mesh_export.write(_ball_and_sticks(), tmp_path / "plain.swc")
+    radius = read_swc(plain).radii[0]
+    for name, inner, kind in (("outward", nucleus, "inner closed surfaces"), ("cavity", cavity, "inner closed surfaces"),
+                              ("sheet", sheet, "sheets")):
+        swc = mesh_export.write(_ball_and_sticks([inner]), tmp_path / f"{name}.swc")
+        line = _set_aside_line(swc)
+        assert _area_in_header(line, kind) == pytest.approx(inner.area * 1e-6, rel=0.01), (name, line)
+        sk = read_swc(swc)
+        assert sk.radii[0] == pytest.approx(radius, rel=0.02), name
+        assert (sk.parents == 0).sum() == 3, name
+
+
+def test_the_membrane_is_never_set_aside_where_it_splits(tmp_path):
+    """The outer membrane cut into patches by non-manifold edges (a flap of faces all along a seam
+    round the soma, as a decimated mesh has thousands of non-manifold edges): each hemisphere is
+    a patch of its own, seen from outside, so nothing is set aside, and NEURON keeps the area."""
+    import trimesh
+
+    mesh = _ball_and_sticks()
+    faces = np.asarray(mesh.faces)
+    soma = np.flatnonzero(faces.max(axis=1) < 2562)  # the icosphere's faces come first
+    upper = mesh.vertices[faces[soma]].mean(axis=1)[:, 2] > 0
+    directed = {}
+    for f, up in zip(faces[soma], upper):
+        for a, b in ((f[0], f[1]), (f[1], f[2]), (f[2], f[0])):
+            directed[(a, b)] = up
+    seam = [(a, b) for (a, b), up in directed.items() if up and not directed.get((b, a), True)]
+    assert len(seam) > 20
+    vertices, flaps = list(mesh.vertices), []
+    for a, b in seam:  # a small flap outward on every seam edge
+        vertices.append((mesh.vertices[a] + mesh.vertices[b]) / 2 * 1.03)
+        flaps.append([b, a, len(vertices) - 1])
+    split = trimesh.Trimesh(np.array(vertices), np.vstack([faces, flaps]), process=False)
+    split.units = "nm"
+    from mesh_export.process.enclosed import _patches
+
+    patch, _ = _patches(np.asarray(split.faces), len(split.vertices))
+    assert len(np.unique(patch[soma])) == 2  # the seam splits the soma's membrane in two
+    swc = mesh_export.write(split, tmp_path / "split.swc")
+    assert "set aside: nothing" in swc.read_text()
+    _, sections = load_swc_in_neuron(swc)
+    assert membrane_area(sections) == pytest.approx(split.area * 1e-6, rel=0.10)

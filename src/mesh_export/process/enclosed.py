@@ -68,7 +68,7 @@ def _edge_faces(faces: np.ndarray, n: int):
     a = faces.reshape(-1).astype(np.int64)
     b = faces[:, [1, 2, 0]].reshape(-1).astype(np.int64)
     key = np.minimum(a, b) * n + np.maximum(a, b)
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(key)
     sorted_key = key[order]
     start = np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]])
     group = np.cumsum(start) - 1
@@ -113,42 +113,56 @@ def _fans(vertices: np.ndarray, faces: np.ndarray, open_side: np.ndarray) -> np.
     return np.stack([vertices[a], vertices[b], middle[loop[ia]]], axis=1)
 
 
-def _visible(triangles: np.ndarray, direction: np.ndarray, pixel: float) -> np.ndarray:
+def _visible(triangles: np.ndarray, direction: np.ndarray, pixel: float, chunk: int = 1 << 22) -> np.ndarray:
     """Which triangles are the nearest surface, seen from far along ``direction``, at the
-    centre of at least one pixel (a z-buffer)."""
+    centre of at least one pixel (a z-buffer, filled ``chunk`` triangle-pixel pairs at a time:
+    a fan over a long open loop covers many pixels)."""
     helper = np.array([1.0, 0, 0]) if abs(direction[0]) < 0.9 else np.array([0, 1.0, 0])
     e1 = np.cross(direction, helper)
     e1 /= np.linalg.norm(e1)
     e2 = np.cross(direction, e1)
     x, y, depth = triangles @ e1, triangles @ e2, triangles @ direction  # (t, 3) each
-    x0, y0 = x.min(), y.min()
-    x, y = (x - x0) / pixel, (y - y0) / pixel
+    x, y = (x - x.min()) / pixel, (y - y.min()) / pixel
     ix0, ix1 = np.ceil(x.min(axis=1) - 0.5).astype(np.int64), np.floor(x.max(axis=1) - 0.5).astype(np.int64)
     iy0, iy1 = np.ceil(y.min(axis=1) - 0.5).astype(np.int64), np.floor(y.max(axis=1) - 0.5).astype(np.int64)
     nx, ny = np.maximum(ix1 - ix0 + 1, 0), np.maximum(iy1 - iy0 + 1, 0)
     cover = nx * ny
-    tri = np.repeat(np.arange(len(triangles)), cover)
-    within = np.arange(len(tri)) - np.repeat(np.cumsum(cover) - cover, cover)
-    px = ix0[tri] + within % nx[tri] + 0.5
-    py = iy0[tri] + within // nx[tri] + 0.5
-    # barycentric coordinates of each pixel centre in its triangle
-    ax, ay, bx, by, cx, cy = x[tri, 0], y[tri, 0], x[tri, 1], y[tri, 1], x[tri, 2], y[tri, 2]
-    det = (by - cy) * (ax - cx) + (cx - bx) * (ay - cy)
-    ok = np.abs(det) > 1e-12
-    safe = np.where(ok, det, 1.0)
-    l1 = ((by - cy) * (px - cx) + (cx - bx) * (py - cy)) / safe
-    l2 = ((cy - ay) * (px - cx) + (ax - cx) * (py - cy)) / safe
-    l3 = 1 - l1 - l2
-    eps = -1e-9
-    hit = ok & (l1 >= eps) & (l2 >= eps) & (l3 >= eps)
-    tri, l1, l2, l3 = tri[hit], l1[hit], l2[hit], l3[hit]
-    z = l1 * depth[tri, 0] + l2 * depth[tri, 1] + l3 * depth[tri, 2]
     width = int(np.ceil(x.max())) + 2
-    pix = (iy0[tri] + (within[hit] // nx[tri])) * width + ix0[tri] + within[hit] % nx[tri]
-    order = np.lexsort((-z, pix))
-    first = np.concatenate([[True], pix[order][1:] != pix[order][:-1]]) if len(order) else np.zeros(0, bool)
+    height = int(np.ceil(y.max())) + 2
+    nearest = np.full(width * height, -np.inf)
+    owner = np.full(width * height, -1, dtype=np.int64)
+    ends = np.cumsum(cover)
+    cuts = np.searchsorted(ends, np.arange(chunk, int(ends[-1]) if len(ends) else 0, chunk))
+    for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(triangles)]])):
+        if hi <= lo:
+            continue
+        part = np.arange(lo, hi)
+        tri = np.repeat(part, cover[part])
+        within = np.arange(len(tri)) - np.repeat(np.cumsum(cover[part]) - cover[part], cover[part])
+        gx = ix0[tri] + within % np.maximum(nx[tri], 1)
+        gy = iy0[tri] + within // np.maximum(nx[tri], 1)
+        px, py = gx + 0.5, gy + 0.5
+        # barycentric coordinates of each pixel centre in its triangle
+        ax, ay, bx, by, cx, cy = x[tri, 0], y[tri, 0], x[tri, 1], y[tri, 1], x[tri, 2], y[tri, 2]
+        det = (by - cy) * (ax - cx) + (cx - bx) * (ay - cy)
+        ok = np.abs(det) > 1e-12
+        safe = np.where(ok, det, 1.0)
+        l1 = ((by - cy) * (px - cx) + (cx - bx) * (py - cy)) / safe
+        l2 = ((cy - ay) * (px - cx) + (ax - cx) * (py - cy)) / safe
+        l3 = 1 - l1 - l2
+        hit = ok & (l1 >= -1e-9) & (l2 >= -1e-9) & (l3 >= -1e-9)
+        tri, l1, l2, l3 = tri[hit], l1[hit], l2[hit], l3[hit]
+        z = l1 * depth[tri, 0] + l2 * depth[tri, 1] + l3 * depth[tri, 2]
+        pix = gy[hit] * width + gx[hit]
+        order = np.lexsort((-z, pix))
+        if not len(order):
+            continue
+        first = order[np.concatenate([[True], pix[order][1:] != pix[order][:-1]])]
+        better = z[first] > nearest[pix[first]]
+        nearest[pix[first[better]]] = z[first[better]]
+        owner[pix[first[better]]] = tri[first[better]]
     seen = np.zeros(len(triangles), dtype=bool)
-    seen[tri[order[first]]] = True
+    seen[owner[owner >= 0]] = True
     return seen
 
 
