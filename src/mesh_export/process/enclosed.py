@@ -215,10 +215,17 @@ def enclosed_faces(vertices: np.ndarray, faces: np.ndarray, face_area: np.ndarra
     grow = np.maximum(size[candidates], 4 * pixel)[:, None]
     box_lo, box_hi = lo[candidates] - grow, hi[candidates] + grow
     hidden = np.zeros(npatch, dtype=bool)
+    # faces by their centres' x, to cut each neighbourhood's slab without a pass over the mesh
+    centres = vertices[faces].mean(axis=1)
+    # (a face bigger than this reaching in from outside is left out: one occluder fewer, which
+    # can only make a patch look less enclosed)
+    reach = 2.0 * float(np.sqrt(np.percentile(face_area, 99)))
+    by_x = np.argsort(centres[:, 0])
+    xs = centres[by_x, 0]
     for group in _clusters(box_lo, box_hi):
         glo, ghi = box_lo[group].min(axis=0), box_hi[group].max(axis=0)
-        inside_box = ((vertices >= glo) & (vertices <= ghi)).all(axis=1)
-        region = np.flatnonzero(inside_box[faces].any(axis=1))
+        slab = by_x[np.searchsorted(xs, glo[0] - reach):np.searchsorted(xs, ghi[0] + reach, side="right")]
+        region = np.sort(slab[((centres[slab] >= glo - reach) & (centres[slab] <= ghi + reach)).all(axis=1)])
         local = faces[region]
         _, local_open = _patches(local, n)
         triangles = np.concatenate([vertices[local], _fans(vertices, local, local_open)])
@@ -241,11 +248,26 @@ def enclosed_faces(vertices: np.ndarray, faces: np.ndarray, face_area: np.ndarra
             hidden |= small & touching & (seen_area == 0)
     if not hidden.any():
         return aside
+    aside.faces[hidden[patch]] = True
+    # Counted as surfaces: the hidden patches touching one another (a nucleus and the faces
+    # bridging it to the membrane) are one, closed or open as its largest patch is.
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     open_patch = np.zeros(npatch, dtype=bool)
     open_patch[patch[open_side.reshape(-1, 3).any(axis=1)]] = True
-    for kind, which in (("inner_surfaces", hidden & ~open_patch), ("sheets", hidden & open_patch)):
+    gone = np.flatnonzero(aside.faces)
+    corners = faces[gone].reshape(-1)
+    members = np.repeat(patch[gone], 3)
+    graph = coo_matrix((np.ones(len(corners)), (members, corners)), shape=(npatch, n)).tocsr()
+    links = (graph @ graph.T).tocoo()
+    _, group = connected_components(coo_matrix((np.ones(len(links.row)), (links.row, links.col)),
+                                               shape=(npatch, npatch)), directed=False)
+    hidden_ids = np.flatnonzero(hidden)
+    for g in np.unique(group[hidden_ids]):
+        mine = hidden_ids[group[hidden_ids] == g]
+        kind = "sheets" if open_patch[mine[np.argmax(patch_area[mine])]] else "inner_surfaces"
         record = getattr(aside, kind)
-        record["count"] = int(which.sum())
-        record["area"] = float(patch_area[which].sum())
-    aside.faces[hidden[patch]] = True
+        record["count"] += 1
+        record["area"] += float(patch_area[mine].sum())
     return aside
