@@ -9,8 +9,8 @@ less what the skeletonizer set aside); soma radius / the equivalent sphere of th
 membrane (navis: / the soma radius of navis's own skeleton, a hand-traced reference, for want of
 a membrane truth); neurite cable inside the outer soma membrane (tests/support/soma_truth.py;
 navis: inside the sphere of our soma's radius about its node); primary neurites / trunks built
-(navis: no truth); what was set aside; skeletonize's time and its peak of traced memory
-(tracemalloc: numpy's arrays included).
+(navis: no truth); what was set aside; skeletonize's wall time and its peak of traced
+memory (tracemalloc, numpy's arrays included, from a second run: tracing slows it).
 
 Columns: NEURON membrane area / mesh surface area; soma radius / the equivalent-sphere radius
 of the soma region (synthetic cells: the built soma's surface; navis meshes have no such truth,
@@ -89,13 +89,15 @@ def synthetic_rows(out: Path):
 
 
 def _skeletonize_measured(skeletonize, mesh):
-    """skeletonize(mesh), its wall time and its peak of traced memory (bytes)."""
+    """skeletonize(mesh), its wall time, and its peak of traced memory (bytes) from a second,
+    traced run (tracing slows it)."""
     import tracemalloc
 
-    tracemalloc.start()
     started = time.perf_counter()
     sk = skeletonize(mesh)
     seconds = time.perf_counter() - started
+    tracemalloc.start()
+    skeletonize(mesh)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return sk, seconds, peak

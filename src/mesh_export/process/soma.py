@@ -13,6 +13,12 @@ a nucleus position from a CAVE soma table, or ``--soma X,Y,Z``):
 3. The region: those thick vertices connected to the point through thick vertices, plus the
    pockets they enclose (pieces of the rest that reach neither beyond the region nor out of the
    neighbourhood); then again from the region's centroid, once.
+4. Trunk bases sticking out of the cell body go: the region's distance from the point, as a
+   function of direction, is fitted by a quadric; vertices beyond 1.3 x the fit are neurite.
+
+Seen from its centre the soma's surface is star-shaped (:func:`surface_distance`): the
+skeletonizer takes into the soma the rings beside it whose centres lie inside that surface, and
+starts every neurite on it (:func:`absorb_rings_inside`, :func:`exits_on_surface`).
 
 The skeletonizer writes the region as a single-point soma whose sphere has the region's
 surface area (radius ``sqrt(area / 4 pi)``) and starts every neurite at the region's edge.
