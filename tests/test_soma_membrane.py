@@ -102,6 +102,27 @@ def test_the_soma_is_the_outer_membrane(name, request, tmp_path):
     assert truth <= found * 1.1 and found <= truth * 1.1 + 25.0, (line, truth)
 
 
+def test_convert_a_cut_cell_with_a_wall_to_hoc(request, tmp_path):
+    """The issue's cut spiny cell through the CLI: ``convert cell.ply cell.hoc``; NEURON loads
+    the hoc with the outer surface's area (within 10%) and one primary neurite per trunk; the
+    header says what was set aside."""
+    from conftest import run_cli
+    from consumers import load_hoc_in_neuron
+
+    cell = cached_cell(cache_dir(request), **SOMA_CELLS["cut-open"])
+    source = tmp_path / "cut.ply"
+    cell.mesh.export(source)
+    result = run_cli("convert", source, tmp_path / "cut.hoc", "--units-in", "nm")
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "cut.hoc").read_text()
+    assert "1 sheets (walls, self-contacts)" in text, text[:2000]
+    template = re.search(r"^begintemplate (\w+)", text, re.MULTILINE).group(1)
+    hoc_cell, sections = load_hoc_in_neuron(tmp_path / "cut.hoc", template)
+    assert membrane_area(sections) / (cell.outer_area * 1e-6) == pytest.approx(1.0, abs=0.10)
+    assert sum(1 for sec in sections if sec.parentseg() is not None and sec.parentseg().sec == hoc_cell.soma) \
+        == cell.trunks
+
+
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
                                   for n in {**CELLS, **OTHER_CELLS}])
 def test_cells_without_inner_surfaces_keep_their_soma(name, request, tmp_path):

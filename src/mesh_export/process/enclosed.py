@@ -173,14 +173,13 @@ def _clusters(lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
 
     k = len(lo)
     order = np.argsort(lo[:, 0])
-    pairs = []
-    for pos, i in enumerate(order):
-        for j in order[pos + 1:]:
-            if lo[j, 0] > hi[i, 0]:
-                break
-            if (lo[j] <= hi[i]).all() and (lo[i] <= hi[j]).all():
-                pairs.append((i, j))
-    pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    starts = lo[order, 0]
+    pairs = [np.zeros((0, 2), dtype=np.int64)]
+    for pos, i in enumerate(order):  # the boxes starting within this one's x-extent
+        window = order[pos + 1:np.searchsorted(starts, hi[i, 0], side="right")]
+        touching = window[((lo[window] <= hi[i]) & (lo[i] <= hi[window])).all(axis=1)]
+        pairs.append(np.column_stack([np.full(len(touching), i), touching]))
+    pairs = np.concatenate(pairs)
     _, label = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(k, k)),
                                     directed=False)
     return [np.flatnonzero(label == c) for c in np.unique(label)]
