@@ -52,7 +52,7 @@ def morphology_lines(skeleton) -> list[str]:
                          f"{sheets.get('count', 0)} sheets (walls, self-contacts), "
                          f"{_area_text(sheets.get('area', 0.0) * to * to, units)}")
         else:
-            lines.append("set aside: nothing (no surface inside the cell body)")
+            lines.append("set aside: nothing (no nucleus envelope, pocket or sheet hidden inside the cell)")
     spines = step.get("spines")
     if spines:
         text = f"spines: {spines['found']} found; {spines['drawn']} drawn as short branches with their own area"
