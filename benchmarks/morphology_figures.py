@@ -1,6 +1,16 @@
-"""Issue 12's per-cell figures, as a markdown table: every MICrONS-like synthetic cell
-(tests/support/cells.py) and every navis hemibrain mesh, skeletonized, typed by the cell's
-synapses where it has them, written as SWC and loaded in NEURON.
+"""Issue 12's and issue 22's per-cell figures, as markdown tables: every MICrONS-like synthetic
+cell (tests/support/cells.py, with the cells whose bodies hold a nucleus envelope, a sheet or a
+flat cut) and every navis hemibrain mesh, skeletonized, typed by the cell's synapses where it has
+them, written as SWC and loaded in NEURON.
+
+The second table (issue 22, the soma as the outer membrane): NEURON area / the mesh's outer
+surface (synthetic cells: the mesh's area less the ground truth's inner surfaces; navis meshes:
+less what the skeletonizer set aside); soma radius / the equivalent sphere of the outer soma
+membrane (navis: / the soma radius of navis's own skeleton, a hand-traced reference, for want of
+a membrane truth); neurite cable inside the outer soma membrane (tests/support/soma_truth.py;
+navis: inside the sphere of our soma's radius about its node); primary neurites / trunks built
+(navis: no truth); what was set aside; skeletonize's wall time and its peak of traced
+memory (tracemalloc, numpy's arrays included, from a second run: tracing slows it).
 
 Columns: NEURON membrane area / mesh surface area; soma radius / the equivalent-sphere radius
 of the soma region (synthetic cells: the built soma's surface; navis meshes have no such truth,
@@ -40,7 +50,8 @@ def synthetic_rows(out: Path):
     import mesh_export
     from mesh_export.process.compartments import split_axon, type_apical
     from mesh_export.process.skeleton import skeletonize
-    from support.cells import APICAL, AXON, CELLS, DENDRITE, cached_cell
+    from support.cells import APICAL, AXON, CELLS, DENDRITE, SOMA_CELLS, cached_cell
+    from support.soma_truth import soma_figures
 
     cache = ROOT / ".pytest_cache" / "d" / "microns-like-cells"  # where the tests keep them
     cache.mkdir(parents=True, exist_ok=True)
@@ -51,18 +62,22 @@ def synthetic_rows(out: Path):
              "decimated": dict(seed=5, name="decimated", debris=100, soma_diameter=9.0, face_area_um2=0.1),
              "small-coarse-spiny": dict(seed=8, name="small-coarse-spiny", soma_diameter=8.0,
                                         face_area_um2=0.3, spines_per_um=2.0)}
-    for name, kwargs in {**CELLS, **extra}.items():
+    for name, kwargs in {**CELLS, **extra, **SOMA_CELLS}.items():
         cell = cached_cell(cache, **kwargs)
-        started = time.perf_counter()
-        sk = type_apical(split_axon(skeletonize(cell.mesh), cell.pre, cell.post, source="the cell's synapses"))
-        seconds = time.perf_counter() - started
+        raw, seconds, peak = _skeletonize_measured(skeletonize, cell.mesh)
+        sk = type_apical(split_axon(raw, cell.pre, cell.post, source="the cell's synapses"))
         swc = mesh_export.write(sk, out / f"{name}.swc")
+        neuron_area = _neuron_area(swc)
+        soma = soma_figures(cell, sk, neuron_area)
         truth = cell.node_labels(sk.nodes)
         length = sk.edge_lengths()
         axon, dendrite, typed = truth == AXON, np.isin(truth, (DENDRITE, APICAL)), sk.types == 2
         yield {
-            "mesh": f"synthetic {name}", "faces": len(cell.mesh.faces), "seconds": seconds,
-            "area": _neuron_area(swc) / (cell.mesh.area * 1e-6),
+            "mesh": f"synthetic {name}", "faces": len(cell.mesh.faces), "seconds": seconds, "peak": peak,
+            "outer_area": soma["area_ratio"], "cable_inside": soma["cable_inside"],
+            "cable_inside_um": soma["cable_inside_um"], "primary": soma["primary"], "trunks": soma["trunks"],
+            "set_aside": _set_aside_text(sk),
+            "area": neuron_area / (cell.mesh.area * 1e-6),
             "soma": sk.radii[0] / cell.soma_equivalent_radius,
             "axon": length[axon & typed].sum() / length[axon].sum(),
             "dendrite": length[dendrite & typed].sum() / length[dendrite].sum(),
@@ -71,6 +86,39 @@ def synthetic_rows(out: Path):
             "basal4": length[(truth == DENDRITE) & (sk.types == 4)].sum() / length[truth == DENDRITE].sum(),
             "pieces": _pieces(cell.mesh),
         }
+
+
+def _skeletonize_measured(skeletonize, mesh):
+    """skeletonize(mesh), its wall time, and its peak of traced memory (bytes) from a second,
+    traced run (tracing slows it)."""
+    import tracemalloc
+
+    started = time.perf_counter()
+    sk = skeletonize(mesh)
+    seconds = time.perf_counter() - started
+    tracemalloc.start()
+    skeletonize(mesh)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return sk, seconds, peak
+
+
+def _set_aside_text(sk) -> str:
+    step = sk.metadata["steps"][-1]
+    aside = step.get("set_aside") or {}
+    inner, sheets = aside.get("inner_surfaces") or {}, aside.get("sheets") or {}
+    parts = []
+    for what, record in (("inner", inner), ("sheet", sheets)):
+        if record.get("count"):
+            parts.append(f"{record['count']} {what} {record['area'] * 1e-6:.1f} um^2")
+    if step.get("dropped_pieces"):
+        parts.append(f"{step['dropped_pieces']} pieces dropped")
+    return ", ".join(parts) or "none"
+
+
+def _set_aside_area(sk) -> float:
+    aside = sk.metadata["steps"][-1].get("set_aside") or {}
+    return sum((aside.get(kind) or {}).get("area", 0.0) for kind in ("inner_surfaces", "sheets"))
 
 
 def _pieces(mesh) -> int:
@@ -94,24 +142,30 @@ def navis_rows(out: Path):
     import mesh_export
     from mesh_export.process.compartments import type_apical
     from mesh_export.process.skeleton import skeletonize
+    from support.soma_truth import cable_in_soma_sphere
 
     skeletons = {str(s.id): s for s in navis.example_neurons(kind="skeleton")}
     for neuron in navis.example_neurons(kind="mesh"):
         mesh = trimesh.Trimesh(np.asarray(neuron.vertices, dtype=np.float64) * 8.0, np.asarray(neuron.faces),
                                process=False)
         mesh.units = "nm"
-        started = time.perf_counter()
-        sk = type_apical(skeletonize(mesh))  # fly neurons have no apical dendrite: none may be typed
-        seconds = time.perf_counter() - started
+        raw, seconds, peak = _skeletonize_measured(skeletonize, mesh)
+        sk = type_apical(raw)  # fly neurons have no apical dendrite: none may be typed
         swc = mesh_export.write(sk, out / f"{neuron.id}.swc")
+        neuron_area = _neuron_area(swc)
+        nm = sk.to_units("nm")
+        inside, total = cable_in_soma_sphere(nm)
         reference = skeletons.get(str(neuron.id))
         soma = float("nan")
         if reference is not None and reference.soma is not None:
             nodes = reference.nodes.set_index("node_id")
             soma = sk.radii[0] / (float(nodes.loc[np.atleast_1d(reference.soma)[0], "radius"]) * 8.0)
         yield {
-            "mesh": f"navis {neuron.id}", "faces": len(mesh.faces), "seconds": seconds,
-            "area": _neuron_area(swc) / (mesh.area * 1e-6), "soma": soma,
+            "mesh": f"navis {neuron.id}", "faces": len(mesh.faces), "seconds": seconds, "peak": peak,
+            "outer_area": neuron_area / ((mesh.area - _set_aside_area(sk)) * 1e-6),
+            "cable_inside": inside / total, "cable_inside_um": inside / 1000.0,
+            "primary": int((sk.parents == 0).sum()), "trunks": None, "set_aside": _set_aside_text(sk),
+            "area": neuron_area / (mesh.area * 1e-6), "soma": soma,
             "axon": float("nan"), "dendrite": float(np.mean(sk.types[1:] == 2)), "pieces": _pieces(mesh),
             "apical": float("nan"), "basal4": float(sk.edge_lengths()[sk.types == 4].sum() / sk.total_length()),
         }
@@ -126,15 +180,28 @@ def _cell(value, digits=3, percent=False):
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
+        rows = []
         print("| mesh | faces | pieces | NEURON area / mesh area | soma radius / equivalent sphere | "
               "axon typed 2 | dendrites typed 2 | apical typed 4 | basal typed 4 | skeletonize |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for row in [*synthetic_rows(out), *navis_rows(out)]:
+            rows.append(row)
             soma = _cell(row["soma"], 2) + (" (vs navis skeleton)" if row["mesh"].startswith("navis") else "")
             print(f"| {row['mesh']} | {row['faces']:,} | {row['pieces']} | {_cell(row['area'])} | {soma} | "
                   f"{_cell(row['axon'], percent=True)} | {_cell(row['dendrite'], percent=True)} | "
                   f"{_cell(row['apical'], percent=True)} | {_cell(row['basal4'], percent=True)} | "
                   f"{row['seconds']:.1f} s |", flush=True)
+        print()
+        print("| mesh | NEURON area / outer surface | soma radius / outer membrane's sphere | cable inside the soma | "
+              "primary neurites / trunks | set aside | skeletonize | peak traced memory |")
+        print("|---|---|---|---|---|---|---|---|")
+        for row in rows:
+            navis = row["mesh"].startswith("navis")
+            soma = _cell(row["soma"], 2) + (" (vs navis skeleton)" if navis else "")
+            inside = f"{row['cable_inside']:.2%} ({row['cable_inside_um']:.1f} um)" + (" (soma sphere)" if navis else "")
+            trunks = "n/a" if row["trunks"] is None else str(row["trunks"])
+            print(f"| {row['mesh']} | {_cell(row['outer_area'])} | {soma} | {inside} | {row['primary']} / {trunks} | "
+                  f"{row['set_aside']} | {row['seconds']:.1f} s | {row['peak'] / 2**20:.0f} MiB |", flush=True)
 
 
 if __name__ == "__main__":

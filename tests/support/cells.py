@@ -9,13 +9,20 @@ A cell is built as one closed, consistently wound surface (micrometres while bui
   each spine a small tube stitched into a hole cut in its shaft;
 - a thin axon (0.2-0.5 um across) leaving the soma, 300 um or more, with collaterals;
 - optionally a flattened stretch of dendrite (3:1 elliptical cross-sections);
+- optionally what real cell bodies carry besides their membrane (:func:`microns_like_cell`'s
+  ``nucleus``, ``sheet``, ``cut``): the nucleus envelope, a closed surface ~0.75 x the soma's
+  radius inside it, as a piece of its own or joined to the membrane by a few bridging faces
+  (non-manifold edges); a flat sheet of faces across the cell body (a chunk-boundary wall or a
+  self-contact), free or joined the same way; the cell cut flat by the edge of a cutout, every
+  face beyond a plane near the soma's top gone, left open or closed by flat caps;
 
 then decimated (fast-simplification's quadric decimation, at unit scale) to about one face
 per 0.05 um^2 as in MICrONS meshes, a few debris pieces and a glial fragment added beside
 it, and converted to nanometres at a MICrONS-like position.
 
-Ground truth kept with it: per-vertex labels (soma, axon, dendrite, apical, debris; spine
-or not), the soma's centre, its surface area in the built mesh, the nucleus position, and
+Ground truth kept with it: per-vertex labels (soma, axon, dendrite, apical, debris, and the
+nucleus envelope and sheets, which are not membrane; spine or not), the soma's centre, the
+outer soma membrane's surface area, the number of trunks leaving the soma, the nucleus position, and
 synapses: output synapses along the axon (``pre``), inputs on spine heads and shafts
 (``post``), with a few detection errors mixed in as real tables have.
 """
@@ -30,6 +37,8 @@ import numpy as np
 import trimesh
 
 DEBRIS, SOMA, AXON, DENDRITE, APICAL = 0, 1, 2, 3, 4
+#: Surfaces inside the cell body that are not its membrane: the nucleus envelope, a sheet.
+NUCLEUS, SHEET = 5, 6
 NM = 1000.0  # nm per um
 
 
@@ -37,11 +46,11 @@ NM = 1000.0  # nm per um
 class Cell:
     name: str
     mesh: trimesh.Trimesh  # nm, decimated, with debris
-    labels: np.ndarray  # per vertex of ``mesh``: DEBRIS, SOMA, AXON, DENDRITE, APICAL
+    labels: np.ndarray  # per vertex of ``mesh``: DEBRIS, SOMA (outer membrane), AXON, DENDRITE, APICAL, NUCLEUS, SHEET
     spine: np.ndarray  # per vertex: on a spine
     radius: np.ndarray  # per vertex: the radius of the tube (or soma) it was built on (nm)
     soma_center: np.ndarray  # nm
-    soma_area: float  # nm^2: the soma region's surface (holes for the stems cut out)
+    soma_area: float  # nm^2: the outer soma membrane's surface (holes for the stems cut out; a cut's cap in)
     nucleus: np.ndarray  # nm: the nucleus centre (as a soma table gives it)
     pre: np.ndarray  # (n, 3) nm: output synapses (this cell is presynaptic)
     post: np.ndarray  # (n, 3) nm: input synapses
@@ -53,11 +62,26 @@ class Cell:
         """Radius of the sphere with the soma region's surface area (nm)."""
         return math.sqrt(self.soma_area / (4 * math.pi))
 
+    @property
+    def trunks(self) -> int:
+        """Neurites leaving the soma (dendrites and the axon)."""
+        return int(self.info["trunks"])
+
+    @property
+    def inner_faces(self) -> np.ndarray:
+        """Faces that are not membrane: on the nucleus envelope or a sheet, or bridging them to it."""
+        return np.isin(self.labels, (NUCLEUS, SHEET))[np.asarray(self.mesh.faces)].any(axis=1)
+
+    @property
+    def outer_area(self) -> float:
+        """nm^2: the mesh's area less its inner surfaces (what NEURON's membrane should follow)."""
+        return float(self.mesh.area_faces[~self.inner_faces].sum())
+
     def nearest(self, points: np.ndarray) -> np.ndarray:
-        """Index of the nearest cell (not debris) vertex to each point (nm)."""
+        """Index of the nearest cell (not debris, not an inner surface) vertex to each point (nm)."""
         from scipy.spatial import cKDTree
 
-        idx = np.flatnonzero(self.labels != DEBRIS)
+        idx = np.flatnonzero(~np.isin(self.labels, (DEBRIS, NUCLEUS, SHEET)))
         _, near = cKDTree(self.mesh.vertices[idx]).query(points)
         return idx[near]
 
@@ -491,6 +515,97 @@ def _spines(builder, rng, tube: _Tube, per_um, heads, start_um=12.0):
             heads.append(tip)
 
 
+def _subdivisions_for(area: float, face_area: float) -> int:
+    """Icosphere subdivisions giving about ``face_area`` per face on a sphere of ``area``."""
+    return int(np.clip(round(math.log(max(area / face_area / 20.0, 1.0), 4)), 1, 6))
+
+
+def _membrane_radius(soma, radius, directions) -> np.ndarray:
+    """The built soma membrane's distance from its centre along each unit direction (the
+    nearest icosphere vertex's)."""
+    from scipy.spatial import cKDTree
+
+    _, _, u, _, scale = soma
+    _, near = cKDTree(u).query(directions)
+    return radius * scale[near]
+
+
+def _flat_disc(center, normal, disc_radius, face_area):
+    """A flat disc of faces (a hexagonal lattice, Delaunay-triangulated) in the plane through
+    ``center`` normal to ``normal``."""
+    from scipy.spatial import Delaunay
+
+    e1, e2 = _angle_frame(normal)
+    spacing = math.sqrt(4 * face_area / math.sqrt(3))
+    count = int(disc_radius / spacing) + 1
+    i, j = np.meshgrid(np.arange(-count, count + 1), np.arange(-count, count + 1), indexing="ij")
+    x = (i + 0.5 * j).reshape(-1) * spacing
+    y = (j * math.sqrt(3) / 2).reshape(-1) * spacing
+    keep = x * x + y * y <= disc_radius * disc_radius
+    ring = np.linspace(0, 2 * np.pi, max(12, int(2 * np.pi * disc_radius / spacing)), endpoint=False)
+    keep &= x * x + y * y < (disc_radius - 0.5 * spacing) ** 2
+    x = np.concatenate([x[keep], disc_radius * np.cos(ring)])
+    y = np.concatenate([y[keep], disc_radius * np.sin(ring)])
+    faces = Delaunay(np.column_stack([x, y])).simplices
+    return center + x[:, None] * e1 + y[:, None] * e2, faces
+
+
+def _bridges(vertices, faces, inner, outer, rng, count):
+    """``count`` pairs of faces joining the ``inner`` surface's vertices to the ``outer``
+    one's, each pair on an edge of each: those edges get a third face (non-manifold), as where
+    a real mesh's nucleus envelope or wall touches the membrane."""
+    from scipy.spatial import cKDTree
+
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    inner_idx, outer_idx = np.flatnonzero(inner), np.flatnonzero(outer)
+    tree = cKDTree(vertices[outer_idx])
+    new = []
+    for a in rng.choice(inner_idx, size=count, replace=False):
+        b = int(edges[np.flatnonzero(edges[:, 0] == a)[0], 1])
+        c = int(outer_idx[tree.query(vertices[a])[1]])
+        d = int(edges[np.flatnonzero(edges[:, 0] == c)[0], 1])
+        new += [(a, b, c), (c, d, a)]
+    return np.array(new, dtype=np.int64)
+
+
+def _cut(vertices, faces, labels, spine, radius, centre, direction, height, cap):
+    """The cell cut flat by the edge of a cutout: every face with a vertex beyond the plane
+    ``height`` along ``direction`` from ``centre`` goes; each loop of open edges left is closed
+    by a flat fan (a vertex at its middle, labelled as most of the loop) when ``cap``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    def open_edges_of(faces):
+        directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+        keys = {tuple(e) for e in directed.tolist()}
+        return [e for e in directed.tolist() if (e[1], e[0]) not in keys]
+
+    before = {tuple(sorted(e)) for e in open_edges_of(faces)}  # a sheet's rim is not the cut's
+    beyond = (vertices - centre) @ direction > height
+    faces = faces[~beyond[faces].any(axis=1)]
+    if not cap:
+        return vertices, faces, labels, spine, radius
+    open_edges = np.array([e for e in open_edges_of(faces) if tuple(sorted(e)) not in before], dtype=np.int64)
+    n = len(vertices)
+    graph = coo_matrix((np.ones(len(open_edges)), (open_edges[:, 0], open_edges[:, 1])), shape=(n, n))
+    _, loop = connected_components(graph, directed=False)
+    loop_of_edge = loop[open_edges[:, 0]]
+    new_v, new_l, new_f = [], [], []
+    for number, lid in enumerate(np.unique(loop_of_edge)):
+        edges = open_edges[loop_of_edge == lid]
+        ring = np.unique(edges)
+        middle = n + number
+        new_v.append(vertices[ring].mean(axis=0))
+        new_l.append(np.bincount(labels[ring]).argmax())
+        new_f.append(np.column_stack([edges[:, 1], edges[:, 0], np.full(len(edges), middle)]))
+    vertices = np.concatenate([vertices, np.array(new_v)])
+    labels = np.concatenate([labels, np.array(new_l, dtype=labels.dtype)])
+    spine = np.concatenate([spine, np.zeros(len(new_v), dtype=bool)])
+    radius = np.concatenate([radius, np.zeros(len(new_v))])
+    return vertices, np.concatenate([faces, *new_f]), labels, spine, radius
+
+
+
 def _closed_blob(center, radii, subdivisions=2, rotation=None):
     s = trimesh.creation.icosphere(subdivisions=subdivisions)
     v = np.asarray(s.vertices) * np.asarray(radii)
@@ -519,9 +634,19 @@ def microns_like_cell(seed: int = 0, *, name: str | None = None, dendrites: int 
                       dendrite_length=(150.0, 300.0), soma_diameter: float = 12.0,
                       axon_length: float = 350.0, axon_branches: int = 3, spines_per_um: float = 1.5,
                       apical: bool = True, face_area_um2: float = 0.05, debris: int = 4,
-                      glia: bool = True, flatten: bool = True,
+                      glia: bool = True, flatten: bool = True, nucleus: str | None = None,
+                      sheet: str | None = None, cut: str | None = None,
                       offset_um=(720.0, 480.0, 820.0)) -> Cell:
-    """One MICrONS-like cell (see the module docstring); deterministic for a seed."""
+    """One MICrONS-like cell (see the module docstring); deterministic for a seed.
+
+    nucleus: "separate" (the envelope a closed piece of its own inside the soma) or "joined"
+        (and bridged to the membrane by a few faces: non-manifold edges); None: no envelope.
+    sheet: "separate" or "joined": a flat disc of faces across the cell body.
+    cut: "open" or "cap": every face beyond a plane 0.6 soma radii from the centre, on the side
+        farthest from every trunk, gone; the open edges left as they are, or closed flat.
+    The cells without these options are the same as before they existed (their random numbers
+    come from a generator of their own).
+    """
     rng = np.random.default_rng(seed)
     builder = _Builder(rng)
     radius = soma_diameter / 2
@@ -540,6 +665,10 @@ def microns_like_cell(seed: int = 0, *, name: str | None = None, dendrites: int 
         z = 1 - 2 * (i + 0.5) / 64
         r = math.sqrt(1 - z * z)
         candidates.append(np.array([r * math.cos(golden * i), z, r * math.sin(golden * i)]))
+    all_directions = list(candidates)
+
+    def candidates_all():
+        return all_directions
     candidates = [c for c in candidates if c @ dimple < 0.3 and c @ up < 0.5 and c @ -up < 0.85]
     rng.shuffle(candidates)
     wanted = dendrites - (1 if apical else 0)
@@ -619,15 +748,69 @@ def microns_like_cell(seed: int = 0, *, name: str | None = None, dendrites: int 
     d_spine = spine[near]
     d_radius = true_radius[near]
 
+    # What real cell bodies carry besides their membrane (a generator of its own: the cells
+    # without them keep their random numbers).
+    extra = np.random.default_rng([seed, 22])
+    soma_area_mesh = None
+    if nucleus is not None or sheet is not None or cut is not None:
+        soma_vertex = d_labels == SOMA
+        stem_dirs = [direction for _, direction in stems] + [-up]
+        if nucleus is not None:
+            shift = -0.1 * radius * dimple  # away from the dimple, which it would cut through
+            r_nucleus = 0.75 * radius
+            area = 4 * math.pi * r_nucleus**2
+            ball = trimesh.creation.icosphere(subdivisions=_subdivisions_for(area, face_area_um2))
+            nv = np.asarray(ball.vertices) * r_nucleus + centre + shift
+            nf = np.asarray(ball.faces) + len(dv)
+            inner = np.concatenate([np.zeros(len(dv), dtype=bool), np.ones(len(nv), dtype=bool)])
+            dv, df = np.concatenate([dv, nv]), np.concatenate([df, nf])
+            d_labels = np.concatenate([d_labels, np.full(len(nv), NUCLEUS, dtype=np.int8)])
+            d_spine = np.concatenate([d_spine, np.zeros(len(nv), dtype=bool)])
+            d_radius = np.concatenate([d_radius, np.full(len(nv), r_nucleus)])
+            if nucleus == "joined":
+                df = np.concatenate([df, _bridges(dv, df, inner, np.concatenate([soma_vertex, np.zeros(len(nv), bool)]),
+                                                  extra, 4)])
+        if sheet is not None:
+            normal = dimple if cut is None else None
+            if cut is not None:
+                normal = max(candidates_all(), key=lambda c: min(math.acos(np.clip(c @ o, -1, 1)) for o in stem_dirs))
+            at = centre - 0.1 * radius * normal
+            e1, e2 = _angle_frame(normal)
+            angles = np.linspace(0, 2 * np.pi, 90, endpoint=False)
+            rim = np.cos(angles)[:, None] * e1 + np.sin(angles)[:, None] * e2
+            disc_radius = 0.85 * float(_membrane_radius(soma, radius, rim).min())
+            sv, sf = _flat_disc(at, normal, disc_radius, face_area_um2)
+            first = len(dv)
+            inner = np.concatenate([np.zeros(len(dv), dtype=bool), np.ones(len(sv), dtype=bool)])
+            outer = np.concatenate([d_labels == SOMA, np.zeros(len(sv), dtype=bool)])
+            dv, df = np.concatenate([dv, sv]), np.concatenate([df, sf + first])
+            d_labels = np.concatenate([d_labels, np.full(len(sv), SHEET, dtype=np.int8)])
+            d_spine = np.concatenate([d_spine, np.zeros(len(sv), dtype=bool)])
+            d_radius = np.concatenate([d_radius, np.zeros(len(sv))])
+            if sheet == "joined":
+                rim_vertex = inner & (np.linalg.norm(dv - at, axis=1) > disc_radius - 1e-6)
+                df = np.concatenate([df, _bridges(dv, df, rim_vertex, outer, extra, 6)])
+        if cut is not None:
+            away = max(candidates_all(), key=lambda c: min(math.acos(np.clip(c @ o, -1, 1)) for o in stem_dirs))
+            dv, df, d_labels, d_spine, d_radius = _cut(dv, df, d_labels, d_spine, d_radius, centre, away,
+                                                       0.6 * radius, cut == "cap")
+            corner = dv[df]
+            cut_area = 0.5 * np.linalg.norm(np.cross(corner[:, 1] - corner[:, 0], corner[:, 2] - corner[:, 0]), axis=1)
+            soma_area_mesh = float(cut_area[(d_labels[df] == SOMA).all(axis=1)].sum())
+
     # Debris: small closed blobs, two inside the soma, one glial fragment beside a dendrite.
     pieces_v, pieces_f, pieces_l = [dv], [df], [d_labels]
     count = len(dv)
     extent_lo, extent_hi = dv.min(axis=0), dv.max(axis=0)
     neurite = np.flatnonzero(d_labels > SOMA)
     for d in range(debris):
-        if d < 2:  # inside the cell body (a nucleus fragment)
+        if d < 2 and nucleus is None:  # inside the cell body (a nucleus fragment)
             c = centre + rng.normal(size=3) * radius * 0.2
             rr = rng.uniform(0.4, 0.9, size=3)
+        elif d < 2:  # a nucleus fills the cell body: the fragment goes beside a neurite instead
+            anchor = dv[rng.choice(neurite)]
+            rr = rng.uniform(0.3, 1.2, size=3)
+            c = anchor + _perpendicular(rng, np.array([0.0, 0, 1])) * (rr.max() + rng.uniform(0.5, 3.0))
         else:  # beside a neurite, a few um off its surface
             anchor = dv[rng.choice(neurite)]
             rr = rng.uniform(0.3, 1.2, size=3)
@@ -656,13 +839,15 @@ def microns_like_cell(seed: int = 0, *, name: str | None = None, dendrites: int 
     offset = np.asarray(offset_um, dtype=np.float64)
     mesh = trimesh.Trimesh((all_v + offset) * NM, all_f, process=False)
     mesh.units = "nm"
-    nucleus = (centre + offset + 0.3 * radius * dimple * -1) * NM
+    nucleus_at = (centre + offset + 0.3 * radius * dimple * -1) * NM
     return Cell(
         name=name or f"cell{seed}", mesh=mesh, labels=all_l, spine=all_spine, radius=all_radius,
-        soma_center=(centre + offset) * NM, soma_area=soma_area * NM**2, nucleus=nucleus,
+        soma_center=(centre + offset) * NM,
+        soma_area=(soma_area if soma_area_mesh is None else soma_area_mesh) * NM**2, nucleus=nucleus_at,
         pre=(np.array(pre) + offset) * NM, post=(np.array(post) + offset) * NM, built_faces=len(faces),
         info={"spines": len(spine_heads), "axon_length_um": float(axon_length_total),
-              "dendrites": len(dendrite_tubes), "flattened": bool(flatten)},
+              "dendrites": len(dendrite_tubes), "flattened": bool(flatten), "trunks": len(dendrite_tubes) + 1,
+              "nucleus": nucleus, "sheet": sheet, "cut": cut},
     )
 
 
@@ -697,6 +882,20 @@ CELLS = {
     "large": dict(seed=2, name="large", dendrites=8, soma_diameter=15.0, dendrite_length=(200.0, 300.0),
                   axon_length=450.0),
     "coarse": dict(seed=4, name="coarse", dendrites=5, face_area_um2=0.5),  # ~1 face per 0.5 um^2
+}
+
+#: Cells whose bodies carry what real ones do besides their membrane (issue 22's two real cells
+#: and each feature alone): a nucleus envelope (a piece of its own, or joined by non-manifold
+#: bridges on a decimated cell among 100 debris pieces), a flat sheet across the body, the top
+#: cut off by a cutout's edge (left open, or capped flat).
+SOMA_CELLS = {
+    "nucleus": dict(seed=10, name="nucleus", dendrites=7, nucleus="separate"),
+    "nucleus-joined": dict(seed=11, name="nucleus-joined", dendrites=6, nucleus="joined", debris=100,
+                           soma_diameter=9.0, face_area_um2=0.1),
+    "sheet": dict(seed=12, name="sheet", dendrites=5, sheet="joined"),
+    "cut-open": dict(seed=13, name="cut-open", dendrites=5, apical=False, spines_per_um=2.0, soma_diameter=9.0,
+                     cut="open", sheet="joined"),
+    "cut-cap": dict(seed=14, name="cut-cap", dendrites=6, cut="cap", sheet="separate"),
 }
 
 

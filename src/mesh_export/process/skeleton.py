@@ -4,17 +4,24 @@ NEURON simulates cables, not surfaces. ``skeletonize`` turns a neuron's surface 
 tree rooted at the soma whose membrane area, as NEURON computes it from frustums, matches
 the mesh's surface area:
 
+0. Set aside: surfaces that nothing outside the cell sees (a nucleus envelope inside the cell
+   body, separate or joined to the membrane by non-manifold edges; sheets across it: cutout or
+   chunk walls, self-contacts) are not membrane (:mod:`mesh_export.process.enclosed`); they are
+   taken out before anything else, and their count and area recorded.
 1. Pieces: the mesh's connected pieces are joined into one graph by a minimum spanning tree
    over their gaps (fragment to fragment), or all but the largest dropped; pieces wholly
-   inside the soma (debris, a nucleus) are dropped.
+   inside the soma (debris) are dropped.
 2. Soma: a point in the cell body (given, or the thickest cross-section of a first wavefront)
    grows the soma region (:mod:`mesh_export.process.soma`); the soma is the sphere with the region's
    surface area, its node at the region's centroid (or at the point given).
 3. Wavefront: geodesic distance from the soma region over the vertex graph (Dijkstra), cut
    into bands of width ``step``; each connected piece of a band is a cross-section ("ring"),
    its area-weighted centroid a node, its parent the ring holding the Dijkstra predecessor of
-   its nearest vertex (so the result is always a tree). Each neurite starts with a node where
-   it leaves the soma region.
+   its nearest vertex (so the result is always a tree). Rings beside the soma whose centres lie
+   inside it (seen from its centre, the soma's surface is star-shaped) are soma membrane and go
+   into it; a trunk's base cut by a band into a second, stub piece is folded into the trunk, so
+   each trunk that leaves the soma is one primary neurite. Each neurite starts with a node
+   where it leaves the soma region, on the soma's surface.
 4. Spines: side branches that end within ``max_spine_length`` of their shaft's axis. The bases
    of their necks are taken out of the shaft's ring (vertices beyond 1.5 x its median axis
    distance) and given to them; each is drawn as a short branch of one radius that gives it its
@@ -46,13 +53,15 @@ from mesh_export.errors import InvalidArgumentError, UnitsError
 from mesh_export.core.units import conversion_factor, normalize_units
 from mesh_export.core.validate import check_surface
 from mesh_export.model import SKELETON, SURFACE, kind_of
+from mesh_export.process.enclosed import PIXELS_PER_EDGE, enclosed_faces
 from mesh_export.process.healing import kept_edges, long_gap_wires
 from mesh_export.process.radii import axis_distances, cable_lengths, shaft_radii
 from mesh_export.process.soma_point import enclosing_piece, thickest_point
 from mesh_export.process.spines import draw_spines, find_spines, spine_necks
 from mesh_export.process.skeleton_surface import skeleton_surface
-from mesh_export.process.surface_graph import edge_graph, sum_at, surface_samples
-from mesh_export.process.tree_assembly import assemble, compact_rings, first_points_on_soma, merge_coincident, tidy_rings
+from mesh_export.process.surface_graph import edge_graph, sum_at, surface_measures, surface_samples, unique_edges
+from mesh_export.process.tree_assembly import (assemble, compact_rings, first_points_on_soma, fold_stub_trunks,
+                                               merge_coincident, tidy_rings)
 from mesh_export.process.wavefront import label_rings, ring_stats, ring_tree, soma_exits
 
 # The public names of morphologies: the type, its constants, the SWC reader and the errors
@@ -75,6 +84,13 @@ __all__ = [
     "BASAL",
     "APICAL",
 ]
+
+
+#: Surfaces wider than this (um) are not looked at for being enclosed: a nucleus or a sheet
+#: across a cell body is smaller.
+MAX_ENCLOSED = 40.0
+#: ... nor smaller than this (um^2): a vesicle's pocket changes nothing a morphology shows.
+MIN_ENCLOSED_AREA = 1.0
 
 
 def skeleton_for_writer(data, writer):
@@ -132,7 +148,7 @@ def skeletonize(
     from scipy.spatial import cKDTree
 
     from mesh_export._version import __version__
-    from mesh_export.process.soma import soma_region
+    from mesh_export.process.soma import absorb_rings_inside, exits_on_surface, soma_region
 
     check_surface(mesh)
     units = getattr(mesh, "units", None)
@@ -172,20 +188,31 @@ def skeletonize(
     weight = np.maximum(length, 1e-9 * max(median_edge, 1e-30), out=length)
     del length
 
-    # Pieces. "Solid" pieces (at least 2% of the area) define the surface for inscribed
-    # radii: tiny ones are often debris inside the cell body.
-    ncomp, comp = connected_components(edge_graph(n, eu, ev, weight), directed=False)
-    piece_area = sum_at(comp, vertex_area, ncomp)
-    largest = int(np.argmax(piece_area))
     drop_others = largest_component or not heal
-    solid_piece = piece_area >= 0.02 * total_area
-    if drop_others:
-        solid_piece[:] = False
-        solid_piece[largest] = True
-    solid = solid_piece[comp] & used
-    on_solid = solid[faces[:, 0]]
-    surface_tree = cKDTree(surface_samples(vertices, faces[on_solid], face_area[on_solid]))
-    del on_solid
+
+    # Surfaces nothing outside the cell sees (a nucleus envelope, sheets across the cell body)
+    # are not membrane: set aside before anything is measured on the surface.
+    aside = enclosed_faces(vertices, faces, face_area, median_edge / PIXELS_PER_EDGE, MAX_ENCLOSED / to_um,
+                           MIN_ENCLOSED_AREA / to_um**2)
+    if aside.faces.any():
+        coarse_faces, faces = faces, faces[~aside.faces]
+        face_area, kept_vertex_area, kept_normals = surface_measures(vertices, faces)
+        if surface.record:
+            # A clustered surface's vertices carry the full mesh's area and normals: each keeps
+            # the share of its coarse area that was not set aside (a nucleus envelope's clusters
+            # none), and where it lost some, the normal of what is left.
+            _, coarse_vertex_area, _ = surface_measures(vertices, coarse_faces)
+            share = np.divide(kept_vertex_area, coarse_vertex_area, out=np.zeros(n), where=coarse_vertex_area > 0)
+            vertex_area = vertex_area * np.minimum(share, 1.0)
+            normals = np.where((share < 1.0)[:, None], kept_normals, normals)
+        else:
+            vertex_area, normals = kept_vertex_area, kept_normals
+        del coarse_faces
+        used = vertex_area > 0
+        eu, ev = unique_edges(faces, n)
+        weight = np.maximum(np.linalg.norm(vertices[eu] - vertices[ev], axis=1), 1e-9 * max(median_edge, 1e-30))
+    ncomp, comp, piece_area, largest, solid_piece, solid, surface_tree = _pieces(
+        vertices, faces, face_area, vertex_area, eu, ev, weight, total_area, drop_others)
 
     def joined(main, exclude):
         return kept_edges(vertices, comp, piece_area, eu, ev, weight, main, exclude, drop_others, max_gap)
@@ -237,11 +264,13 @@ def skeletonize(
     centroid, ring_area = ring_stats(vertices, vertex_area, labels, count)
     entry, entry_pred, parents = ring_tree(dist, pred, labels, count)
     centroid[0] = soma_point
+    absorbed = absorb_rings_inside(vertices, labels, parents, centroid, ring_area, soma_point)
     wire, ends = long_gap_wires(vertices, comp, labels, entry, entry_pred, step)
 
     # Tidy the tree, compact, then sort (parents before children).
     tiny = 1e-6 * step
     alive, parents = tidy_rings(parents, centroid, ring_area, tiny)
+    alive, stubs = fold_stub_trunks(alive, parents, centroid, ring_area, labels, eu2, ev2, wire, step)
     nodes, parents, area, wire, ends, ring_of = compact_rings(alive, parents, centroid, ring_area, wire, ends, labels)
     order_sorted = Skeleton(nodes, parents, np.ones(len(nodes)), None, units).topological_order()
     soma_area = float(area[0])
@@ -249,6 +278,8 @@ def skeletonize(
 
     spine_of, in_spine, spine_root = find_spines(nodes, parents, order_sorted, max_spine_length / to_um, wire)
     exits, has_exit, exit_len = soma_exits(vertices, vertex_area, pred, ring_of, nodes, parents, tiny)
+    exits, exits_moved = exits_on_surface(exits, has_exit, nodes, vertices[ring_of == 0], nodes[0])
+    exit_len = np.where(has_exit, np.linalg.norm(exits - nodes, axis=1), 0.0)
     half = cable_lengths(nodes, parents, in_spine, wire, exit_len)
     rv, lab, perp, axis_r, median_r = axis_distances(vertices, vertex_area, nodes, parents, in_spine, ring_of,
                                                      exits, has_exit)
@@ -261,7 +292,7 @@ def skeletonize(
 
     nodes, parents, radii, wires, wire_length = assemble(nodes, parents, radii, exits, has_exit, base_child,
                                                          base_nodes, wire, ends, gone, floor)
-    nodes, parents, radii = first_points_on_soma(nodes, parents, radii, soma_radius)
+    nodes, parents, radii = first_points_on_soma(nodes, parents, radii, soma_radius, vertices[ring_of == 0])
     nodes, parents, radii = merge_coincident(nodes, parents, radii, max(1.0 / to_um * 1e-3, 1e-6 * step))
     m = len(nodes)
 
@@ -280,6 +311,10 @@ def skeletonize(
         "wires": {"count": int(len(wires)), "length": wire_length},
         "dropped_pieces": len(dropped),
         "dropped_area": float(piece_area[dropped].sum()) if dropped else 0.0,
+        "set_aside": aside.record(),
+        "stub_trunks_folded": stubs,
+        "rings_absorbed_into_soma": absorbed,
+        "exits_moved_onto_soma": exits_moved,
         "max_gap": max_gap if math.isfinite(max_gap) else None,
         "soma": [float(x) for x in soma_point],
         "soma_given": soma is not None,
@@ -300,3 +335,23 @@ def skeletonize(
         metadata["steps"][-1]["surface"] = surface.record
     skeleton = Skeleton(nodes, parents, radii, types, units, metadata).sorted()
     return skeleton.validate()
+
+
+def _pieces(vertices, faces, face_area, vertex_area, eu, ev, weight, total_area, drop_others):
+    """The mesh's pieces (connected components of its edges) and their areas; the "solid"
+    ones (at least 2% of the area: tiny ones are often debris inside the cell body), which
+    define the surface for inscribed radii, and a tree of points on their surface."""
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    ncomp, comp = connected_components(edge_graph(len(vertices), eu, ev, weight), directed=False)
+    piece_area = sum_at(comp, vertex_area, ncomp)
+    largest = int(np.argmax(piece_area))
+    solid_piece = piece_area >= 0.02 * total_area
+    if drop_others:
+        solid_piece[:] = False
+        solid_piece[largest] = True
+    solid = solid_piece[comp] & (vertex_area > 0)
+    on_solid = solid[faces[:, 0]]
+    surface_tree = cKDTree(surface_samples(vertices, faces[on_solid], face_area[on_solid]))
+    return ncomp, comp, piece_area, largest, solid_piece, solid, surface_tree

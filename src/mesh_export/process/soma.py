@@ -13,6 +13,12 @@ a nucleus position from a CAVE soma table, or ``--soma X,Y,Z``):
 3. The region: those thick vertices connected to the point through thick vertices, plus the
    pockets they enclose (pieces of the rest that reach neither beyond the region nor out of the
    neighbourhood); then again from the region's centroid, once.
+4. Trunk bases sticking out of the cell body go: the region's distance from the point, as a
+   function of direction, is fitted by a quadric; vertices beyond 1.3 x the fit are neurite.
+
+Seen from its centre the soma's surface is star-shaped (:func:`surface_distance`): the
+skeletonizer takes into the soma the rings beside it whose centres lie inside that surface, and
+starts every neurite on it (:func:`absorb_rings_inside`, :func:`exits_on_surface`).
 
 The skeletonizer writes the region as a single-point soma whose sphere has the region's
 surface area (radius ``sqrt(area / 4 pi)``) and starts every neurite at the region's edge.
@@ -25,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SomaRegion", "soma_region", "indices_within"]
+__all__ = ["SomaRegion", "soma_region", "indices_within", "surface_distance", "absorb_rings_inside",
+           "exits_on_surface"]
 
 #: A vertex is soma if it is at least this fraction of the inscribed radius thick (the first
 #: fraction whose region is not a collapsed patch, see :data:`MIN_REGION_RADIUS`).
@@ -44,6 +51,16 @@ SLACK = 0.35
 MIN_SLACK = 0.15
 #: How far from the point (in inscribed radii) the region may reach.
 REACH = 3.0
+#: Region vertices farther than ``1 + PROTRUSION`` times the cell body's fitted surface from
+#: its deepest point are a trunk's base sticking out of it, not soma (see ``_without_protrusions``).
+PROTRUSION = 0.3
+#: A ring beside the soma whose centre lies nearer the soma's centre than this fraction of the
+#: soma's surface in that direction is soma membrane the thickness test left out (a band round
+#: a stem's base on a coarse surface): its centre is inside the cell body, and a neurite
+#: started there would run through it.
+INSIDE = 0.95
+#: Directions (nearest soma vertices) the soma surface's distance is taken over.
+STAR_NEIGHBOURS = 12
 
 
 @dataclass
@@ -105,7 +122,58 @@ def soma_region(vertices: np.ndarray, normals: np.ndarray, vertex_area: np.ndarr
                                rounds, fraction)
         if region.radius >= MIN_REGION_RADIUS * depth:
             break
-    return region
+    return _without_protrusions(region, vertices, vertex_area, eu, ev, point)
+
+
+def _shape_basis(directions: np.ndarray) -> np.ndarray:
+    x, y, z = directions.T
+    return np.column_stack([np.ones(len(x)), x, y, z, x * x, y * y, x * y, y * z, z * x])
+
+
+def _without_protrusions(region: SomaRegion, vertices, vertex_area, eu, ev, point) -> SomaRegion:
+    """The region less the bases of trunks that stick out of the cell body. A trunk nearly as
+    thick as the thickness test's ball (an apical trunk on a small soma: 2.2 um across a 9 um
+    soma) passes it for several um: the region took 20-25% more area than the soma's membrane.
+    A cell body is a rounded, star-shaped body about its deepest point: its distance from that
+    point, as a function of direction, is fitted by a quadric (a weighted least-squares fit,
+    refitted without what lies beyond ``1 + PROTRUSION / 2`` of it), and vertices beyond
+    ``1 + PROTRUSION`` of the fit are neurite. What stays joined to the region's deepest part
+    is the soma."""
+    members = region.vertices
+    if len(members) < 4 * _shape_basis(np.eye(3)).shape[1]:
+        return region
+    offset = vertices[members] - point
+    distance = np.linalg.norm(offset, axis=1)
+    basis = _shape_basis(offset / np.maximum(distance, 1e-300)[:, None])
+    weight = np.sqrt(vertex_area[members])
+    fit_rows = np.ones(len(members), dtype=bool)
+    for _ in range(3):
+        coef, *_ = np.linalg.lstsq(basis[fit_rows] * weight[fit_rows, None], distance[fit_rows] * weight[fit_rows],
+                                   rcond=None)
+        fitted = basis @ coef
+        fit_rows = distance <= (1 + PROTRUSION / 2) * fitted
+    beyond = distance > (1 + PROTRUSION) * fitted
+    if not beyond.any():
+        return region
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    keep = members[~beyond]
+    local = np.full(len(vertices), -1, dtype=np.int64)
+    local[keep] = np.arange(len(keep))
+    lu, lv = local[eu], local[ev]
+    both = (lu >= 0) & (lv >= 0)
+    k = len(keep)
+    _, label = connected_components(coo_matrix((np.ones(int(both.sum())), (lu[both], lv[both])), shape=(k, k)),
+                                    directed=False)
+    area_per = np.bincount(label, weights=vertex_area[keep])
+    keep = keep[label == int(np.argmax(area_per))]
+    weights = vertex_area[keep]
+    area = float(weights.sum())
+    if not area > 0:
+        return region
+    centre = (vertices[keep] * weights[:, None]).sum(axis=0) / area
+    return SomaRegion(keep, centre, area, region.inscribed, region.seed)
 
 
 def _grown_region(vertices, normals, vertex_area, eu, ev, candidates, point, samples, tolerance, rounds,
@@ -176,3 +244,65 @@ def _grown_region(vertices, normals, vertex_area, eu, ev, candidates, point, sam
         region = SomaRegion(members, centre, area, r0, point)
         point = centre
     return region
+
+
+def surface_distance(soma_vertices: np.ndarray, point: np.ndarray, towards: np.ndarray) -> np.ndarray:
+    """The soma's surface seen from ``point`` as star-shaped: its distance along the direction
+    of each of ``towards`` (offsets from ``point``) is the median distance of the
+    ``STAR_NEIGHBOURS`` soma vertices nearest that direction (through a stem's opening: its rim's)."""
+    from scipy.spatial import cKDTree
+
+    offset = soma_vertices - point
+    distance = np.linalg.norm(offset, axis=1)
+    tree = cKDTree(offset / np.maximum(distance, 1e-300)[:, None])
+    reach = np.linalg.norm(towards, axis=1)
+    k = min(STAR_NEIGHBOURS, len(offset))
+    _, near = tree.query(towards / np.maximum(reach, 1e-300)[:, None], k=k)
+    return np.median(distance[near.reshape(len(towards), k)], axis=1)
+
+
+def absorb_rings_inside(vertices, labels, parents, centroid, ring_area, soma_point, rounds: int = 8):
+    """Rings next to the soma (ring 0) whose centres lie inside it (see :data:`INSIDE` and
+    :func:`surface_distance`) go into it: their vertices relabelled 0, their area added to the
+    soma's, their children hung on the soma. Repeated while the grown soma takes more. Returns
+    the number of rings absorbed (``labels``, ``parents``, ``ring_area`` are updated in place;
+    an absorbed ring is left as an empty leaf on the soma, which tidying drops)."""
+    gone = np.zeros(len(parents), dtype=bool)
+    for _ in range(rounds):
+        children = np.flatnonzero((parents == 0) & ~gone)
+        soma = np.flatnonzero(labels == 0)
+        if not len(children) or len(soma) < STAR_NEIGHBOURS:
+            break
+        towards = centroid[children] - soma_point
+        surface = surface_distance(vertices[soma], soma_point, towards)
+        inside = children[np.linalg.norm(towards, axis=1) < INSIDE * surface]
+        if not len(inside):
+            break
+        into = np.zeros(len(parents), dtype=bool)
+        into[inside] = True
+        labels[into[np.maximum(labels, 0)] & (labels >= 0)] = 0
+        ring_area[0] += ring_area[inside].sum()
+        ring_area[inside] = 0
+        parents[into[np.maximum(parents, 0)] & (parents >= 0)] = 0
+        gone |= into
+    return int(gone.sum())
+
+
+def exits_on_surface(exits, has_exit, nodes, soma_vertices, soma_point):
+    """Exits inside the soma moved out onto its surface, on the way from the soma's point to
+    their neurite's first node: an exit is the centre of the vertices where the neurite meets
+    the soma region, which on a coarse surface can be spread round a wide arc whose centre lies
+    deep in the cell body. Returns the exits (a copy) and how many moved."""
+    exits = exits.copy()
+    which = np.flatnonzero(has_exit)
+    if not len(which) or len(soma_vertices) < STAR_NEIGHBOURS:
+        return exits, 0
+    surface = surface_distance(soma_vertices, soma_point, exits[which] - soma_point)
+    inside = np.linalg.norm(exits[which] - soma_point, axis=1) < INSIDE * surface
+    which = which[inside]
+    if len(which):
+        towards = nodes[which] - soma_point
+        reach = np.linalg.norm(towards, axis=1)
+        along = np.minimum(surface_distance(soma_vertices, soma_point, towards), reach)
+        exits[which] = soma_point + towards * (along / np.maximum(reach, 1e-300))[:, None]
+    return exits, int(len(which))

@@ -7,7 +7,8 @@ import numpy as np
 
 from mesh_export.process.surface_graph import sum_at
 
-__all__ = ["merge_coincident", "GrowingTree", "tidy_rings", "compact_rings", "assemble", "first_points_on_soma"]
+__all__ = ["merge_coincident", "GrowingTree", "tidy_rings", "fold_stub_trunks", "compact_rings", "assemble",
+           "first_points_on_soma"]
 
 
 def merge_coincident(nodes, parents, radii, tolerance):
@@ -84,6 +85,71 @@ def tidy_rings(parents, centroid, ring_area, tiny):
     return alive, parents
 
 
+def _trunk_of(parents, alive):
+    """Each ring's soma child (the ring below the soma, ring 0, on its way there); -1 for the
+    soma and for dead rings."""
+    top = np.where(alive & (parents > 0), parents, np.arange(len(parents)))
+    for _ in range(64):  # pointer doubling: depth up to 2**64
+        nxt = np.where(parents[top] > 0, top[top], top)
+        if np.array_equal(nxt, top):
+            break
+        top = nxt
+    top = np.where(alive, top, -1)
+    top[0] = -1
+    return top
+
+
+#: A soma child beside another trunk, with at most this many steps of cable in all, is a piece
+#: of that trunk's flared base (the issue's served decimated cell: 4.8 um, 4 steps, of apical base).
+FLARE_STEPS = 8
+#: ... and one beside none, with at most this many, a bump of the cell body.
+BUMP_STEPS = 3
+
+
+def fold_stub_trunks(alive, parents, centroid, ring_area, labels, eu, ev, wire, step):
+    """A trunk's wide or flared base can meet the soma region in more than one piece of a band:
+    the wavefront then starts a second, short "trunk" beside it, which is a piece of the same
+    trunk's membrane, not a neurite of its own. A soma child whose whole subtree is short (at
+    most ``FLARE_STEPS`` steps of cable: a flare's piece ends within the trunk's base) and whose
+    rings share mesh edges with another trunk's rings is folded into the ring it shares the
+    most edges with (its area kept there). A stub of at most ``BUMP_STEPS`` steps that touches
+    no other trunk is a bump of the cell body the soma region left out (or a protrusion too
+    short to be a neurite): its area goes to the soma. Returns ``alive`` (updated in place, as
+    ``ring_area``) and the number of stubs folded."""
+    top = _trunk_of(parents, alive)
+    count = len(parents)
+    par = np.maximum(parents, 0)
+    edge = np.where(alive & (parents > 0), np.linalg.norm(centroid - centroid[par], axis=1), 0.0)
+    cable = sum_at(np.maximum(top, 0), np.where(top >= 0, edge, 0.0), count)
+    has_wire = sum_at(np.maximum(top, 0), (wire & (top >= 0)).astype(np.float64), count) > 0
+    stub = (cable <= FLARE_STEPS * step) & ~has_wire
+    stub[0] = False
+    bump = stub & (cable <= BUMP_STEPS * step)
+    la, lb = labels[eu], labels[ev]
+    ok = (la >= 0) & (lb >= 0)
+    ta, tb = np.where(ok, top[np.maximum(la, 0)], -1), np.where(ok, top[np.maximum(lb, 0)], -1)
+    cross = (ta >= 0) & (tb >= 0) & (ta != tb)
+    # each crossing edge seen from the stub's side: (stub trunk, the other side's ring)
+    side_a = cross & stub[np.maximum(ta, 0)] & ~stub[np.maximum(tb, 0)]
+    side_b = cross & stub[np.maximum(tb, 0)] & ~stub[np.maximum(ta, 0)]
+    s_top = np.concatenate([ta[side_a], tb[side_b]])
+    other = np.concatenate([lb[side_a], la[side_b]])
+    into = np.full(count, -1, dtype=np.int64)
+    into[bump & alive & (parents == 0)] = 0  # a bump of the soma, unless it touches a trunk
+    if len(s_top):
+        pairs, shared = np.unique(np.column_stack([s_top, other]), axis=0, return_counts=True)
+        order = np.lexsort((-shared, pairs[:, 0]))
+        pairs = pairs[order]
+        first = np.concatenate([[True], pairs[1:, 0] != pairs[:-1, 0]])
+        into[pairs[first, 0]] = pairs[first, 1]
+    folded = (top >= 0) & (into[np.maximum(top, 0)] >= 0)
+    target = into[np.maximum(top, 0)]
+    ring_area += sum_at(target[folded], ring_area[folded], count)
+    ring_area[folded] = 0
+    alive &= ~folded
+    return alive, int((into >= 0).sum())
+
+
 def compact_rings(alive, parents, centroid, ring_area, wire, ends, labels):
     """The kept rings renumbered: their nodes, parents, areas, wires and wire ends, and each
     vertex's node (-1: none)."""
@@ -119,16 +185,25 @@ def assemble(nodes, parents, radii, exits, has_exit, base_child, base_nodes, wir
     return nodes, parents, radii, wires, wire_length
 
 
-def first_points_on_soma(nodes, parents, radii, soma_radius):
+def first_points_on_soma(nodes, parents, radii, soma_radius, soma_vertices=None):
     """A soma child that branches at once or ends would make a zero-length first section:
-    it gets a first point on the soma's surface."""
+    it gets a first point on the soma's surface (the surface of ``soma_vertices`` towards it,
+    see :func:`mesh_export.process.soma.surface_distance`; without them, the sphere of
+    ``soma_radius``), or nearer the child where that is too close to it (a first section of
+    at least 5% of the way from the soma's centre)."""
+    from mesh_export.process.soma import surface_distance
+
     m = len(nodes)
     kids = np.bincount(parents[parents >= 0], minlength=m)
     needs = np.flatnonzero((parents == 0) & (kids != 1))
     if len(needs):
         offset = nodes[needs] - nodes[0]
         gap = np.linalg.norm(offset, axis=1)
-        frac = np.where(gap > 1.1 * soma_radius, soma_radius / np.maximum(gap, 1e-300), 0.5)
+        if soma_vertices is not None and len(soma_vertices):
+            along = surface_distance(soma_vertices, nodes[0], offset)
+            frac = np.clip(along / np.maximum(gap, 1e-300), 0.0, 0.95)
+        else:
+            frac = np.where(gap > 1.1 * soma_radius, soma_radius / np.maximum(gap, 1e-300), 0.5)
         extra = nodes[0] + offset * frac[:, None]
         base = len(nodes)
         nodes = np.concatenate([nodes, extra])

@@ -60,6 +60,16 @@ def morphology_lines(skeleton) -> list[str]:
         where = step.get("soma_source") or "mesh"
         lines.append("soma from: " + ("the mesh (the thickest part and the region around it)" if where == "mesh"
                                       else "the point given (--soma)" if where == "given" else where))
+    aside = step.get("set_aside")
+    if aside is not None:
+        inner, sheets = aside.get("inner_surfaces") or {}, aside.get("sheets") or {}
+        if inner.get("count") or sheets.get("count"):
+            lines.append(f"set aside (not membrane: nothing outside the cell sees them): {inner.get('count', 0)} inner "
+                         f"closed surfaces (a nucleus envelope, pockets), {_area_text(inner.get('area', 0.0) * to * to, units)}; "
+                         f"{sheets.get('count', 0)} sheets (walls, self-contacts), "
+                         f"{_area_text(sheets.get('area', 0.0) * to * to, units)}")
+        else:
+            lines.append("set aside: nothing (no nucleus envelope, pocket or sheet hidden inside the cell)")
     spines = step.get("spines")
     if spines:
         text = f"spines: {spines['found']} found; {spines['drawn']} drawn as short branches with their own area"
