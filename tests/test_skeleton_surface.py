@@ -202,3 +202,19 @@ def _skeletonize_step(sidecar):
         if found is not None:
             return found
     return None
+
+
+def test_a_vast_extent_still_clusters_exactly():
+    """Two dense patches 2 m apart (a key of piece x grid cell too wide for one int64): rows are
+    clustered instead, and nothing of one patch joins the other."""
+    patch = _fine(trimesh.creation.box(extents=(1000.0, 1000.0, 1000.0)), 30.0)
+    far = patch.copy()
+    far.apply_translation([2.0e9, 2.0e9, 2.0e9])
+    mesh = trimesh.util.concatenate([patch, far])
+    surface = skeleton_surface(np.asarray(mesh.vertices), np.asarray(mesh.faces), NM_TO_UM)
+    assert surface.record and len(surface.faces) < len(mesh.faces)
+    count, piece = _pieces(len(surface.vertices), surface.eu, surface.ev)
+    assert count == 2
+    near = surface.vertices[:, 0] < 1.0e9
+    assert len(np.unique(piece[near])) == 1 and len(np.unique(piece[~near])) == 1
+    assert surface.vertex_area[near].sum() == pytest.approx(patch.area, rel=1e-9)

@@ -4,10 +4,14 @@ NEURON simulates cables, not surfaces. ``skeletonize`` turns a neuron's surface 
 tree rooted at the soma whose membrane area, as NEURON computes it from frustums, matches
 the mesh's surface area:
 
-0. Set aside: surfaces that nothing outside the cell sees (a nucleus envelope inside the cell
+0. Surface: a mesh far finer than the bands (median edge under 0.075 um) is worked on as its
+   vertices clustered on a 0.1 um grid, each cluster carrying its vertices' area and normal, so
+   areas stay the mesh's (:mod:`mesh_export.process.skeleton_surface`); others as they are.
+   Set aside: surfaces that nothing outside the cell sees (a nucleus envelope inside the cell
    body, separate or joined to the membrane by non-manifold edges; sheets across it: cutout or
    chunk walls, self-contacts) are not membrane (:mod:`mesh_export.process.enclosed`); they are
-   taken out before anything else, and their count and area recorded.
+   taken out before anything else is measured (a clustered vertex keeps the share of its carried
+   area that is not set aside), and their count and area recorded.
 1. Pieces: the mesh's connected pieces are joined into one graph by a minimum spanning tree
    over their gaps (fragment to fragment), or all but the largest dropped; pieces wholly
    inside the soma (debris) are dropped.
@@ -33,7 +37,8 @@ the mesh's surface area:
    area, so the model's membrane area follows the mesh's. A healed gap longer than two steps
    (a decimated axon can lose whole stretches) is a wire of the minimum radius.
 
-Each stage has a module of its own in :mod:`mesh_export.process`: ``surface_graph`` (the mesh's
+Each stage has a module of its own in :mod:`mesh_export.process`: ``skeleton_surface`` (0),
+``surface_graph`` (the mesh's
 edges, areas, normals), ``healing`` (1, and the wires of 5), ``soma_point`` and ``soma`` (2),
 ``wavefront`` (3, and the exits), ``spines`` (4), ``radii`` (5), ``tree_assembly`` (the rings'
 nodes and parents made into the final tree); this module runs them in order.

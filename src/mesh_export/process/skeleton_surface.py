@@ -191,7 +191,7 @@ def _clusters(vertices, faces, cell):
     grid = np.floor((vertices - lo) / cell).astype(np.int64)
     dims = grid.max(axis=0) + 1
     pieces = int(piece.max()) + 1
-    if float(dims.prod()) * pieces * 2 < 2.0**62:
+    if float(np.prod(dims.astype(np.float64))) * pieces * 2 < 2.0**62:  # (an int64 product could wrap)
         key = piece.astype(np.int64)
         for c in range(3):
             key *= dims[c]
