@@ -139,8 +139,7 @@ def skeletonize(
         to draw with their area give it to their shaft. ``False``: every such protrusion's
         area goes to its shaft.
     """
-    from scipy.sparse.csgraph import connected_components, dijkstra
-    from scipy.spatial import cKDTree
+    from scipy.sparse.csgraph import dijkstra
 
     from mesh_export._version import __version__
     from mesh_export.process.soma import absorb_rings_inside, exits_on_surface, soma_region
