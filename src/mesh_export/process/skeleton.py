@@ -149,8 +149,7 @@ def skeletonize(
         clustered on a grid, each cluster carrying its vertices' area
         (:mod:`mesh_export.process.skeleton_surface`); ``False``: on the mesh as given.
     """
-    from scipy.sparse.csgraph import connected_components, dijkstra
-    from scipy.spatial import cKDTree
+    from scipy.sparse.csgraph import dijkstra
 
     from mesh_export._version import __version__
     from mesh_export.process.soma import absorb_rings_inside, exits_on_surface, soma_region
