@@ -120,7 +120,7 @@ def test_convert_a_cut_cell_with_a_wall_to_hoc(request, tmp_path):
     template = re.search(r"^begintemplate (\w+)", text, re.MULTILINE).group(1)
     hoc_cell, sections = load_hoc_in_neuron(tmp_path / "cut.hoc", template)
     assert membrane_area(sections) / (cell.outer_area * 1e-6) == pytest.approx(1.0, abs=0.10)
-    assert sum(1 for sec in sections if sec.parentseg() is not None and sec.parentseg().sec == hoc_cell.soma) \
+    assert sum(1 for sec in sections if sec.parentseg() is not None and sec.parentseg().sec == hoc_cell.soma[0]) \
         == cell.trunks
 
 
