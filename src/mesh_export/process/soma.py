@@ -51,6 +51,10 @@ SLACK = 0.35
 MIN_SLACK = 0.15
 #: How far from the point (in inscribed radii) the region may reach.
 REACH = 3.0
+#: The surface "near the ball" (in inscribed radii from the point) whose thick stretches compete
+#: to be the region: the ball touches the surface at one radius; a cell body's wall lies within
+#: about half a radius more, a neurite's far beyond.
+NEAR_BALL = 1.5
 #: Region vertices farther than ``1 + PROTRUSION`` times the cell body's fitted surface from
 #: its deepest point are a trunk's base sticking out of it, not soma (see ``_without_protrusions``).
 PROTRUSION = 0.3
@@ -228,7 +232,18 @@ def _grown_region(vertices, normals, vertex_area, eu, ev, candidates, point, sam
         start = int(np.argmin(dist))
         thick[start] = True
         label = components(thick)
-        inside = thick & (label == label[start])
+        # The region is the thick stretch that wraps the ball, not whichever holds the one
+        # vertex nearest the point: on a clustered or finely faceted surface that vertex can sit
+        # in a patch of a few vertices (the soma collapsed to 0.2 um on a dense fly neuron).
+        # The stretch with the most area near the ball's surface wins; the nearest vertex's
+        # otherwise (nothing thick near the ball).
+        near = thick & (dist <= NEAR_BALL * r0)
+        if near.any():
+            near_area = np.bincount(label[near], weights=vertex_area[idx][near], minlength=int(label.max()) + 1)
+            start_label = int(np.argmax(near_area)) if near_area.max() > 0 else int(label[start])
+        else:
+            start_label = int(label[start])
+        inside = thick & (label == start_label)
         # Pockets: pieces of the rest that reach neither beyond the region nor out of the
         # neighbourhood are enclosed by the region (bumps, holes, a pinched patch).
         rest = ~inside
