@@ -402,3 +402,41 @@ def test_a_prediction_table_that_keeps_failing_leaves_tags_measured(srv, root_id
     again = _export(srv, root_id, tmp_path, datastack="tagged")
     table = pd.read_csv(again.output.with_name(again.output.name + ".synapses.csv"))
     assert "predicted" in set(table["tag_source"].dropna())
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_an_empty_id_cell_keeps_every_other_root_id_exact(cell, root_id, truth, tmp_path, suffix):
+    """A synapse file whose id columns have a gap: pandas would read them as float64, and an
+    18-digit root id through a float loses its last digits (every partner the same wrong id).
+    The ids are read exactly; the row with no presynaptic id has no partner."""
+    import pandas as pd
+
+    from mesh_export.retrieve.synapse_files import read_synapse_file
+
+    path = write_file(truth, tmp_path / f"syn.{suffix}")
+    frame = pd.read_parquet(path) if suffix == "parquet" else pd.read_csv(path, dtype={"pre_pt_root_id": str})
+    gap = int(np.flatnonzero(truth.direction == "input")[0])
+    frame["pre_pt_root_id"] = frame["pre_pt_root_id"].astype(object)
+    frame.loc[gap, "pre_pt_root_id"] = None
+    if suffix == "parquet":
+        frame["pre_pt_root_id"] = pd.array([None if v is None else int(v) for v in frame["pre_pt_root_id"]],
+                                           dtype="Int64")
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    rows = read_synapse_file(path, None, root_id)
+    expected = truth.pre.copy()
+    expected[gap] = 0
+    np.testing.assert_array_equal(rows.pre, expected)
+    np.testing.assert_array_equal(rows.post, truth.post)
+    assert len(set(rows.partners(root_id)[truth.direction == "input"].tolist()) - {0}) > 1
+
+
+def test_a_root_id_no_row_names_is_refused(cell, root_id, truth, tmp_path):
+    mesh_path = tmp_path / "cell.ply"
+    cell.mesh.export(mesh_path)
+    path = write_file(truth, tmp_path / "syn.csv")
+    done = run_cli("convert", mesh_path, tmp_path / "cell.swc", "--units-in", "nm", "--synapses-file", path,
+                   "--root-id", "864691135999999999")
+    _one_line_error(done, 3, "names root id 864691135999999999")
+    assert not (tmp_path / "cell.swc").exists()

@@ -112,6 +112,9 @@ def _from_file(options: SynapseOptions, root_id):
     details = {"file": str(options.file), "rows": len(rows)}
     if root_id is not None:
         details.update(pre=int((rows.pre == int(root_id)).sum()), post=int((rows.post == int(root_id)).sum()))
+        if len(rows) and not details["pre"] and not details["post"]:
+            raise InputError(f"none of the {len(rows)} synapses in {Path(options.file).name} names root id {root_id} "
+                             "as pre_pt_root_id or post_pt_root_id: another cell's table, or the wrong --root-id")
     return Lookup(rows, rows.source, details=details)
 
 

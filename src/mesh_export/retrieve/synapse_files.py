@@ -23,6 +23,8 @@ from mesh_export.errors import InputError, InvalidArgumentError
 __all__ = ["read_synapse_file", "parse_resolution", "POSITION_COLUMNS"]
 
 POSITION_COLUMNS = ("ctr_pt_position", "post_pt_position", "pre_pt_position", "position")
+#: Integer id columns, read exactly (never through float64).
+ID_COLUMNS = ("id", "pre_pt_root_id", "post_pt_root_id")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -51,11 +53,15 @@ def _frame(path: Path):
                 import pyarrow  # noqa: F401
             except ImportError:
                 raise InvalidArgumentError(f"reading {path} needs pyarrow: pip install pyarrow") from None
-            return pd.read_parquet(path)
+            # nullable integers: a root id column with a gap stays int64, not float64
+            return pd.read_parquet(path, dtype_backend="numpy_nullable")
+        # ids read as text and parsed exactly: through float64 (pandas' type for a column with
+        # an empty cell) an 18-digit root id loses its last digits
+        ids_as_text = {name: str for name in ID_COLUMNS}
         if suffix in (".tsv", ".tab"):
-            return pd.read_csv(path, sep="\t")
+            return pd.read_csv(path, sep="\t", dtype=ids_as_text)
         if suffix == ".csv":
-            return pd.read_csv(path)
+            return pd.read_csv(path, dtype=ids_as_text)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read {path} as a synapse table: {str(exc).splitlines()[0]}") from None
     raise InvalidArgumentError(f"--synapses-file takes a .csv, .tsv or .parquet file, not {path.name}")
@@ -88,12 +94,31 @@ def _positions(frame, path: Path) -> tuple[np.ndarray, str]:
 
 
 def _ints(frame, name: str, path: Path):
+    """An id column as int64, exactly; an empty cell is 0 (no id)."""
+    import pandas as pd
+
     if name not in frame:
         return None
-    try:
-        return frame[name].fillna(0).to_numpy(dtype=np.int64)
-    except (TypeError, ValueError):
-        raise InputError(f"{path}: {name} holds values that are not integer ids") from None
+    column = frame[name]
+    missing = column.isna().to_numpy()
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return column.fillna(0).to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(column.dtype):
+        values = column.to_numpy(dtype=np.float64, na_value=0.0)
+        if (np.abs(values) >= 2.0**53).any() or (values != np.round(values)).any():
+            raise InputError(f"{path}: {name} holds floating-point values, not integer ids "
+                             "(an 18-digit root id stored as a float has lost its last digits)")
+        return values.astype(np.int64)
+    out = np.zeros(len(column), dtype=np.int64)
+    for row, value in enumerate(column.tolist()):
+        text = "" if missing[row] else str(value).strip()
+        if not text:
+            continue
+        try:
+            out[row] = int(text)
+        except ValueError:
+            raise InputError(f"{path}: row {row + 1} of {name} is not an integer id: {text!r}") from None
+    return out
 
 
 def read_synapse_file(path: str | os.PathLike, resolution=None, root_id: int | None = None) -> SynapseRows:
