@@ -421,3 +421,17 @@ def test_an_swc_we_wrote_in_nanometres_converts_in_micrometres(originals, tmp_pa
     cell, from_nm = load_hoc_in_neuron(hoc)
     reference_cell, reference = load_swc_in_neuron(originals["plain"])  # keep both cells alive
     assert neuron_figures(from_nm)[0] == pytest.approx(neuron_figures(reference)[0], rel=1e-6)
+
+
+def test_an_swc_saved_with_a_byte_order_mark_reads_as_without(originals, tmp_path):
+    """Windows editors save UTF-8 with a byte-order mark: on the first line it made the soma
+    line look like a column header (skipped, then "parent id 1 names no node")."""
+    plain = originals["plain"].read_bytes()
+    body = b"\n".join(line for line in plain.splitlines() if not line.startswith(b"#"))
+    for name, data in (("bom-first-node.swc", b"\xef\xbb\xbf" + body), ("bom-comment.swc", b"\xef\xbb\xbf" + plain)):
+        path = tmp_path / name
+        path.write_bytes(data)
+        marked, reference = mesh_export.load(path), mesh_export.load(originals["plain"])
+        np.testing.assert_array_equal(marked.nodes, reference.nodes)
+        np.testing.assert_array_equal(marked.parents, reference.parents)
+        assert not marked.metadata.get("repairs"), marked.metadata.get("repairs")

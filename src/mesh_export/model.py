@@ -367,7 +367,7 @@ def read_swc(path) -> Skeleton:
     rows, line_numbers, skipped = [], [], []
     units = "um"
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
             for number, line in enumerate(handle, 1):
                 line, _, comment = line.partition("#")
                 line = line.strip()
