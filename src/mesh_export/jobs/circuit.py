@@ -128,15 +128,24 @@ def _check_circuit_target(target: Path, overwrite: bool, request: dict) -> None:
     that is how it resumes) unless ``overwrite``."""
     if target.exists() and not target.is_dir():
         raise OutputError(f"output path exists and is not a directory: {target}")
+    _refuse_foreign_directory(target)
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         try:
             previous = json.loads((target / SIDECAR).read_text()).get("request")
         except (OSError, ValueError):
             previous = None
         if previous != request:
-            raise OutputError(f"{target} exists and is not this circuit; pass --overwrite to replace it")
+            raise OutputError(f"{target} holds another circuit; pass --overwrite to replace it")
     if not os.access(target.parent if target.parent.exists() else Path("."), os.W_OK):
         raise OutputError(f"output directory is not writable: {target.parent}")
+
+
+def _refuse_foreign_directory(target: Path) -> None:
+    """A circuit replaces its whole directory: never one that holds anything but a circuit
+    mesh-export wrote (with or without --overwrite, which elsewhere replaces files, not folders)."""
+    if target.is_dir() and any(target.iterdir()) and not (target / SIDECAR).is_file():
+        raise OutputError(f"{target} is not empty and holds no circuit mesh-export wrote; a circuit takes a "
+                          "directory of its own (it replaces the whole directory): choose another --out")
 
 
 def _request(ids: list[str], options: CircuitOptions, export_kwargs: dict) -> dict:
@@ -357,6 +366,7 @@ def build_circuit(cells: list[CellFiles], out_dir: str | os.PathLike, options: C
                   "counts": circuit.info, "mechanisms": mechanisms}
         (tmp / SIDECAR).write_text(json.dumps(record, indent=2) + "\n")
         if target.exists():
+            _refuse_foreign_directory(target)
             old = target.parent / f".{target.name}.{secrets.token_hex(8)}.old"
             os.rename(target, old)
         os.rename(tmp, target)
