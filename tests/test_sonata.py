@@ -296,7 +296,9 @@ def test_bad_circuit_requests_are_one_line_errors(srv, root_ids, tmp_path):
     for extra, words in ((["--no-synapses"], "synapse"),
                          (["--synapses-format", "xml"], "synapses-format"),
                          (["--out", str(tmp_path / "taken")], "choose another --out"),
-                         (["--out", str(tmp_path / "taken"), "--overwrite"], "choose another --out")):
+                         (["--out", str(tmp_path / "taken"), "--overwrite"], "choose another --out"),
+                         (["--units", "nm", "--allow-units"], "micrometres"),
+                         (["--scale", "2"], "micrometres")):
         args = [str(root_ids[0]), "--format", "sonata", "--out", str(tmp_path / "c"), *_cli_args(srv, tmp_path), *extra]
         done = run_cli(*args)
         assert done.returncode not in (0, 20) and "Traceback" not in done.stderr, done.stderr

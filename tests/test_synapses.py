@@ -268,7 +268,7 @@ def test_convert_with_a_synapse_file(cell, root_id, truth, tmp_path):
 
     done = run_cli("convert", mesh_path, tmp_path / "anon.swc", "--units-in", "nm", "--synapses-file", path)
     assert done.returncode == 0, done.stderr
-    assert "wrote anon.swc.synapses.csv (" in done.stdout
+    assert f"wrote {tmp_path / 'anon.swc.synapses.csv'} (" in done.stdout
     _check_table(pd.read_csv(tmp_path / "anon.swc.synapses.csv"), truth, tmp_path / "anon.swc", directions=False)
     assert "without a root id (--root-id) to tell inputs from outputs" in (tmp_path / "anon.swc").read_text()
 

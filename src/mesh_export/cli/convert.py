@@ -71,4 +71,4 @@ def convert_command(
             typer.echo(f"repaired: {repair}")
         if result.get("synapses"):
             table = result["synapses"]
-            typer.echo(f"wrote {table['file']} ({table['placed']} of {table['rows']} synapses placed)")
+            typer.echo(f"wrote {written.with_name(table['file'])} ({table['placed']} of {table['rows']} synapses placed)")

@@ -182,6 +182,14 @@ def export_circuit(root_ids: Iterable[int | str], *, out_dir: str | os.PathLike,
     if export_kwargs.get("source") is not None and synapses.file is None:
         raise InvalidArgumentError("a circuit needs the cells' synapses: a CAVE datastack, or --synapses-file "
                                    "with --source")
+    steps = export_kwargs.get("steps")
+    changed_units = [name for name, value in (
+        ("--units", export_kwargs.get("units") or getattr(steps, "units", None)),
+        ("--scale", export_kwargs.get("scale") if export_kwargs.get("scale") is not None else getattr(steps, "scale", None)),
+        ("--allow-units", export_kwargs.get("allow_units"))) if value not in (None, False, "um")]
+    if changed_units:
+        raise InvalidArgumentError(f"a SONATA circuit's morphologies and positions are micrometres (BMTK reads them "
+                                   f"so): {', '.join(changed_units)} cannot apply")
     export_kwargs["synapses"] = synapses
     target = Path(out_dir)
     request = _request(ids, options, export_kwargs)
