@@ -23,7 +23,7 @@ import re
 import numpy as np
 
 from mesh_export.writers import _text
-from mesh_export.writers._neuron_sections import list_name, sections_of, type_name, written_form
+from mesh_export.writers._neuron_sections import list_name, places_of_points, sections_of, type_name, written_form
 from mesh_export.writers.registry import SKELETON, Writer, register
 from mesh_export.writers.swc import header_lines
 
@@ -129,18 +129,10 @@ def section_of_points(skeleton, nodes, fractions):
     joined by a wire, or the soma's own centre for a root) puts every point at the node.
     Numbers as :func:`section_of_nodes`; the arrays are in the order given.
     """
-    nodes = np.asarray(nodes, dtype=np.int64).reshape(-1)
-    fractions = np.clip(np.asarray(fractions, dtype=np.float64).reshape(-1), 0.0, 1.0)
-    written = written_form(skeleton, "um", True, "hoc")
-    places = sections_of(written)
-    rank = np.empty(len(written.order), dtype=np.int64)
-    rank[written.order] = np.arange(len(written.order))  # input node -> written node
-    at = rank[nodes]
-    section = places.section[at]
-    x = places.x[at] + fractions * (places.x_toward_parent[at] - places.x[at])
-    names = np.array([places.sections[k].name for k in section], dtype=object)
-    indices = np.array([places.sections[k].index for k in section], dtype=np.int64)
-    return names, indices, x
+    places = places_of_points(skeleton, nodes, fractions)
+    names = np.array([places.sections[k].name for k in places.section], dtype=object)
+    indices = np.array([places.sections[k].index for k in places.section], dtype=np.int64)
+    return names, indices, places.x
 
 
 def _procs(handle, name: str, chunks: list[tuple[list, int]]) -> None:
