@@ -320,3 +320,34 @@ def test_sections_at_nodes_are_the_hoc_writers(quirk, tmp_path):
     assert types == sorted(types)  # all: ascending types, each by index
     missing = sections_at(skeleton, np.array([-1]), np.array([0.3]))
     assert missing.section.tolist() == [""] and np.isnan(missing.x[0]) and missing.section_id.tolist() == [-1]
+
+
+@pytest.mark.parametrize("quirk", ["soma_tangle", "custom_types", "three_point_soma"])
+def test_the_hoc_writer_and_the_synapse_table_place_points_by_one_mapping(quirk, tmp_path):
+    """Points along edges, not only nodes: hoc.section_of_points and synapse_table.sections_at
+    are _neuron_sections.places_of_points, the one as it is, the other x clamped and -1 rows
+    left empty; so the two can never drift apart."""
+    import mesh_export
+    from mesh_export.writers._neuron_sections import places_of_points
+    from mesh_export.writers.hoc import section_of_points
+    from mesh_export.writers.synapse_table import X_MARGIN, sections_at
+    from support import swc_quirks
+
+    skeleton = mesh_export.load(swc_quirks.READ[quirk](tmp_path))
+    rng = np.random.default_rng(7)
+    nodes = np.concatenate([np.arange(len(skeleton)), rng.integers(0, len(skeleton), 200)])
+    fractions = np.concatenate([np.zeros(len(skeleton)), rng.random(200)])
+    fractions[-10:] = 1.0
+    places = places_of_points(skeleton, nodes, fractions)
+    assert ((places.x >= 0) & (places.x <= 1)).all() and len(places.section) == len(nodes)
+    expected = [f"{places.sections[k].name}[{places.sections[k].index}]" for k in places.section]
+    names, indices, xs = section_of_points(skeleton, nodes, fractions)
+    assert [f"{n}[{i}]" for n, i in zip(names, indices)] == expected
+    np.testing.assert_array_equal(xs, places.x)
+    some = nodes.copy()
+    some[::5] = -1  # rows with no place
+    table = sections_at(skeleton, some, fractions)
+    kept = some >= 0
+    assert table.section[kept].tolist() == [e for e, k in zip(expected, kept) if k]
+    assert (table.section[~kept] == "").all() and np.isnan(table.x[~kept]).all()
+    np.testing.assert_array_equal(table.x[kept], np.clip(places.x[kept], X_MARGIN, 1 - X_MARGIN))

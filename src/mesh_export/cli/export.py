@@ -14,7 +14,7 @@ from mesh_export.cli.options import (STEP_FLAGS, STEPS_PANEL, SYNAPSE_FLAGS, Syn
                                      QuietOpt, ServerOpt, SourceOpt, StaticOpt, StepFlags, TimeoutOpt, TokenOpt,
                                      VersionOpt, variant, with_option_groups)
 from mesh_export.cli.output import emit_json
-from mesh_export.errors import MeshExportError
+from mesh_export.errors import InvalidArgumentError, MeshExportError
 
 _SOURCE = "Where meshes come from"
 _OUTPUT = "Output"
@@ -104,8 +104,10 @@ def export_command(
     from mesh_export.api import writes_circuit
 
     if writes_circuit(format):
-        if template or plate is not None:
-            raise typer.BadParameter("--format sonata names each cell's template itself and lays out no plates")
+        if template:
+            raise InvalidArgumentError("--format sonata names each cell's hoc template itself: drop --template")
+        if plate is not None:
+            raise InvalidArgumentError("--format sonata lays out no build plates: drop --plate")
         _export_batch(root_ids, kwargs, ids_file=ids_file, id_column=id_column, workers=workers,
                       fail_fast=fail_fast, max_rps=max_rps, executor=executor, scheduler=scheduler,
                       manifest=not no_manifest, as_json=as_json, quiet=quiet, circuit=True)
@@ -116,7 +118,7 @@ def export_command(
     batch = (len(root_ids) != 1 or root_ids == ["-"] or ids_file is not None or workers != 1
              or executor != "local" or fail_fast or max_rps is not None)
     if batch and template:
-        raise typer.BadParameter("--template names one cell's hoc template; a batch names each after its root id")
+        raise InvalidArgumentError("--template names one cell's hoc template; a batch names each after its root id")
     if not batch:  # one id: the plain job, its own error and exit code
         progress = not quiet and not as_json and sys.stderr.isatty()
         try:

@@ -4,6 +4,7 @@ that file (``core.import3d``): the one place swc, hoc and NeuroML agree on numbe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,3 +42,35 @@ def sections_of(written: Written):
     """Import3d's sections of a written skeleton, and each node's place (``core.import3d.Places``)."""
     sk = written.skeleton
     return import3d_sections(sk.types, sk.parents, sk.nodes, 2.0 * sk.radii)
+
+
+def rank_in(order) -> np.ndarray:
+    """``rank[i]``: where ``i`` stands in the permutation ``order`` (its inverse); with a
+    Written's ``order``, the position at which input node ``i`` is written."""
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+class PointPlaces(NamedTuple):
+    """Import3d's ``sections`` of a skeleton's file, and for each point asked about the
+    ``section`` it lies in (a position in ``sections``) and its ``x`` there (0-1, unclamped)."""
+
+    sections: list
+    section: np.ndarray
+    x: np.ndarray
+
+
+def places_of_points(skeleton, nodes, fractions) -> PointPlaces:
+    """Where NEURON puts the points ``fractions`` (clipped to 0-1) of the way from ``nodes``
+    (indices into ``skeleton``) towards their parents, on the sections Import3d makes of our
+    SWC file and our hoc file makes alike: the one mapping of the hoc writer's
+    ``section_of_points`` and the synapse table's ``sections_at``."""
+    written = written_form(skeleton, "um", True, "hoc")
+    places = sections_of(written)
+    at = rank_in(written.order)[np.asarray(nodes, dtype=np.int64).reshape(-1)]
+    fractions = np.clip(np.asarray(fractions, dtype=np.float64).reshape(-1), 0.0, 1.0)
+    # Along the stretch to the parent's point x runs linearly (NEURON's x is 3-D arc length);
+    # a node NEURON draws no stretch from (a wire's start, a dropped section) keeps its own x.
+    x = places.x[at] + fractions * (places.x_toward_parent[at] - places.x[at])
+    return PointPlaces(places.sections, places.section[at], x)

@@ -9,6 +9,11 @@ node's place (:func:`section_of_nodes`) is right on both. Every type is an array
 makes them (``soma[0]``, even for one soma section). Load it with ``h.load_file("cell.hoc")``
 and instantiate ``h.Cell_<root id>()``: the template is named after the cell (its root id, or
 the file's name), so any number of exported cells load in one session; ``template`` names it.
+A file name becomes a hoc identifier by turning every other character into ``_``, so files
+whose names differ only there (``a-b.swc`` and ``a_b.swc``) both make ``Cell_a_b``: NEURON
+loads the first and refuses to redeclare the second; give one of them ``template``.
+A name NEURON cannot take for a template (a hoc keyword, a built-in class, function or
+mechanism, or a section name the cell declares) is refused (:func:`check_template_name`).
 """
 
 from __future__ import annotations
@@ -18,11 +23,29 @@ import re
 import numpy as np
 
 from mesh_export.writers import _text
-from mesh_export.writers._neuron_sections import list_name, sections_of, type_name, written_form
+from mesh_export.writers._neuron_sections import list_name, places_of_points, sections_of, type_name, written_form
 from mesh_export.writers.registry import SKELETON, Writer, register
 from mesh_export.writers.swc import header_lines
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Names NEURON 8/9 cannot load as a template, measured by loading a template of each name in a
+# fresh NEURON ("syntax error" for a keyword, "Redeclaring at top level" for a built-in); the
+# product does not import NEURON to ask it. String, VecStim and the Import3d classes load in a
+# bare session but break the standard library (stdrun.hoc, import3d.hoc) loaded afterwards.
+_HOC_KEYWORDS = frozenset(
+    "for if else while break continue return stop proc func obfunc iterator iterator_statement objref "
+    "objectvar strdef double create connect access insert uninsert forall forsec ifsec begintemplate "
+    "endtemplate public external local localobj new print delete help depvar eqn setpointer em read debug "
+    "quit".split())
+_NEURON_BUILTINS = frozenset(
+    "Vector List String SectionList SectionRef Matrix Graph File Random Exp2Syn ExpSyn NetStim NetCon IClamp "
+    "SEClamp VClamp APCount AlphaSynapse PointProcessMark VecStim IntFire1 Import3d_GUI Import3d_SWC_read Shape "
+    "PlotShape Deck Timer Pointer StringFunctions CVode Glyph ValueFieldEditor Impedance LinearMechanism KSChan "
+    "ParallelContext PythonObject MechanismType SaveState execute secname topology sin exp t dt v "
+    "celsius".split())
+_MECHANISMS = frozenset("hh pas extracellular fastpas capacitance morphology na_ion k_ion".split())
+# Sections and SectionLists the template declares (and Import3d declares at top level).
+_SECTION_NAMES = frozenset("soma axon dend apic all".split())
 # Statements per hoc procedure: NEURON's parser handles big procedures, but splitting keeps
 # memory and parse time flat (NEURON's own exported cells do the same).
 _LINES_PER_PROC = 2000
@@ -60,6 +83,25 @@ def template_name(skeleton, path=None) -> str:
     return "MeshExportCell"
 
 
+def check_template_name(name: str) -> None:
+    """Refuse (InvalidArgumentError, one line) a template name NEURON cannot load."""
+    from mesh_export.errors import InvalidArgumentError
+
+    if not _IDENTIFIER.match(name):
+        problem = "is not a hoc identifier"
+    elif name in _HOC_KEYWORDS:
+        problem = "is a hoc keyword (NEURON: syntax error)"
+    elif name in _NEURON_BUILTINS:
+        problem = "is a NEURON built-in name (NEURON: Redeclaring at top level)"
+    elif name in _MECHANISMS:
+        problem = "is a NEURON mechanism's name (NEURON: Redeclaring at top level)"
+    elif name in _SECTION_NAMES:
+        problem = "is a section name of the cell"
+    else:
+        return
+    raise InvalidArgumentError(f"hoc template name {name!r} {problem}; choose another --template")
+
+
 def section_of_nodes(skeleton):
     """Where NEURON puts each node of ``skeleton``: ``(names, indices, x)``, three arrays of
     ``len(skeleton)`` in the skeleton's own node order.
@@ -87,18 +129,10 @@ def section_of_points(skeleton, nodes, fractions):
     joined by a wire, or the soma's own centre for a root) puts every point at the node.
     Numbers as :func:`section_of_nodes`; the arrays are in the order given.
     """
-    nodes = np.asarray(nodes, dtype=np.int64).reshape(-1)
-    fractions = np.clip(np.asarray(fractions, dtype=np.float64).reshape(-1), 0.0, 1.0)
-    written = written_form(skeleton, "um", True, "hoc")
-    places = sections_of(written)
-    rank = np.empty(len(written.order), dtype=np.int64)
-    rank[written.order] = np.arange(len(written.order))  # input node -> written node
-    at = rank[nodes]
-    section = places.section[at]
-    x = places.x[at] + fractions * (places.x_toward_parent[at] - places.x[at])
-    names = np.array([places.sections[k].name for k in section], dtype=object)
-    indices = np.array([places.sections[k].index for k in section], dtype=np.int64)
-    return names, indices, x
+    places = places_of_points(skeleton, nodes, fractions)
+    names = np.array([places.sections[k].name for k in places.section], dtype=object)
+    indices = np.array([places.sections[k].index for k in places.section], dtype=np.int64)
+    return names, indices, places.x
 
 
 def _procs(handle, name: str, chunks: list[tuple[list, int]]) -> None:
@@ -120,11 +154,8 @@ def _procs(handle, name: str, chunks: list[tuple[list, int]]) -> None:
 
 def write_hoc(skeleton, path, units: str | None = None, allow_units: bool = False,
               template: str | None = None, ascii: bool = True) -> None:
-    from mesh_export.errors import InvalidArgumentError
-
     name = template or template_name(skeleton, path)
-    if not _IDENTIFIER.match(name):
-        raise InvalidArgumentError(f"hoc template name {name!r} is not a hoc identifier")
+    check_template_name(name)
     written = written_form(skeleton, units, allow_units, "hoc")
     sk, decimals = written.skeleton, written.decimals
     sections = sections_of(written).sections

@@ -83,28 +83,19 @@ def sections_at(skeleton, node, pos) -> SectionPlaces:
     dendrites' ids are smaller by the number of axon sections, and points on the axon have
     no section.
     """
-    from mesh_export.writers._neuron_sections import sections_of, written_form
-
-    written = written_form(skeleton, "um", True, "hoc")
-    places = sections_of(written)
-    sections = places.sections
-    n_sections = len(sections)
-    order = sorted(range(n_sections), key=lambda k: (sections[k].type, sections[k].index))
-    all_position = np.empty(n_sections, dtype=np.int64)
-    all_position[order] = np.arange(n_sections)
-    names = np.array([f"{sec.name}[{sec.index}]" for sec in sections], dtype=object)
-    rank = np.empty(len(written.order), dtype=np.int64)
-    rank[written.order] = np.arange(len(written.order))  # input node -> written node
+    from mesh_export.writers._neuron_sections import places_of_points, rank_in
 
     node = np.asarray(node, dtype=np.int64).reshape(-1)
     placed = node >= 0
-    at = rank[np.maximum(node, 0)]
-    pos = np.clip(np.where(placed, np.asarray(pos, dtype=np.float64).reshape(-1), 0.0), 0.0, 1.0)
-    k = places.section[at]
-    # Along the stretch to the parent's point x runs linearly (NEURON's x is 3-D arc length);
-    # a node NEURON draws no stretch from (a wire's start, a dropped section) keeps its own x.
-    x = places.x[at] + pos * (places.x_toward_parent[at] - places.x[at])
-    x = np.clip(x, X_MARGIN, 1.0 - X_MARGIN)
+    pos = np.where(placed, np.asarray(pos, dtype=np.float64).reshape(-1), 0.0)
+    places = places_of_points(skeleton, np.maximum(node, 0), pos)
+    sections = places.sections
+    n_sections = len(sections)
+    order = sorted(range(n_sections), key=lambda k: (sections[k].type, sections[k].index))
+    all_position = rank_in(np.asarray(order, dtype=np.int64))
+    names = np.array([f"{sec.name}[{sec.index}]" for sec in sections], dtype=object)
+    k = places.section
+    x = np.clip(places.x, X_MARGIN, 1.0 - X_MARGIN)
     return SectionPlaces(section=np.where(placed, names[k], ""),
                          x=np.where(placed, x, np.nan),
                          section_id=np.where(placed, all_position[k], -1),
@@ -122,10 +113,9 @@ def table_path(morphology: str | os.PathLike, format: str = "csv") -> Path:
 def _written_ids(skeleton) -> np.ndarray:
     """The SWC id of each node of ``skeleton`` as writers.swc numbers them (1-based, in
     topological order, which as_skeleton_for_writing applies)."""
-    order = skeleton.topological_order()
-    rank = np.empty(len(skeleton), dtype=np.int64)
-    rank[order] = np.arange(len(skeleton))
-    return rank + 1
+    from mesh_export.writers._neuron_sections import rank_in
+
+    return rank_in(skeleton.topological_order()) + 1
 
 
 def synapse_columns(skeleton, units: str = "um") -> dict[str, Any]:
