@@ -49,32 +49,28 @@ SAMPLE_UM = 0.5
 CANDIDATES = 12
 
 
-def _sections(sk: Skeleton) -> tuple[np.ndarray, np.ndarray]:
-    """Per node: its unbranched section's first node, and that section's tip when the
-    section is a drawn spine (-1 otherwise). ``sk`` sorted: parents before children."""
+def _spine_tips(sk: Skeleton) -> np.ndarray:
+    """Per node: the tip of its unbranched stretch when that stretch is a drawn spine (a leaf
+    branch ending within MAX_SPINE_LENGTH_UM of its base off a neurite), else -1. ``sk``
+    sorted: parents before children."""
     n = len(sk)
     parents = sk.parents
     children = np.bincount(parents[parents >= 0], minlength=n)
-    first = np.arange(n)
-    par = parents.tolist()
-    kids = children.tolist()
-    soma = (sk.types == SOMA).tolist()
-    start = first.tolist()
+    par, kids, soma = parents.tolist(), children.tolist(), (sk.types == SOMA).tolist()
+    start = list(range(n))  # each node's stretch's first node
     for i in range(n):
         p = par[i]
         if p >= 0 and kids[p] == 1 and not soma[p]:
             start[i] = start[p]
     first = np.asarray(start, dtype=np.int64)
-    spine_tip = np.full(n, -1, dtype=np.int64)
     to_um = conversion_factor(sk.units, "um")
     leaves = np.flatnonzero((children == 0) & (parents >= 0))
     base = parents[first[leaves]]
     reach = np.linalg.norm(sk.nodes[leaves] - sk.nodes[np.maximum(base, 0)], axis=1) * to_um
     spines = leaves[(base >= 0) & (sk.types[np.maximum(base, 0)] != SOMA) & (reach <= MAX_SPINE_LENGTH_UM)]
-    tip_of_section = np.full(n, -1, dtype=np.int64)
-    tip_of_section[first[spines]] = spines
-    spine_tip = tip_of_section[first]
-    return first, spine_tip
+    tip_of_stretch = np.full(n, -1, dtype=np.int64)
+    tip_of_stretch[first[spines]] = spines
+    return tip_of_stretch[first]
 
 
 def _edge_samples(a: np.ndarray, b: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +150,7 @@ def map_synapses(skeleton: Skeleton, rows: SynapseRows, root_id: int | None = No
     distance = np.where(on_soma, soma_d, d_best)
     radius = np.where(on_soma, radii[soma_node], r_best)
 
-    _, spine_tip = _sections(sk)
+    spine_tip = _spine_tips(sk)
     on_spine = placed & ~on_soma & (spine_tip[np.maximum(node, 0)] >= 0)
     measured = np.where(on_soma, "soma", np.where(on_spine | (gap > SPINE_GAP_UM * um), "spine", "shaft"))
     predicted = rows.tags.astype(str) != ""
