@@ -78,6 +78,25 @@ class CachedSurface:
         return self.metadata.get("units")
 
 
+# Per-element arrays a surface may carry beside its geometry, in ``metadata[VERTEX_ATTRIBUTES]`` and
+# ``metadata[FACE_ATTRIBUTES]`` (name -> array whose first axis is the vertex / face count), as
+# trimesh's ``vertex_attributes``: readers put what a file holds there (``"color"``: (n, 4) uint8
+# RGBA, ``"uv"``: (n, 2) float32), processing adds labels (``"compartment"``, ``"path_distance"``),
+# and each writer writes those its format can hold. A step that changes the vertices or faces
+# drops the arrays it would make wrong (process.derived), so a stale label is never written.
+VERTEX_ATTRIBUTES = "vertex_attributes"
+FACE_ATTRIBUTES = "face_attributes"
+
+
+def element_attributes(mesh, which: str) -> dict[str, np.ndarray]:
+    """The ``which`` (``VERTEX_ATTRIBUTES`` or ``FACE_ATTRIBUTES``) arrays of ``mesh`` whose
+    length is its vertex / face count (an array of another length is stale and left out)."""
+    metadata = getattr(mesh, "metadata", None) or {}
+    arrays = metadata.get(which) or {}
+    count = len(mesh.vertices) if which == VERTEX_ATTRIBUTES else len(mesh.faces)
+    return {name: np.asarray(values) for name, values in arrays.items() if len(values) == count}
+
+
 def kind_of(data) -> str:
     """``SURFACE``, ``SKELETON`` or ``VOLUME``: which kind of data ``data`` is.
 
