@@ -67,11 +67,14 @@ def test_export_root_id_as_volume_mesh(tmp_path):
 
     root_id = json.loads((sample_path() / "provenance").read_text())["root_ids"][0]
     env = {"MESH_EXPORT_CACHE": str(tmp_path / "cache")}
-    result = run_cli(root_id, "--source", "sample", "--lod", "2", "--volume", "--units", "um",
+    # --pitch sizes the voxels of the watertight rebuild the open sample surface needs first.
+    result = run_cli(root_id, "--source", "sample", "--lod", "2", "--volume", "--units", "um", "--pitch", "4",
                      "--format", "vtu", "--out", tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     sidecar = json.loads((tmp_path / f"{root_id}_lod2.vtu.json").read_text())
     assert sidecar["elements"] > 0 and sidecar["units"] == "um"
+    rebuilt = [step for step in sidecar["steps"] if step["step"] == "watertight"]
+    assert len(rebuilt) == 1 and rebuilt[0]["pitch"] == 4.0
     points, tetra = _tetra(tmp_path / f"{root_id}_lod2.vtu")
     assert tet_volumes(points, tetra).sum() == pytest.approx(sidecar["volume"], rel=1e-6)
 

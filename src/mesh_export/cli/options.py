@@ -159,7 +159,7 @@ STEP_FLAGS = OptionGroup(
     units=(Annotated[Optional[str], typer.Option("--units", help="Convert coordinates to these units (nm, um, mm).", rich_help_panel=STEPS_PANEL)], None),
     scale=(Annotated[Optional[float], typer.Option("--scale", help="Multiply coordinates by this factor (after --units).", rich_help_panel=STEPS_PANEL)], None),
     watertight=(Annotated[bool, typer.Option("--watertight", help="Closed, manifold, single-shell surface by voxel remeshing.", rich_help_panel=STEPS_PANEL)], False),
-    pitch=(Annotated[Optional[float], typer.Option("--pitch", help="Voxel size for --watertight, in output units [default: longest side / 384].", rich_help_panel=STEPS_PANEL)], None),
+    pitch=(Annotated[Optional[float], typer.Option("--pitch", help="Voxel size for --watertight (and the rebuild --volume makes of an open surface), in output units [default: longest side / 384].", rich_help_panel=STEPS_PANEL)], None),
     max_memory=(MaxMemoryOpt, None),
     print_size=(PrintOpt, None),
     min_feature=(MinFeatureOpt, None),

@@ -255,7 +255,8 @@ def apply_steps(mesh, options: StepOptions):
             raise InvalidArgumentError("a morphology (skeleton) and a volume mesh cannot both be made")
         from mesh_export.process.volume import tetrahedralize
 
-        return tetrahedralize(mesh, max_volume=options.max_tet_volume, max_memory=options.max_memory)
+        return tetrahedralize(mesh, max_volume=options.max_tet_volume, max_memory=options.max_memory,
+                              pitch=options.pitch)
     if options.skeletonize:
         from mesh_export.process.morphology import skeleton_of
 

@@ -21,10 +21,11 @@ def tet_volumes(points: np.ndarray, tetra: np.ndarray) -> np.ndarray:
 
 
 def tetrahedralize(mesh, *, max_volume: float | None = None, quality: bool = True,
-                   max_memory=None):
+                   max_memory=None, pitch: float | None = None):
     """A tetrahedral mesh of the inside of ``mesh`` (made watertight first if it is not).
 
-    ``max_volume`` caps the element volume (in the mesh's units cubed); ``quality`` asks
+    ``pitch`` is the voxel size of that rebuild (as ``--watertight``'s; None: chosen from the
+    mesh's size). ``max_volume`` caps the element volume (in the mesh's units cubed); ``quality`` asks
     TetGen for a bounded radius-edge ratio. Units and provenance carry over in
     ``mesh_out.info``-style fields of the returned meshio.Mesh (``field_data`` is left for
     solver tags).
@@ -41,7 +42,7 @@ def tetrahedralize(mesh, *, max_volume: float | None = None, quality: bool = Tru
     steps = list(mesh.metadata.get("steps", []))
     surface = mesh
     if not mesh.is_watertight or not mesh.is_volume:
-        surface = watertight(mesh, max_memory=max_memory)
+        surface = watertight(mesh, pitch=pitch, max_memory=max_memory)
         steps = list(surface.metadata.get("steps", []))
     if max_volume is not None and not max_volume > 0:
         raise InvalidMeshError(f"--max-tet-volume must be positive, got {max_volume}")
