@@ -112,18 +112,27 @@ def blocks_of_vtk_cells(connectivity: np.ndarray, offsets: np.ndarray, types: np
                         where: str) -> list[Block]:
     """An unstructured grid's cells (VTK's connectivity, offsets (ends) and types) as blocks,
     a block per type."""
-    types = np.asarray(types).astype(np.int64, copy=False)
+    types = np.asarray(types)
+    if types.dtype.kind not in "iu":
+        types = types.astype(np.int64)
     offsets = np.asarray(offsets, dtype=np.int64)
     if len(types) != len(offsets):
         raise InputError(f"{where}: {len(types):,} cell types for {len(offsets):,} cells")
     if len(offsets) and (offsets[-1] > len(connectivity) or (np.diff(offsets) < 0).any() or offsets[0] < 0):
         raise InputError(f"{where}: cell offsets run outside the connectivity array")
+    codes = np.flatnonzero(np.bincount(types)) if len(types) and 0 <= types.min() and types.max() < 256 \
+        else np.unique(types)
+    size = VTK_CELL_SIZES.get(int(codes[0])) if len(codes) == 1 else None
+    if size is not None and len(connectivity) == size * len(offsets) and \
+            (offsets == np.arange(size, size * len(offsets) + 1, size)).all():
+        # One type of cell, each after the other (a surface we wrote): the connectivity as it is.
+        return [Block(VTK_CELL_NAMES[int(codes[0])], connectivity.reshape(-1, size))]
     blocks = []
     starts = np.empty_like(offsets)
     if len(offsets):
         starts[0] = 0
         starts[1:] = offsets[:-1]
-    for code in np.unique(types).tolist():
+    for code in codes.tolist():
         name = VTK_CELL_NAMES.get(code)
         if name is None:
             raise InputError(f"{where}: VTK cell type {code} is not one mesh-export knows")
@@ -209,8 +218,11 @@ def triangles_of(cells: Cells, where: str) -> tuple[np.ndarray, dict[str, int]]:
                 counts = np.full(len(data), data.shape[1] if data.ndim == 2 else 0)
                 flat = data.ravel()
             else:
-                counts = np.diff(np.concatenate([[0], block.offsets]))
+                counts = np.diff(block.offsets, prepend=0)
                 flat = data
+                if name == "polygon" and len(flat) == 3 * len(counts) and (counts == 3).all():
+                    pieces.append(flat.reshape(-1, 3))  # triangles only: no fan to make
+                    continue
             if name == "quadratic_polygon":  # corners first, then the edge midpoints
                 starts = np.cumsum(counts) - counts
                 counts = counts // 2
