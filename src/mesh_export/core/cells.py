@@ -115,18 +115,25 @@ def blocks_of_vtk_cells(connectivity: np.ndarray, offsets: np.ndarray, types: np
     types = np.asarray(types)
     if types.dtype.kind not in "iu":
         types = types.astype(np.int64)
-    offsets = np.asarray(offsets, dtype=np.int64)
+    offsets = np.asarray(offsets)
+    if offsets.dtype.kind not in "iu":
+        offsets = offsets.astype(np.int64)
     if len(types) != len(offsets):
         raise InputError(f"{where}: {len(types):,} cell types for {len(offsets):,} cells")
-    if len(offsets) and (offsets[-1] > len(connectivity) or (np.diff(offsets) < 0).any() or offsets[0] < 0):
+    steps = np.diff(offsets)
+    if len(offsets) and (offsets[-1] > len(connectivity) or (steps < 0).any() or offsets[0] < 0):
         raise InputError(f"{where}: cell offsets run outside the connectivity array")
-    codes = np.flatnonzero(np.bincount(types)) if len(types) and 0 <= types.min() and types.max() < 256 \
-        else np.unique(types)
+    if len(types) and (types == types[0]).all():
+        codes = types[:1].astype(np.int64)  # one type of cell (np.bincount would widen 9M types to int64)
+    else:
+        codes = np.unique(types)
     size = VTK_CELL_SIZES.get(int(codes[0])) if len(codes) == 1 else None
-    if size is not None and len(connectivity) == size * len(offsets) and \
-            (offsets == np.arange(size, size * len(offsets) + 1, size)).all():
+    if size is not None and len(connectivity) == size * len(offsets) and offsets[0] == size and \
+            (steps == size).all():
         # One type of cell, each after the other (a surface we wrote): the connectivity as it is.
         return [Block(VTK_CELL_NAMES[int(codes[0])], connectivity.reshape(-1, size))]
+    del steps
+    offsets = offsets.astype(np.int64, copy=False)
     blocks = []
     starts = np.empty_like(offsets)
     if len(offsets):
@@ -218,11 +225,12 @@ def triangles_of(cells: Cells, where: str) -> tuple[np.ndarray, dict[str, int]]:
                 counts = np.full(len(data), data.shape[1] if data.ndim == 2 else 0)
                 flat = data.ravel()
             else:
-                counts = np.diff(block.offsets, prepend=0)
-                flat = data
-                if name == "polygon" and len(flat) == 3 * len(counts) and (counts == 3).all():
+                offsets, flat = block.offsets, data
+                if (name == "polygon" and len(flat) == 3 * len(offsets) and offsets[0] == 3
+                        and (np.diff(offsets) == 3).all()):
                     pieces.append(flat.reshape(-1, 3))  # triangles only: no fan to make
                     continue
+                counts = np.diff(offsets.astype(np.int64, copy=False), prepend=0)
             if name == "quadratic_polygon":  # corners first, then the edge midpoints
                 starts = np.cumsum(counts) - counts
                 counts = counts // 2
@@ -234,7 +242,7 @@ def triangles_of(cells: Cells, where: str) -> tuple[np.ndarray, dict[str, int]]:
             raise InputError(f"{where}: {name.replace('_', ' ')} cells cannot be read as a surface")
     if not pieces:
         return np.zeros((0, 3), dtype=np.int32), dropped
-    triangles = np.concatenate(pieces)
+    triangles = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
     return triangles.astype(np.int32 if len(cells.points) < 2**31 else np.int64, copy=False), dropped
 
 

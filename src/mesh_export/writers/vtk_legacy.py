@@ -15,7 +15,7 @@ from mesh_export.writers import _text
 from mesh_export.core.validate import SurfaceValues
 from mesh_export.errors import InputError
 from mesh_export.core.cells import Block, Cells, blocks_of_vtk_cells
-from mesh_export.writers._read import Damaged, NotNative, text_numbers
+from mesh_export.writers._read import Damaged, NotNative, read_into, text_numbers
 from mesh_export.writers._layout import converted_rows, write_layout
 from mesh_export.writers._mesh import counted_triangles, provenance_line, triangles
 from mesh_export.model import kind_of
@@ -72,35 +72,55 @@ _POLY_SECTIONS = {b"VERTICES": "poly_vertex", b"LINES": "poly_line", b"POLYGONS"
 
 
 class _Legacy:
-    def __init__(self, data: bytes, binary: bool, at: int):
-        self.data, self.binary, self.at = data, binary, at
+    """A legacy file's lines and sections: binary arrays read from the file straight into their
+    arrays; an ASCII body read whole (its sections end where the next keyword starts)."""
 
-    def line(self) -> bytes:
-        """The next non-blank line, stripped (b"" at the end of the file)."""
-        while self.at < len(self.data):
-            end = self.data.find(b"\n", self.at)
-            end = len(self.data) if end < 0 else end
-            text = self.data[self.at : end].strip()
-            self.at = end + 1
-            if text:
-                return text
-        return b""
+    def __init__(self, handle):
+        self.handle, self.binary, self.text, self.at = handle, False, None, 0
+
+    def _raw_line(self) -> bytes | None:
+        if self.text is None:
+            return self.handle.readline() or None
+        if self.at >= len(self.text):
+            return None
+        end = self.text.find(b"\n", self.at)
+        end = len(self.text) if end < 0 else end
+        line, self.at = self.text[self.at : end + 1], end + 1
+        return line
+
+    def line(self, blank: bool = False) -> bytes:
+        """The next non-blank line (``blank``: the next line, even blank), stripped; b"" at the end."""
+        while True:
+            line = self._raw_line()
+            if line is None:
+                return b""
+            if line.strip() or blank:
+                return line.strip()
+
+    def text_body(self) -> None:
+        self.text, self.at = self.handle.read(), 0
+
+    def mark(self) -> int:
+        return self.handle.tell() if self.text is None else self.at
+
+    def back(self, mark: int) -> None:
+        if self.text is None:
+            self.handle.seek(mark)
+        else:
+            self.at = mark
 
     def numbers(self, count: int, type_name: str) -> np.ndarray:
         code = _LEGACY_TYPES.get(type_name.lower())
         if code is None:
             raise NotNative(f"legacy VTK data of type {type_name!r}")
         if self.binary:
-            dtype = np.dtype(">" + code)
-            end = self.at + count * dtype.itemsize
-            if end > len(self.data):
+            values = np.empty(count, dtype=">" + code)
+            if read_into(self.handle, values) != values.nbytes:
                 raise Damaged(f"it ends inside a section of {count:,} values (truncated)")
-            values = np.frombuffer(self.data, dtype, count, self.at).astype(dtype.newbyteorder("="))
-            self.at = end
-            return values
-        found = _NEXT_SECTION.search(self.data, self.at)
-        stop = found.start() if found else len(self.data)
-        values = text_numbers(self.data[self.at : stop])
+            return values.byteswap(inplace=True).view(values.dtype.newbyteorder("="))
+        found = _NEXT_SECTION.search(self.text, self.at)
+        stop = found.start() if found else len(self.text)
+        values = text_numbers(self.text[self.at : stop])
         if len(values) != count:
             raise Damaged(f"a section holds {len(values):,} values where its header says {count:,}")
         self.at = stop
@@ -139,16 +159,20 @@ def read_legacy(path) -> Cells:
     """The points and cells of a legacy VTK POLYDATA or UNSTRUCTURED_GRID file. Other datasets
     raise NotNative (VTK reads them, when it is installed)."""
     path = Path(path)
-    data = path.read_bytes()
-    reader = _Legacy(data, False, 0)
+    with open(path, "rb") as handle:
+        return _read_legacy(_Legacy(handle), str(path))
+
+
+def _read_legacy(reader: _Legacy, where: str) -> Cells:
     if not reader.line().startswith(b"# vtk DataFile"):
         raise Damaged("no '# vtk DataFile' header")
-    end = data.find(b"\n", reader.at)  # the title: any text, even blank
-    reader.at = len(data) if end < 0 else end + 1
+    reader.line(blank=True)  # the title: any text, even none
     encoding = reader.line().upper()
     if encoding not in (b"ASCII", b"BINARY"):
         raise Damaged(f"the third line says {encoding[:20].decode(errors='replace')!r}, not ASCII or BINARY")
     reader.binary = encoding == b"BINARY"
+    if not reader.binary:
+        reader.text_body()
     dataset = reader.line().split()
     if len(dataset) < 2 or dataset[0].upper() != b"DATASET":
         raise Damaged("no DATASET line")
@@ -157,7 +181,6 @@ def read_legacy(path) -> Cells:
         raise NotNative(f"a legacy VTK {kind.decode()} dataset")
     if kind not in (b"POLYDATA", b"UNSTRUCTURED_GRID"):
         raise Damaged(f"DATASET {kind[:30].decode(errors='replace')} is not a VTK dataset type")
-    where = str(path)
     points = None
     blocks: list[Block] = []
     grid_cells = None
@@ -184,13 +207,8 @@ def read_legacy(path) -> Cells:
                 types = reader.numbers(int(words[1]), "int")
                 blocks.extend(blocks_of_vtk_cells(grid_cells[0], grid_cells[1], types, where))
             elif keyword == b"METADATA":
-                while reader.at < len(data):  # up to the next blank line
-                    end = data.find(b"\n", reader.at)
-                    end = len(data) if end < 0 else end
-                    text = data[reader.at : end].strip()
-                    reader.at = end + 1
-                    if not text:
-                        break
+                while reader.line(blank=True):  # up to the next blank line
+                    pass
             elif keyword in (b"POINT_DATA", b"CELL_DATA"):
                 break
             else:
@@ -207,7 +225,7 @@ def read_legacy(path) -> Cells:
 def _cell_list(reader: _Legacy, first: int, second: int, where: str) -> tuple[np.ndarray, np.ndarray]:
     """A cell list in either layout: 4.2 ("k i1 .. ik"), or 5.1 (OFFSETS and CONNECTIVITY
     sections; ``first`` is then the number of offsets, one more than the cells)."""
-    saved = reader.at
+    saved = reader.mark()
     following = reader.line().split()
     if following and following[0].upper() == b"OFFSETS":
         offsets = reader.numbers(first, following[1].decode()).astype(np.int64)
@@ -218,7 +236,7 @@ def _cell_list(reader: _Legacy, first: int, second: int, where: str) -> tuple[np
         if len(offsets) and (offsets[0] != 0 or offsets[-1] != len(connectivity)):
             raise Damaged(f"{where}: offsets that do not span the connectivity")
         return connectivity, offsets[1:]
-    reader.at = saved
+    reader.back(saved)
     return _counted(reader.numbers(second, "int"), first, where)
 
 

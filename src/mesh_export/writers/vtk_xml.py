@@ -143,17 +143,39 @@ _XML_TYPES = {"Int8": "i1", "UInt8": "u1", "Int16": "i2", "UInt16": "u2", "Int32
 _APPENDED = re.compile(rb"<AppendedData\b([^>]*)>\s*_")
 
 
-class _Arrays:
-    """Decodes the DataArrays of one VTK XML file (``data``: the whole file, writable)."""
+class _File:
+    """Bytes and arrays at offsets of an open file, read only when asked for (an appended block
+    is read array by array, straight into the result, never whole)."""
 
-    def __init__(self, root, data, appended_at: int, appended_encoding: str, where: str):
+    def __init__(self, handle):
+        self.handle = handle
+
+    def bytes_at(self, start: int, count: int) -> bytes:
+        self.handle.seek(start)
+        data = self.handle.read(count)
+        if len(data) < count:
+            raise Damaged("it ends inside an appended array (truncated)")
+        return data
+
+    def array_at(self, start: int, dtype, count: int) -> np.ndarray:
+        array = np.empty(count, dtype=dtype)
+        self.handle.seek(start)
+        if read_into(self.handle, array) != array.nbytes:
+            raise Damaged("it ends inside an appended array (truncated)")
+        return array
+
+
+class _Arrays:
+    """Decodes the DataArrays of one VTK XML file; appended data from ``source`` (a _File)."""
+
+    def __init__(self, root, source: _File | None, appended_at: int, appended_encoding: str, where: str):
         self.where = where
         self.order = ">" if root.get("byte_order") == "BigEndian" else "<"
         self.header = np.dtype(self.order + ("u8" if root.get("header_type") == "UInt64" else "u4"))
         self.compressor = root.get("compressor") or None
         if self.compressor not in (None, "vtkZLibDataCompressor", "vtkLZMADataCompressor", "vtkLZ4DataCompressor"):
             raise Damaged(f"unknown compressor {self.compressor}")
-        self.data, self.appended_at, self.appended_encoding = data, appended_at, appended_encoding
+        self.source, self.appended_at, self.appended_encoding = source, appended_at, appended_encoding
 
     def read(self, element, count: int | None = None) -> np.ndarray:
         """A DataArray's values (flat), ``count`` of them when known."""
@@ -166,9 +188,9 @@ class _Arrays:
             values = text_numbers((element.text or "").encode())
             values = values.astype(dtype.newbyteorder("="), copy=False)
         elif form == "binary":
-            values = self._binary(base64.b64decode("".join((element.text or "").split())), dtype, element)
+            values = self._binary("".join((element.text or "").split()), dtype)
         elif form == "appended":
-            if self.appended_at < 0:
+            if self.source is None:
                 raise Damaged("an appended DataArray but no AppendedData")
             start = self.appended_at + int(element.get("offset", "0"))
             if self.appended_encoding == "base64":
@@ -197,15 +219,15 @@ class _Arrays:
             raise NotNative("lz4-compressed arrays need the lz4 package") from None
         return lz4.block.decompress(block, uncompressed_size=self._block_size)
 
-    def _table(self, buffer, at: int) -> tuple[np.ndarray, int]:
-        """A compressed array's block table at ``at``: (table, bytes it takes)."""
+    def _table(self, head: bytes) -> np.ndarray:
+        """A compressed array's block table from its first bytes."""
         size = self.header.itemsize
-        if len(buffer) < at + 3 * size:
+        if len(head) < 3 * size:
             raise Damaged("it ends inside an array's header")
-        blocks = int(np.frombuffer(buffer, self.header, 1, at)[0])
-        if len(buffer) < at + (3 + blocks) * size:
+        blocks = int(np.frombuffer(head, self.header, 1)[0])
+        if len(head) < (3 + blocks) * size:
             raise Damaged("it ends inside an array's block table")
-        return np.frombuffer(buffer, self.header, 3 + blocks, at).astype(np.int64), (3 + blocks) * size
+        return np.frombuffer(head, self.header, 3 + blocks).astype(np.int64)
 
     def _inflate(self, table: np.ndarray, compressed, dtype) -> np.ndarray:
         blocks, self._block_size, last = int(table[0]), int(table[1]), int(table[2])
@@ -215,8 +237,11 @@ class _Arrays:
         total = (blocks - 1) * self._block_size + (last or self._block_size) if blocks else 0
         out = np.empty(total, dtype=np.uint8)
         at = done = 0
+        view = memoryview(compressed)
         for size in sizes.tolist():
-            piece = self._decompress(bytes(compressed[at : at + size]))
+            piece = self._decompress(view[at : at + size])
+            if done + len(piece) > total:
+                raise Damaged("a compressed array's blocks hold more than its header says")
             out[done : done + len(piece)] = np.frombuffer(piece, np.uint8)
             at, done = at + size, done + len(piece)
         if done != total or total % dtype.itemsize:
@@ -224,95 +249,100 @@ class _Arrays:
         return out.view(dtype)
 
     def _raw(self, start: int, dtype) -> np.ndarray:
-        data = self.data
+        size = self.header.itemsize
         if self.compressor:
-            table, used = self._table(data, start)
-            return self._inflate(table, memoryview(data)[start + used :], dtype)
-        if len(data) < start + self.header.itemsize:
-            raise Damaged("it ends inside an array's header")
-        nbytes = int(np.frombuffer(data, self.header, 1, start)[0])
-        begin = start + self.header.itemsize
-        if nbytes % dtype.itemsize or len(data) < begin + nbytes:
-            raise Damaged("it ends inside an appended array (truncated)")
-        return np.frombuffer(data, dtype, nbytes // dtype.itemsize, begin)
+            blocks = int(np.frombuffer(self.source.bytes_at(start, size), self.header, 1)[0])
+            table = self._table(self.source.bytes_at(start, (3 + blocks) * size))
+            return self._inflate(table, self.source.bytes_at(start + (3 + blocks) * size, int(table[3:].sum())), dtype)
+        nbytes = int(np.frombuffer(self.source.bytes_at(start, size), self.header, 1)[0])
+        if nbytes % dtype.itemsize:
+            raise Damaged(f"an appended array of {nbytes:,} bytes, not a whole number of {dtype.itemsize}-byte values")
+        return self.source.array_at(start + size, dtype, nbytes // dtype.itemsize)
 
-    def _binary(self, decoded: bytes, dtype, element) -> np.ndarray:
+    def _binary(self, text: str, dtype) -> np.ndarray:
+        size = self.header.itemsize
         if self.compressor:
             # The block table is base64-encoded on its own, then the blocks.
-            text = "".join((element.text or "").split())
-            first = base64.b64decode(text[: _base64_chars(3 * self.header.itemsize)])
+            first = base64.b64decode(text[: _base64_chars(3 * size)])
             blocks = int(np.frombuffer(first, self.header, 1)[0])
-            head_chars = _base64_chars((3 + blocks) * self.header.itemsize)
-            table, _ = self._table(base64.b64decode(text[:head_chars]), 0)
-            return self._inflate(table, base64.b64decode(text[head_chars:]), dtype)
-        nbytes = int(np.frombuffer(decoded, self.header, 1)[0]) if len(decoded) >= self.header.itemsize else -1
-        if nbytes < 0 or nbytes % dtype.itemsize or len(decoded) < self.header.itemsize + nbytes:
+            head_chars = _base64_chars((3 + blocks) * size)
+            return self._inflate(self._table(base64.b64decode(text[:head_chars])),
+                                 base64.b64decode(text[head_chars:]), dtype)
+        decoded = base64.b64decode(text)
+        nbytes = int(np.frombuffer(decoded, self.header, 1)[0]) if len(decoded) >= size else -1
+        if nbytes < 0 or nbytes % dtype.itemsize or len(decoded) < size + nbytes:
             raise Damaged("a binary DataArray shorter than its header says")
-        return np.frombuffer(decoded, dtype, nbytes // dtype.itemsize, self.header.itemsize).copy()
+        return np.frombuffer(decoded, dtype, nbytes // dtype.itemsize, size).copy()
 
     def _appended_base64(self, start: int, dtype) -> np.ndarray:
-        data = self.data
-        stop = _base64_end(data, start)
+        size, source = self.header.itemsize, self.source
         if self.compressor:
-            first = base64.b64decode(bytes(data[start : start + _base64_chars(3 * self.header.itemsize)]))
+            first = base64.b64decode(source.bytes_at(start, _base64_chars(3 * size)))
             blocks = int(np.frombuffer(first, self.header, 1)[0])
-            head_chars = _base64_chars((3 + blocks) * self.header.itemsize)
-            table, _ = self._table(base64.b64decode(bytes(data[start : start + head_chars])), 0)
-            body_chars = _base64_chars(int(table[3:].sum()))
-            body = base64.b64decode(bytes(data[start + head_chars : start + head_chars + body_chars]))
-            return self._inflate(table, body, dtype)
-        head = base64.b64decode(bytes(data[start : start + _base64_chars(self.header.itemsize)]))
-        nbytes = int(np.frombuffer(head, self.header, 1)[0])
-        chars = _base64_chars(self.header.itemsize + nbytes)
-        if start + chars > stop:
-            # Written with the header encoded on its own.
-            head_chars = _base64_chars(self.header.itemsize)
-            decoded = base64.b64decode(bytes(data[start + head_chars : start + head_chars + _base64_chars(nbytes)]))
+            head_chars = _base64_chars((3 + blocks) * size)
+            table = self._table(base64.b64decode(source.bytes_at(start, head_chars)))
+            body = source.bytes_at(start + head_chars, _base64_chars(int(table[3:].sum())))
+            return self._inflate(table, base64.b64decode(body), dtype)
+        head_chars = _base64_chars(size)
+        head = source.bytes_at(start, head_chars)
+        if head.endswith(b"="):  # the byte count encoded on its own (padded), then the data
+            nbytes = int(np.frombuffer(base64.b64decode(head), self.header, 1)[0])
+            decoded = base64.b64decode(source.bytes_at(start + head_chars, _base64_chars(nbytes)))
             return np.frombuffer(decoded, dtype, nbytes // dtype.itemsize).copy()
-        decoded = base64.b64decode(bytes(data[start : start + chars]))
-        if len(decoded) < self.header.itemsize + nbytes:
+        nbytes = int(np.frombuffer(base64.b64decode(source.bytes_at(start, _base64_chars(3 * size))),
+                                   self.header, 1)[0])
+        decoded = base64.b64decode(source.bytes_at(start, _base64_chars(size + nbytes)))
+        if len(decoded) < size + nbytes:
             raise Damaged("it ends inside an appended array (truncated)")
-        return np.frombuffer(decoded, dtype, nbytes // dtype.itemsize, self.header.itemsize).copy()
+        return np.frombuffer(decoded, dtype, nbytes // dtype.itemsize, size).copy()
 
 
 def _base64_chars(nbytes: int) -> int:
     return -(-nbytes // 3) * 4
 
 
-def _base64_end(data, start: int) -> int:
-    end = data.find(b"</AppendedData", start)
-    return len(data) if end < 0 else end
+_HEAD_BLOCK = 1 << 16
 
 
-def _file_bytes(path: Path) -> bytearray:
-    size = path.stat().st_size
-    data = bytearray(size)
-    with open(path, "rb") as handle:
-        if read_into(handle, np.frombuffer(data, np.uint8)) != size:
-            raise Damaged("the file changed while it was read")
-    return data
+def _head(handle) -> tuple[bytes, re.Match | None, int]:
+    """The XML before the appended data (the whole file when it has none), the AppendedData
+    tag's match in it, and the offset where the appended data starts."""
+    data = b""
+    while True:
+        block = handle.read(_HEAD_BLOCK)
+        searched_from = max(0, len(data) - 64)
+        data += block
+        found = _APPENDED.search(data, searched_from)
+        if found:
+            return data, found, found.end()
+        if not block:
+            return data, None, -1
 
 
 def read_vtk_xml(path) -> Cells:
     """The points and cells of a VTK XML PolyData or UnstructuredGrid file, every piece, in any
     encoding (see the module's doc). Raises Damaged for a file that contradicts itself."""
     path = Path(path)
-    data = _file_bytes(path)
-    found = _APPENDED.search(data)
-    if found:
-        head = bytes(data[: found.start()]) + b"</VTKFile>"
-        encoding = (re.search(rb'encoding="([^"]*)"', found.group(1)) or [b"", b"raw"])[1].decode()
-        appended_at = found.end()
-    else:
-        head, encoding, appended_at = bytes(data), "raw", -1
-    try:
-        root = ElementTree.fromstring(head)
-    except ElementTree.ParseError as exc:
-        raise Damaged(f"not well-formed XML ({exc})") from None
-    kind = root.get("type")
-    if root.tag != "VTKFile" or kind not in ("PolyData", "UnstructuredGrid"):
-        raise NotNative(f"a VTK XML {kind or root.tag} file, not PolyData or UnstructuredGrid")
-    arrays = _Arrays(root, data, appended_at, encoding, str(path))
+    with open(path, "rb") as handle:
+        data, found, appended_at = _head(handle)
+        if found:
+            head = data[: found.start()] + b"</VTKFile>"
+            encoding = (re.search(rb'encoding="([^"]*)"', found.group(1)) or [b"", b"raw"])[1].decode()
+        else:
+            head, encoding = data, "raw"
+        del data
+        try:
+            root = ElementTree.fromstring(head)
+        except ElementTree.ParseError as exc:
+            raise Damaged(f"not well-formed XML ({exc})") from None
+        kind = root.get("type")
+        if root.tag != "VTKFile" or kind not in ("PolyData", "UnstructuredGrid"):
+            raise NotNative(f"a VTK XML {kind or root.tag} file, not PolyData or UnstructuredGrid")
+        arrays = _Arrays(root, _File(handle) if found else None, appended_at, encoding, str(path))
+        return _cells_of(root, kind, arrays, str(path))
+
+
+def _cells_of(root, kind: str, arrays: _Arrays, where: str) -> Cells:
     points, blocks, base = [], [], 0
     for piece in root.iter("Piece"):
         n_points = int(piece.get("NumberOfPoints", "0"))
@@ -324,7 +354,7 @@ def read_vtk_xml(path) -> Cells:
             xyz = arrays.read(point_array, n_points * components).reshape(n_points, components)
             points.append(xyz[:, :3] if components >= 3 else np.pad(xyz, ((0, 0), (0, 3 - components))))
         if kind == "PolyData":
-            for section, name in (("Verts", "vertex"), ("Lines", "poly_line"), ("Strips", "triangle_strip"),
+            for section, name in (("Verts", "poly_vertex"), ("Lines", "poly_line"), ("Strips", "triangle_strip"),
                                   ("Polys", "polygon")):
                 count = int(piece.get(f"NumberOf{section}", "0"))
                 if count:
@@ -335,7 +365,7 @@ def read_vtk_xml(path) -> Cells:
             if count:
                 connectivity, offsets = _cell_arrays(arrays, piece, "Cells", count)
                 types = arrays.read(_named(piece, "Cells", "types"), count)
-                for block in blocks_of_vtk_cells(connectivity, offsets, types, str(path)):
+                for block in blocks_of_vtk_cells(connectivity, offsets, types, where):
                     if base:
                         block.data = block.data + base
                     blocks.append(block)
@@ -353,10 +383,8 @@ def _named(piece, section: str, name: str):
 
 
 def _cell_arrays(arrays: _Arrays, piece, section: str, count: int) -> tuple[np.ndarray, np.ndarray]:
-    offsets = arrays.read(_named(piece, section, "offsets"), count).astype(np.int64, copy=False)
+    offsets = arrays.read(_named(piece, section, "offsets"), count)
     connectivity = arrays.read(_named(piece, section, "connectivity"))
-    if not connectivity.dtype.isnative:
-        connectivity = connectivity.astype(connectivity.dtype.newbyteorder("="))
     if len(offsets) and (int(offsets[-1]) != len(connectivity) or offsets[0] < 0):
         raise Damaged(f"the {section} offsets end at {int(offsets[-1]):,}, the connectivity holds "
                       f"{len(connectivity):,}")
