@@ -137,8 +137,16 @@ def _counted(values: np.ndarray, cells: int, where: str) -> tuple[np.ndarray, np
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     k = int(values[0])
     if k > 0 and len(values) == cells * (k + 1) and (values[:: k + 1] == k).all():
+        # Every cell of k points: the counts squeezed out in place, a block of rows at a time
+        # (each block moves to lower addresses), rather than a second copy of the indices.
         rows = values.reshape(cells, k + 1)
-        return np.ascontiguousarray(rows[:, 1:]).ravel(), np.arange(k, k * cells + 1, k, dtype=np.int64)
+        flat = values[: cells * k]
+        step = 1 << 20
+        for start in range(0, cells, step):
+            stop = min(start + step, cells)
+            flat[start * k : stop * k] = rows[start:stop, 1:].ravel()
+        index = np.int32 if k * cells < 2**31 else np.int64
+        return flat, np.arange(k, k * cells + 1, k, dtype=index)
     listed = values.tolist()
     starts, counts, at = [], [], 0
     for _ in range(cells):  # cells of varying size: walked one by one
