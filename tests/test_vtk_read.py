@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import numpy as np
 import pytest
@@ -199,6 +200,12 @@ def files(tmp_path_factory):
                 writer.SetEncodeAppendedData(encode)
             assert writer.Write() == 1
             made["encodings"].append(path)
+    writer = vtkXMLPolyDataWriter()  # LZ4: read by VTK itself unless the lz4 package is installed
+    writer.SetInputData(surface)
+    made["lz4"] = tmp / "sphere_lz4.vtp"
+    writer.SetFileName(str(made["lz4"]))
+    writer.SetCompressorTypeToLZ4()
+    assert writer.Write() == 1
     for extra in ("big_endian", "two_pieces"):
         writer = vtkXMLPolyDataWriter()
         writer.SetInputData(surface)
@@ -269,15 +276,21 @@ def test_every_vtk_xml_encoding_reads_as_vtk_reads_it(files):
         assert info["faces"] == (288 if two else 144) and (info["watertight"] or two), path.name
 
 
+def test_lz4_is_read_through_vtk_unless_lz4_is_installed(files):
+    _assert_reads_like_vtk(files["lz4"], mesh_export.api.info(files["lz4"]))
+
+
 def test_the_native_readers_need_no_vtk(files, monkeypatch):
     # VTK is only the reference here: with its modules unimportable every file still reads.
     import sys
 
-    for name in [m for m in sys.modules if m.startswith("vtkmodules")]:
+    for name in [m for m in sys.modules if m.startswith("vtkmodules")] + ["vtkmodules", "lz4"]:
         monkeypatch.setitem(sys.modules, name, None)
     for path in files["encodings"] + files["mixed"] + files["polydata"]:
         vertices, faces, _ = mesh_export.writers.readers.read_surface(path)
         assert len(faces) > 0, path.name
+    with pytest.raises(errors.InputError, match=r"lz4.*pip install 'mesh-export\[vtk\]'"):
+        mesh_export.writers.readers.read_surface(files["lz4"])
 
 
 def test_mixed_cells_keep_the_surfaces_and_count_what_is_dropped(files):
@@ -415,6 +428,11 @@ def test_what_cannot_be_read_is_refused_in_one_line(files, tmp_path):
     whole = next(p for p in files["encodings"] if "Appended_None_UInt64_raw" in p.name).read_bytes()
     truncated.write_bytes(whole[: len(whole) - 200])
     cases[truncated] = "truncated"
+    huge = tmp_path / "huge.vtp"  # an appended array's byte count of 2**60: refused before anything is allocated
+    start = whole.index(b"_", whole.index(b"<AppendedData")) + 1
+    points_at = start + int(re.search(rb'Name="Points"[^>]*offset="(\d+)"', whole).group(1))
+    huge.write_bytes(whole[:points_at] + (2**60).to_bytes(8, "little") + whole[points_at + 8:])
+    cases[huge] = "runs past the file's end"
     lines_only = tmp_path / "lines.vtk"
     lines_only.write_text("# vtk DataFile Version 4.2\nx\nASCII\nDATASET POLYDATA\nPOINTS 2 float\n0 0 0 1 1 1\n"
                           "LINES 1 3\n2 0 1\n")

@@ -6,6 +6,7 @@ ParaView/VTK release and by meshio. Legacy binary is big-endian by definition.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -114,6 +115,9 @@ class _Legacy:
         if code is None:
             raise NotNative(f"legacy VTK data of type {type_name!r}")
         if self.binary:
+            where = self.handle.tell()
+            if count < 0 or where + count * int(code[1]) > os.fstat(self.handle.fileno()).st_size:
+                raise Damaged(f"a section of {count:,} values runs past the file's end (truncated, or a wrong count)")
             values = np.empty(count, dtype=">" + code)
             if read_into(self.handle, values) != values.nbytes:
                 raise Damaged(f"it ends inside a section of {count:,} values (truncated)")

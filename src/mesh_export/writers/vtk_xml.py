@@ -13,6 +13,7 @@ the ``lz4`` package is there), every piece; the cells go to ``core.cells`` as bl
 from __future__ import annotations
 
 import base64
+import os
 import re
 import zlib
 from pathlib import Path
@@ -138,6 +139,8 @@ def write_vtu(mesh, path, compress: bool = False) -> None:
 
 # ---------------------------------------------------------------------------- reading
 
+# zlib inflates at most ~1032:1; lzma further, on data no mesh holds: a table claiming more is wrong.
+_MAX_INFLATION = 1 << 14
 _XML_TYPES = {"Int8": "i1", "UInt8": "u1", "Int16": "i2", "UInt16": "u2", "Int32": "i4", "UInt32": "u4",
               "Int64": "i8", "UInt64": "u8", "Float32": "f4", "Float64": "f8"}
 _APPENDED = re.compile(rb"<AppendedData\b([^>]*)>\s*_")
@@ -149,8 +152,16 @@ class _File:
 
     def __init__(self, handle):
         self.handle = handle
+        self.size = os.fstat(handle.fileno()).st_size
+
+    def _fits(self, start: int, count: int) -> None:
+        # A header's byte count is checked against the file before anything that size is made.
+        if count < 0 or start + count > self.size:
+            raise Damaged(f"an appended array of {count:,} bytes at byte {start:,} runs past the file's end "
+                          f"({self.size:,} bytes: truncated, or a wrong header)")
 
     def bytes_at(self, start: int, count: int) -> bytes:
+        self._fits(start, count)
         self.handle.seek(start)
         data = self.handle.read(count)
         if len(data) < count:
@@ -158,6 +169,7 @@ class _File:
         return data
 
     def array_at(self, start: int, dtype, count: int) -> np.ndarray:
+        self._fits(start, count * np.dtype(dtype).itemsize)
         array = np.empty(count, dtype=dtype)
         self.handle.seek(start)
         if read_into(self.handle, array) != array.nbytes:
@@ -235,6 +247,8 @@ class _Arrays:
         if int(sizes.sum()) > len(compressed):
             raise Damaged("it ends inside a compressed array")
         total = (blocks - 1) * self._block_size + (last or self._block_size) if blocks else 0
+        if blocks != len(sizes) or total > _MAX_INFLATION * (int(sizes.sum()) + 1024):
+            raise Damaged(f"a compressed array's header says {total:,} bytes from {int(sizes.sum()):,} compressed")
         out = np.empty(total, dtype=np.uint8)
         at = done = 0
         view = memoryview(compressed)
