@@ -280,7 +280,7 @@ def test_lz4_is_read_through_vtk_unless_lz4_is_installed(files):
     _assert_reads_like_vtk(files["lz4"], mesh_export.api.info(files["lz4"]))
 
 
-def test_the_native_readers_need_no_vtk(files, monkeypatch):
+def test_the_native_readers_need_no_vtk(files, monkeypatch, tmp_path):
     # VTK is only the reference here: with its modules unimportable every file still reads.
     import sys
 
@@ -289,6 +289,12 @@ def test_the_native_readers_need_no_vtk(files, monkeypatch):
     for path in files["encodings"] + files["mixed"] + files["polydata"]:
         vertices, faces, _ = mesh_export.writers.readers.read_surface(path)
         assert len(faces) > 0, path.name
+    # Without VTK's ear cutting, a non-convex polygon is ear-clipped, not fanned over itself.
+    ell = tmp_path / "ell.vtk"
+    ell.write_text("# vtk DataFile Version 4.2\nx\nASCII\nDATASET POLYDATA\nPOINTS 6 float\n"
+                   "2 1 0 1 1 0 1 2 0 0 2 0 0 0 0 2 0 0\nPOLYGONS 2 11\n6 0 1 2 3 4 5\n3 0 1 5\n")
+    vertices, faces, _ = mesh_export.writers.readers.read_surface(ell)
+    assert area(vertices, faces) == pytest.approx(3.0 + 0.5) and len(faces) == 4 + 1
     with pytest.raises(errors.InputError, match=r"lz4.*pip install 'mesh-export\[vtk\]'"):
         mesh_export.writers.readers.read_surface(files["lz4"])
 
@@ -414,8 +420,8 @@ def test_processing_a_volume_in_a_volume_format_is_refused(files, tmp_path):
 
 def test_what_cannot_be_read_is_refused_in_one_line(files, tmp_path):
     cases = {}
-    polyhedron = tmp_path / "polyhedron.vtu"
-    polyhedron.write_text(
+    short_prism = tmp_path / "short_prism.vtu"
+    short_prism.write_text(
         '<?xml version="1.0"?>\n<VTKFile type="UnstructuredGrid" version="1.0" byte_order="LittleEndian">\n'
         '<UnstructuredGrid><Piece NumberOfPoints="3" NumberOfCells="1"><Points>'
         '<DataArray type="Float32" NumberOfComponents="3" format="ascii">0 0 0 1 0 0 0 1 0</DataArray></Points>'
@@ -423,7 +429,10 @@ def test_what_cannot_be_read_is_refused_in_one_line(files, tmp_path):
         '<DataArray type="Int32" Name="offsets" format="ascii">3</DataArray>'
         '<DataArray type="UInt8" Name="types" format="ascii">15</DataArray></Cells></Piece></UnstructuredGrid>'
         '</VTKFile>\n')
-    cases[polyhedron] = "penta prism"
+    cases[short_prism] = "a penta prism cell with 3 points, not 10"
+    polyhedron = tmp_path / "polyhedron.vtu"
+    polyhedron.write_text(short_prism.read_text().replace(">15</DataArray>", ">42</DataArray>"))
+    cases[polyhedron] = "polyhedron cells (faces listed one by one) cannot be mapped"
     truncated = tmp_path / "truncated.vtp"
     whole = next(p for p in files["encodings"] if "Appended_None_UInt64_raw" in p.name).read_bytes()
     truncated.write_bytes(whole[: len(whole) - 200])
@@ -445,3 +454,41 @@ def test_what_cannot_be_read_is_refused_in_one_line(files, tmp_path):
         result = run_cli("info", path)
         assert result.returncode == errors.InputError.exit_code, (path.name, result.stderr)
         assert words in result.stderr and result.stderr.count("\n") == 1, (path.name, result.stderr)
+
+
+# ---------------------------------------------------------------------------- what real files hold
+
+
+def test_what_published_files_hold_reads_as_vtk_reads_it(tmp_path):
+    # Shapes met in published VTK data (pyvista's vtk-data): a non-convex polygon (an L, starting
+    # at its inner corner: a fan from there would count 4 for its area of 3), an ASCII list begun
+    # on its keyword's line, a hexahedron given its 20 quadratic points, a pentagonal prism.
+    ell = vtkPolyData()
+    ell.SetPoints(_points([(2, 1, 0), (1, 1, 0), (1, 2, 0), (0, 2, 0), (0, 0, 0), (2, 0, 0)]))
+    polys = vtkCellArray()
+    polys.InsertNextCell(6, list(range(6)))
+    ell.SetPolys(polys)
+    path = tmp_path / "ell.vtp"
+    writer = vtkXMLPolyDataWriter()
+    writer.SetInputData(ell)
+    writer.SetFileName(str(path))
+    assert writer.Write() == 1
+    info = mesh_export.api.info(path)
+    _assert_reads_like_vtk(path, info)
+    assert info["surface_area"] == pytest.approx(3.0)
+    same_line = tmp_path / "same_line.vtk"
+    same_line.write_text("# vtk DataFile Version 1.0\nx\nASCII\n\nDATASET POLYDATA\nPOINTS 3 float\n0 0 0 1 0 0 0 1 0\n"
+                         "POLYGONS 1 4 3\n0 1 2\n")
+    assert mesh_export.api.info(same_line)["surface_area"] == pytest.approx(0.5)
+    coordinates = list(CUBES["hexahedron"][2])
+    hex20 = _midpoints(_HEX, [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5),
+                              (2, 6), (3, 7)], coordinates, {})
+    pentagon = [(np.cos(a), np.sin(a)) for a in np.linspace(0, 2 * np.pi, 6)[:-1]]
+    prism_points = [(x, y, 0.0) for x, y in pentagon] + [(x, y, 2.0) for x, y in pentagon]
+    for name, grid, cells in (("hex20_as_hex", _grid(coordinates, [(12, hex20)]), {"hexahedron": 1}),
+                              ("prism", _grid(prism_points, [(15, list(range(10)))]), {"wedge": 3})):
+        path = tmp_path / f"{name}.vtu"
+        _write_grid(grid, path, binary=True)
+        info = mesh_export.api.info(path)
+        assert info["cells"] == cells
+        assert info["volume"] == pytest.approx(vtk_volume(path), rel=1e-9)

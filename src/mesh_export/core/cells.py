@@ -31,7 +31,7 @@ VTK_CELL_NAMES = {
 # Lagrange cells, take theirs from the offsets).
 VTK_CELL_SIZES = {1: 1, 3: 2, 5: 3, 8: 4, 9: 4, 10: 4, 11: 8, 12: 8, 13: 6, 14: 5, 21: 3, 22: 6, 23: 8,
                   24: 10, 25: 20, 26: 15, 27: 13, 28: 9, 29: 27, 30: 6, 31: 12, 32: 18, 33: 24, 34: 7,
-                  35: 4, 37: 14}
+                  35: 4, 37: 14, 15: 10, 16: 12}
 
 # Surface cells: name -> (corners kept, reordering of them into a polygon's order).
 _SURFACE = {"triangle": 3, "triangle6": 3, "triangle7": 3, "lagrange_triangle": 3,
@@ -44,17 +44,20 @@ _VOLUME = {"tetra": "tetra", "tetra10": "tetra", "lagrange_tetra": "tetra",
            "wedge": "wedge", "wedge12": "wedge", "wedge15": "wedge", "wedge18": "wedge", "lagrange_wedge": "wedge",
            "pyramid": "pyramid", "pyramid13": "pyramid", "pyramid14": "pyramid", "lagrange_pyramid": "pyramid"}
 _VOXEL_ORDER = [0, 1, 3, 2, 4, 5, 7, 6]
+# Pentagonal and hexagonal prisms (the polygon's corners, then the top's): read as 3 and 4 wedges.
+_PRISM_SIDES = {"penta_prism": 5, "hexa_prism": 6}
 VOLUME_CELLS = ("tetra", "hexahedron", "wedge", "pyramid")
 _CORNERS = {"tetra": 4, "hexahedron": 8, "wedge": 6, "pyramid": 5}
 # Lines and points: dropped from a surface or volume and counted.
 _DROPPED = {"vertex", "poly_vertex", "line", "poly_line", "line3", "line4", "lagrange_curve"}
-# The faces of each linear volume cell, any way round (boundary faces are turned outwards by
-# their cell's centre, so the conventions of VTK, Gmsh and others for wedges need not agree).
+# The faces of each linear volume cell, facing out of a cell in VTK's positive orientation (and all
+# in, for a cell the other way round: every face turns with its cell, so a cell's signed volume
+# and its outward faces follow from one sign, whatever a format's convention for wedges).
 _FACES = {
-    "tetra": ([[0, 1, 2], [0, 1, 3], [1, 2, 3], [0, 2, 3]], []),
-    "pyramid": ([[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]], [[0, 1, 2, 3]]),
-    "wedge": ([[0, 1, 2], [3, 4, 5]], [[0, 1, 4, 3], [1, 2, 5, 4], [2, 0, 3, 5]]),
-    "hexahedron": ([], [[0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 5, 4], [1, 2, 6, 5], [2, 3, 7, 6], [3, 0, 4, 7]]),
+    "tetra": ([[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2]], []),
+    "pyramid": ([[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]], [[0, 3, 2, 1]]),
+    "wedge": ([[0, 2, 1], [3, 4, 5]], [[0, 1, 4, 3], [1, 2, 5, 4], [2, 0, 3, 5]]),
+    "hexahedron": ([], [[0, 3, 2, 1], [4, 5, 6, 7], [0, 1, 5, 4], [1, 2, 6, 5], [2, 3, 7, 6], [3, 0, 4, 7]]),
 }
 _HIGHER_ORDER = re.compile(r"^(tetra|hexahedron|wedge|pyramid|triangle|quad|line)\d+$")
 _MESHIO_LAGRANGE = {"VTK_LAGRANGE_CURVE": "line", "VTK_LAGRANGE_TRIANGLE": "triangle",
@@ -75,7 +78,7 @@ def _known(name: str) -> str:
 
 
 def is_volume_cell(name: str) -> bool:
-    return _known(name) in _VOLUME
+    return _known(name) in _VOLUME or name in _PRISM_SIDES
 
 
 @dataclass
@@ -105,7 +108,8 @@ class Cells:
         return found
 
     def is_volume(self) -> bool:
-        return any(is_volume_cell(block.name) and len(block) for block in self.blocks)
+        # (polyhedra too: volume_blocks refuses them by name)
+        return any((is_volume_cell(block.name) or block.name == "polyhedron") and len(block) for block in self.blocks)
 
 
 def blocks_of_vtk_cells(connectivity: np.ndarray, offsets: np.ndarray, types: np.ndarray,
@@ -146,8 +150,15 @@ def blocks_of_vtk_cells(connectivity: np.ndarray, offsets: np.ndarray, types: np
         chosen = np.flatnonzero(types == code)
         size = VTK_CELL_SIZES.get(code)
         sizes = offsets[chosen] - starts[chosen]
+        if size is not None and not (sizes >= size).all():
+            raise InputError(f"{where}: a {name.replace('_', ' ')} cell with {int(sizes[sizes < size][0])} points, "
+                             f"not {size}")
         if size is not None and not (sizes == size).all():
-            raise InputError(f"{where}: a {name} cell with {int(sizes[sizes != size][0])} points, not {size}")
+            # More points than the type has (a quadratic cell labelled linear): its corners come
+            # first, and VTK reads them so too.
+            flat = connectivity[np.repeat(starts[chosen], size) + np.tile(np.arange(size), len(chosen))]
+            blocks.append(Block(name, flat.reshape(-1, size)))
+            continue
         if size is not None:
             index = starts[chosen][:, None] + np.arange(size)
             blocks.append(Block(name, connectivity[index]))
@@ -189,6 +200,64 @@ def _fan(indices: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.stack([indices[first], indices[first + corner], indices[first + corner + 1]], axis=1)
 
 
+def _fan_or_clip(points: np.ndarray, flat: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Polygons as triangles without VTK: fanned where convex (exact for planar ones), ear-clipped
+    where not (a fan from a reflex corner would overlap itself and count area twice)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    polygon = np.repeat(np.arange(len(counts)), counts)
+    at = np.arange(len(flat)) - np.repeat(starts, counts)
+    following = starts[polygon] + (at + 1) % counts[polygon]
+    preceding = starts[polygon] + (at - 1) % counts[polygon]
+    p = np.asarray(points, dtype=np.float64)
+    here, after, before = p[flat], p[flat[following]], p[flat[preceding]]
+    # Newell's normal of each polygon, and the turn at each corner against it.
+    newell = np.zeros((len(counts), 3))
+    np.add.at(newell, polygon, np.cross(here, after))
+    turn = np.einsum("ij,ij->i", np.cross(here - before, after - here), newell[polygon])
+    convex = np.ones(len(counts), dtype=bool)
+    np.logical_and.at(convex, polygon, turn >= 0)
+    pieces = [_fan(flat[np.isin(polygon, np.flatnonzero(convex))], counts[convex])] if convex.any() else []
+    for k in np.flatnonzero(~convex).tolist():
+        corners = flat[starts[k] : starts[k] + counts[k]]
+        pieces.append(_ear_clip(p[corners], newell[k], corners))
+    return np.concatenate(pieces) if pieces else np.zeros((0, 3), dtype=flat.dtype)
+
+
+def _ear_clip(corners: np.ndarray, normal: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """One simple polygon cut into triangles by removing ears (corners turning the polygon's way
+    whose triangle holds no other corner), in the plane of its normal."""
+    axis = int(np.argmax(np.abs(normal)))
+    flat2d = np.delete(corners, axis, axis=1)
+    if normal[axis] < 0:
+        flat2d = flat2d[:, ::-1]  # counter-clockwise seen from the normal's side
+    remaining = list(range(len(ids)))
+    triangles = []
+
+    def cross(o, a, b):
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    guard = 0
+    while len(remaining) > 3 and guard < 4 * len(ids) * len(ids):
+        guard += 1
+        for i in range(len(remaining)):
+            a, b, c = remaining[i - 1], remaining[i], remaining[(i + 1) % len(remaining)]
+            pa, pb, pc = flat2d[a], flat2d[b], flat2d[c]
+            if cross(pa, pb, pc) <= 0:
+                continue  # a reflex (or flat) corner is no ear
+            if any(cross(pa, pb, flat2d[j]) >= 0 and cross(pb, pc, flat2d[j]) >= 0 and cross(pc, pa, flat2d[j]) >= 0
+                   for j in remaining if j not in (a, b, c)):
+                continue
+            triangles.append((ids[a], ids[b], ids[c]))
+            remaining.pop(i)
+            break
+        else:
+            break  # self-intersecting: what is left is fanned
+    rest = [ids[j] for j in remaining]
+    triangles.extend((rest[0], rest[j], rest[j + 1]) for j in range(1, len(rest) - 1))
+    return np.asarray(triangles, dtype=ids.dtype).reshape(-1, 3)
+
+
 def _strips(indices: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """VTK's decomposition of triangle strips: triangle i of a strip is (i, i+1, i+2), its odd
     ones (i+1, i, i+2), so that every triangle keeps the strip's winding."""
@@ -204,10 +273,19 @@ def _strips(indices: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.stack([indices[a], indices[b], indices[first + 2]], axis=1)
 
 
-def triangles_of(cells: Cells, where: str) -> tuple[np.ndarray, dict[str, int]]:
+def triangles_of(cells: Cells, where: str, polygons=None) -> tuple[np.ndarray, dict[str, int]]:
     """The triangles of ``cells``' surface cells (see the module's doc) and the count of
-    cells dropped, by type. Volume cells are not surfaces: ask ``boundary`` for theirs."""
+    cells dropped, by type. Volume cells are not surfaces: ask ``boundary`` for theirs.
+
+    ``polygons(points, flat, counts)``, when given, triangulates the polygons of more than three
+    corners (quads too) and returns their triangles, or None to have them fanned: VTK's ear
+    cutting, which a fan equals only on convex, planar polygons."""
     pieces, dropped = [], {}
+
+    def polygon_triangles(flat: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        found = polygons(cells.points, flat, counts) if polygons is not None and len(counts) else None
+        return _fan_or_clip(cells.points, flat, counts) if found is None else found
+
     for block in cells.blocks:
         name, data = _known(block.name), block.data
         if len(block) == 0:
@@ -219,7 +297,8 @@ def triangles_of(cells: Cells, where: str) -> tuple[np.ndarray, dict[str, int]]:
             if name == "pixel":  # split along its 1-2 diagonal, as VTK splits it
                 pieces.append(corners[:, _PIXEL_TRIANGLES].reshape(-1, 3))
             else:
-                pieces.append(corners if corners.shape[1] == 3 else _fan(corners.ravel(), np.full(len(corners), 4)))
+                pieces.append(corners if corners.shape[1] == 3 else
+                              polygon_triangles(np.ascontiguousarray(corners).ravel(), np.full(len(corners), 4)))
         elif name in ("polygon", "triangle_strip", "quadratic_polygon"):
             if block.offsets is None:  # meshio's fixed-size polygon block
                 counts = np.full(len(data), data.shape[1] if data.ndim == 2 else 0)
@@ -237,7 +316,12 @@ def triangles_of(cells: Cells, where: str) -> tuple[np.ndarray, dict[str, int]]:
                 flat = flat[np.repeat(starts, counts) + _ranges(counts)]
             if len(counts) and counts.min() < 3:
                 raise InputError(f"{where}: a {name.replace('_', ' ')} with {int(counts.min())} points")
-            pieces.append(_strips(flat, counts) if name == "triangle_strip" else _fan(flat, counts))
+            if name == "triangle_strip":
+                pieces.append(_strips(flat, counts))
+            elif (counts == 3).all():
+                pieces.append(_fan(flat, counts))
+            else:
+                pieces.append(polygon_triangles(flat, counts))
         elif name not in _VOLUME:
             raise InputError(f"{where}: {name.replace('_', ' ')} cells cannot be read as a surface")
     if not pieces:
@@ -250,17 +334,23 @@ def triangles_of(cells: Cells, where: str) -> tuple[np.ndarray, dict[str, int]]:
 
 def volume_blocks(cells: Cells, where: str) -> tuple[list[tuple[str, np.ndarray]], dict[str, int]]:
     """The volume cells of ``cells`` as linear cells (corners of quadratic ones; voxels as
-    hexahedra; collapsed hexahedra as the wedges, pyramids, tetrahedra they are), one block per type, and the count of the other cells (surface, line, point),
+    hexahedra; collapsed hexahedra as the wedges, pyramids, tetrahedra they are; pentagonal and
+    hexagonal prisms as 3 and 4 wedges), one block per type, and the count of the other cells (surface, line, point),
     which a volume mesh leaves aside, by type."""
     found: dict[str, list[np.ndarray]] = {}
     aside: dict[str, int] = {}
     for block in cells.blocks:
         if len(block) == 0:
             continue
+        if block.name in _PRISM_SIDES:  # a prism on a polygon: wedges fanned from its first corner
+            sides = _PRISM_SIDES[block.name]
+            wedges = [block.data[:, [0, k, k + 1, sides, sides + k, sides + k + 1]] for k in range(1, sides - 1)]
+            found.setdefault("wedge", []).append(np.stack(wedges, axis=1).reshape(-1, 6))
+            continue
         linear = _VOLUME.get(_known(block.name))
         if linear is None:
-            if block.name in ("polyhedron", "penta_prism", "hexa_prism"):
-                raise InputError(f"{where}: {block.name.replace('_', ' ')} cells cannot be mapped to "
+            if block.name == "polyhedron":
+                raise InputError(f"{where}: polyhedron cells (faces listed one by one) cannot be mapped to "
                                  "tetrahedra, hexahedra, wedges or pyramids")
             aside[block.name] = aside.get(block.name, 0) + len(block)
             continue
@@ -291,51 +381,52 @@ def _collapsed(hexahedra: np.ndarray):
                                              ("wedge", wedges), ("pyramid", h[pyramid][:, :5])) if len(cells)]
 
 
-def cell_volumes(points: np.ndarray, name: str, data: np.ndarray) -> np.ndarray:
-    """The volume of each linear cell: its boundary (quads split in two) against its centre."""
-    points = np.asarray(points, dtype=np.float64)
-    centre = points[data].mean(axis=1)
+def _triangulated_faces(name: str) -> list[list[int]]:
     triangles, quadrilaterals = _FACES[name]
-    faces = list(triangles) + [q[:3] for q in quadrilaterals] + [[q[0], q[2], q[3]] for q in quadrilaterals]
+    return list(triangles) + [[q[0], q[1], q[2]] for q in quadrilaterals] + [[q[0], q[2], q[3]] for q in quadrilaterals]
+
+
+def signed_volumes(points: np.ndarray, name: str, data: np.ndarray) -> np.ndarray:
+    """Each linear cell's volume by the divergence theorem over its outward faces (quads split in
+    two): positive in VTK's orientation, negative for a cell the other way round, exact for
+    any cell with planar faces, convex or not."""
+    points = np.asarray(points, dtype=np.float64)
+    centre = points[data].mean(axis=1)  # any point would do: it only keeps the numbers small
     total = np.zeros(len(data))
-    for face in faces:
+    for face in _triangulated_faces(name):
         a, b, c = (points[data[:, k]] - centre for k in face)
-        # The face tables are not all outward: each face's tetrahedron with the centre is taken
-        # by its size, which for a convex cell is its outward part.
-        total += np.abs(np.einsum("ij,ij->i", np.cross(a, b), c)) / 6.0
-    return total
+        total += np.einsum("ij,ij->i", np.cross(a, b), c)
+    return total / 6.0
+
+
+def cell_volumes(points: np.ndarray, name: str, data: np.ndarray) -> np.ndarray:
+    """The volume of each linear cell, whichever way round its corners run."""
+    return np.abs(signed_volumes(points, name, data))
 
 
 def boundary(points: np.ndarray, blocks) -> np.ndarray:
-    """The triangles of a volume mesh's boundary: the faces used by one cell only, turned to face
-    away from their cell's centre (quads split along their first diagonal)."""
+    """The triangles of a volume mesh's boundary: the faces used by one cell only, facing out of
+    their cell (quads split along their first diagonal)."""
     points = np.asarray(points)
     out = []
     for size in (3, 4):
-        faces, centres = [], []
+        faces = []
         for name, data in blocks:
             table = _FACES[name][0 if size == 3 else 1]
             if not table:
                 continue
-            centre = np.asarray(points[data], dtype=np.float64).mean(axis=1)
+            turned = signed_volumes(points, name, data) < 0  # a cell the other way round: its faces too
             for face in table:
-                faces.append(data[:, face])
-                centres.append(centre)
+                oriented = data[:, face].copy()
+                oriented[turned] = oriented[turned][:, ::-1]
+                faces.append(oriented)
         if not faces:
             continue
         faces_all = np.concatenate(faces)
-        centre_all = np.concatenate(centres)
         keys = np.sort(faces_all, axis=1)
         _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
-        once = first[counts == 1]
-        faces_once, centre_once = faces_all[once], centre_all[once]
-        triangles = faces_once if size == 3 else np.concatenate([faces_once[:, [0, 1, 2]], faces_once[:, [0, 2, 3]]])
-        centre_tri = centre_once if size == 3 else np.concatenate([centre_once, centre_once])
-        p = np.asarray(points[triangles], dtype=np.float64)
-        normal = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
-        inward = np.einsum("ij,ij->i", normal, p.mean(axis=1) - centre_tri) < 0
-        triangles[inward] = triangles[inward][:, [0, 2, 1]]
-        out.append(triangles)
+        once = faces_all[first[counts == 1]]
+        out.append(once if size == 3 else np.concatenate([once[:, [0, 1, 2]], once[:, [0, 2, 3]]]))
     if not out:
         return np.zeros((0, 3), dtype=np.int32)
     return np.concatenate(out).astype(np.int32 if len(points) < 2**31 else np.int64)

@@ -42,7 +42,7 @@ def read_with_vtk(path, why: str) -> Cells:
         surface.SetInputData(data)
         surface.Update()
         data = surface.GetOutput()
-    if data.GetPoints() is None:
+    if data is None or data.GetPoints() is None:
         raise InputError(f"{path} holds no points")
     points = vtk_to_numpy(data.GetPoints().GetData())
     blocks = []
@@ -58,3 +58,29 @@ def read_with_vtk(path, why: str) -> Cells:
                 blocks.append(Block(name, vtk_to_numpy(array.GetConnectivityArray()),
                                     np.asarray(vtk_to_numpy(array.GetOffsetsArray())[1:], dtype=np.int64)))
     return Cells(points, blocks)
+
+
+def vtk_polygon_triangles(points: np.ndarray, flat: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
+    """Polygons (corners ``flat``, ``counts`` each) cut into triangles by VTK's own triangle filter
+    (ear cutting, as VTK and ParaView show them), or None when VTK is not installed."""
+    try:
+        from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray, vtk_to_numpy
+        from vtkmodules.vtkCommonCore import vtkPoints
+        from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+        from vtkmodules.vtkFiltersCore import vtkTriangleFilter
+    except ImportError:
+        return None
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    vtk_points = vtkPoints()
+    vtk_points.SetData(numpy_to_vtk(np.ascontiguousarray(points, dtype=np.float64), deep=True))
+    polys = vtkCellArray()
+    polys.SetData(numpy_to_vtkIdTypeArray(offsets, deep=True),
+                  numpy_to_vtkIdTypeArray(np.ascontiguousarray(flat, dtype=np.int64), deep=True))
+    polydata = vtkPolyData()
+    polydata.SetPoints(vtk_points)
+    polydata.SetPolys(polys)
+    triangulate = vtkTriangleFilter()
+    triangulate.SetInputData(polydata)
+    triangulate.Update()
+    return vtk_to_numpy(triangulate.GetOutput().GetPolys().GetConnectivityArray()).reshape(-1, 3).copy()

@@ -168,8 +168,10 @@ def read_cells(path: str | os.PathLike):
 
 def _surface_of(cells, where: str) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
     from mesh_export.core.cells import triangles_of
+    from mesh_export.writers._vtk_library import vtk_polygon_triangles
 
-    triangles, dropped = triangles_of(cells, where)
+    # Polygons of four corners and more as VTK cuts them where VTK is installed, else fanned.
+    triangles, dropped = triangles_of(cells, where, polygons=vtk_polygon_triangles)
     if len(triangles) == 0 and dropped:
         listed = ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in sorted(dropped.items()))
         raise InputError(f"{where} holds no surface or volume cells, only {listed}")

@@ -110,7 +110,9 @@ class _Legacy:
         else:
             self.at = mark
 
-    def numbers(self, count: int, type_name: str) -> np.ndarray:
+    def numbers(self, count: int, type_name: str, leading: list[bytes] | None = None) -> np.ndarray:
+        """``count`` values; ``leading``: those an ASCII file wrote on the keyword's own line
+        (VTK reads by words, not lines, and some writers start the list there)."""
         code = _LEGACY_TYPES.get(type_name.lower())
         if code is None:
             raise NotNative(f"legacy VTK data of type {type_name!r}")
@@ -124,7 +126,7 @@ class _Legacy:
             return values.byteswap(inplace=True).view(values.dtype.newbyteorder("="))
         found = _NEXT_SECTION.search(self.text, self.at)
         stop = found.start() if found else len(self.text)
-        values = text_numbers(self.text[self.at : stop])
+        values = text_numbers(b" ".join(leading or []) + b" " + self.text[self.at : stop])
         if len(values) != count:
             raise Damaged(f"a section holds {len(values):,} values where its header says {count:,}")
         self.at = stop
@@ -186,6 +188,8 @@ def _read_legacy(reader: _Legacy, where: str) -> Cells:
     if not reader.binary:
         reader.text_body()
     dataset = reader.line().split()
+    if dataset[:1] == [b"FIELD"]:
+        raise Damaged("a FIELD file: arrays without points or cells")
     if len(dataset) < 2 or dataset[0].upper() != b"DATASET":
         raise Damaged("no DATASET line")
     kind = dataset[1].upper()
@@ -205,10 +209,10 @@ def _read_legacy(reader: _Legacy, where: str) -> Cells:
         try:
             if keyword == b"POINTS":
                 count = int(words[1])
-                points = reader.numbers(3 * count, words[2].decode()).reshape(count, 3)
+                points = reader.numbers(3 * count, words[2].decode(), words[3:]).reshape(count, 3)
             elif keyword in _POLY_SECTIONS or keyword == b"CELLS":
                 first, second = int(words[1]), int(words[2])
-                connectivity, offsets = _cell_list(reader, first, second, where)
+                connectivity, offsets = _cell_list(reader, first, second, where, words[3:])
                 if keyword == b"CELLS":
                     grid_cells = (connectivity, offsets)
                 elif len(offsets):
@@ -216,7 +220,7 @@ def _read_legacy(reader: _Legacy, where: str) -> Cells:
             elif keyword == b"CELL_TYPES":
                 if grid_cells is None:
                     raise Damaged("CELL_TYPES before CELLS")
-                types = reader.numbers(int(words[1]), "int")
+                types = reader.numbers(int(words[1]), "int", words[2:])
                 blocks.extend(blocks_of_vtk_cells(grid_cells[0], grid_cells[1], types, where))
             elif keyword == b"METADATA":
                 while reader.line(blank=True):  # up to the next blank line
@@ -234,11 +238,12 @@ def _read_legacy(reader: _Legacy, where: str) -> Cells:
     return Cells(points, blocks)
 
 
-def _cell_list(reader: _Legacy, first: int, second: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _cell_list(reader: _Legacy, first: int, second: int, where: str,
+               leading: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """A cell list in either layout: 4.2 ("k i1 .. ik"), or 5.1 (OFFSETS and CONNECTIVITY
     sections; ``first`` is then the number of offsets, one more than the cells)."""
     saved = reader.mark()
-    following = reader.line().split()
+    following = [] if leading else reader.line().split()
     if following and following[0].upper() == b"OFFSETS":
         offsets = reader.numbers(first, following[1].decode()).astype(np.int64)
         words = reader.line().split()
@@ -249,7 +254,7 @@ def _cell_list(reader: _Legacy, first: int, second: int, where: str) -> tuple[np
             raise Damaged(f"{where}: offsets that do not span the connectivity")
         return connectivity, offsets[1:]
     reader.back(saved)
-    return _counted(reader.numbers(second, "int"), first, where)
+    return _counted(reader.numbers(second, "int", leading), first, where)
 
 
 register(

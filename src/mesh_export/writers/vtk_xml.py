@@ -316,6 +316,8 @@ def _base64_chars(nbytes: int) -> int:
 
 
 _HEAD_BLOCK = 1 << 16
+_COLLECTIONS = {"vtkMultiBlockDataSet", "vtkPartitionedDataSet", "vtkPartitionedDataSetCollection", "Collection",
+                "PPolyData", "PUnstructuredGrid", "vtkOverlappingAMR", "vtkHierarchicalBoxDataSet"}
 
 
 def _head(handle) -> tuple[bytes, re.Match | None, int]:
@@ -350,6 +352,8 @@ def read_vtk_xml(path) -> Cells:
         except ElementTree.ParseError as exc:
             raise Damaged(f"not well-formed XML ({exc})") from None
         kind = root.get("type")
+        if root.tag == "VTKFile" and kind in _COLLECTIONS:
+            raise Damaged(f"a VTK XML {kind}: a list of other files, not a mesh (read those one by one)")
         if root.tag != "VTKFile" or kind not in ("PolyData", "UnstructuredGrid"):
             raise NotNative(f"a VTK XML {kind or root.tag} file, not PolyData or UnstructuredGrid")
         arrays = _Arrays(root, _File(handle) if found else None, appended_at, encoding, str(path))
