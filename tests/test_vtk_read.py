@@ -450,6 +450,10 @@ def test_what_cannot_be_read_is_refused_in_one_line(files, tmp_path):
     short.write_text("# vtk DataFile Version 4.2\nx\nASCII\nDATASET POLYDATA\nPOINTS 4 float\n0 0 0 1 1 1\n"
                      "POLYGONS 1 4\n3 0 1 2\n")
     cases[short] = "header says 12"
+    bad_index = tmp_path / "bad_index.vtk"  # a volume cell naming a point the file lacks
+    bad_index.write_text("# vtk DataFile Version 4.2\nx\nASCII\nDATASET UNSTRUCTURED_GRID\nPOINTS 4 float\n"
+                         "0 0 0 1 0 0 0 1 0 0 0 1\nCELLS 1 5\n4 0 1 2 9\nCELL_TYPES 1\n10\n")
+    cases[bad_index] = "a tetra cell names point 9, and there are 4"
     for path, words in cases.items():
         result = run_cli("info", path)
         assert result.returncode == errors.InputError.exit_code, (path.name, result.stderr)

@@ -101,11 +101,13 @@ class Cells:
     points: np.ndarray
     blocks: list[Block] = field(default_factory=list)
 
-    def counts(self) -> dict[str, int]:
-        found: dict[str, int] = {}
+    def check_indices(self, where: str) -> None:
+        """Every cell's points exist (a damaged file's would be read past the points)."""
         for block in self.blocks:
-            found[block.name] = found.get(block.name, 0) + len(block)
-        return found
+            if block.data.size and (int(block.data.min()) < 0 or int(block.data.max()) >= len(self.points)):
+                bad = int(block.data.max()) if int(block.data.max()) >= len(self.points) else int(block.data.min())
+                raise InputError(f"{where}: a {block.name.replace('_', ' ')} cell names point {bad:,}, "
+                                 f"and there are {len(self.points):,}")
 
     def is_volume(self) -> bool:
         # (polyhedra too: volume_blocks refuses them by name)

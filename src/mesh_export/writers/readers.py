@@ -151,15 +151,18 @@ def read_cells(path: str | os.PathLike):
             else:
                 from mesh_export.writers.vtk_xml import read_vtk_xml as read
             try:
-                return read(path)
+                cells = read(path)
             except NotNative as exc:
                 from mesh_export.writers._vtk_library import read_with_vtk
 
-                return read_with_vtk(path, str(exc))
-        from mesh_export.core.cells import Cells, blocks_of_meshio
+                cells = read_with_vtk(path, str(exc))
+        else:
+            from mesh_export.core.cells import Cells, blocks_of_meshio
 
-        data = _load_meshio(path)
-        return Cells(np.asarray(data.points)[:, :3], blocks_of_meshio(data))
+            data = _load_meshio(path)
+            cells = Cells(np.asarray(data.points)[:, :3], blocks_of_meshio(data))
+        cells.check_indices(str(path))
+        return cells
     except InputError:
         raise
     except Exception as exc:  # Damaged, and the libraries' anything from ValueError to KeyError
