@@ -22,8 +22,6 @@ from mesh_export.writers.catalog import all_writers
 
 WITHOUT_READER = {
     "hoc": "a NEURON program, not data: NEURON runs it (tests/test_hoc_template.py loads every template there)",
-    "neuroml": "read by libNeuroML/pyNeuroML (tests validate it with validate_neuroml2); mesh-export reads SWC "
-               "morphologies only",
     "neuroglancer": "meshio's legacy Neuroglancer fragment has no extension and no magic number: no file of it "
                     "can be told apart from others",
 }
@@ -137,3 +135,17 @@ def test_every_writer_is_walked_or_listed_with_its_reason():
             continue
         assert writer.name in walked
     assert all(len(reason) > 40 for reason in WITHOUT_READER.values())
+
+
+def test_a_neuroml_soma_of_several_points_reads_back(tmp_path):
+    # The first soma segment's start is the root (no segment ends there); an axon leaves the soma.
+    skeleton = Skeleton([[0, 0, 0], [3, 0, 0], [6, 0, 0], [6, 0, 5], [6, 3, 9], [0, 0, -4]], [-1, 0, 1, 2, 3, 0],
+                        [2.0, 3.0, 2.0, 1.0, 0.5, 0.7], [1, 1, 1, 3, 3, 2], "um")
+    written = mesh_export.write(skeleton, tmp_path / "cell.cell.nml")
+    back, swc = mesh_export.api.info(written), mesh_export.api.info(mesh_export.write(skeleton, tmp_path / "cell.swc"))
+    for figure in ("nodes", "neurites", "sections", "tips", "soma_nodes", "total_length", "soma_radius"):
+        assert back[figure] == pytest.approx(swc[figure]), figure
+    broken = tmp_path / "broken.nml"
+    broken.write_text('<neuroml><cell id="x"/></neuroml>')
+    with pytest.raises(errors.InputError, match="no <morphology>"):
+        mesh_export.api.info(broken)

@@ -194,7 +194,7 @@ def _convert_morphology(source, target, writer, units_in, units, scale, overwrit
     from mesh_export.writers.readers import load
 
     if SKELETON not in writer.accepts:
-        raise InvalidArgumentError(f"{source} is a morphology (SWC): it converts to swc, hoc or neuroml, "
+        raise InvalidArgumentError(f"{source} is a morphology (SWC or NeuroML): it converts to swc, hoc or neuroml, "
                                    f"not {writer.name}")
     if scale is not None or (steps is not None and steps.changes_mesh()):
         raise InvalidArgumentError("processing steps and --scale apply to surface meshes, not to an SWC morphology")

@@ -17,7 +17,7 @@ import numpy as np
 
 from mesh_export.errors import CacheMissError, InputError, InvalidArgumentError
 
-SKELETON_SUFFIXES = (".swc",)
+SKELETON_SUFFIXES = (".swc", ".nml")
 
 
 # ---------------------------------------------------------------------------- fetch
@@ -81,9 +81,9 @@ def load_target(target: str | os.PathLike, *, lod: int | None = None, units: str
     if lod is not None:
         raise InvalidArgumentError("--lod applies to root ids, not to files")
     if path.suffix.lower() in SKELETON_SUFFIXES:
-        from mesh_export.writers.readers import read_swc
+        from mesh_export.writers.readers import read_morphology
 
-        skeleton = read_swc(path)
+        skeleton = read_morphology(path)
         if units:
             from mesh_export.core.units import normalize_units
 

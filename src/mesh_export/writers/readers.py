@@ -64,8 +64,17 @@ def _units_from_header(path: Path) -> str | None:
 
 
 def is_morphology_file(path: str | os.PathLike) -> bool:
-    """Is ``path`` a morphology (SWC) rather than a surface mesh file."""
-    return Path(path).suffix.lower() == ".swc"
+    """Is ``path`` a morphology (SWC, NeuroML2) rather than a surface mesh file."""
+    return Path(path).suffix.lower() in (".swc", ".nml")
+
+
+def read_morphology(path: str | os.PathLike):
+    """An SWC (``read_swc``) or NeuroML2 (``neuroml.read_neuroml``) morphology as a Skeleton."""
+    if Path(path).suffix.lower() == ".nml":
+        from mesh_export.writers.neuroml import read_neuroml
+
+        return read_neuroml(path)
+    return read_swc(path)
 
 
 def load(path: str | os.PathLike, units: str | None = None):
@@ -78,7 +87,7 @@ def load(path: str | os.PathLike, units: str | None = None):
     records them (mesh-export's own headers, 3MF) and are otherwise unknown (None).
     """
     if is_morphology_file(path):
-        skeleton = read_swc(path)
+        skeleton = read_morphology(path)
         if units:  # declared: the file's numbers are in these units
             skeleton.units = normalize_units(units)
         return skeleton
