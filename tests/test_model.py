@@ -84,8 +84,22 @@ def test_anything_else_is_a_one_line_input_error(data):
 
 
 def test_a_meshio_surface_is_not_a_volume():
-    with pytest.raises(InputError, match=r"without tetra cells \(cells: triangle\)"):
+    with pytest.raises(InputError, match=r"without volume cells \(cells: triangle\)"):
         kind_of(meshio.Mesh(TETRA_POINTS, [("triangle", np.array([[0, 1, 2]]))]))
+
+
+HEX_POINTS = np.array([[x, y, z] for z in (0, 1) for y in (0, 1) for x in (0, 1)], dtype=float)
+
+
+@pytest.mark.parametrize("cell, data", [
+    ("hexahedron", [[0, 1, 3, 2, 4, 5, 7, 6]]), ("wedge", [[0, 1, 2, 4, 5, 6]]), ("pyramid", [[0, 1, 3, 2, 4]]),
+    ("tetra10", [[0, 1, 2, 4, 3, 5, 6, 7, 0, 1]]), ("hexahedron20", [list(range(8)) * 2 + [0, 1, 2, 3]]),
+    ("pyramid14", [list(range(8)) + list(range(6))])])
+def test_every_volume_cell_makes_a_volume_mesh(cell, data):
+    # Hexahedra, wedges and pyramids are volumes as tetrahedra are; quadratic cells too (by their corners).
+    assert kind_of(meshio.Mesh(HEX_POINTS, [(cell, np.array(data))])) == VOLUME
+    mixed = meshio.Mesh(HEX_POINTS, [("triangle", np.array([[0, 1, 2]])), (cell, np.array(data))])
+    assert kind_of(mixed) == VOLUME
 
 
 def test_a_wrong_type_handed_to_write_is_an_input_error(tmp_path):

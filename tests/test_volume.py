@@ -10,6 +10,7 @@ import pytest
 import trimesh
 
 import mesh_export
+import mesh_export.api
 from conftest import run_cli
 from mesh_export import errors
 from mesh_export.process import steps
@@ -82,3 +83,27 @@ def test_export_root_id_as_volume_mesh(tmp_path):
 def _write(mesh: trimesh.Trimesh, path):
     mesh_export.write(mesh, path)
     return path
+
+
+def test_our_volume_output_is_read_back_as_a_volume(sphere, tmp_path):
+    # `convert cell.ply cell.msh --volume`, then `info cell.msh`: the tetrahedra, not "the mesh is empty";
+    # then on to another volume format, and to a surface format as its boundary.
+    msh = tmp_path / "ball.msh"
+    assert run_cli("convert", _write(sphere, tmp_path / "ball.ply"), msh, "--volume").returncode == 0
+    result = run_cli("info", msh, "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    points, tetra = _tetra(msh)
+    assert info["kind"] == "volume" and info["cells"] == {"tetra": len(tetra)} and info["points"] == len(points)
+    assert info["volume"] == pytest.approx(sphere.volume, rel=1e-6)
+    np.testing.assert_allclose(info["bbox"]["min"], sphere.bounds[0], rtol=1e-9)
+    text = run_cli("info", msh).stdout
+    assert f"{len(tetra):,} tetra" in text and "volume" in text
+    assert run_cli("convert", msh, tmp_path / "ball.vtu").returncode == 0
+    assert mesh_export.api.info(tmp_path / "ball.vtu")["cells"] == info["cells"]
+    result = run_cli("convert", msh, tmp_path / "ball.stl")
+    assert result.returncode == 0 and "boundary of a volume mesh" in result.stdout
+    boundary = mesh_export.api.info(tmp_path / "ball.stl")
+    # The tetrahedra's outer faces are the surface they were built from.
+    assert boundary["watertight"] and boundary["faces"] == len(sphere.faces)
+    assert boundary["volume"] == pytest.approx(sphere.volume, rel=1e-6)

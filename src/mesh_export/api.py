@@ -125,7 +125,8 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
     from mesh_export.jobs.export import units_for_writer
     from mesh_export.model import CachedSurface
     from mesh_export.writers.catalog import writer_for_path
-    from mesh_export.writers.readers import is_morphology_file, read_surface, to_trimesh
+    from mesh_export.model import VOLUME, kind_of
+    from mesh_export.writers.readers import boundary_surface, is_morphology_file, read_any, to_trimesh
     from mesh_export.process.steps import apply_steps, make_morphology, plan_for_writer
 
     writer = writer_for_path(target, format)  # fail on a bad format before reading anything
@@ -143,7 +144,12 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
             table_format = synapses.format
             for companion in synapses.outputs(target):
                 check_target(companion, overwrite)
-    vertices, faces, metadata = read_surface(source, units=units_in)
+    data = read_any(source, units=units_in)
+    if kind_of(data) == VOLUME:
+        if VOLUME in writer.accepts:
+            return _convert_volume(data, source, target, writer, steps, overwrite, return_mesh, options)
+        data = boundary_surface(data)
+    vertices, faces, metadata = data.vertices, data.faces, data.metadata
     # As for a cached mesh: a binary native writer takes the arrays as read (float32/int32);
     # a trimesh.Trimesh would widen both to 64 bits only for the writer to narrow them again.
     if writer.checks_values and not options.get("ascii") and not steps.changes_mesh():
@@ -166,6 +172,17 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
     return (written, mesh) if return_mesh else written
 
 
+def _convert_volume(mesh, source, target, writer, steps, overwrite, return_mesh, options):
+    """A volume mesh file to a format that holds volumes: written as read (linear cells)."""
+    from mesh_export.errors import InvalidArgumentError
+
+    if steps.changes_mesh():
+        raise InvalidArgumentError(f"{source} is a volume mesh: processing steps, --units and --scale apply "
+                                   "to surfaces (write it to a surface format to process its boundary)")
+    written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
+    return (written, mesh) if return_mesh else written
+
+
 def _convert_morphology(source, target, writer, units_in, units, scale, overwrite, steps, return_mesh, synapses,
                         options):
     """An SWC file to a morphology format: read (repairs recorded), validated, written; a synapse
@@ -177,7 +194,7 @@ def _convert_morphology(source, target, writer, units_in, units, scale, overwrit
     from mesh_export.writers.readers import load
 
     if SKELETON not in writer.accepts:
-        raise InvalidArgumentError(f"{source} is a morphology (SWC): it converts to swc, hoc or neuroml, "
+        raise InvalidArgumentError(f"{source} is a morphology (SWC or NeuroML): it converts to swc, hoc or neuroml, "
                                    f"not {writer.name}")
     if scale is not None or (steps is not None and steps.changes_mesh()):
         raise InvalidArgumentError("processing steps and --scale apply to surface meshes, not to an SWC morphology")

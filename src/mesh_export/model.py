@@ -12,7 +12,8 @@ apart (no layer probes attributes or module names):
   below both processing and writers, so that ``writers.readers`` and ``process.skeleton`` can
   both offer it). Building a skeleton from a mesh is processing
   (``mesh_export.process.skeleton.skeletonize``);
-* a volume mesh (``VOLUME``): a meshio.Mesh with tetra cells (meshio's own type, which every
+* a volume mesh (``VOLUME``): a meshio.Mesh with volume cells (tetra, hexahedron, wedge, pyramid
+  or their quadratic kin) (meshio's own type, which every
   solver reader and meshio's writers take), carrying a ``metadata`` dict like a surface.
 
 Importing this module imports neither trimesh nor meshio: an object can only be one of theirs
@@ -30,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from mesh_export.core.cells import is_volume_cell
 from mesh_export.core.units import conversion_factor, normalize_units
 from mesh_export.errors import InputError, InvalidArgumentError, InvalidSkeletonError, UnitsError
 
@@ -100,7 +102,8 @@ def element_attributes(mesh, which: str) -> dict[str, np.ndarray]:
 def kind_of(data) -> str:
     """``SURFACE``, ``SKELETON`` or ``VOLUME``: which kind of data ``data`` is.
 
-    A Skeleton is a skeleton; a meshio.Mesh with tetra cells a volume mesh; a CachedSurface, a
+    A Skeleton is a skeleton; a meshio.Mesh with volume cells (``core.cells.is_volume_cell``:
+    tetrahedra, hexahedra, wedges, pyramids, linear or quadratic) a volume mesh; a CachedSurface, a
     trimesh.Trimesh or any other :class:`Surface` a surface. Anything else (a meshio.Mesh of
     only surface cells, a trimesh.Scene, a path) raises InputError.
     """
@@ -113,15 +116,15 @@ def kind_of(data) -> str:
         return SURFACE
     meshio = sys.modules.get("meshio")
     if meshio is not None and isinstance(data, meshio.Mesh):
-        if any(block.type == "tetra" for block in data.cells):
+        if any(is_volume_cell(block.type) for block in data.cells):
             return VOLUME
         cells = ", ".join(sorted({block.type for block in data.cells})) or "none"
-        raise InputError(f"a meshio.Mesh without tetra cells (cells: {cells}) is not a volume mesh; "
+        raise InputError(f"a meshio.Mesh without volume cells (cells: {cells}) is not a volume mesh; "
                          "read surfaces with mesh_export.load")
     if isinstance(data, Surface):
         return SURFACE
     raise InputError(f"a {type(data).__name__} is not a surface mesh (vertices and faces), "
-                     "a Skeleton or a tetrahedral meshio.Mesh")
+                     "a Skeleton or a meshio.Mesh of volume cells")
 
 
 # ----------------------------------------------------------------------------- skeletons

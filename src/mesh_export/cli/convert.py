@@ -57,6 +57,8 @@ def convert_command(
     result = {"input": str(source), "output": str(written), "bytes": written.stat().st_size,
               "units": getattr(mesh, "units", None), **output_counts(mesh, options),
               "steps": mesh.metadata.get("steps", []), "seconds": round(time.perf_counter() - started, 4)}
+    if mesh.metadata.get("dropped_cells"):
+        result["dropped_cells"] = dict(mesh.metadata["dropped_cells"])
     if mesh.metadata.get("repairs"):
         result["repairs"] = list(mesh.metadata["repairs"])
     if mesh.metadata.get("synapse_table"):
@@ -67,6 +69,13 @@ def convert_command(
         emit_json(result)
     elif not quiet:
         typer.echo(f"wrote {written} ({result['bytes']:,} bytes)")
+        for record in result["steps"]:
+            if record.get("step") == "boundary":
+                cells = ", ".join(f"{count:,} {name}" for name, count in record["cells"].items())
+                typer.echo(f"wrote the boundary of a volume mesh ({cells}): {record['faces']:,} triangles")
+        if result.get("dropped_cells"):
+            typer.echo("not read: " + ", ".join(f"{count:,} {name.replace('_', ' ')} cells"
+                                                for name, count in sorted(result["dropped_cells"].items())))
         for repair in result.get("repairs", []):
             typer.echo(f"repaired: {repair}")
         if result.get("synapses"):

@@ -99,12 +99,8 @@ class SurfaceValues:
 
 
 def check_volume(data) -> None:
-    """A tetrahedral mesh's points are finite and its elements index them."""
-    points = np.asarray(data.points)
-    tetra = np.concatenate([b.data for b in data.cells if b.type == "tetra"])
-    if len(tetra) == 0:
-        raise InvalidMeshError("volume mesh has no tetrahedra")
-    if not np.isfinite(points).all():
-        raise InvalidMeshError("volume mesh has non-finite points")
-    if tetra.min() < 0 or tetra.max() >= len(points):
-        raise InvalidMeshError("volume mesh has element indices out of range")
+    """A volume mesh's points are finite and its volume cells index them."""
+    from mesh_export.core.cells import check_volume_blocks, is_volume_cell
+
+    blocks = [(b.type, np.asarray(b.data)) for b in data.cells if is_volume_cell(b.type)]
+    check_volume_blocks(np.asarray(data.points), blocks)

@@ -66,9 +66,12 @@ def output_counts(data, options: dict[str, Any]) -> dict[str, Any]:
     if kind == SURFACE:
         return {"vertices": int(len(data.vertices)), "faces": int(len(data.faces)), "bbox": _bbox(data.vertices)}
     if kind == VOLUME:
-        record = data.metadata["steps"][-1]
-        return {"units": data.metadata.get("units"), "nodes": int(len(data.points)),
-                "elements": record["elements"], "volume": record["volume"], "bbox": _bbox(data.points)}
+        from mesh_export.core.cells import volume_figures
+
+        figures = volume_figures(data)
+        return {"units": (getattr(data, "metadata", None) or {}).get("units"), "nodes": int(len(data.points)),
+                "elements": figures["elements"], "cells": figures["cells"], "volume": figures["volume"],
+                "bbox": _bbox(data.points)}
     written = data.to_units(options.get("units") or "um")
     return {"units": written.units, "nodes": int(len(written.nodes)),
             "total_length": float(written.total_length()), "membrane_area": float(written.membrane_area()),

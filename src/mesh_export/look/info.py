@@ -17,7 +17,7 @@ import numpy as np
 
 from mesh_export.errors import CacheMissError, InputError, InvalidArgumentError
 
-SKELETON_SUFFIXES = (".swc",)
+SKELETON_SUFFIXES = (".swc", ".nml")
 
 
 # ---------------------------------------------------------------------------- fetch
@@ -81,19 +81,18 @@ def load_target(target: str | os.PathLike, *, lod: int | None = None, units: str
     if lod is not None:
         raise InvalidArgumentError("--lod applies to root ids, not to files")
     if path.suffix.lower() in SKELETON_SUFFIXES:
-        from mesh_export.writers.readers import read_swc
+        from mesh_export.writers.readers import read_morphology
 
-        skeleton = read_swc(path)
+        skeleton = read_morphology(path)
         if units:
             from mesh_export.core.units import normalize_units
 
             skeleton.units = normalize_units(units)
         return skeleton, {"file": str(path)}
-    if arrays:
-        from mesh_export.model import CachedSurface
-        from mesh_export.writers.readers import read_surface
+    if arrays:  # a volume mesh file comes as its volume (a meshio.Mesh), not as its boundary
+        from mesh_export.writers.readers import read_any
 
-        return CachedSurface(*read_surface(path, units=units)), {"file": str(path)}
+        return read_any(path, units=units), {"file": str(path)}
     from mesh_export.writers.readers import load
 
     mesh = load(path, units=units)
@@ -281,6 +280,36 @@ def skeleton_info(skeleton) -> dict[str, Any]:
     }
 
 
+def volume_info(mesh) -> dict[str, Any]:
+    """A volume mesh's figures: points, cells by type (quadratic ones counted under their own
+    names), total volume (cells by their corners), bbox, boundary faces, and the surface, line
+    and point cells the file also held (left aside)."""
+    from mesh_export.core.cells import VOLUME_CELLS, boundary, volume_figures
+
+    figures = volume_figures(mesh)
+    metadata = getattr(mesh, "metadata", None) or {}
+    units = metadata.get("units")
+    points = np.asarray(mesh.points)
+    if not figures["elements"]:
+        from mesh_export.errors import InvalidMeshError
+
+        raise InvalidMeshError("the volume mesh has no cells")
+    linear = [(b.type, np.asarray(b.data)) for b in mesh.cells if b.type in VOLUME_CELLS]
+    factor = _factor(units, "um")
+    return {
+        "kind": "volume",
+        "units": units,
+        "points": int(len(points)),
+        "cells": figures["cells"],
+        "elements": figures["elements"],
+        "volume": figures["volume"],
+        "volume_um3": None if factor is None else figures["volume"] * factor**3,
+        "boundary_faces": int(len(boundary(points, linear))) if len(linear) == len(mesh.cells) else None,
+        "dropped_cells": dict(metadata.get("dropped_cells") or {}),
+        "bbox": _bbox(points, units),
+    }
+
+
 def _neurom_soma_radius(skeleton, soma: np.ndarray) -> float:
     """NeuroM's soma radius of an SWC soma (MorphIO's soma types for SWC)."""
     r = skeleton.radii[soma]
@@ -303,14 +332,17 @@ def _neurom_soma_radius(skeleton, soma: np.ndarray) -> float:
 def info(target: str | os.PathLike, *, lod: int | None = None, list_lods: bool = True,
          units: str | None = None, **source_options: Any) -> dict[str, Any]:
     """Everything ``mesh-export info`` prints, as a dict (JSON-ready)."""
-    from mesh_export.model import SKELETON, kind_of
+    from mesh_export.model import SKELETON, VOLUME, kind_of
 
     obj, meta = load_target(target, lod=lod, units=units, arrays=True, **source_options)
-    if kind_of(obj) == SKELETON:
-        result = skeleton_info(obj)
+    kind = kind_of(obj)
+    if kind in (SKELETON, VOLUME):
+        result = skeleton_info(obj) if kind == SKELETON else volume_info(obj)
         result["file"] = meta.get("file")
         return result
     result = mesh_info(obj, merge="file" in meta)  # fetched meshes are merged already
+    if obj.metadata.get("dropped_cells"):
+        result["dropped_cells"] = dict(obj.metadata["dropped_cells"])
     if "file" in meta:
         result["file"] = meta["file"]
         return result
@@ -392,6 +424,17 @@ def format_info(result: dict[str, Any]) -> str:
         for i, text in enumerate(box_text(result["bbox"])):
             row("bbox" if i == 0 else "", text)
         return "\n".join(lines)
+    if result["kind"] == "volume":
+        row("points", f"{result['points']:,}")
+        row("cells", ", ".join(f"{count:,} {name}" for name, count in result["cells"].items()))
+        for i, text in enumerate(box_text(result["bbox"])):
+            row("bbox" if i == 0 else "", text)
+        row("volume", f"{result['volume_um3']:,.3f} um^3" if result["volume_um3"] is not None
+            else f"{result['volume']:,.4g} (units unknown)^3")
+        if result["boundary_faces"] is not None:
+            row("boundary", f"{result['boundary_faces']:,} triangles")
+        _dropped_row(row, result)
+        return "\n".join(lines)
     row("vertices", f"{result['vertices']:,}")
     row("faces", f"{result['faces']:,}")
     for i, text in enumerate(box_text(result["bbox"])):
@@ -409,6 +452,7 @@ def format_info(result: dict[str, Any]) -> str:
     row("watertight", "yes" if result["watertight"] else "no")
     comp = result["components"]
     row("components", f"{comp['count']:,} (largest {100 * comp['largest_share']:.1f}% of faces)")
+    _dropped_row(row, result)
     if result.get("root_id"):
         if result.get("lods"):
             row("lods", "  ".join(f"{r['lod']}{'*' if r['lod'] == result['lod'] else ''}: "
@@ -424,6 +468,12 @@ def format_info(result: dict[str, Any]) -> str:
         if result.get("missing_fragments"):
             row("incomplete", f"{result['missing_fragments']} fragments missing")
     return "\n".join(lines)
+
+
+def _dropped_row(row, result: dict[str, Any]) -> None:
+    if result.get("dropped_cells"):
+        row("not read", ", ".join(f"{count:,} {name.replace('_', ' ')} cells"
+                                  for name, count in sorted(result["dropped_cells"].items())))
 
 
 # ---------------------------------------------------------------------------- compare

@@ -8,6 +8,7 @@ meshio only reads would be listed too: meshio 5.3 registers none.
 
 from __future__ import annotations
 
+from mesh_export.errors import InvalidArgumentError
 from mesh_export.model import kind_of
 from mesh_export.writers.registry import SURFACE, VOLUME, Writer
 
@@ -32,6 +33,10 @@ _OPTIONAL_MODULES = {"exodus": "netCDF4"}
 _WITHOUT_EXTENSION = {"gmsh22": "gmsh", "neuroglancer": "neuroglancer"}
 # Formats that hold surface triangles only (no tetrahedra).
 _SURFACE_ONLY = {"wkt", "neuroglancer"}
+# Volume cells meshio's writer of a format holds, where not every kind (it fails on the others,
+# or drops them without a word: h5m).
+_VOLUME_CELLS_HELD = {"dolfin-xml": {"tetra"}, "h5m": {"tetra"}, "abaqus": {"tetra", "hexahedron", "wedge"},
+                      "mdpa": {"tetra", "hexahedron", "wedge"}}
 _DESCRIPTIONS = {
     "gmsh": "Gmsh 4.1 mesh; Gmsh, FEniCS, many FEM tools",
     "gmsh22": "Gmsh 2.2 mesh, for tools that predate 4.x",
@@ -55,9 +60,34 @@ def _make_write(file_format: str):
 
         if kind_of(mesh) == SURFACE:  # volume meshes already are meshio's
             mesh = meshio.Mesh(np.asarray(mesh.vertices), [("triangle", np.asarray(mesh.faces))])
+        else:
+            mesh = _volume_for(mesh, file_format)
         meshio.write(path, mesh, file_format=file_format)
 
     return write
+
+
+def _volume_for(mesh, file_format: str):
+    """A volume mesh as meshio's writers take it: float64 points (Gmsh's binary writer warns and
+    converts otherwise); refused where meshio's writer cannot take its cells."""
+    import meshio
+    import numpy as np
+
+    types = {block.type for block in mesh.cells}
+    held = _VOLUME_CELLS_HELD.get(file_format)
+    if held and types - held:
+        raise InvalidArgumentError(f"meshio's {file_format} writer holds only {', '.join(sorted(held))} cells; this "
+                                   f"volume mesh has {', '.join(sorted(types - held))}: use vtu, xdmf or gmsh22")
+    if file_format == "gmsh" and len(types) > 1:
+        raise InvalidArgumentError(f"meshio writes Gmsh 4.1 with one cell type only, and this volume mesh has "
+                                   f"{', '.join(sorted(types))}: use --format gmsh22 (Gmsh 2.2)")
+    cell_data = {}
+    if file_format == "gmsh22":  # else meshio warns that it writes zeros for the missing tags
+        zeros = [np.zeros(len(block.data), dtype=np.int32) for block in mesh.cells]
+        cell_data = {"gmsh:physical": zeros, "gmsh:geometrical": zeros}
+    if np.asarray(mesh.points).dtype == np.float64 and not cell_data:
+        return mesh
+    return meshio.Mesh(np.asarray(mesh.points, dtype=np.float64), mesh.cells, cell_data=cell_data)
 
 
 def _meshio_formats(meshio) -> tuple[set[str], dict[str, list[str]]]:

@@ -144,6 +144,109 @@ def write_neuroml(skeleton, path, units: str | None = None, cell_id: str | None 
     NeuroMLWriter.write(doc, str(path))
 
 
+# ---------------------------------------------------------------------------- reading
+
+_TYPE_OF_GROUP = {"soma_group": 1, "axon_group": 2, "basal_dendrite": 3, "apical_dendrite": 4}
+_CUSTOM_GROUP = re.compile(r"^dend_(\d+)_group$")
+
+
+def read_neuroml(path):
+    """The morphology of a NeuroML2 file's first ``<cell>`` as a Skeleton (micrometres): a node at
+    each segment's distal end (its parent the segment's parent, or that segment's own start when
+    attached at fraction 0), the start of a parentless segment of length a node of its own (a
+    soma of several points), types from the soma/axon/dendrite groups. Read with the standard
+    library's XML parser: libNeuroML is not needed to read."""
+    from xml.etree import ElementTree
+
+    from mesh_export.errors import InputError
+    from mesh_export.model import Skeleton
+
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as exc:
+        raise InputError(f"{path}: not well-formed XML ({exc})") from None
+    morphology = next(root.iterfind(".//{*}morphology"), None)
+    if morphology is None:
+        raise InputError(f"{path}: no <morphology> (a NeuroML file without a cell's shape)")
+    segments = {}
+    try:
+        for segment in morphology.iterfind("{*}segment"):
+            parent = segment.find("{*}parent")
+            distal = segment.find("{*}distal")
+            proximal = segment.find("{*}proximal")
+            segments[int(segment.get("id"))] = (
+                None if parent is None else (int(parent.get("segment")), float(parent.get("fractionAlong", "1"))),
+                _point(distal), None if proximal is None else _point(proximal))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: a segment without a whole distal point or id ({exc})") from None
+    if not segments:
+        raise InputError(f"{path}: a morphology without segments")
+    ids = sorted(segments)
+    index = {segment: k for k, segment in enumerate(ids)}
+    nodes = [segments[s][1] for s in ids]
+    parents = [-1] * len(ids)
+    starts = {}  # a parentless segment with length: its start is a node too (a soma of several points)
+    for s in ids:
+        parent, distal, proximal = segments[s]
+        if parent is None:
+            if proximal is not None and proximal[:3] != distal[:3]:
+                starts[s] = len(nodes)
+                nodes.append(proximal)
+                parents.append(-1)
+                parents[index[s]] = starts[s]
+            continue
+        if parent[0] not in index:
+            raise InputError(f"{path}: segment {s} names a parent segment {parent[0]} the file does not have")
+        attached = index[parent[0]]
+        if parent[1] == 0.0:  # at the start of the parent segment: where that segment begins
+            attached = starts.get(parent[0], parents[attached] if parents[attached] >= 0 else attached)
+        parents[index[s]] = attached
+    types = np.full(len(nodes), 3, dtype=np.int64)
+    for group in morphology.iterfind("{*}segmentGroup"):
+        name = group.get("id", "")
+        custom = _CUSTOM_GROUP.match(name)
+        swc_type = _TYPE_OF_GROUP.get(name, int(custom.group(1)) if custom else None)
+        if swc_type is None:
+            continue
+        for member in group.iterfind("{*}member"):
+            segment = int(member.get("segment"))
+            if segment in index:
+                types[index[segment]] = swc_type
+                if segment in starts:
+                    types[starts[segment]] = swc_type
+    order = _roots_first(parents)
+    xyz = np.array([n[:3] for n in nodes], dtype=np.float64)[order]
+    radii = np.array([n[3] / 2 for n in nodes], dtype=np.float64)[order]
+    renumber = np.empty(len(order), dtype=np.int64)
+    renumber[order] = np.arange(len(order))
+    parent_of = np.array(parents, dtype=np.int64)[order]
+    parent_of = np.where(parent_of >= 0, renumber[np.maximum(parent_of, 0)], -1)
+    skeleton = Skeleton(xyz, parent_of, radii, types[order], "um")
+    skeleton.metadata["source"] = {"file": str(path)}
+    return skeleton
+
+
+def _point(element) -> tuple[float, float, float, float]:
+    return (float(element.get("x")), float(element.get("y")), float(element.get("z")), float(element.get("diameter")))
+
+
+def _roots_first(parents: list[int]) -> np.ndarray:
+    """Nodes in an order where every parent comes before its children (depth first from the roots)."""
+    children: dict[int, list[int]] = {}
+    for node, parent in enumerate(parents):
+        children.setdefault(parent, []).append(node)
+    order, stack = [], list(reversed(children.get(-1, [])))
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(reversed(children.get(node, [])))
+    if len(order) != len(parents):
+        from mesh_export.errors import InputError
+
+        raise InputError("the segments' parents form a cycle")
+    return np.asarray(order, dtype=np.int64)
+
+
 # Optional: libNeuroML is an extra. find_spec does not import it (the CLI starts fast).
 if importlib.util.find_spec("neuroml") is not None:
     register(

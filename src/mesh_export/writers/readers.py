@@ -1,7 +1,13 @@
 """Reading mesh files: which reader reads a file. The native numpy readers for PLY, STL, OBJ
-and OFF sit beside their writers (``ply.read_ply``, ...); trimesh reads the other formats it
-knows well (and the variants the native readers leave to it), meshio the rest, and VTK the
-legacy POLYDATA meshio cannot (``vtk_legacy.read_polydata``).
+and OFF sit beside their writers (``ply.read_ply``, ...), and so do those of VTK XML and
+legacy VTK (``vtk_xml.read_vtk_xml``, ``vtk_legacy.read_legacy``; VTK itself reads the variants
+they leave, when installed); trimesh reads the other formats it knows well (and the variants
+the native readers leave to it), meshio the rest.
+
+Files of cells (VTK's, meshio's) go through ``core.cells``: a file with volume cells is a
+volume mesh (:func:`read_volume`, or :func:`read_any` when either will do), whose surface
+(``read_surface``) is its boundary, recorded as a step; otherwise its surface cells are
+triangulated and its lines and points dropped, counted in ``metadata["dropped_cells"]``.
 SWC morphologies: :func:`read_swc` (from the model, where processing can reach it too)."""
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ import numpy as np
 from mesh_export.errors import InputError
 from mesh_export.core.units import normalize_units, set_mesh_units
 from mesh_export.model import read_swc  # noqa: F401  (re-exported)
-from mesh_export.writers._read import NotNative
+from mesh_export.writers._read import Damaged, NotNative
 
+_VTK_FORMATS = {".vtp", ".vtu", ".vtk"}
 _TRIMESH_FORMATS = {".stl", ".ply", ".obj", ".off", ".glb", ".gltf", ".3mf"}
 _UNITS_IN_HEADER = re.compile(rb"units[= ]([A-Za-z]+)")
 _TRIMESH_UNIT_NAMES = {"millimeters": "mm", "millimeter": "mm", "meters": "m", "microns": "um",
@@ -56,28 +63,18 @@ def _units_from_header(path: Path) -> str | None:
         return None
 
 
-def _triangulate_meshio(mesh):
-    import numpy as np
-
-    pieces = []
-    for block in mesh.cells:
-        data = np.asarray(block.data)
-        if block.type == "triangle":
-            pieces.append(data)
-        elif block.type == "quad":
-            pieces.append(data[:, [0, 1, 2]])
-            pieces.append(data[:, [0, 2, 3]])
-        elif block.type == "polygon" and data.shape[1] >= 3:
-            for k in range(1, data.shape[1] - 1):
-                pieces.append(data[:, [0, k, k + 1]])
-    if not pieces:
-        return np.zeros((0, 3), dtype=np.int64)
-    return np.concatenate(pieces)
-
-
 def is_morphology_file(path: str | os.PathLike) -> bool:
-    """Is ``path`` a morphology (SWC) rather than a surface mesh file."""
-    return Path(path).suffix.lower() == ".swc"
+    """Is ``path`` a morphology (SWC, NeuroML2) rather than a surface mesh file."""
+    return Path(path).suffix.lower() in (".swc", ".nml")
+
+
+def read_morphology(path: str | os.PathLike):
+    """An SWC (``read_swc``) or NeuroML2 (``neuroml.read_neuroml``) morphology as a Skeleton."""
+    if Path(path).suffix.lower() == ".nml":
+        from mesh_export.writers.neuroml import read_neuroml
+
+        return read_neuroml(path)
+    return read_swc(path)
 
 
 def load(path: str | os.PathLike, units: str | None = None):
@@ -90,7 +87,7 @@ def load(path: str | os.PathLike, units: str | None = None):
     records them (mesh-export's own headers, 3MF) and are otherwise unknown (None).
     """
     if is_morphology_file(path):
-        skeleton = read_swc(path)
+        skeleton = read_morphology(path)
         if units:  # declared: the file's numbers are in these units
             skeleton.units = normalize_units(units)
         return skeleton
@@ -118,22 +115,151 @@ def read_surface(path: str | os.PathLike, units: str | None = None) -> tuple[np.
                 arrays = native(path)
             except NotNative:
                 arrays = None  # a variant for trimesh
-        if arrays is None:
-            mesh = _load_trimesh(path) if suffix in _TRIMESH_FORMATS else _load_meshio(path)
+        if arrays is None and suffix in _TRIMESH_FORMATS:
+            mesh = _load_trimesh(path)
             arrays = (np.asarray(mesh.vertices), np.asarray(mesh.faces))
             library_units = _trimesh_units(mesh)
     except InputError:
         raise
     except Exception as exc:  # the libraries raise anything from ValueError to KeyError
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"cannot read {path} as a mesh: {reason}") from exc
+        raise _unreadable(path, exc) from exc
 
-    declared = normalize_units(units) if units else None
-    metadata: dict = {"source": {"file": str(path)}}
-    found = declared or _units_from_header(path) or library_units
+    extra: dict = {}
+    if arrays is None:
+        cells = read_cells(path)
+        if cells.is_volume():
+            arrays, extra = _boundary_of(cells, str(path))
+        else:
+            arrays, extra = _surface_of(cells, str(path))
+    metadata: dict = {"source": {"file": str(path)}, **extra}
+    found = _units(path, units, library_units)
     if found:
-        metadata["units"] = normalize_units(found)
+        metadata["units"] = found
     return arrays[0], arrays[1], metadata
+
+
+def _units(path: Path, declared: str | None, library_units: str | None = None) -> str | None:
+    declared = normalize_units(declared) if declared else None
+    found = declared or _units_from_header(path) or library_units
+    return normalize_units(found) if found else None
+
+
+def _unreadable(path: Path, exc: Exception) -> InputError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InputError(f"cannot read {path} as a mesh: {reason}")
+
+
+def read_cells(path: str | os.PathLike):
+    """The points and cells (``core.cells.Cells``) of a VTK file or of any format meshio reads."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in _VTK_FORMATS:
+            if suffix == ".vtk":
+                from mesh_export.writers.vtk_legacy import read_legacy as read
+            else:
+                from mesh_export.writers.vtk_xml import read_vtk_xml as read
+            try:
+                cells = read(path)
+            except NotNative as exc:
+                from mesh_export.writers._vtk_library import read_with_vtk
+
+                cells = read_with_vtk(path, str(exc))
+        else:
+            from mesh_export.core.cells import Cells, blocks_of_meshio
+
+            data = _load_meshio(path)
+            cells = Cells(np.asarray(data.points)[:, :3], blocks_of_meshio(data))
+        cells.check_indices(str(path))
+        return cells
+    except InputError:
+        raise
+    except Exception as exc:  # Damaged, and the libraries' anything from ValueError to KeyError
+        raise _unreadable(path, exc) from exc
+
+
+def _surface_of(cells, where: str) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    from mesh_export.core.cells import triangles_of
+    from mesh_export.writers._vtk_library import vtk_polygon_triangles
+
+    # Polygons of four corners and more as VTK cuts them where VTK is installed, else fanned.
+    triangles, dropped = triangles_of(cells, where, polygons=vtk_polygon_triangles)
+    if len(triangles) == 0 and dropped:
+        listed = ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in sorted(dropped.items()))
+        raise InputError(f"{where} holds no surface or volume cells, only {listed}")
+    return (cells.points, triangles), ({"dropped_cells": dropped} if dropped else {})
+
+
+def boundary_surface(mesh):
+    """The boundary of a volume mesh (``meshio.Mesh`` as :func:`read_volume` gives it) as a
+    ``model.CachedSurface``, the step recorded in its metadata."""
+    from mesh_export.core.cells import Cells, blocks_of_meshio
+    from mesh_export.model import CachedSurface
+
+    metadata = dict(getattr(mesh, "metadata", None) or {})
+    where = str((metadata.get("source") or {}).get("file", "volume mesh"))
+    (vertices, faces), extra = _boundary_of(Cells(np.asarray(mesh.points), blocks_of_meshio(mesh)), where)
+    metadata["steps"] = [*metadata.get("steps", []), *extra["steps"]]
+    return CachedSurface(vertices, faces, metadata)
+
+
+def _boundary_of(cells, where: str) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """A volume mesh's boundary as the surface, its unused points left out; the step recorded."""
+    from mesh_export.core.cells import boundary, cell_volumes, volume_blocks
+
+    blocks, aside = volume_blocks(cells, where)
+    triangles = boundary(cells.points, blocks)
+    used = np.unique(triangles)
+    remap = np.zeros(len(cells.points), dtype=triangles.dtype)
+    remap[used] = np.arange(len(used), dtype=triangles.dtype)
+    record = {"step": "boundary", "reason": "a volume mesh written to a surface format: its boundary",
+              "cells": {name: int(len(data)) for name, data in blocks},
+              "volume": float(sum(cell_volumes(cells.points, name, data).sum() for name, data in blocks)),
+              "faces": int(len(triangles))}
+    extra: dict = {"steps": [record]}
+    if aside:
+        extra["dropped_cells"] = aside
+    return (cells.points[used], remap[triangles]), extra
+
+
+def read_volume(path: str | os.PathLike, units: str | None = None):
+    """A volume mesh file (tetrahedra, hexahedra, wedges, pyramids: any file with volume cells,
+    quadratic ones by their corners) as a ``meshio.Mesh`` of linear cells; ``metadata`` has
+    ``source``, ``units`` when known and ``dropped_cells`` (the surface, line and point cells
+    left aside). Raises InputError for a file without volume cells."""
+    data = read_any(path, units)
+    if not hasattr(data, "points"):
+        raise InputError(f"{path} holds no volume cells (a surface mesh)")
+    return data
+
+
+def read_any(path: str | os.PathLike, units: str | None = None):
+    """A volume mesh (``meshio.Mesh``, as :func:`read_volume`) when the file holds volume cells,
+    else the surface as ``model.CachedSurface`` (as :func:`read_surface` reads it)."""
+    from mesh_export.model import CachedSurface
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file() or suffix in _TRIMESH_FORMATS or native_reader(suffix) is not None:
+        return CachedSurface(*read_surface(path, units=units))
+    cells = read_cells(path)
+    if not cells.is_volume():
+        arrays, extra = _surface_of(cells, str(path))
+        metadata = {"source": {"file": str(path)}, **extra}
+        found = _units(path, units)
+        if found:
+            metadata["units"] = found
+        return CachedSurface(arrays[0], arrays[1], metadata)
+    import meshio
+
+    from mesh_export.core.cells import volume_blocks
+
+    blocks, aside = volume_blocks(cells, str(path))
+    mesh = meshio.Mesh(cells.points, blocks)
+    mesh.metadata = {"source": {"file": str(path)}, "units": _units(path, units), "steps": []}
+    if aside:
+        mesh.metadata["dropped_cells"] = aside
+    return mesh
 
 
 def to_trimesh(vertices, faces, metadata: dict):
@@ -169,7 +295,6 @@ def _load_trimesh(path: Path):
 
 def _load_meshio(path: Path):
     import meshio
-    import trimesh
 
     candidates = _meshio_formats_for(meshio, path)
     if not candidates:
@@ -177,18 +302,10 @@ def _load_meshio(path: Path):
     errors = []
     for file_format in candidates:
         try:
-            data = _meshio_read(meshio, path, file_format)
-            break
+            return _meshio_read(meshio, path, file_format)
         except Exception as exc:
             errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    else:
-        if path.suffix.lower() == ".vtk" and any("POLYDATA" in e for e in errors):
-            from mesh_export.writers.vtk_legacy import read_polydata
-
-            return read_polydata(path)
-        raise InputError(f"cannot read {path} as a mesh: {errors[-1] if errors else 'unknown format'}")
-    faces = _triangulate_meshio(data)
-    return trimesh.Trimesh(vertices=data.points[:, :3], faces=faces, process=False)
+    raise InputError(f"cannot read {path} as a mesh: {errors[-1] if errors else 'unknown format'}")
 
 
 def _meshio_formats_for(meshio, path: Path) -> list[str]:
