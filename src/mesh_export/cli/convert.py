@@ -12,7 +12,7 @@ from mesh_export.cli.options import (MORPHOLOGY_PANEL, STEP_FLAGS, SYNAPSE_FLAGS
                                      variant, with_option_groups)
 from mesh_export.cli.output import emit_json
 
-_UnitsOfInput = variant(UnitsInOpt, help="Units of the input when the file does not say (nm, um, mm).")
+_UnitsOfInput = variant(UnitsInOpt, help="Units of the input when the file does not say (nm, um, mm, cm, m, in, ft).")
 
 
 def _run_check(mesh_path: Path, print_size, min_feature, max_memory=None) -> dict:

@@ -51,7 +51,7 @@ def write_gltf(mesh, path) -> None:
 
 
 #: Our unit names -> the 3MF core specification's ``unit`` values.
-THREEMF_UNITS = {"um": "micron", "mm": "millimeter", "cm": "centimeter", "m": "meter"}
+THREEMF_UNITS = {"um": "micron", "mm": "millimeter", "cm": "centimeter", "m": "meter", "in": "inch", "ft": "foot"}
 _MODEL = "3D/3dmodel.model"
 
 
@@ -131,4 +131,4 @@ register(Writer("gltf", (".gltf",), write_gltf, modes=("ascii",), backend="trime
                 description="glTF 2.0 JSON with embedded buffer"))
 register(Writer("3mf", (".3mf",), write_3mf, modes=("binary",), backend="trimesh",
                 units=tuple(THREEMF_UNITS),
-                description="3D Manufacturing Format (um, mm, cm or m; nm written as um); slicers"))
+                description="3D Manufacturing Format (um, mm, cm, m, in or ft; nm written as um); slicers"))

@@ -8,7 +8,7 @@ import numpy as np
 
 from mesh_export.writers import _text
 from mesh_export.writers._mesh import provenance_line, triangles
-from mesh_export.writers._read import BadText, Lines, NotNative, fan, text_numbers
+from mesh_export.writers._read import BadText, Lines, NotNative, current, fan, open_text_source, text_numbers
 from mesh_export.writers.registry import Writer, register
 
 
@@ -27,16 +27,27 @@ def write_obj(mesh, path) -> None:
 # The native reader (shared machinery in _read).
 
 def read_obj(path: Path):
-    with open(path, "rb") as handle:
+    with open_text_source(path) as handle:
         vertex_parts, face_parts, vertex_count = [], [], 0
         for block, ends in Lines(handle).rest():
             vertices, faces = _obj_block(block, ends, vertex_count)
             vertex_parts += vertices
             face_parts += faces
             vertex_count += sum(len(v) for v in vertices)
-    vertices = np.concatenate(vertex_parts) if vertex_parts else np.zeros((0, 3))
+    notes = current()
+    notes.vertex_place = lambda i: f"the {i + 1:,}th 'v' line"
+    if vertex_parts and all(v.shape[1] >= 6 for v in vertex_parts):
+        _note_colours(np.concatenate([v[:, 3:7] for v in vertex_parts]))
+    vertices = np.concatenate([v[:, :3] for v in vertex_parts]) if vertex_parts else np.zeros((0, 3))
     faces = np.concatenate(face_parts) if face_parts else np.zeros((0, 3), dtype=np.int64)
     return vertices, faces.astype(np.int32 if len(vertices) < 2**31 else np.int64)
+
+
+def _note_colours(values: np.ndarray) -> None:
+    """``v x y z r g b [a]`` (MeshLab, trimesh, Open3D): colours 0-1, as uint8 RGBA."""
+    colour = np.full((len(values), 4), 255, dtype=np.uint8)
+    colour[:, : values.shape[1]] = np.clip(np.round(values * 255), 0, 255)
+    current().vertex_attributes["color"] = colour
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -55,6 +66,8 @@ def _obj_block(block: bytes, ends: np.ndarray, vertices_before: int):
     if ((first == ord(" ")) | (first == ord("\t"))).any() or b"\\\n" in block:
         raise NotNative("indented or continued lines")
     is_vertex, is_face = (first == ord("v")) & spaced, (first == ord("f")) & spaced
+    for letter, what in ((b"l", "'l' lines (polylines)"), (b"p", "'p' lines (points)")):
+        current().drop(what, int(((first == ord(letter)) & spaced).sum()))
     bounds = np.append(starts, len(block))
     vertices, faces = [], []
     vertex_lines_before = np.cumsum(is_vertex) - is_vertex
@@ -64,7 +77,9 @@ def _obj_block(block: bytes, ends: np.ndarray, vertices_before: int):
         width = numbers.size // (stop - start)
         if numbers.size != width * (stop - start) or width < 3:
             raise BadText("vertex lines of different lengths")
-        vertices.append(numbers.reshape(-1, width)[:, :3].astype(np.float64))
+        # x y z, and the colour some tools append (r g b, maybe a); w of a rational curve's points is not one
+        columns = width if width in (6, 7) else 3
+        vertices.append(numbers.reshape(-1, width)[:, :columns].astype(np.float64))
     for start, stop in _runs(is_face):
         before = vertices_before + vertex_lines_before[start:stop]
         faces.append(_obj_faces(block[bounds[start] : bounds[stop]], before))

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mesh_export.errors import InputError
+from mesh_export.errors import InputError, InvalidMeshError, UnitsError
 from mesh_export.core.units import normalize_units, set_mesh_units
 from mesh_export.model import read_swc  # noqa: F401  (re-exported)
-from mesh_export.writers._read import NotNative
+from mesh_export.model import VERTEX_ATTRIBUTES
+from mesh_export.writers._read import NotNative, noting
 
 _TRIMESH_FORMATS = {".stl", ".ply", ".obj", ".off", ".glb", ".gltf", ".3mf"}
 _UNITS_IN_HEADER = re.compile(rb"units[= ]([A-Za-z]+)")
@@ -109,21 +110,27 @@ def read_surface(path: str | os.PathLike, units: str | None = None) -> tuple[np.
     if not os.access(path, os.R_OK):
         raise InputError(f"input file is not readable: {path}")
     suffix = path.suffix.lower()
-    library_units = None
+    library_units = notes = None
     try:
         arrays = None
         native = native_reader(suffix)
         if native is not None:
-            try:
-                arrays = native(path)
-            except NotNative:
-                arrays = None  # a variant for trimesh
+            with noting() as noted:
+                try:
+                    arrays = native(path)
+                except NotNative:
+                    arrays = None  # a variant for trimesh
+            if arrays is not None:
+                notes = noted
+                _check_read(path, *arrays, notes)
         if arrays is None:
             mesh = _load_trimesh(path) if suffix in _TRIMESH_FORMATS else _load_meshio(path)
             arrays = (np.asarray(mesh.vertices), np.asarray(mesh.faces))
-            library_units = _trimesh_units(mesh)
-    except InputError:
+            library_units = _threemf_units(path) if suffix == ".3mf" else _trimesh_units(mesh)
+    except (InputError, InvalidMeshError):
         raise
+    except MemoryError:
+        raise InputError(f"cannot read {path} as a mesh: it needs more memory than there is") from None
     except Exception as exc:  # the libraries raise anything from ValueError to KeyError
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"cannot read {path} as a mesh: {reason}") from exc
@@ -133,7 +140,27 @@ def read_surface(path: str | os.PathLike, units: str | None = None) -> tuple[np.
     found = declared or _units_from_header(path) or library_units
     if found:
         metadata["units"] = normalize_units(found)
+    if notes is not None and notes.vertex_attributes:
+        metadata[VERTEX_ATTRIBUTES] = dict(notes.vertex_attributes)
+    if notes is not None and notes.sentences():
+        metadata["read"] = {"skipped": notes.sentences()}
+        print(f"mesh-export: {path}: " + "; ".join(notes.sentences()), file=sys.stderr)
     return arrays[0], arrays[1], metadata
+
+
+def _check_read(path: Path, vertices: np.ndarray, faces: np.ndarray, notes) -> None:
+    """Refuse NaN or infinite coordinates and indices outside the vertices, naming the line or
+    byte where the reader knows it. Extremes first: two passes, the slow search only for a
+    file that fails."""
+    if len(vertices) and not (np.isfinite(vertices.min()) and np.isfinite(vertices.max())):
+        first = int(np.flatnonzero(~np.isfinite(vertices).all(axis=1))[0])
+        place = notes.vertex_place(first) if notes.vertex_place else f"vertex {first:,}"
+        raise InvalidMeshError(f"{path}: {place}: NaN or infinite coordinate (vertex {first:,})")
+    if len(faces) and (int(faces.min()) < 0 or int(faces.max()) >= len(vertices)):
+        first = int(np.flatnonzero(((faces < 0) | (faces >= len(vertices))).any(axis=1))[0])
+        place = notes.face_place(first) if notes.face_place else f"triangle {first:,}"
+        raise InvalidMeshError(f"{path}: {place}: a face index outside the {len(vertices):,} vertices "
+                               f"(0 to {len(vertices) - 1:,})")
 
 
 def to_trimesh(vertices, faces, metadata: dict):
@@ -144,6 +171,31 @@ def to_trimesh(vertices, faces, metadata: dict):
     mesh.metadata.update({k: v for k, v in metadata.items() if k != "units"})
     set_mesh_units(mesh, metadata.get("units"))
     return mesh
+
+
+_THREEMF_UNIT = re.compile(rb"<(?:\w+:)?model\b[^>]*?\sunit\s*=\s*[\"']([A-Za-z]+)[\"']")
+
+
+def _threemf_units(path: Path) -> str:
+    """The unit of a 3MF's model (core spec: micron, millimeter, centimeter, inch, foot, meter;
+    millimeter when the model says none). trimesh reads the geometry but keeps no unit."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        models = [n for n in archive.namelist() if n.lower().endswith(".model")]
+        name = next((n for n in models if n.lower() == "3d/3dmodel.model"), models[0] if models else None)
+        if name is None:
+            return "mm"
+        with archive.open(name) as model:
+            head = model.read(1 << 16)
+    match = _THREEMF_UNIT.search(head)
+    if not match:
+        return "mm"
+    try:
+        return normalize_units(match.group(1).decode())
+    except UnitsError:
+        raise InputError(f"{path}: the 3MF model's unit {match.group(1).decode()!r} is none of micron, millimeter, "
+                         "centimeter, inch, foot, meter") from None
 
 
 def _trimesh_units(mesh) -> str | None:
