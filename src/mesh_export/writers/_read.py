@@ -54,6 +54,9 @@ def fan(indices: np.ndarray, counts: np.ndarray, starts: np.ndarray | None = Non
     OBJ files mix with faces) are left out and counted in the read's notes; no corners at all is
     a count the file got wrong."""
     counts = np.asarray(counts, dtype=np.int64)
+    if indices.dtype.kind == "f" and len(indices) and not (np.isfinite(indices).all()
+                                                           and (indices == np.round(indices)).all()):
+        raise Damaged("a face index that is not a whole number")  # "3.5" would otherwise be read as 3
     if starts is None:
         starts = np.cumsum(counts) - counts
     if len(counts) and counts.min() < 3:

@@ -125,6 +125,32 @@ def write_3mf(mesh, path) -> None:
         handle.write(data)
 
 
+def check_glb(path) -> None:
+    """Refuse a GLB whose header or chunk lengths overrun the file before trimesh reads it
+    (trimesh allocates a chunk's declared length first: 1 GB for a damaged 3 kB file)."""
+    import os
+    import struct
+
+    from mesh_export.errors import InputError
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"glTF":
+            raise InputError(f"cannot read {path} as a mesh: not a binary glTF (no 'glTF' header)")
+        at = 12
+        while at < size:
+            handle.seek(at)
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                raise InputError(f"cannot read {path} as a mesh: byte {at:,}: a chunk header cut short")
+            length = struct.unpack("<I", chunk[:4])[0]
+            if at + 8 + length > size:
+                raise InputError(f"cannot read {path} as a mesh: byte {at:,}: a chunk of {length:,} bytes in a "
+                                 f"file of {size:,} (truncated, or its length is wrong)")
+            at += 8 + length
+
+
 register(Writer("glb", (".glb",), write_glb, modes=("binary",), backend="trimesh",
                 description="binary glTF 2.0; Blender, three.js, web viewers"))
 register(Writer("gltf", (".gltf",), write_gltf, modes=("ascii",), backend="trimesh",

@@ -209,6 +209,10 @@ def _trimesh_units(mesh) -> str | None:
 def _load_trimesh(path: Path):
     import trimesh
 
+    if path.suffix.lower() == ".glb":
+        from mesh_export.writers.gltf import check_glb
+
+        check_glb(path)
     loaded = trimesh.load(path, process=False, force="mesh")
     if not isinstance(loaded, trimesh.Trimesh):
         raise InputError(f"{path} holds no triangle mesh")
