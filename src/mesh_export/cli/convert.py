@@ -59,6 +59,9 @@ def convert_command(
               "steps": mesh.metadata.get("steps", []), "seconds": round(time.perf_counter() - started, 4)}
     if mesh.metadata.get("repairs"):
         result["repairs"] = list(mesh.metadata["repairs"])
+    for said in ("read", "not_written"):  # what reading skipped, and the arrays the format cannot hold
+        if mesh.metadata.get(said):
+            result[said] = mesh.metadata[said]
     if mesh.metadata.get("synapse_table"):
         result["synapses"] = mesh.metadata["synapse_table"]
     if processing.check and kind_of(mesh) == SURFACE:

@@ -54,9 +54,7 @@ def fan(indices: np.ndarray, counts: np.ndarray, starts: np.ndarray | None = Non
     OBJ files mix with faces) are left out and counted in the read's notes; no corners at all is
     a count the file got wrong."""
     counts = np.asarray(counts, dtype=np.int64)
-    if indices.dtype.kind == "f" and len(indices) and not (np.isfinite(indices).all()
-                                                           and (indices == np.round(indices)).all()):
-        raise Damaged("a face index that is not a whole number")  # "3.5" would otherwise be read as 3
+    whole_numbers(indices)
     if starts is None:
         starts = np.cumsum(counts) - counts
     if len(counts) and counts.min() < 3:
@@ -75,6 +73,13 @@ def fan(indices: np.ndarray, counts: np.ndarray, starts: np.ndarray | None = Non
     triangles[:, 1] = indices[first + corner]
     triangles[:, 2] = indices[first + corner + 1]
     return triangles
+
+
+def whole_numbers(indices: np.ndarray) -> None:
+    """Refuse face indices read as floats that are not whole numbers ("3.5" would be cast to 3)."""
+    if indices.dtype.kind == "f" and indices.size and not (np.isfinite(indices).all()
+                                                           and (indices == np.round(indices)).all()):
+        raise Damaged("a face index that is not a whole number")
 
 
 # -- what a read skipped, kept and where its elements are
@@ -387,6 +392,7 @@ def text_polygons(pieces, layout: list, index_list: int, index_dtype, trailing: 
                                     for i, kind in enumerate(layout) if kind):
             start = list_columns[index_list] + 1
             polygons = rows[:, start : start + counts[index_list]]
+            whole_numbers(polygons)
             if counts[index_list] == 3:
                 out.append(polygons.astype(index_dtype))
             else:

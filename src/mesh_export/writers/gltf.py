@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import zipfile
 
+import numpy as np
+
 from mesh_export.errors import UnitsError
 from mesh_export.writers._mesh import provenance_line, units_of
 from mesh_export.writers.registry import Writer, register
@@ -21,8 +23,24 @@ from mesh_export.writers.registry import Writer, register
 def _plain_copy(mesh):
     import trimesh
 
-    # Only geometry: trimesh would otherwise put arbitrary metadata into the file.
-    return trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=False)
+    # Only geometry (and vertex colours and uv): trimesh would otherwise put arbitrary metadata into the file.
+    copy = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=False)
+    _copy_vertex_arrays(mesh, copy)
+    return copy
+
+
+def _copy_vertex_arrays(mesh, copy) -> None:
+    """Vertex colours (COLOR_0) and uv (TEXCOORD_0) onto trimesh's copy, which its glTF
+    exporter writes from the mesh's visual."""
+    import trimesh
+
+    from mesh_export.model import VERTEX_ATTRIBUTES, element_attributes
+
+    arrays = element_attributes(mesh, VERTEX_ATTRIBUTES)
+    if "uv" in arrays:
+        copy.visual = trimesh.visual.TextureVisuals(uv=np.asarray(arrays["uv"], dtype=np.float64))
+    elif "color" in arrays:
+        copy.visual = trimesh.visual.ColorVisuals(copy, vertex_colors=np.asarray(arrays["color"], dtype=np.uint8))
 
 
 def _tag_asset(mesh):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mesh_export.model import VERTEX_ATTRIBUTES, element_attributes
 from mesh_export.writers import _text
 from mesh_export.writers._mesh import provenance_line, triangles
 from mesh_export.writers._read import BadText, Lines, NotNative, current, fan, open_text_source, text_numbers
@@ -17,9 +18,19 @@ def write_obj(mesh, path) -> None:
     decimals = _text.choose_decimals(vertices)
     with open(path, "xb") as handle:
         handle.write(f"# {provenance_line(mesh)}\n".encode())
-        _text.write_text(handle, [b"v "] + _text.fixed_columns(vertices, decimals) + [b"\n"], len(vertices))
+        _text.write_text(handle, [b"v "] + _text.fixed_columns(vertices, decimals) + _colour_columns(mesh) + [b"\n"],
+                         len(vertices))
         # OBJ indices are 1-based.
         _text.write_text(handle, [b"f "] + _text.int_columns(faces + 1) + [b"\n"], len(faces))
+
+
+def _colour_columns(mesh) -> list:
+    """`` r g b`` (0-1, as MeshLab, trimesh and Open3D append them to ``v`` lines) when the mesh
+    has vertex colours; six decimals bring each 8-bit value back exactly."""
+    colour = element_attributes(mesh, VERTEX_ATTRIBUTES).get("color")
+    if colour is None or colour.ndim != 2 or colour.shape[1] < 3:
+        return []
+    return [b" "] + _text.fixed_columns(np.asarray(colour[:, :3], dtype=np.float64) / 255.0, 6)
 
 
 # ---------------------------------------------------------------------------- reading

@@ -10,6 +10,7 @@ import numpy as np
 
 from mesh_export.writers import _text
 from mesh_export.core.validate import SurfaceValues
+from mesh_export.model import VERTEX_ATTRIBUTES, element_attributes
 from mesh_export.writers._layout import converted_rows, write_layout
 from mesh_export.writers._mesh import counted_triangles, provenance_line, triangles, units_of
 from mesh_export.writers._read import (BLOCK_BYTES, BadText, Damaged, Lines, NotNative, check_declared, current, fan,
@@ -20,6 +21,10 @@ from mesh_export.writers.registry import Writer, register
 def write_ply(mesh, path, ascii: bool = False) -> None:
     vertices, faces = triangles(mesh)
     checks = SurfaceValues(vertices, faces)
+    extras = _vertex_extras(mesh)
+    if extras:
+        _write_ply_with_extras(mesh, path, ascii, vertices, faces, checks, extras)
+        return
     encoding = "ascii" if ascii else "binary_little_endian"
     header = (
         "ply\n"
@@ -43,6 +48,55 @@ def write_ply(mesh, path, ascii: bool = False) -> None:
         handle.write(header.encode("ascii"))
         _text.write_text(handle, _text.fixed_columns(vertices, decimals) + [b"\n"], len(vertices))
         _text.write_text(handle, [b"3 "] + _text.int_columns(faces) + [b"\n"], len(faces))
+
+
+def _vertex_extras(mesh) -> dict[str, np.ndarray]:
+    """The per-vertex arrays PLY holds beside x, y, z: colour (uint8 RGBA) and uv (float32)."""
+    arrays = element_attributes(mesh, VERTEX_ATTRIBUTES)
+    extras = {}
+    if "color" in arrays and arrays["color"].ndim == 2 and arrays["color"].shape[1] in (3, 4):
+        extras["color"] = np.asarray(arrays["color"]).astype(np.uint8, copy=False)
+    if "uv" in arrays and arrays["uv"].ndim == 2 and arrays["uv"].shape[1] == 2:
+        extras["uv"] = np.asarray(arrays["uv"], dtype=np.float32)
+    return extras
+
+
+_EXTRA_PROPERTIES = {"color": ("uchar", ("red", "green", "blue", "alpha")), "uv": ("float", ("s", "t"))}
+
+
+def _write_ply_with_extras(mesh, path, ascii, vertices, faces, checks, extras) -> None:
+    """A PLY whose vertex records carry colours and/or uv (as MeshLab and trimesh write them).
+    Not the fast path: vertex records are built whole, as coloured meshes are small."""
+    checks.whole()
+    properties = ["property float x", "property float y", "property float z"]
+    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+    for name, values in extras.items():
+        kind, names = _EXTRA_PROPERTIES[name]
+        properties += [f"property {kind} {n}" for n in names[: values.shape[1]]]
+        fields += [(n, "u1" if kind == "uchar" else "<f4") for n in names[: values.shape[1]]]
+    encoding = "ascii" if ascii else "binary_little_endian"
+    header = "\n".join(["ply", f"format {encoding} 1.0", f"comment {provenance_line(mesh)}",
+                        f"comment units {units_of(mesh)}", f"element vertex {len(vertices)}", *properties,
+                        f"element face {len(faces)}", "property list uchar int vertex_indices", "end_header", ""])
+    with open(path, "xb") as handle:
+        handle.write(header.encode("ascii"))
+        if ascii:
+            segments = _text.fixed_columns(vertices, _text.choose_decimals(vertices))
+            for name, values in extras.items():
+                segments += [b" "] + (_text.int_columns(values) if name == "color" else _text.fixed_columns(values, 6))
+            _text.write_text(handle, segments + [b"\n"], len(vertices))
+            _text.write_text(handle, [b"3 "] + _text.int_columns(faces) + [b"\n"], len(faces))
+            return
+        records = np.empty(len(vertices), dtype=fields)
+        for axis, name in enumerate("xyz"):
+            records[name] = vertices[:, axis]
+        for name, values in extras.items():
+            for column, field_name in enumerate(_EXTRA_PROPERTIES[name][1][: values.shape[1]]):
+                records[field_name] = values[:, column]
+        handle.write(records.tobytes())
+        face_records = np.empty(len(faces), dtype=[("n", "u1"), ("i", "<i4", (3,))])
+        face_records["n"], face_records["i"] = 3, faces
+        handle.write(face_records.tobytes())
 
 
 # ---------------------------------------------------------------------------- reading

@@ -110,7 +110,7 @@ def read_surface(path: str | os.PathLike, units: str | None = None) -> tuple[np.
     if not os.access(path, os.R_OK):
         raise InputError(f"input file is not readable: {path}")
     suffix = path.suffix.lower()
-    library_units = notes = None
+    library_units = notes = library_arrays = None
     try:
         arrays = None
         native = native_reader(suffix)
@@ -126,6 +126,7 @@ def read_surface(path: str | os.PathLike, units: str | None = None) -> tuple[np.
         if arrays is None:
             mesh = _load_trimesh(path) if suffix in _TRIMESH_FORMATS else _load_meshio(path)
             arrays = (np.asarray(mesh.vertices), np.asarray(mesh.faces))
+            library_arrays = mesh.metadata.get(VERTEX_ATTRIBUTES)
             library_units = _threemf_units(path) if suffix == ".3mf" else _trimesh_units(mesh)
     except (InputError, InvalidMeshError):
         raise
@@ -142,6 +143,8 @@ def read_surface(path: str | os.PathLike, units: str | None = None) -> tuple[np.
         metadata["units"] = normalize_units(found)
     if notes is not None and notes.vertex_attributes:
         metadata[VERTEX_ATTRIBUTES] = dict(notes.vertex_attributes)
+    elif library_arrays:
+        metadata[VERTEX_ATTRIBUTES] = dict(library_arrays)
     if notes is not None and notes.sentences():
         metadata["read"] = {"skipped": notes.sentences()}
         print(f"mesh-export: {path}: " + "; ".join(notes.sentences()), file=sys.stderr)
@@ -220,7 +223,22 @@ def _load_trimesh(path: Path):
     mesh = trimesh.Trimesh(vertices=loaded.vertices, faces=loaded.faces, process=False)
     if units is not None:
         mesh.metadata["units"] = units
+    arrays = _trimesh_vertex_arrays(loaded)
+    if arrays:
+        mesh.metadata[VERTEX_ATTRIBUTES] = arrays
     return mesh
+
+
+def _trimesh_vertex_arrays(loaded) -> dict[str, np.ndarray]:
+    """The vertex colours (uint8 RGBA) and uv (float32) trimesh read from a file (glTF, and the
+    variants of the native formats it reads), under the model's names."""
+    visual, arrays = loaded.visual, {}
+    if visual.kind == "vertex":
+        arrays["color"] = np.asarray(visual.vertex_colors, dtype=np.uint8)
+    uv = getattr(visual, "uv", None)
+    if visual.kind == "texture" and uv is not None and len(uv) == len(loaded.vertices):
+        arrays["uv"] = np.asarray(uv, dtype=np.float32)
+    return arrays
 
 
 def _load_meshio(path: Path):
