@@ -153,13 +153,15 @@ def read_surface(path: str | os.PathLike, units: str | None = None) -> tuple[np.
 
 def _check_read(path: Path, vertices: np.ndarray, faces: np.ndarray, notes) -> None:
     """Refuse NaN or infinite coordinates and indices outside the vertices, naming the line or
-    byte where the reader knows it. Extremes first: two passes, the slow search only for a
-    file that fails."""
-    if len(vertices) and not (np.isfinite(vertices.min()) and np.isfinite(vertices.max())):
+    byte where the reader knows it; the slow search runs only for a file that fails."""
+    # One pass each: a sum is NaN or infinite when a value is (float32 sums cannot overflow a
+    # double), and negative indices are huge read as unsigned.
+    if len(vertices) and not np.isfinite(vertices.sum(dtype=np.float64)):
         first = int(np.flatnonzero(~np.isfinite(vertices).all(axis=1))[0])
         place = notes.vertex_place(first) if notes.vertex_place else f"vertex {first:,}"
         raise InvalidMeshError(f"{path}: {place}: NaN or infinite coordinate (vertex {first:,})")
-    if len(faces) and (int(faces.min()) < 0 or int(faces.max()) >= len(vertices)):
+    unsigned = faces.view(np.uint32 if faces.dtype.itemsize == 4 else np.uint64) if faces.dtype.kind == "i" else faces
+    if len(faces) and int(unsigned.max()) >= len(vertices):
         first = int(np.flatnonzero(((faces < 0) | (faces >= len(vertices))).any(axis=1))[0])
         place = notes.face_place(first) if notes.face_place else f"triangle {first:,}"
         raise InvalidMeshError(f"{path}: {place}: a face index outside the {len(vertices):,} vertices "
