@@ -14,6 +14,8 @@ import meshio
 import numpy as np
 import pytest
 import trimesh
+from vtkmodules.util.numpy_support import vtk_to_numpy
+from vtkmodules.vtkIOXML import vtkXMLPolyDataReader, vtkXMLUnstructuredGridReader
 
 import mesh_export
 from conftest import run_cli
@@ -57,6 +59,10 @@ READ = {
                  "trimesh"),
     "crlf.ply": ((PLY_HEAD.format(faces=1) + V4 + "3 0 1 2\n").replace("\n", "\r\n").encode(), 1, None,
                  "meshio"),  # trimesh reads its vertices wrong (the last one's z as 0)
+    # Comments after the numbers: neither trimesh nor meshio reads them.
+    "comments.obj": (b"# made by hand\nv 0 0 0 # origin\nv 1 0 0\nv 0 1 0\nf 1 2 3 # the only face\n", 1, None, None),
+    "bom.stl": (b"\xef\xbb\xbfsolid t\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\nvertex 0 1 0\n"
+                b"endloop\nendfacet\nendsolid t\n", 1, "UTF-8 byte-order mark", None),
     "comments.off": (b"OFF # a comment\n# another\n4 2 0\n0 0 0 # origin\n1 0 0\n\n# between\n0 1 0\n0 0 1\n"
                      b"3 0 1 2 # first\n3 0 2 3\n", 2, "comments among the numbers", None),
     "trailing.off": (b"OFF\n4 2 0\n" + V4.encode() + b"3 0 1 2\n3 0 2 3\n\nend of file, says the exporter\n", 2,
@@ -123,6 +129,7 @@ REFUSED = {
                  "line 15: more elements than the header declares"),
     "extra-records.ply": (_binary_mixed_ply() + bytes([3]) + bytes(12), errors.InputError,
                           "13 bytes after the last face record"),
+    "truncated.ply": (_binary_ply([[0, 1, 2], [0, 2, 3]])[:-3], errors.InputError, "byte 240: the file ends inside"),
     "word.off": (b"OFF\n4 1 0\n0 0 0\n1 0 0\n0 one 0\n0 0 1\n3 0 1 2\n", errors.InputError, "line 5: not numbers"),
     "nan.ply": ((PLY_HEAD.format(faces=1) + "0 0 0\n1 0 0\n0 nan 0\n0 0 1\n3 0 1 2\n").encode(),
                 errors.InvalidMeshError, "line 12: NaN or infinite coordinate"),
@@ -205,6 +212,12 @@ def test_vertex_colours_and_uv_pass_through_convert(source, tmp_path):
         rgb = 3 if target == "out.obj" else 4  # OBJ's v lines hold r g b
         np.testing.assert_array_equal(np.asarray(theirs.visual.vertex_colors)[:, :rgb], colours[:, :rgb], target)
         np.testing.assert_array_equal(ours[:, :rgb], colours[:, :rgb], target)
+    for target, compress in (("out.vtp", None), ("out-z.vtp", True), ("out.vtu", None)):  # read by VTK itself
+        mesh_export.convert(path, tmp_path / target, compress=compress)
+        reader = (vtkXMLPolyDataReader if target.endswith(".vtp") else vtkXMLUnstructuredGridReader)()
+        reader.SetFileName(str(tmp_path / target))
+        reader.Update()
+        np.testing.assert_array_equal(vtk_to_numpy(reader.GetOutput().GetPointData().GetScalars()), colours, target)
     uv = np.random.default_rng(6).random((len(sphere.vertices), 2)).astype(np.float32)
     plain = trimesh.Trimesh(sphere.vertices, sphere.faces, process=False)
     plain.metadata.update(units="nm", **{VERTEX_ATTRIBUTES: {"uv": uv}})

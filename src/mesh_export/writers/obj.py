@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,9 @@ def read_obj(path: Path):
     with open_text_source(path) as handle:
         vertex_parts, face_parts, vertex_count = [], [], 0
         for block, ends in Lines(handle).rest():
+            if b"#" in block:  # comments after the numbers ("f 1 2 3 # top"): cut, lines kept
+                block = _COMMENT.sub(b"", block)
+                ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n")) + 1
             vertices, faces = _obj_block(block, ends, vertex_count)
             vertex_parts += vertices
             face_parts += faces
@@ -52,6 +56,9 @@ def read_obj(path: Path):
     vertices = np.concatenate([v[:, :3] for v in vertex_parts]) if vertex_parts else np.zeros((0, 3))
     faces = np.concatenate(face_parts) if face_parts else np.zeros((0, 3), dtype=np.int64)
     return vertices, faces.astype(np.int32 if len(vertices) < 2**31 else np.int64)
+
+
+_COMMENT = re.compile(rb"#[^\n]*")
 
 
 def _note_colours(values: np.ndarray) -> None:

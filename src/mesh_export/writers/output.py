@@ -47,7 +47,7 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
 # left out of its file, which is said once on stderr and recorded in metadata["not_written"]
 # (convert --json and an export's sidecar list it).
 VERTEX_ARRAYS_WRITTEN = {"ply": ("color", "uv"), "obj": ("color",), "glb": ("color", "uv"),
-                         "gltf": ("color", "uv")}
+                         "gltf": ("color", "uv"), "vtp": ("color",), "vtu": ("color",)}
 
 
 def _say_not_written(mesh, writer) -> None:

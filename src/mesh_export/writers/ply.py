@@ -306,6 +306,16 @@ def _ply_binary(handle, elements, offset, endian, vertex, face, index_list):
                           "than the file holds (truncated, or a wrong list count)")
         records[element.name] = (dtype, position)
         position += element.count * dtype.itemsize
+    try:
+        return _ply_binary_body(handle, elements, offset, endian, vertex, face, index_list, size, records, position)
+    except Damaged as exc:
+        if str(exc) != _TRUNCATED:
+            raise
+        raise Damaged(f"byte {size:,}: the file ends inside the records its header declares (data from byte "
+                      f"{offset:,}; truncated, or the header's counts are wrong)") from None
+
+
+def _ply_binary_body(handle, elements, offset, endian, vertex, face, index_list, size, records, position):
     v_dtype, v_offset = records["vertex"]
     f_dtype, f_offset = records["face"]
     handle.seek(v_offset)
@@ -326,8 +336,8 @@ def _ply_binary(handle, elements, offset, endian, vertex, face, index_list):
         faces, face_bytes = _binary_polygons(handle.read(), face, endian, index_list)
         position += face_bytes - face.count * f_dtype.itemsize
     if position > size:
-        raise Damaged(f"PLY data is {size - offset:,} bytes but its header describes "
-                      f"{position - offset:,} (truncated, or the header's counts are wrong)")
+        raise Damaged(f"byte {size:,}: the file ends; its header describes {position - offset:,} bytes of data "
+                      f"from byte {offset:,} (truncated, or the header's counts are wrong)")
     if position < size:
         _trailing(elements, records, position, size)
     return vertices, faces
