@@ -61,7 +61,7 @@ def fixtures(tmp_path_factory) -> dict[str, bytes]:
     sphere.metadata["units"] = "nm"
     made = {}
     for name, options in (("ply", {}), ("ascii.ply", {"ascii": True}), ("stl", {}), ("ascii.stl", {"ascii": True}),
-                          ("obj", {}), ("off", {}), ("glb", {})):
+                          ("obj", {}), ("off", {}), ("glb", {}), ("gltf", {})):
         path = folder / f"f.{name}"
         mesh_export.write(sphere, path, **options)
         made[name] = path.read_bytes()

@@ -49,9 +49,9 @@ def _binary_off(faces) -> bytes:
 # name -> (bytes, faces read, a phrase of what was skipped (None: nothing), the reference reader)
 READ = {
     "mixed.ply": ((PLY_HEAD.format(faces=3) + V4 + "3 0 1 2\n2 0 3\n3 0 2 3\n").encode(), 2,
-                  "1 faces of 1 or 2 vertices", "trimesh"),
-    "mixed-binary.ply": (_binary_mixed_ply(), 2, "1 faces of 1 or 2 vertices", None),  # trimesh refuses it
-    "lines.obj": (OBJ_LINES.encode(), 2, "1 'l' lines (polylines) left out", "trimesh"),
+                  "left out: faces of 1 or 2 vertices (lines, points): 1", "trimesh"),
+    "mixed-binary.ply": (_binary_mixed_ply(), 2, "left out: faces of 1 or 2 vertices (lines, points): 1", None),  # trimesh refuses it
+    "lines.obj": (OBJ_LINES.encode(), 2, "left out: 'l' lines (polylines): 1", "trimesh"),
     "utf16.obj": (OBJ_LINES.encode("utf-16"), 2, "UTF-16 byte-order mark", None),
     "bom.obj": (b"\xef\xbb\xbf" + b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n", 1, "UTF-8 byte-order mark", None),
     "bom.ply": (b"\xef\xbb\xbf" + (PLY_HEAD.format(faces=1) + V4 + "3 0 1 2\n").encode(), 1, "UTF-8 byte-order", None),
@@ -161,8 +161,8 @@ def test_the_cli_says_skipped_once_and_refuses_with_the_exit_code(tmp_path):
     mixed = _read(tmp_path, "mixed.ply", READ["mixed.ply"][0])
     result = run_cli("convert", mixed, tmp_path / "out.stl", "--json")
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("faces of 1 or 2 vertices") == 1
-    assert json.loads(result.stdout)["read"]["skipped"] == ["1 faces of 1 or 2 vertices (lines, points) left out"]
+    assert result.stderr.count("faces of 1 or 2 vertices") == 1, result.stderr
+    assert json.loads(result.stdout)["read"]["skipped"] == ["left out: faces of 1 or 2 vertices (lines, points): 1"]
     nan = _read(tmp_path, "nan.ply", REFUSED["nan.ply"][0])
     result = run_cli("info", nan)
     assert result.returncode == errors.InvalidMeshError.exit_code

@@ -105,7 +105,7 @@ class ReadNotes:
             self.skipped.append(sentence)
 
     def sentences(self) -> list[str]:
-        return [f"{count:,} {what} left out" for what, count in self.dropped.items()] + self.skipped
+        return [f"left out: {what}: {count:,}" for what, count in self.dropped.items()] + self.skipped
 
 
 _NOTES: contextvars.ContextVar[ReadNotes | None] = contextvars.ContextVar("read_notes", default=None)
@@ -148,7 +148,7 @@ def open_text_source(path) -> BinaryIO:
             except UnicodeDecodeError as exc:
                 raise Damaged(f"byte {exc.start:,}: not {codec.upper()} text, though it starts with a "
                               f"{codec.upper()} byte-order mark") from None
-            current().skip(f"its {codec.upper()} byte-order mark (the text read as UTF-8)")
+            current().skip(f"its {codec.upper()} byte-order mark (the text decoded)")
             return io.BytesIO(text.encode("utf-8"))
     handle.seek(0)
     return handle

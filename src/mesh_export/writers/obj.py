@@ -50,7 +50,7 @@ def read_obj(path: Path):
             face_parts += faces
             vertex_count += sum(len(v) for v in vertices)
     notes = current()
-    notes.vertex_place = lambda i: f"the {i + 1:,}th 'v' line"
+    notes.vertex_place = lambda i: f"'v' line {i + 1:,}"
     if vertex_parts and all(v.shape[1] >= 6 for v in vertex_parts):
         _note_colours(np.concatenate([v[:, 3:7] for v in vertex_parts]))
     vertices = np.concatenate([v[:, :3] for v in vertex_parts]) if vertex_parts else np.zeros((0, 3))

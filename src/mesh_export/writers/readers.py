@@ -102,7 +102,12 @@ def read_surface(path: str | os.PathLike, units: str | None = None) -> tuple[np.
     """``(vertices, faces, metadata)`` of a surface mesh file, as ``load`` reads it but without
     a trimesh.Trimesh: PLY, STL, OBJ and OFF come as the file stores them (float32 vertices
     stay float32, faces int32), for writers and figures that need no more. ``metadata`` has
-    ``source`` and, when known, ``units``.
+    ``source`` and, when known, ``units``; ``vertex_attributes`` (model.VERTEX_ATTRIBUTES) the
+    file's vertex colours and uv; ``read`` ``{"skipped": [sentences]}`` what a native reader left
+    out or skipped (also said once on stderr).
+
+    Refused: a damaged file (InputError naming the line or byte), NaN or infinite coordinates and
+    face indices outside the vertices (InvalidMeshError naming the line or byte).
     """
     path = Path(path)
     if not path.is_file():
