@@ -69,6 +69,10 @@ READ = {
                      "bytes of text after the complete body (from line 10)", None),
     "trailing-binary.ply": (_binary_ply([[0, 1, 2], [0, 2, 3]]) + b"\r\n", 2, "2 bytes after the complete body",
                             None),  # trimesh refuses the trailing bytes
+    # The smallest lines the size check allows, and no newline at the end.
+    "tight.off": (b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2", 1, None, "trimesh"),
+    "tight.ply": ((PLY_HEAD.format(faces=1).replace("vertex 4", "vertex 3") + "0 0 0\n1 0 0\n0 1 0\n3 0 1 2").encode(),
+                  1, None, "trimesh"),
     "binary.off": (_binary_off([([0, 1, 2], []), ([0, 1, 3, 2], [0.5, 0.5, 0.5, 1.0])]), 3, None, None),
 }
 
