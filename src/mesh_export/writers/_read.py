@@ -257,8 +257,14 @@ class Lines:
         self._next_number = first_number  # the number of the first line of the next block
         self._numbers: np.ndarray | None = None  # each kept line's number, once comments are out
         self._first = first_number
-        # The piece handed out last and its first line's number, for an error to name the line.
-        self.piece_number, self.piece_text = first_number, b""
+        # The piece handed out last (where it stands in the block: a copy would be a block more
+        # memory) and its first line's number, for an error to name the line.
+        self.piece_number, self._piece = first_number, (0, 0)
+
+    @property
+    def piece_text(self) -> bytes:
+        """The text of the piece handed out last."""
+        return self._block[self._piece[0] : self._piece[1]]
 
     def number(self, line: int | None = None) -> int:
         """The number in the file of the block's line ``line`` (the next one to be taken)."""
@@ -309,7 +315,7 @@ class Lines:
             lines = min(count, len(self._ends) - self._line)
             start = int(self._ends[self._line - 1]) if self._line else 0
             stop = int(self._ends[self._line + lines - 1])
-            self.piece_number, self.piece_text = self.number(), self._block[start:stop]
+            self.piece_number, self._piece = self.number(), (start, stop)
             self._line += lines
             count -= lines
             yield self._block[start:stop], lines
