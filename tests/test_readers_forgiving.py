@@ -73,6 +73,8 @@ READ = {
     "tight.off": (b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2", 1, None, "trimesh"),
     "tight.ply": ((PLY_HEAD.format(faces=1).replace("vertex 4", "vertex 3") + "0 0 0\n1 0 0\n0 1 0\n3 0 1 2").encode(),
                   1, None, "trimesh"),
+    "trailing-text.ply": (_binary_ply([[0, 1, 2]]) + b"\nexported by a scanner, 2026\n", 1,
+                          "29 bytes after the complete body (from byte 230)", None),
     "binary.off": (_binary_off([([0, 1, 2], []), ([0, 1, 3, 2], [0.5, 0.5, 0.5, 1.0])]), 3, None, None),
 }
 
@@ -132,8 +134,10 @@ REFUSED = {
     "more.ply": ((PLY_HEAD.format(faces=1) + V4 + "3 0 1 2\n3 0 2 3\n").encode(), errors.InputError,
                  "line 15: more elements than the header declares"),
     "extra-records.ply": (_binary_mixed_ply() + bytes([3]) + bytes(12), errors.InputError,
-                          "13 bytes after the last face record"),
+                          "13 bytes of binary data after the last face record"),
     "truncated.ply": (_binary_ply([[0, 1, 2], [0, 2, 3]])[:-3], errors.InputError, "byte 240: the file ends inside"),
+    "trailing-binary.off": (_binary_off([([0, 1, 2], [])]) + np.arange(6, dtype=">i4").tobytes(), errors.InputError,
+                            "24 bytes of binary data after the last face"),
     "word.off": (b"OFF\n4 1 0\n0 0 0\n1 0 0\n0 one 0\n0 0 1\n3 0 1 2\n", errors.InputError, "line 5: not numbers"),
     "nan.ply": ((PLY_HEAD.format(faces=1) + "0 0 0\n1 0 0\n0 nan 0\n0 0 1\n3 0 1 2\n").encode(),
                 errors.InvalidMeshError, "line 12: NaN or infinite coordinate"),

@@ -162,6 +162,22 @@ def size_of(handle) -> int:
     return size
 
 
+_CONTROL = bytes(range(9)) + bytes(range(14, 32))
+
+
+def after_binary_body(handle, position: int, size: int, record: int, what: str) -> None:
+    """Bytes after a binary body (from ``position``): fewer than one ``record`` (a newline,
+    padding) or text are skipped, and said; more binary bytes may be records the header does not
+    count, so they are refused."""
+    extra = size - position
+    handle.seek(position)
+    sample = handle.read(min(extra, 1 << 12))
+    if extra >= max(record, 1) and sample.translate(None, _CONTROL) != sample:
+        raise Damaged(f"byte {position:,}: {extra:,} bytes of binary data after the last {what} the header "
+                      "declares (its counts are wrong, or the file was joined to another)")
+    current().skip(f"{extra:,} bytes after the complete body (from byte {position:,})")
+
+
 def check_declared(what: str, needed: int, available: int) -> None:
     """Refuse a header whose counts need more bytes than the file holds, before anything is
     allocated for them (a 1 kB file declaring 2e9 vertices)."""

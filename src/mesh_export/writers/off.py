@@ -8,8 +8,8 @@ import numpy as np
 
 from mesh_export.writers import _text
 from mesh_export.writers._mesh import provenance_line, triangles
-from mesh_export.writers._read import (BadText, Damaged, Lines, NotNative, check_declared, current, fan, located,
-                                       open_text_source, read_into, size_of, text_numbers, text_polygons)
+from mesh_export.writers._read import (BadText, Damaged, Lines, NotNative, after_binary_body, check_declared, current,
+                                       fan, located, open_text_source, read_into, size_of, text_numbers, text_polygons)
 from mesh_export.writers.registry import Writer, register
 
 
@@ -143,9 +143,9 @@ def _off_binary(handle, _, available: int):
         if at > len(words):
             raise Damaged(f"byte {face_start + 4 * len(words):,}: truncated in its faces")
         faces = fan(words.astype(np.int64), counts, np.asarray(starts, dtype=np.int64), dtype=np.int32)
-    trailing = available - 12 - vertices.nbytes - 4 * at
-    if trailing:
-        current().skip(f"{trailing:,} bytes after the complete body")
+    end = start + 12 + vertices.nbytes + 4 * at
+    if end < start + available:
+        after_binary_body(handle, end, start + available, 20, "face")
     return vertices.astype(np.float32), faces
 
 

@@ -13,8 +13,9 @@ from mesh_export.core.validate import SurfaceValues
 from mesh_export.model import VERTEX_ATTRIBUTES, element_attributes
 from mesh_export.writers._layout import converted_rows, write_layout
 from mesh_export.writers._mesh import counted_triangles, provenance_line, triangles, units_of
-from mesh_export.writers._read import (BLOCK_BYTES, BadText, Damaged, Lines, NotNative, check_declared, current, fan,
-                                       located, open_text_source, read_into, size_of, text_numbers, text_polygons)
+from mesh_export.writers._read import (BLOCK_BYTES, BadText, Damaged, Lines, NotNative, after_binary_body, check_declared,
+                                       current, fan, located, open_text_source, read_into, size_of, text_numbers,
+                                       text_polygons)
 from mesh_export.writers.registry import Writer, register
 
 
@@ -339,20 +340,14 @@ def _ply_binary_body(handle, elements, offset, endian, vertex, face, index_list,
         raise Damaged(f"byte {size:,}: the file ends; its header describes {position - offset:,} bytes of data "
                       f"from byte {offset:,} (truncated, or the header's counts are wrong)")
     if position < size:
-        _trailing(elements, records, position, size)
+        _trailing(handle, elements, records, position, size)
     return vertices, faces
 
 
-def _trailing(elements, records, position: int, size: int) -> None:
-    """Bytes after the last element: whole records of it mean the header's count is wrong
-    (refused); anything else (a newline, padding, text) is skipped and said."""
+def _trailing(handle, elements, records, position: int, size: int) -> None:
+    """Bytes after the last element's records: a newline or text is skipped, more binary refused."""
     last = next((e for e in reversed(elements) if e.count), elements[-1])
-    record = records[last.name][0].itemsize
-    extra = size - position
-    if record and extra % record == 0:
-        raise Damaged(f"byte {position:,}: {extra:,} bytes after the last {last.name} record, as many as "
-                      f"{extra // record:,} more records (the header's counts are wrong)")
-    current().skip(f"{extra:,} bytes after the complete body (from byte {position:,})")
+    after_binary_body(handle, position, size, records[last.name][0].itemsize, f"{last.name} record")
 
 
 _TRUNCATED = "truncated: the file ends before the records its header declares"
