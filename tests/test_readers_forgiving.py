@@ -75,6 +75,7 @@ READ = {
                   1, None, "trimesh"),
     "trailing-text.ply": (_binary_ply([[0, 1, 2]]) + b"\nexported by a scanner, 2026\n", 1,
                           "29 bytes after the complete body (from byte 230)", None),
+    "nan-colour.obj": (b"v 0 0 0 nan 0 0\nv 1 0 0 1 0 0\nv 0 1 0 0 1 0\nf 1 2 3\n", 1, "vertex colours with NaN", None),
     "binary.off": (_binary_off([([0, 1, 2], []), ([0, 1, 3, 2], [0.5, 0.5, 0.5, 1.0])]), 3, None, None),
 }
 

@@ -63,6 +63,9 @@ _COMMENT = re.compile(rb"#[^\n]*")
 
 def _note_colours(values: np.ndarray) -> None:
     """``v x y z r g b [a]`` (MeshLab, trimesh, Open3D): colours 0-1, as uint8 RGBA."""
+    if not np.isfinite(values).all():  # "nan" colours (seen in the wild): no colour to carry
+        current().skip("vertex colours with NaN or infinite values")
+        return
     colour = np.full((len(values), 4), 255, dtype=np.uint8)
     colour[:, : values.shape[1]] = np.clip(np.round(values * 255), 0, 255)
     current().vertex_attributes["color"] = colour

@@ -263,7 +263,11 @@ def _note_extras(vertex: _PlyElement, columns: dict[str, list[int]], values) -> 
             notes.vertex_attributes["uv"] = np.stack(parts, axis=1).astype(np.float32)
             continue
         if vertex.properties[positions[0]][1].kind == "f":
-            parts = [np.clip(np.round(np.asarray(p, dtype=np.float64) * 255), 0, 255) for p in parts]
+            parts = [np.asarray(p, dtype=np.float64) * 255 for p in parts]
+            if not all(np.isfinite(p).all() for p in parts):
+                notes.skip("vertex colours with NaN or infinite values")
+                continue
+            parts = [np.clip(np.round(p), 0, 255) for p in parts]
         colour = np.full((vertex.count, 4), 255, dtype=np.uint8)
         for k, part in enumerate(parts):
             colour[:, k] = np.clip(part, 0, 255)
