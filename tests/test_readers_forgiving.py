@@ -230,10 +230,13 @@ def test_vertex_colours_and_uv_pass_through_convert(source, tmp_path):
     uv = np.random.default_rng(6).random((len(sphere.vertices), 2)).astype(np.float32)
     plain = trimesh.Trimesh(sphere.vertices, sphere.faces, process=False)
     plain.metadata.update(units="nm", **{VERTEX_ATTRIBUTES: {"uv": uv}})
-    for target in ("uv.ply", "uv.glb"):
+    for target in ("uv.ply", "uv.glb", "uv.obj"):
         mesh_export.write(plain, tmp_path / target)
         np.testing.assert_allclose(mesh_export.load(tmp_path / target).metadata[VERTEX_ATTRIBUTES]["uv"], uv, atol=1e-6)
     np.testing.assert_allclose(trimesh.load(tmp_path / "uv.glb", force="mesh").visual.uv[:, 0], uv[:, 0], atol=1e-6)
+    theirs = trimesh.load(tmp_path / "uv.obj", process=False)  # f a/a b/b c/c: one vt per vertex
+    assert len(theirs.vertices) == len(uv)
+    np.testing.assert_allclose(theirs.visual.uv, uv, atol=1e-6)
 
 
 def test_colours_a_format_cannot_hold_are_said_once_and_recorded(tmp_path):

@@ -21,8 +21,23 @@ def write_obj(mesh, path) -> None:
         handle.write(f"# {provenance_line(mesh)}\n".encode())
         _text.write_text(handle, [b"v "] + _text.fixed_columns(vertices, decimals) + _colour_columns(mesh) + [b"\n"],
                          len(vertices))
+        uv = element_attributes(mesh, VERTEX_ATTRIBUTES).get("uv")
+        if uv is not None and uv.ndim == 2 and uv.shape[1] == 2:  # a vt line per vertex, f a/a b/b c/c
+            _text.write_text(handle, [b"vt "] + _text.fixed_columns(np.asarray(uv, dtype=np.float64), 7) + [b"\n"],
+                             len(uv))
+            _text.write_text(handle, _corners_with_uv(faces + 1), len(faces))
+            return
         # OBJ indices are 1-based.
         _text.write_text(handle, [b"f "] + _text.int_columns(faces + 1) + [b"\n"], len(faces))
+
+
+def _corners_with_uv(faces: np.ndarray) -> list:
+    """``f a/a b/b c/c``: each corner's texture index is its vertex's (one vt line per vertex)."""
+    segments: list = [b"f "]
+    for column in range(3):
+        segments += [b" "] if column else []
+        segments += [_text.Int(faces[:, column]), b"/", _text.Int(faces[:, column])]
+    return segments + [b"\n"]
 
 
 def _colour_columns(mesh) -> list:
@@ -40,16 +55,21 @@ def _colour_columns(mesh) -> list:
 
 def read_obj(path: Path):
     with open_text_source(path) as handle:
-        vertex_parts, face_parts, vertex_count = [], [], 0
+        vertex_parts, face_parts, uv_parts, vertex_count = [], [], [], 0
+        uv_per_vertex = True  # every corner's texture index is its vertex index, so far
         for block, ends in Lines(handle).rest():
             if b"#" in block:  # comments after the numbers ("f 1 2 3 # top"): cut, lines kept
                 block = _COMMENT.sub(b"", block)
                 ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n")) + 1
-            vertices, faces = _obj_block(block, ends, vertex_count)
+            vertices, faces, uvs, aligned = _obj_block(block, ends, vertex_count)
             vertex_parts += vertices
             face_parts += faces
+            uv_parts += uvs
+            uv_per_vertex &= aligned
             vertex_count += sum(len(v) for v in vertices)
     notes = current()
+    if uv_parts and uv_per_vertex and face_parts and sum(len(u) for u in uv_parts) == vertex_count:
+        notes.vertex_attributes["uv"] = np.concatenate(uv_parts).astype(np.float32)
     notes.vertex_place = lambda i: f"'v' line {i + 1:,}"
     if vertex_parts and all(v.shape[1] >= 6 for v in vertex_parts):
         _note_colours(np.concatenate([v[:, 3:7] for v in vertex_parts]))
@@ -87,6 +107,8 @@ def _obj_block(block: bytes, ends: np.ndarray, vertices_before: int):
     if ((first == ord(" ")) | (first == ord("\t"))).any() or b"\\\n" in block:
         raise NotNative("indented or continued lines")
     is_vertex, is_face = (first == ord("v")) & spaced, (first == ord("f")) & spaced
+    third = chars.take(starts + 2, mode="clip")
+    is_uv = (first == ord("v")) & (second == ord("t")) & ((third == ord(" ")) | (third == ord("\t")))
     for letter, what in ((b"l", "'l' lines (polylines)"), (b"p", "'p' lines (points)")):
         current().drop(what, int(((first == ord(letter)) & spaced).sum()))
     bounds = np.append(starts, len(block))
@@ -101,18 +123,28 @@ def _obj_block(block: bytes, ends: np.ndarray, vertices_before: int):
         # x y z, and the colour some tools append (r g b, maybe a); w of a rational curve's points is not one
         columns = width if width in (6, 7) else 3
         vertices.append(numbers.reshape(-1, width)[:, :columns].astype(np.float64))
+    uvs, aligned = [], True
+    for start, stop in _runs(is_uv):
+        numbers = text_numbers(block[bounds[start] : bounds[stop]].translate(None, b"vt"))
+        width = numbers.size // (stop - start)
+        if numbers.size != width * (stop - start) or width < 2:
+            raise BadText("texture lines of different lengths")
+        uvs.append(numbers.reshape(-1, width)[:, :2].astype(np.float64))
     for start, stop in _runs(is_face):
         before = vertices_before + vertex_lines_before[start:stop]
-        faces.append(_obj_faces(block[bounds[start] : bounds[stop]], before))
-    return vertices, faces
+        triangles, same = _obj_faces(block[bounds[start] : bounds[stop]], before)
+        faces.append(triangles)
+        aligned &= same
+    return vertices, faces, uvs, aligned
 
 
 _SLASH_TO_SPACE = bytes.maketrans(b"/", b" ")
 
 
-def _obj_faces(text: bytes, vertices_before: np.ndarray) -> np.ndarray:
+def _obj_faces(text: bytes, vertices_before: np.ndarray) -> tuple[np.ndarray, bool]:
     """Triangles of a run of ``f`` lines (``f a b c``, ``a/t/n``, ``a//n``, ``a/t``; polygons
-    fan-triangulated; negative indices count back from the last vertex before the line)."""
+    fan-triangulated; negative indices count back from the last vertex before the line), and
+    whether every corner's texture index equals its vertex index (uv per vertex)."""
     lines = len(vertices_before)
     token = text[2:].split(None, 1)[0] if len(text) > 2 else b""
     slashes = token.count(b"/")
@@ -124,6 +156,7 @@ def _obj_faces(text: bytes, vertices_before: np.ndarray) -> np.ndarray:
     if text.count(b"/") != slashes * corners or text.count(b"//") != (corners if b"//" in token else 0):
         raise BadText("faces mixing index forms")
     indices = numbers[::per_corner]
+    same_uv = slashes > 0 and b"//" not in token and bool(np.array_equal(numbers[1::per_corner], indices))
     if corners == 3 * lines:
         counts = np.full(lines, 3)
     else:  # polygons: corners per line from the tokens on each line
@@ -137,7 +170,7 @@ def _obj_faces(text: bytes, vertices_before: np.ndarray) -> np.ndarray:
     base = np.repeat(vertices_before, counts)
     indices = np.where(indices < 0, indices + base, indices - 1)
     narrow = len(indices) == 0 or (int(indices.min()) >= -(2**31) and int(indices.max()) < 2**31)
-    return fan(indices, counts, dtype=np.int32 if narrow else np.int64)
+    return fan(indices, counts, dtype=np.int32 if narrow else np.int64), same_uv
 
 
 register(

@@ -46,7 +46,7 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
 # The per-vertex arrays each built-in format holds (model.VERTEX_ATTRIBUTES); a mesh's others are
 # left out of its file, which is said once on stderr and recorded in metadata["not_written"]
 # (convert --json and an export's sidecar list it).
-VERTEX_ARRAYS_WRITTEN = {"ply": ("color", "uv"), "obj": ("color",), "glb": ("color", "uv"),
+VERTEX_ARRAYS_WRITTEN = {"ply": ("color", "uv"), "obj": ("color", "uv"), "glb": ("color", "uv"),
                          "gltf": ("color", "uv"), "vtp": ("color",), "vtu": ("color",)}
 
 
