@@ -126,7 +126,9 @@ _PLY_FACE_OUT_OF_RANGE = (
         (lambda d: _write(d / "thing.xyz123", b"1 2 3"), errors.InputError, "unknown mesh file type"),
         (lambda d: _write(d / "nan.obj", b"v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n"), errors.InvalidMeshError, "NaN"),
         (lambda d: _write(d / "range.ply", _PLY_FACE_OUT_OF_RANGE), errors.InvalidMeshError, "outside"),
-        (lambda d: _write(d / "range.off", b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n"), errors.InputError, "outside"),
+        # Every native reader now refuses an index out of range as the mesh's error, naming the line.
+        (lambda d: _write(d / "range.off", b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n"), errors.InvalidMeshError,
+         "line 6: a face index outside"),
         (lambda d: _write(d / "empty.obj", b"# nothing\n"), errors.InvalidMeshError, "empty"),
     ],
     ids=["missing", "garbage-ply", "garbage-vtu", "unknown-type", "nan", "face-range", "face-range-at-read", "empty"],

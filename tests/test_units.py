@@ -11,7 +11,7 @@ from mesh_export import errors
 from mesh_export.core import units
 from mesh_export.core.units import KNOWN_UNITS, conversion_factor, normalize_units, set_mesh_units
 
-METRES = {"nm": 1e-9, "um": 1e-6, "mm": 1e-3, "cm": 1e-2, "m": 1.0}
+METRES = {"nm": 1e-9, "um": 1e-6, "mm": 1e-3, "cm": 1e-2, "m": 1.0, "in": 0.0254, "ft": 0.3048}
 # Every spelling the module accepts, written out here so that removing one is noticed.
 ALIASES = {
     "nm": ["nanometer", "nanometers", "nanometre", "nanometres"],
@@ -20,11 +20,13 @@ ALIASES = {
     "mm": ["millimeter", "millimeters", "millimetre", "millimetres"],
     "cm": ["centimeter", "centimeters"],
     "m": ["meter", "meters", "metre", "metres"],
+    "in": ["inch", "inches"],  # 3MF's imperial units
+    "ft": ["foot", "feet"],
 }
 
 
-def test_the_known_units_are_the_five_lengths():
-    assert KNOWN_UNITS == ("nm", "um", "mm", "cm", "m")
+def test_the_known_units_are_the_seven_lengths():
+    assert KNOWN_UNITS == ("nm", "um", "mm", "cm", "m", "in", "ft")
 
 
 def test_the_alias_table_is_the_one_listed_here():
@@ -59,12 +61,12 @@ def test_unit_conversion_and_unknown_units():
         normalize_units("furlong")
 
 
-@pytest.mark.parametrize("bad", ["furlong", "", "   ", "inch", "nmm", "micro", "km", "u m", "voxels", 8])
+@pytest.mark.parametrize("bad", ["furlong", "", "   ", "yard", "nmm", "micro", "km", "u m", "voxels", 8])
 def test_unknown_units_are_a_units_error_naming_the_choices(bad):
     with pytest.raises(errors.UnitsError) as caught:
         normalize_units(bad)
     message = str(caught.value)
-    assert message == f"unknown units {bad!r}; use one of nm, um, mm, cm, m" and "\n" not in message
+    assert message == f"unknown units {bad!r}; use one of nm, um, mm, cm, m, in, ft" and "\n" not in message
     # A ValueError too (library callers), with its own exit code for the CLI.
     assert isinstance(caught.value, ValueError) and errors.UnitsError.exit_code == 7
 

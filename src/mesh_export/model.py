@@ -380,7 +380,8 @@ def read_swc(path) -> Skeleton:
 
     Refused: a line that is not 7 numbers after the first node, NaN or infinite values, a
     negative radius, type 0 or negative, duplicate ids, a parent id that names no node, a
-    node that is its own ancestor (a cycle), no soma (type 1) at a root, soma points
+    node that is its own ancestor (a cycle: InvalidSkeletonError, exit 15, naming its nodes), no soma
+    (type 1) at a root, soma points
     hanging from a neurite.
     """
     path = Path(path)
@@ -482,7 +483,10 @@ def read_swc(path) -> Skeleton:
     except InvalidSkeletonError:
         reached = np.zeros(len(ids), dtype=bool)
         reached[_reachable(parents, root)] = True
-        refuse(np.flatnonzero(~reached), "this node is its own ancestor (a cycle)")
+        cycle = _cycle_from(parents, int(np.flatnonzero(~reached)[0]))
+        named = ", ".join(str(int(ids[k])) for k in cycle[:8]) + (" ..." if len(cycle) > 8 else "")
+        raise InvalidSkeletonError(f"{path}:{int(lines[min(cycle)])}: nodes {named} form a cycle (each is its own "
+                                   "ancestor): not a tree") from None
     soma = np.flatnonzero(types == SOMA)
     stray = soma[(soma != root) & (types[np.maximum(parents[soma], 0)] != SOMA)]
     if len(stray):
@@ -518,6 +522,16 @@ def _extra_tree_anchor(parents: np.ndarray, types: np.ndarray, root: int) -> int
         if ((parents == second) & (types == SOMA)).any():
             return second
     return root
+
+
+def _cycle_from(parents: np.ndarray, start: int) -> list[int]:
+    """The rows of the cycle that following parents from ``start`` (a node no root reaches) ends in."""
+    seen, node = {}, start
+    while node not in seen:
+        seen[node] = len(seen)
+        node = int(parents[node])
+    order = list(seen)
+    return order[seen[node]:]
 
 
 def _reachable(parents: np.ndarray, root: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from mesh_export.cli.options import (MORPHOLOGY_PANEL, STEP_FLAGS, SYNAPSE_FLAGS
                                      variant, with_option_groups)
 from mesh_export.cli.output import emit_json
 
-_UnitsOfInput = variant(UnitsInOpt, help="Units of the input when the file does not say (nm, um, mm).")
+_UnitsOfInput = variant(UnitsInOpt, help="Units of the input when the file does not say (nm, um, mm, cm, m, in, ft).")
 
 
 def _run_check(mesh_path: Path, print_size, min_feature, max_memory=None) -> dict:
@@ -61,6 +61,9 @@ def convert_command(
         result["dropped_cells"] = dict(mesh.metadata["dropped_cells"])
     if mesh.metadata.get("repairs"):
         result["repairs"] = list(mesh.metadata["repairs"])
+    for said in ("read", "not_written"):  # what reading skipped, and the arrays the format cannot hold
+        if mesh.metadata.get(said):
+            result[said] = mesh.metadata[said]
     if mesh.metadata.get("synapse_table"):
         result["synapses"] = mesh.metadata["synapse_table"]
     if processing.check and kind_of(mesh) == SURFACE:

@@ -81,7 +81,7 @@ def with_option_groups(command: Callable[..., Any]) -> Callable[..., Any]:
 
 TargetArg = Annotated[str, typer.Argument(help="A root id, or a mesh or SWC file.")]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f", help="Output format name (see `mesh-export formats`).")]
-UnitsInOpt = Annotated[Optional[str], typer.Option("--units-in", help="Units of a file that does not say (nm, um, mm).")]
+UnitsInOpt = Annotated[Optional[str], typer.Option("--units-in", help="Units of a file that does not say (nm, um, mm, cm, m, in, ft).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 AsciiOpt = Annotated[bool, typer.Option("--ascii", help="Write the ASCII variant of a binary format (stl, ply, vtk).")]

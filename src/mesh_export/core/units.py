@@ -11,6 +11,9 @@ _METRES = {
     "mm": 1e-3,
     "cm": 1e-2,
     "m": 1.0,
+    # 3MF's imperial units (core spec); exact by definition
+    "in": 0.0254,
+    "ft": 0.3048,
 }
 _ALIASES = {
     "nanometer": "nm", "nanometers": "nm", "nanometre": "nm", "nanometres": "nm",
@@ -18,7 +21,7 @@ _ALIASES = {
     "micron": "um", "microns": "um", "µm": "um", "μm": "um",
     "millimeter": "mm", "millimeters": "mm", "millimetre": "mm", "millimetres": "mm",
     "centimeter": "cm", "centimeters": "cm", "meter": "m", "meters": "m", "metre": "m",
-    "metres": "m",
+    "metres": "m", "inch": "in", "inches": "in", "foot": "ft", "feet": "ft",
 }
 
 KNOWN_UNITS = tuple(_METRES)

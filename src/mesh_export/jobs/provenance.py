@@ -116,6 +116,7 @@ def export_provenance(data, *, root_id: int, version: int | None, fetched: dict[
         "units": data.units if kind_of(data) != VOLUME else None,
         **output_counts(data, options),
         "steps": data.metadata.get("steps", []),
+        **({"not_written": data.metadata["not_written"]} if data.metadata.get("not_written") else {}),
         "fetch": {k: fetched.get(k) for k in ("fragments", "missing_fragments", "merged_vertices",
                                               "retries", "fetched")} | {"cache": cache_state},
         "incomplete": bool(fetched.get("missing_fragments")),

@@ -218,6 +218,7 @@ def mesh_info(mesh, merge: bool = True) -> dict[str, Any]:
     per_component = np.bincount(labels[work_faces[:, 0]], minlength=count)
     area_factor = _factor(units, "um")
     return {
+        **_as_read(mesh),
         "kind": "mesh",
         "units": units,
         "vertices": int(len(vertices)),
@@ -234,6 +235,20 @@ def mesh_info(mesh, merge: bool = True) -> dict[str, Any]:
                        "largest_share": float(per_component.max() / max(len(work_faces), 1)),
                        "largest_faces": int(per_component.max())},
     }
+
+
+def _as_read(mesh) -> dict[str, Any]:
+    """What reading the file skipped, and the per-vertex arrays it carries (colours, uv)."""
+    from mesh_export.model import VERTEX_ATTRIBUTES, element_attributes
+
+    found: dict[str, Any] = {}
+    skipped = (mesh.metadata.get("read") or {}).get("skipped")
+    if skipped:
+        found["skipped"] = list(skipped)
+    attributes = sorted(element_attributes(mesh, VERTEX_ATTRIBUTES))
+    if attributes:
+        found["vertex_attributes"] = attributes
+    return found
 
 
 def skeleton_info(skeleton) -> dict[str, Any]:
@@ -453,6 +468,10 @@ def format_info(result: dict[str, Any]) -> str:
     comp = result["components"]
     row("components", f"{comp['count']:,} (largest {100 * comp['largest_share']:.1f}% of faces)")
     _dropped_row(row, result)
+    if result.get("vertex_attributes"):
+        row("per vertex", ", ".join(result["vertex_attributes"]))
+    for skipped in result.get("skipped", []):
+        row("skipped", skipped)
     if result.get("root_id"):
         if result.get("lods"):
             row("lods", "  ".join(f"{r['lod']}{'*' if r['lod'] == result['lod'] else ''}: "

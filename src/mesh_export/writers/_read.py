@@ -12,7 +12,10 @@ alone raises NotNative and goes to trimesh; a damaged file raises Damaged, which
 
 from __future__ import annotations
 
-from typing import Iterator
+import contextlib
+import contextvars
+import io
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -47,12 +50,20 @@ def read_into(handle, array: np.ndarray) -> int:
 def fan(indices: np.ndarray, counts: np.ndarray, starts: np.ndarray | None = None,
          dtype=np.int32) -> np.ndarray:
     """Triangles ``(first, j, j + 1)`` of polygons whose ``counts`` corners stand one after
-    another in ``indices`` (from ``starts``)."""
+    another in ``indices`` (from ``starts``). Lines and points (1 or 2 corners, which PLY and
+    OBJ files mix with faces) are left out and counted in the read's notes; no corners at all is
+    a count the file got wrong."""
     counts = np.asarray(counts, dtype=np.int64)
-    if len(counts) and counts.min() < 3:  # also the sign of a header whose counts are wrong
-        raise Damaged("a face with fewer than 3 vertices")
+    whole_numbers(indices)
     if starts is None:
         starts = np.cumsum(counts) - counts
+    if len(counts) and counts.min() < 3:
+        if counts.min() < 1:
+            raise Damaged("a face with no vertices (or a negative count): the file's counts are wrong")
+        surface = counts >= 3
+        current().drop("faces of 1 or 2 vertices (lines, points)",
+                       len(counts) - int(surface.sum()))
+        counts, starts = counts[surface], np.asarray(starts)[surface]
     fans = counts - 2
     polygon = np.repeat(np.arange(len(counts)), fans)
     corner = np.arange(len(polygon)) - np.repeat(np.cumsum(fans) - fans, fans) + 1
@@ -63,6 +74,116 @@ def fan(indices: np.ndarray, counts: np.ndarray, starts: np.ndarray | None = Non
     triangles[:, 2] = indices[first + corner + 1]
     return triangles
 
+
+def whole_numbers(indices: np.ndarray) -> None:
+    """Refuse face indices read as floats that are not whole numbers ("3.5" would be cast to 3)."""
+    if indices.dtype.kind == "f" and indices.size and not (np.isfinite(indices).all()
+                                                           and (indices == np.round(indices)).all()):
+        raise Damaged("a face index that is not a whole number")
+
+
+# -- what a read skipped, kept and where its elements are
+
+class ReadNotes:
+    """What a native read noticed beside the geometry: elements left out (counted), things
+    skipped (one sentence each), per-vertex arrays (``"color"``, ``"uv"``), and where vertex and
+    face ``i`` stand in the file (for an error naming the line or byte)."""
+
+    def __init__(self):
+        self.dropped: dict[str, int] = {}
+        self.skipped: list[str] = []
+        self.vertex_attributes: dict[str, np.ndarray] = {}
+        self.vertex_place: Callable[[int], str] | None = None
+        self.face_place: Callable[[int], str] | None = None
+
+    def drop(self, what: str, count: int) -> None:
+        if count:
+            self.dropped[what] = self.dropped.get(what, 0) + int(count)
+
+    def skip(self, sentence: str) -> None:
+        if sentence not in self.skipped:
+            self.skipped.append(sentence)
+
+    def sentences(self) -> list[str]:
+        return [f"left out: {what}: {count:,}" for what, count in self.dropped.items()] + self.skipped
+
+
+_NOTES: contextvars.ContextVar[ReadNotes | None] = contextvars.ContextVar("read_notes", default=None)
+
+
+@contextlib.contextmanager
+def noting() -> Iterator[ReadNotes]:
+    """Collect the notes of the native reads inside the block (one per thread or task)."""
+    notes = ReadNotes()
+    token = _NOTES.set(notes)
+    try:
+        yield notes
+    finally:
+        _NOTES.reset(token)
+
+
+def current() -> ReadNotes:
+    """The notes being collected, or a throwaway set when no one listens (a reader called directly)."""
+    return _NOTES.get() or ReadNotes()
+
+
+# -- text encodings
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def open_text_source(path) -> BinaryIO:
+    """``path`` opened for a reader of byte text: as it is, or (a file that starts with a
+    byte-order mark: UTF-8, or UTF-16 as Windows tools save text) decoded to UTF-8 bytes in
+    memory, which the notes state."""
+    handle = open(path, "rb")
+    head = handle.read(3)
+    for mark, codec in _BOMS:
+        if head.startswith(mark):
+            handle.seek(0)
+            data = handle.read()
+            handle.close()
+            try:
+                text = data.decode("utf-8-sig" if codec == "utf-8" else codec)
+            except UnicodeDecodeError as exc:
+                raise Damaged(f"byte {exc.start:,}: not {codec.upper()} text, though it starts with a "
+                              f"{codec.upper()} byte-order mark") from None
+            current().skip(f"its {codec.upper()} byte-order mark (the text decoded)")
+            return io.BytesIO(text.encode("utf-8"))
+    handle.seek(0)
+    return handle
+
+
+def size_of(handle) -> int:
+    """The size of an open file or in-memory copy."""
+    here = handle.tell()
+    size = handle.seek(0, io.SEEK_END)
+    handle.seek(here)
+    return size
+
+
+_CONTROL = bytes(range(9)) + bytes(range(14, 32))
+
+
+def after_binary_body(handle, position: int, size: int, record: int, what: str) -> None:
+    """Bytes after a binary body (from ``position``): fewer than one ``record`` (a newline,
+    padding) or text are skipped, and said; more binary bytes may be records the header does not
+    count, so they are refused."""
+    extra = size - position
+    handle.seek(position)
+    sample = handle.read(min(extra, 1 << 12))
+    if extra >= max(record, 1) and sample.translate(None, _CONTROL) != sample:
+        raise Damaged(f"byte {position:,}: {extra:,} bytes of binary data after the last {what} the header "
+                      "declares (its counts are wrong, or the file was joined to another)")
+    current().skip(f"{extra:,} bytes after the complete body (from byte {position:,})")
+
+
+def check_declared(what: str, needed: int, available: int) -> None:
+    """Refuse a header whose counts need more bytes than the file holds, before anything is
+    allocated for them (a 1 kB file declaring 2e9 vertices)."""
+    if needed - 1 > available:  # a text file's last newline may be missing
+        raise Damaged(f"its header declares {what}, at least {needed:,} bytes, but the file holds "
+                      f"{available:,} after the header (truncated, or the counts are wrong)")
 
 
 # -- numbers in text
@@ -139,12 +260,34 @@ def _parse(text: bytes, dtype) -> np.ndarray:
 
 
 class Lines:
-    """A text file from an offset on, handed out as pieces of whole lines."""
+    """A text file from an offset on, handed out as pieces of whole lines, each line's number
+    in the file known (``number``). ``comment``: a byte after which a line is a comment (OFF's
+    ``#``): such text, and lines left blank by it, are taken out where they are, so comments
+    may stand anywhere (the notes say they were)."""
 
-    def __init__(self, handle):
+    def __init__(self, handle, first_number: int = 1, comment: bytes | None = None):
         self._handle = handle
         self._block, self._ends, self._line = b"", np.zeros(0, dtype=np.int64), 0
         self._carry = b""
+        self._comment = comment
+        self._next_number = first_number  # the number of the first line of the next block
+        self._numbers: np.ndarray | None = None  # each kept line's number, once comments are out
+        self._first = first_number
+        # The piece handed out last (where it stands in the block: a copy would be a block more
+        # memory) and its first line's number, for an error to name the line.
+        self.piece_number, self._piece = first_number, (0, 0)
+
+    @property
+    def piece_text(self) -> bytes:
+        """The text of the piece handed out last."""
+        return self._block[self._piece[0] : self._piece[1]]
+
+    def number(self, line: int | None = None) -> int:
+        """The number in the file of the block's line ``line`` (the next one to be taken)."""
+        line = self._line if line is None else line
+        if self._numbers is not None:
+            return int(self._numbers[min(line, len(self._numbers) - 1)]) + (line >= len(self._numbers))
+        return self._first + line
 
     def _next_block(self) -> bool:
         data = self._handle.read(BLOCK_BYTES)
@@ -157,19 +300,38 @@ class Lines:
             cut = data.rfind(b"\n") + 1
             data, self._carry = data[:cut], data[cut:]
         ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")) + 1
+        self._first, self._numbers = self._next_number, None
+        self._next_number += len(ends)
+        if self._comment is not None and self._comment in data:
+            data, ends = self._without_comments(data, ends)
         self._block, self._ends, self._line = data, ends, 0
         return True
+
+    def _without_comments(self, data: bytes, ends: np.ndarray) -> tuple[bytes, np.ndarray]:
+        kept, numbers, start = [], [], 0
+        for number, end in enumerate(ends.tolist()):
+            text = data[start:end].split(self._comment, 1)[0].rstrip()
+            if text.strip():
+                kept.append(text + b"\n")
+                numbers.append(self._first + number)
+            start = end
+        current().skip("comments among the numbers")
+        block = b"".join(kept)
+        self._numbers = np.asarray(numbers, dtype=np.int64)
+        return block, np.cumsum([len(t) for t in kept], dtype=np.int64)
 
     def take(self, count: int) -> Iterator[tuple[bytes, int]]:
         """Pieces ``(text, lines)`` holding the next ``count`` lines."""
         while count > 0:
             if self._line >= len(self._ends) and not self._next_block():
-                raise Damaged(f"it ends {count:,} lines early (truncated, or the header's counts are wrong)")
+                raise Damaged(f"line {self._next_number:,}: the file ends {count:,} lines early (truncated, "
+                              "or the header's counts are wrong)")
             if self._line >= len(self._ends):
                 continue
             lines = min(count, len(self._ends) - self._line)
             start = int(self._ends[self._line - 1]) if self._line else 0
             stop = int(self._ends[self._line + lines - 1])
+            self.piece_number, self._piece = self.number(), (start, stop)
             self._line += lines
             count -= lines
             yield self._block[start:stop], lines
@@ -192,6 +354,40 @@ class Lines:
         while self._next_block():
             yield self._block, self._ends
 
+    def after_body(self, more_of: str) -> None:
+        """What follows a complete body: nothing, blank lines, or text that is not more of
+        ``more_of`` (skipped, and said); more numbers mean the header's counts are wrong."""
+        self.skip_blank()
+        if self._line >= len(self._ends):
+            return
+        line = self.number()
+        rest = b"".join(block for block, _ in self.rest())
+        try:
+            numbers = text_numbers(rest)
+        except BadText:
+            numbers = None
+        if numbers is not None and numbers.size:
+            raise Damaged(f"line {line:,}: more {more_of} than the header declares (its counts are wrong)")
+        current().skip(f"{len(rest):,} bytes of text after the complete body (from line {line:,})")
+
+
+def words_line(text: bytes, first_number: int) -> str | None:
+    """``"line N: ..."`` for the first line of ``text`` that is not numbers, the place an error
+    names; None when every line is numbers (lists of other lengths: a variant, not damage).
+    Slow; only on the way to an error."""
+    for number, line in enumerate(text.splitlines(), first_number):
+        try:
+            [float(word) for word in line.split()]
+        except ValueError:
+            return f"line {number:,}: not numbers: {line.strip()[:40]!r}"
+    return None
+
+
+def located(error: BadText, lines: Lines) -> Exception:
+    """A BadText in the piece ``lines`` handed out last: Damaged naming the line when a line
+    there is not numbers, else the BadText (a layout for trimesh to try)."""
+    place = words_line(lines.piece_text, lines.piece_number)
+    return Damaged(place) if place else error
 
 
 def text_polygons(pieces, layout: list, index_list: int, index_dtype, trailing: bool = False) -> np.ndarray:
@@ -218,6 +414,7 @@ def text_polygons(pieces, layout: list, index_list: int, index_dtype, trailing: 
                                     for i, kind in enumerate(layout) if kind):
             start = list_columns[index_list] + 1
             polygons = rows[:, start : start + counts[index_list]]
+            whole_numbers(polygons)
             if counts[index_list] == 3:
                 out.append(polygons.astype(index_dtype))
             else:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import zipfile
 
+import numpy as np
+
 from mesh_export.errors import UnitsError
 from mesh_export.writers._mesh import provenance_line, units_of
 from mesh_export.writers.registry import Writer, register
@@ -21,8 +23,24 @@ from mesh_export.writers.registry import Writer, register
 def _plain_copy(mesh):
     import trimesh
 
-    # Only geometry: trimesh would otherwise put arbitrary metadata into the file.
-    return trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=False)
+    # Only geometry (and vertex colours and uv): trimesh would otherwise put arbitrary metadata into the file.
+    copy = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=False)
+    _copy_vertex_arrays(mesh, copy)
+    return copy
+
+
+def _copy_vertex_arrays(mesh, copy) -> None:
+    """Vertex colours (COLOR_0) and uv (TEXCOORD_0) onto trimesh's copy, which its glTF
+    exporter writes from the mesh's visual."""
+    import trimesh
+
+    from mesh_export.model import VERTEX_ATTRIBUTES, element_attributes
+
+    arrays = element_attributes(mesh, VERTEX_ATTRIBUTES)
+    if "uv" in arrays:
+        copy.visual = trimesh.visual.TextureVisuals(uv=np.asarray(arrays["uv"], dtype=np.float64))
+    elif "color" in arrays:
+        copy.visual = trimesh.visual.ColorVisuals(copy, vertex_colors=np.asarray(arrays["color"], dtype=np.uint8))
 
 
 def _tag_asset(mesh):
@@ -51,7 +69,7 @@ def write_gltf(mesh, path) -> None:
 
 
 #: Our unit names -> the 3MF core specification's ``unit`` values.
-THREEMF_UNITS = {"um": "micron", "mm": "millimeter", "cm": "centimeter", "m": "meter"}
+THREEMF_UNITS = {"um": "micron", "mm": "millimeter", "cm": "centimeter", "m": "meter", "in": "inch", "ft": "foot"}
 _MODEL = "3D/3dmodel.model"
 
 
@@ -125,10 +143,36 @@ def write_3mf(mesh, path) -> None:
         handle.write(data)
 
 
+def check_glb(path) -> None:
+    """Refuse a GLB whose header or chunk lengths overrun the file before trimesh reads it
+    (trimesh allocates a chunk's declared length first: 1 GB for a damaged 3 kB file)."""
+    import os
+    import struct
+
+    from mesh_export.errors import InputError
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"glTF":
+            raise InputError(f"cannot read {path} as a mesh: not a binary glTF (no 'glTF' header)")
+        at = 12
+        while at < size:
+            handle.seek(at)
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                raise InputError(f"cannot read {path} as a mesh: byte {at:,}: a chunk header cut short")
+            length = struct.unpack("<I", chunk[:4])[0]
+            if at + 8 + length > size:
+                raise InputError(f"cannot read {path} as a mesh: byte {at:,}: a chunk of {length:,} bytes in a "
+                                 f"file of {size:,} (truncated, or its length is wrong)")
+            at += 8 + length
+
+
 register(Writer("glb", (".glb",), write_glb, modes=("binary",), backend="trimesh",
                 description="binary glTF 2.0; Blender, three.js, web viewers"))
 register(Writer("gltf", (".gltf",), write_gltf, modes=("ascii",), backend="trimesh",
                 description="glTF 2.0 JSON with embedded buffer"))
 register(Writer("3mf", (".3mf",), write_3mf, modes=("binary",), backend="trimesh",
                 units=tuple(THREEMF_UNITS),
-                description="3D Manufacturing Format (um, mm, cm or m; nm written as um); slicers"))
+                description="3D Manufacturing Format (um, mm, cm, m, in or ft; nm written as um); slicers"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.core.options import check_options
 from mesh_export.core.validate import check_surface, check_volume
 from mesh_export.errors import InvalidArgumentError, MeshExportError, OutputError
-from mesh_export.model import SKELETON, SURFACE, VOLUME, kind_of
+from mesh_export.model import SKELETON, SURFACE, VERTEX_ATTRIBUTES, VOLUME, element_attributes, kind_of
 from mesh_export.writers.catalog import writer_for_path
 
 
@@ -38,7 +39,33 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
     except Exception as exc:  # a third-party writer failing on this mesh
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise OutputError(f"the {writer.name} writer ({writer.backend}) failed: {detail}") from exc
+    _say_not_written(mesh, writer)
     return target
+
+
+# The per-vertex arrays each built-in format holds (model.VERTEX_ATTRIBUTES); a mesh's others are
+# left out of its file, which is said once on stderr and recorded in metadata["not_written"]
+# (convert --json and an export's sidecar list it).
+VERTEX_ARRAYS_WRITTEN = {"ply": ("color", "uv"), "obj": ("color", "uv"), "glb": ("color", "uv"),
+                         "gltf": ("color", "uv"), "vtp": ("color",), "vtu": ("color",)}
+
+
+def _say_not_written(mesh, writer) -> None:
+    if kind_of(mesh) != SURFACE:
+        return
+    arrays = element_attributes(mesh, VERTEX_ATTRIBUTES)
+    lost = sorted(set(arrays) - set(VERTEX_ARRAYS_WRITTEN.get(writer.name, ())))
+    said = []
+    if lost:
+        held = VERTEX_ARRAYS_WRITTEN.get(writer.name)
+        said.append(f"per-vertex {' and '.join(lost)} not written: {writer.name} "
+                    + (f"holds only {', '.join(held)}" if held else "holds none"))
+    colour = arrays.get("color")
+    if writer.name == "obj" and colour is not None and colour.shape[1] == 4 and (colour[:, 3] != 255).any():
+        said.append("the per-vertex colours' alpha not written: obj's v lines hold r g b")
+    if said:
+        mesh.metadata["not_written"] = said
+        print(f"mesh-export: {'; '.join(said)}", file=sys.stderr)
 
 
 def _prepare(data, writer):

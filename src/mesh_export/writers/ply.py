@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -11,16 +10,22 @@ import numpy as np
 
 from mesh_export.writers import _text
 from mesh_export.core.validate import SurfaceValues
+from mesh_export.model import VERTEX_ATTRIBUTES, element_attributes
 from mesh_export.writers._layout import converted_rows, write_layout
 from mesh_export.writers._mesh import counted_triangles, provenance_line, triangles, units_of
-from mesh_export.writers._read import (BLOCK_BYTES, BadText, Damaged, Lines, NotNative, fan, read_into,
-                                       text_numbers, text_polygons)
+from mesh_export.writers._read import (BLOCK_BYTES, BadText, Damaged, Lines, NotNative, after_binary_body, check_declared,
+                                       current, fan, located, open_text_source, read_into, size_of, text_numbers,
+                                       text_polygons)
 from mesh_export.writers.registry import Writer, register
 
 
 def write_ply(mesh, path, ascii: bool = False) -> None:
     vertices, faces = triangles(mesh)
     checks = SurfaceValues(vertices, faces)
+    extras = _vertex_extras(mesh)
+    if extras:
+        _write_ply_with_extras(mesh, path, ascii, vertices, faces, checks, extras)
+        return
     encoding = "ascii" if ascii else "binary_little_endian"
     header = (
         "ply\n"
@@ -46,6 +51,55 @@ def write_ply(mesh, path, ascii: bool = False) -> None:
         _text.write_text(handle, [b"3 "] + _text.int_columns(faces) + [b"\n"], len(faces))
 
 
+def _vertex_extras(mesh) -> dict[str, np.ndarray]:
+    """The per-vertex arrays PLY holds beside x, y, z: colour (uint8 RGBA) and uv (float32)."""
+    arrays = element_attributes(mesh, VERTEX_ATTRIBUTES)
+    extras = {}
+    if "color" in arrays and arrays["color"].ndim == 2 and arrays["color"].shape[1] in (3, 4):
+        extras["color"] = np.asarray(arrays["color"]).astype(np.uint8, copy=False)
+    if "uv" in arrays and arrays["uv"].ndim == 2 and arrays["uv"].shape[1] == 2:
+        extras["uv"] = np.asarray(arrays["uv"], dtype=np.float32)
+    return extras
+
+
+_EXTRA_PROPERTIES = {"color": ("uchar", ("red", "green", "blue", "alpha")), "uv": ("float", ("s", "t"))}
+
+
+def _write_ply_with_extras(mesh, path, ascii, vertices, faces, checks, extras) -> None:
+    """A PLY whose vertex records carry colours and/or uv (as MeshLab and trimesh write them).
+    Not the fast path: vertex records are built whole, as coloured meshes are small."""
+    checks.whole()
+    properties = ["property float x", "property float y", "property float z"]
+    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+    for name, values in extras.items():
+        kind, names = _EXTRA_PROPERTIES[name]
+        properties += [f"property {kind} {n}" for n in names[: values.shape[1]]]
+        fields += [(n, "u1" if kind == "uchar" else "<f4") for n in names[: values.shape[1]]]
+    encoding = "ascii" if ascii else "binary_little_endian"
+    header = "\n".join(["ply", f"format {encoding} 1.0", f"comment {provenance_line(mesh)}",
+                        f"comment units {units_of(mesh)}", f"element vertex {len(vertices)}", *properties,
+                        f"element face {len(faces)}", "property list uchar int vertex_indices", "end_header", ""])
+    with open(path, "xb") as handle:
+        handle.write(header.encode("ascii"))
+        if ascii:
+            segments = _text.fixed_columns(vertices, _text.choose_decimals(vertices))
+            for name, values in extras.items():
+                segments += [b" "] + (_text.int_columns(values) if name == "color" else _text.fixed_columns(values, 6))
+            _text.write_text(handle, segments + [b"\n"], len(vertices))
+            _text.write_text(handle, [b"3 "] + _text.int_columns(faces) + [b"\n"], len(faces))
+            return
+        records = np.empty(len(vertices), dtype=fields)
+        for axis, name in enumerate("xyz"):
+            records[name] = vertices[:, axis]
+        for name, values in extras.items():
+            for column, field_name in enumerate(_EXTRA_PROPERTIES[name][1][: values.shape[1]]):
+                records[field_name] = values[:, column]
+        handle.write(records.tobytes())
+        face_records = np.empty(len(faces), dtype=[("n", "u1"), ("i", "<i4", (3,))])
+        face_records["n"], face_records["i"] = 3, faces
+        handle.write(face_records.tobytes())
+
+
 # ---------------------------------------------------------------------------- reading
 #
 # The native reader (shared machinery in _read).
@@ -66,7 +120,7 @@ def _rows(pieces: Iterator[tuple[bytes, int]], width: int) -> Iterator[np.ndarra
 
 
 def _text_vertices(pieces, count: int, width: int, columns, dtype) -> np.ndarray:
-    vertices = np.empty((count, 3), dtype=dtype)
+    vertices = np.empty((count, len(columns)), dtype=dtype)
     done = 0
     for rows in _rows(pieces, width):
         vertices[done : done + len(rows)] = rows[:, columns]
@@ -156,13 +210,68 @@ def _vertex_type(vertex: _PlyElement) -> np.dtype:
 
 
 def read_ply(path: Path):
-    with open(path, "rb") as handle:
+    with open_text_source(path) as handle:
         encoding, elements, offset = _ply_header(handle)
         vertex, face, index_list = _ply_parts(elements)
+        _check_counts(elements, encoding, size_of(handle) - offset)
         if encoding == "ascii":
-            return _ply_text(handle, elements, offset, vertex, face, index_list)
+            handle.seek(0)
+            header_lines = handle.read(offset).count(b"\n")
+            return _ply_text(handle, elements, offset, vertex, face, index_list, header_lines)
         endian = "<" if encoding == "binary_little_endian" else ">"
         return _ply_binary(handle, elements, offset, endian, vertex, face, index_list)
+
+
+def _check_counts(elements: list[_PlyElement], encoding: str, available: int) -> None:
+    """Refuse counts the file cannot hold before allocating for them: a binary record is at
+    least its single values and list counts, a text line two characters a property."""
+    if any(e.count < 0 for e in elements):
+        raise Damaged(f"a negative PLY element count ({', '.join(f'{e.name} {e.count}' for e in elements)})")
+    if encoding == "ascii":
+        needed = sum(e.count * 2 * len(e.properties) for e in elements)
+    else:
+        needed = sum(e.count * sum((c if c is not None else v).itemsize for _, v, c in e.properties)
+                     for e in elements)
+    check_declared(", ".join(f"{e.count:,} {e.name}" for e in elements), needed, available)
+
+
+# Per-vertex arrays PLY files carry beside x, y, z: name -> the properties that hold them, in order.
+_VERTEX_EXTRAS = {"color": [("red", "green", "blue", "alpha"), ("diffuse_red", "diffuse_green", "diffuse_blue")],
+                  "uv": [("s", "t"), ("u", "v"), ("texture_u", "texture_v"), ("texture_s", "texture_t")]}
+
+
+def _extra_columns(vertex: _PlyElement) -> dict[str, list[int]]:
+    """The property positions of the vertex colours and texture coordinates the file has."""
+    found = {}
+    for name, spellings in _VERTEX_EXTRAS.items():
+        for names in spellings:
+            positions = [vertex.position(n) for n in names]
+            needed = 3 if name == "color" else 2
+            if all(p is not None for p in positions[:needed]):
+                found[name] = [p for p in positions if p is not None]
+                break
+    return found
+
+
+def _note_extras(vertex: _PlyElement, columns: dict[str, list[int]], values) -> None:
+    """Hand the colours (uint8 RGBA; float colours are 0-1) and uv (float32) to the read's notes;
+    ``values(position)`` is one property's column."""
+    notes = current()
+    for name, positions in columns.items():
+        parts = [np.asarray(values(p)) for p in positions]
+        if name == "uv":
+            notes.vertex_attributes["uv"] = np.stack(parts, axis=1).astype(np.float32)
+            continue
+        if vertex.properties[positions[0]][1].kind == "f":
+            parts = [np.asarray(p, dtype=np.float64) * 255 for p in parts]
+            if not all(np.isfinite(p).all() for p in parts):
+                notes.skip("vertex colours with NaN or infinite values")
+                continue
+            parts = [np.clip(np.round(p), 0, 255) for p in parts]
+        colour = np.full((vertex.count, 4), 255, dtype=np.uint8)
+        for k, part in enumerate(parts):
+            colour[:, k] = np.clip(part, 0, 255)
+        notes.vertex_attributes["color"] = colour
 
 
 def _ply_record(handle, element: _PlyElement, offset: int, endian: str) -> np.dtype:
@@ -193,29 +302,56 @@ class _VaryingLists(Exception):
 
 
 def _ply_binary(handle, elements, offset, endian, vertex, face, index_list):
-    size = os.fstat(handle.fileno()).st_size
+    size = size_of(handle)
     records, position = {}, offset
     for element in elements:
         dtype = _ply_record(handle, element, position, endian)
+        if element.count and dtype.itemsize > size - position:
+            raise Damaged(f"byte {position:,}: the first {element.name} record is {dtype.itemsize:,} bytes, more "
+                          "than the file holds (truncated, or a wrong list count)")
         records[element.name] = (dtype, position)
         position += element.count * dtype.itemsize
+    try:
+        return _ply_binary_body(handle, elements, offset, endian, vertex, face, index_list, size, records, position)
+    except Damaged as exc:
+        if str(exc) != _TRUNCATED:
+            raise
+        raise Damaged(f"byte {size:,}: the file ends inside the records its header declares (data from byte "
+                      f"{offset:,}; truncated, or the header's counts are wrong)") from None
+
+
+def _ply_binary_body(handle, elements, offset, endian, vertex, face, index_list, size, records, position):
     v_dtype, v_offset = records["vertex"]
     f_dtype, f_offset = records["face"]
     handle.seek(v_offset)
     vertices = _binary_vertices(handle, vertex, v_dtype)
+    notes = current()
+    notes.vertex_place = lambda i: f"byte {v_offset + i * v_dtype.itemsize:,}"
     handle.seek(f_offset)
     try:
+        if face.count * f_dtype.itemsize > size - f_offset:
+            raise _VaryingLists()  # lists of other lengths, or a truncated file: the walk tells which
         faces = _binary_faces(handle, face, f_dtype, index_list)
+        if f_dtype[f"p{index_list}"].shape[0] == 3:
+            notes.face_place = lambda i: f"byte {f_offset + i * f_dtype.itemsize:,}"
     except _VaryingLists:
         if v_offset > f_offset:
             raise NotNative("faces of varying length before the vertices") from None
         handle.seek(f_offset)
         faces, face_bytes = _binary_polygons(handle.read(), face, endian, index_list)
         position += face_bytes - face.count * f_dtype.itemsize
-    if position != size:
-        raise Damaged(f"PLY data is {size - offset:,} bytes but its header describes "
-                         f"{position - offset:,} (truncated, or the header's counts are wrong)")
+    if position > size:
+        raise Damaged(f"byte {size:,}: the file ends; its header describes {position - offset:,} bytes of data "
+                      f"from byte {offset:,} (truncated, or the header's counts are wrong)")
+    if position < size:
+        _trailing(handle, elements, records, position, size)
     return vertices, faces
+
+
+def _trailing(handle, elements, records, position: int, size: int) -> None:
+    """Bytes after the last element's records: a newline or text is skipped, more binary refused."""
+    last = next((e for e in reversed(elements) if e.count), elements[-1])
+    after_binary_body(handle, position, size, records[last.name][0].itemsize, f"{last.name} record")
 
 
 _TRUNCATED = "truncated: the file ends before the records its header declares"
@@ -226,6 +362,15 @@ def _binary_vertices(handle, vertex: _PlyElement, dtype: np.dtype) -> np.ndarray
     columns = [f"p{vertex.position(axis)}" for axis in "xyz"]
     native = out_type.newbyteorder("=")
     vertices = np.empty((vertex.count, 3), dtype=native)
+    extras = _extra_columns(vertex)
+    if extras:
+        handle_at = handle.tell()
+        data = handle.read(vertex.count * dtype.itemsize)
+        if len(data) < vertex.count * dtype.itemsize:
+            raise Damaged(_TRUNCATED)
+        records = np.frombuffer(data, dtype=dtype)
+        _note_extras(vertex, extras, lambda p: records[f"p{p}"])
+        handle.seek(handle_at)
     if dtype.names == tuple(columns) and all(dtype[c] == dtype[columns[0]] for c in columns) and (
             dtype[columns[0]].itemsize == out_type.itemsize):
         # Only x, y, z of one float type: the records are the vertex array.
@@ -310,22 +455,36 @@ def _binary_polygons(data: bytes, face: _PlyElement, endian: str, index_list: in
     return fan(indices, counts, dtype=_index_dtype(value)), at
 
 
-def _ply_text(handle, elements, offset, vertex, face, index_list):
+def _ply_text(handle, elements, offset, vertex, face, index_list, header_lines):
     handle.seek(offset)
-    lines = Lines(handle)
+    lines = Lines(handle, first_number=header_lines + 1)
     vertices = faces = None
+    notes = current()
     for element in elements:
         pieces = lines.take(element.count)
-        if element is vertex:
-            columns = [vertex.position(axis) for axis in "xyz"]
-            vertices = _text_vertices(pieces, element.count, len(element.properties), columns,
-                                      _vertex_type(vertex).newbyteorder("="))
-        elif element is face:
-            layout = ["list" if p[2] is not None else None for p in element.properties]
-            faces = text_polygons(pieces, layout, index_list, _index_dtype(element.properties[index_list][1]))
-        else:
-            for _ in pieces:
-                pass
+        first = lines.number()
+        try:
+            if element is vertex:
+                columns = [vertex.position(axis) for axis in "xyz"]
+                extras = _extra_columns(vertex)
+                wanted = columns + sorted({p for ps in extras.values() for p in ps})
+                values = _text_vertices(pieces, element.count, len(element.properties), wanted,
+                                        _vertex_type(vertex).newbyteorder("=") if not extras else np.float64)
+                vertices = values[:, :3].astype(_vertex_type(vertex).newbyteorder("="), copy=False)
+                if extras:
+                    _note_extras(vertex, extras, lambda p: values[:, wanted.index(p)])
+                notes.vertex_place = lambda i, first=first: f"line {first + i:,}"
+            elif element is face:
+                layout = ["list" if p[2] is not None else None for p in element.properties]
+                faces = text_polygons(pieces, layout, index_list, _index_dtype(element.properties[index_list][1]))
+                if len(faces) == element.count:
+                    notes.face_place = lambda i, first=first: f"line {first + i:,}"
+            else:
+                for _ in pieces:
+                    pass
+        except BadText as exc:
+            raise located(exc, lines) from None
+    lines.after_body("elements")
     return vertices, faces
 
 

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mesh_export.errors import InputError
+from mesh_export.errors import InputError, InvalidMeshError, UnitsError
 from mesh_export.core.units import normalize_units, set_mesh_units
 from mesh_export.model import read_swc  # noqa: F401  (re-exported)
-from mesh_export.writers._read import Damaged, NotNative
+from mesh_export.model import VERTEX_ATTRIBUTES
+from mesh_export.writers._read import NotNative, noting
 
 _VTK_FORMATS = {".vtp", ".vtu", ".vtk"}
 _TRIMESH_FORMATS = {".stl", ".ply", ".obj", ".off", ".glb", ".gltf", ".3mf"}
@@ -98,7 +99,12 @@ def read_surface(path: str | os.PathLike, units: str | None = None) -> tuple[np.
     """``(vertices, faces, metadata)`` of a surface mesh file, as ``load`` reads it but without
     a trimesh.Trimesh: PLY, STL, OBJ and OFF come as the file stores them (float32 vertices
     stay float32, faces int32), for writers and figures that need no more. ``metadata`` has
-    ``source`` and, when known, ``units``.
+    ``source`` and, when known, ``units``; ``vertex_attributes`` (model.VERTEX_ATTRIBUTES) the
+    file's vertex colours and uv; ``read`` ``{"skipped": [sentences]}`` what a native reader left
+    out or skipped (also said once on stderr).
+
+    Refused: a damaged file (InputError naming the line or byte), NaN or infinite coordinates and
+    face indices outside the vertices (InvalidMeshError naming the line or byte).
     """
     path = Path(path)
     if not path.is_file():
@@ -106,21 +112,28 @@ def read_surface(path: str | os.PathLike, units: str | None = None) -> tuple[np.
     if not os.access(path, os.R_OK):
         raise InputError(f"input file is not readable: {path}")
     suffix = path.suffix.lower()
-    library_units = None
+    library_units = notes = library_arrays = None
     try:
         arrays = None
         native = native_reader(suffix)
         if native is not None:
-            try:
-                arrays = native(path)
-            except NotNative:
-                arrays = None  # a variant for trimesh
+            with noting() as noted:
+                try:
+                    arrays = native(path)
+                except NotNative:
+                    arrays = None  # a variant for trimesh
+            if arrays is not None:
+                notes = noted
+                _check_read(path, *arrays, notes)
         if arrays is None and suffix in _TRIMESH_FORMATS:
             mesh = _load_trimesh(path)
             arrays = (np.asarray(mesh.vertices), np.asarray(mesh.faces))
-            library_units = _trimesh_units(mesh)
-    except InputError:
+            library_arrays = mesh.metadata.get(VERTEX_ATTRIBUTES)
+            library_units = _threemf_units(path) if suffix == ".3mf" else _trimesh_units(mesh)
+    except (InputError, InvalidMeshError):
         raise
+    except MemoryError:
+        raise InputError(f"cannot read {path} as a mesh: it needs more memory than there is") from None
     except Exception as exc:  # the libraries raise anything from ValueError to KeyError
         raise _unreadable(path, exc) from exc
 
@@ -135,7 +148,31 @@ def read_surface(path: str | os.PathLike, units: str | None = None) -> tuple[np.
     found = _units(path, units, library_units)
     if found:
         metadata["units"] = found
+    if notes is not None and notes.vertex_attributes:
+        metadata[VERTEX_ATTRIBUTES] = dict(notes.vertex_attributes)
+    elif library_arrays:
+        metadata[VERTEX_ATTRIBUTES] = dict(library_arrays)
+    if notes is not None and notes.sentences():
+        metadata["read"] = {"skipped": notes.sentences()}
+        print(f"mesh-export: {path}: " + "; ".join(notes.sentences()), file=sys.stderr)
     return arrays[0], arrays[1], metadata
+
+
+def _check_read(path: Path, vertices: np.ndarray, faces: np.ndarray, notes) -> None:
+    """Refuse NaN or infinite coordinates and indices outside the vertices, naming the line or
+    byte where the reader knows it; the slow search runs only for a file that fails."""
+    # One pass each: a sum is NaN or infinite when a value is (float32 sums cannot overflow a
+    # double), and negative indices are huge read as unsigned.
+    if len(vertices) and not np.isfinite(vertices.sum(dtype=np.float64)):
+        first = int(np.flatnonzero(~np.isfinite(vertices).all(axis=1))[0])
+        place = notes.vertex_place(first) if notes.vertex_place else f"vertex {first:,}"
+        raise InvalidMeshError(f"{path}: {place}: NaN or infinite coordinate (vertex {first:,})")
+    unsigned = faces.view(np.uint32 if faces.dtype.itemsize == 4 else np.uint64) if faces.dtype.kind == "i" else faces
+    if len(faces) and int(unsigned.max()) >= len(vertices):
+        first = int(np.flatnonzero(((faces < 0) | (faces >= len(vertices))).any(axis=1))[0])
+        place = notes.face_place(first) if notes.face_place else f"triangle {first:,}"
+        raise InvalidMeshError(f"{path}: {place}: a face index outside the {len(vertices):,} vertices "
+                               f"(0 to {len(vertices) - 1:,})")
 
 
 def _units(path: Path, declared: str | None, library_units: str | None = None) -> str | None:
@@ -272,6 +309,31 @@ def to_trimesh(vertices, faces, metadata: dict):
     return mesh
 
 
+_THREEMF_UNIT = re.compile(rb"<(?:\w+:)?model\b[^>]*?\sunit\s*=\s*[\"']([A-Za-z]+)[\"']")
+
+
+def _threemf_units(path: Path) -> str:
+    """The unit of a 3MF's model (core spec: micron, millimeter, centimeter, inch, foot, meter;
+    millimeter when the model says none). trimesh reads the geometry but keeps no unit."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        models = [n for n in archive.namelist() if n.lower().endswith(".model")]
+        name = next((n for n in models if n.lower() == "3d/3dmodel.model"), models[0] if models else None)
+        if name is None:
+            return "mm"
+        with archive.open(name) as model:
+            head = model.read(1 << 16)
+    match = _THREEMF_UNIT.search(head)
+    if not match:
+        return "mm"
+    try:
+        return normalize_units(match.group(1).decode())
+    except UnitsError:
+        raise InputError(f"{path}: the 3MF model's unit {match.group(1).decode()!r} is none of micron, millimeter, "
+                         "centimeter, inch, foot, meter") from None
+
+
 def _trimesh_units(mesh) -> str | None:
     units = mesh.metadata.get("units")
     if units is None:
@@ -283,6 +345,10 @@ def _trimesh_units(mesh) -> str | None:
 def _load_trimesh(path: Path):
     import trimesh
 
+    if path.suffix.lower() == ".glb":
+        from mesh_export.writers.gltf import check_glb
+
+        check_glb(path)
     loaded = trimesh.load(path, process=False, force="mesh")
     if not isinstance(loaded, trimesh.Trimesh):
         raise InputError(f"{path} holds no triangle mesh")
@@ -290,7 +356,22 @@ def _load_trimesh(path: Path):
     mesh = trimesh.Trimesh(vertices=loaded.vertices, faces=loaded.faces, process=False)
     if units is not None:
         mesh.metadata["units"] = units
+    arrays = _trimesh_vertex_arrays(loaded)
+    if arrays:
+        mesh.metadata[VERTEX_ATTRIBUTES] = arrays
     return mesh
+
+
+def _trimesh_vertex_arrays(loaded) -> dict[str, np.ndarray]:
+    """The vertex colours (uint8 RGBA) and uv (float32) trimesh read from a file (glTF, and the
+    variants of the native formats it reads), under the model's names."""
+    visual, arrays = loaded.visual, {}
+    if visual.kind == "vertex":
+        arrays["color"] = np.asarray(visual.vertex_colors, dtype=np.uint8)
+    uv = getattr(visual, "uv", None)
+    if visual.kind == "texture" and uv is not None and len(uv) == len(loaded.vertices):
+        arrays["uv"] = np.asarray(uv, dtype=np.float32)
+    return arrays
 
 
 def _load_meshio(path: Path):

@@ -11,7 +11,7 @@ from mesh_export.core.validate import SurfaceValues
 from mesh_export.writers._layout import Rows, scratch_array, write_layout
 from mesh_export.writers._mesh import (face_normals32, float32_vertices, gather_corners32, normals_from_corners, provenance_line,
                     triangles)
-from mesh_export.writers._read import BLOCK_BYTES, BadText, Damaged, NotNative, read_into, text_numbers
+from mesh_export.writers._read import BLOCK_BYTES, BadText, Damaged, NotNative, current, read_into, text_numbers
 from mesh_export.writers.registry import Writer, register
 
 _FACET = np.dtype([("normal", "<f4", (3,)), ("corners", "<f4", (3, 3)), ("attributes", "<u2")])
@@ -91,8 +91,11 @@ def read_stl(path: Path):
                 read_into(handle, part)
                 corners[3 * start : 3 * (start + len(part))] = part["corners"].reshape(-1, 3)
             return _index_corners(corners)
-        if head.lstrip()[:5].lower() == b"solid":
-            handle.seek(head.index(b"solid") + 5)
+        mark = 3 if head.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 byte-order mark before "solid"
+        if head[mark:].lstrip()[:5].lower() == b"solid":
+            if mark:
+                current().skip("its UTF-8 byte-order mark")
+            handle.seek(mark + head[mark:].index(b"solid") + 5)
             return _stl_text(handle, path)
     if count < 0:
         raise Damaged(f"not an STL file: {size} bytes, shorter than a binary STL header")

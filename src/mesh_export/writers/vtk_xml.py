@@ -23,7 +23,7 @@ import numpy as np
 
 from mesh_export.core.cells import Block, Cells, blocks_of_vtk_cells
 from mesh_export.core.validate import SurfaceValues
-from mesh_export.model import kind_of
+from mesh_export.model import VERTEX_ATTRIBUTES, element_attributes, kind_of
 from mesh_export.writers._layout import Rows, converted_rows, scratch_array, write_layout
 from mesh_export.writers._mesh import provenance_line, triangles
 from mesh_export.writers._read import Damaged, NotNative, read_into, text_numbers
@@ -65,6 +65,7 @@ def _write(mesh, path, kind: str, compress: bool) -> None:
               ("offsets", offsets, index_dtype, 1, None)]
     if kind == "UnstructuredGrid":
         arrays.append(("types", _triangle_types(n_faces), "|u1", 1, None))
+    arrays += _vertex_colours(mesh)
 
     encoded, declarations, offset = [], {}, 0
     for name, array, dtype, components, check in arrays:
@@ -78,17 +79,20 @@ def _write(mesh, path, kind: str, compress: bool) -> None:
         offset += nbytes
 
     compressor = ' compressor="vtkZLibDataCompressor"' if compress else ""
+    # ParaView shows an unsigned char RGB(A) Scalars array as colours; PointData precedes Points
+    # in VTK's file-format order.
+    point_data = f'<PointData Scalars="Colors">{declarations["Colors"]}</PointData>\n' if "Colors" in declarations else ""
     if kind == "PolyData":
         piece = (
             f'<Piece NumberOfPoints="{n_vertices}" NumberOfVerts="0" NumberOfLines="0" '
             f'NumberOfStrips="0" NumberOfPolys="{n_faces}">\n'
-            f"<Points>{declarations['Points']}</Points>\n"
+            f"{point_data}<Points>{declarations['Points']}</Points>\n"
             f"<Polys>{declarations['connectivity']}{declarations['offsets']}</Polys>\n"
         )
     else:
         piece = (
             f'<Piece NumberOfPoints="{n_vertices}" NumberOfCells="{n_faces}">\n'
-            f"<Points>{declarations['Points']}</Points>\n"
+            f"{point_data}<Points>{declarations['Points']}</Points>\n"
             f"<Cells>{declarations['connectivity']}{declarations['offsets']}{declarations['types']}</Cells>\n"
         )
     head = (
@@ -100,6 +104,14 @@ def _write(mesh, path, kind: str, compress: bool) -> None:
     )
     with open(path, "xb") as handle:
         write_layout(handle, [head.encode("ascii"), *encoded, b"\n</AppendedData>\n</VTKFile>\n"])
+
+
+def _vertex_colours(mesh) -> list:
+    """The mesh's vertex colours (model.VERTEX_ATTRIBUTES "color", uint8 RGBA) as a point-data array."""
+    colour = element_attributes(mesh, VERTEX_ATTRIBUTES).get("color")
+    if colour is None or colour.ndim != 2 or colour.shape[1] not in (3, 4):
+        return []
+    return [("Colors", np.ascontiguousarray(colour, dtype=np.uint8), "|u1", colour.shape[1], None)]
 
 
 def _offsets(n_faces: int, dtype: str) -> Rows:
