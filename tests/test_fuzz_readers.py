@@ -51,17 +51,16 @@ def _binary_off(mesh) -> bytes:
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory) -> dict[str, bytes]:
     """One small file of every format a user may hand to info or convert (80 faces). Not here
-    yet, until the native VTK and volume-mesh readers (issue 27's other half) replace the
-    libraries' on these paths: legacy VTK (a damaged POLYDATA file reaches VTK's own reader,
-    which can crash the process: a segfault, seed 27) and Gmsh .msh (meshio's reader trusts
-    its counts: a 4 kB file made it touch 19 GB)."""
+    yet: Gmsh .msh, read by meshio, whose reader trusts its counts (a 4 kB file made it touch
+    19 GB) until a native reader replaces it."""
     folder = tmp_path_factory.mktemp("fuzz-fixtures")
     sphere = trimesh.creation.icosphere(subdivisions=1, radius=1000.0)
     sphere = trimesh.Trimesh(sphere.vertices, sphere.faces, process=False)
     sphere.metadata["units"] = "nm"
     made = {}
     for name, options in (("ply", {}), ("ascii.ply", {"ascii": True}), ("stl", {}), ("ascii.stl", {"ascii": True}),
-                          ("obj", {}), ("off", {}), ("glb", {}), ("gltf", {})):
+                          ("obj", {}), ("off", {}), ("glb", {}), ("gltf", {}), ("vtk", {}), ("ascii.vtk", {"ascii": True}),
+                          ("vtp", {}), ("zlib.vtp", {"compress": True})):
         path = folder / f"f.{name}"
         mesh_export.write(sphere, path, **options)
         made[name] = path.read_bytes()

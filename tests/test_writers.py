@@ -352,3 +352,15 @@ def test_hashed_writes_work_in_a_forked_child(neuron_mesh, tmp_path):
     if process.is_alive():
         process.kill()
     assert process.exitcode == 0, "the child hung or failed writing a hashed file"
+
+
+def test_morphology_text_holds_values_past_the_integer_formatting(tmp_path):
+    """Fixed-point text is laid out by integer arithmetic; a coordinate that cannot be scaled into
+    it (1e20 um) is still written exactly as %.Nf writes it, not wrapped round."""
+    from mesh_export.model import Skeleton, read_swc
+
+    nodes = np.array([[0.0, 0.0, 0.0], [1e20, -3e19, 5.5], [2.0, 1.0, 0.25]])
+    skeleton = Skeleton(nodes, np.array([-1, 0, 0]), np.array([1.0, 2.0, 0.5]), np.array([1, 3, 3]), units="um")
+    read = read_swc(mesh_export.write(skeleton, tmp_path / "far.swc"))
+    order = np.argsort(read.nodes[:, 0])
+    assert np.allclose(read.nodes[order], nodes[np.argsort(nodes[:, 0])], rtol=1e-12, atol=1e-3)

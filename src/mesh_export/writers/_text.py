@@ -170,8 +170,38 @@ def iter_text(segments: Sequence[Segment], rows: int, chunk_rows: int | None = N
     chunk_rows = chunk_rows or _chunk_rows(segments)
     for start in range(0, rows, chunk_rows):
         stop = min(rows, start + chunk_rows)
+        if not _fits_int64(segments, start, stop):
+            yield _python_text(segments, start, stop)
+            continue
         prepared, width = _layout(segments, start, stop)
         yield _render(prepared, width, stop - start)
+
+
+def _fits_int64(segments: Sequence[Segment], start: int, stop: int) -> bool:
+    """Whether every fixed column of rows [start, stop) scaled by its decimals fits the integer
+    arithmetic (a coordinate of 1e20, or one that is not finite, does not)."""
+    for seg in segments:
+        if isinstance(seg, Fixed) and stop > start:
+            largest = float(np.abs(np.asarray(seg.values[start:stop], dtype=np.float64)).max())
+            if not largest * 10.0**seg.decimals < _INT64_SAFE:
+                return False
+    return True
+
+
+def _python_text(segments: Sequence[Segment], start: int, stop: int) -> bytes:
+    """Rows [start, stop) by Python's own formatting: exact for any value, slow, and so only for
+    the rare chunk the integer arithmetic cannot hold."""
+    columns = [seg if isinstance(seg, bytes) else np.asarray(seg.values[start:stop]) for seg in segments]
+    pieces = []
+    for row in range(stop - start):
+        for seg, column in zip(segments, columns):
+            if isinstance(seg, bytes):
+                pieces.append(seg)
+            elif isinstance(seg, Fixed):
+                pieces.append(b"%.*f" % (seg.decimals, float(column[row])))
+            else:
+                pieces.append(b"%d" % int(column[row]))
+    return b"".join(pieces)
 
 
 def write_text(handle, segments: Sequence[Segment], rows: int) -> None:
