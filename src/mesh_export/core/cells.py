@@ -102,8 +102,15 @@ class Cells:
     blocks: list[Block] = field(default_factory=list)
 
     def check_indices(self, where: str) -> None:
-        """Every cell's points exist (a damaged file's would be read past the points)."""
+        """Every cell's points exist (a damaged file's would be read past the points), and a cell
+        of fixed size has at least its corners (a damaged file can hand meshio's blocks of fewer)."""
         for block in self.blocks:
+            known = _known(block.name)
+            corners = _CORNERS.get(_VOLUME.get(known, ""), _SURFACE.get(known))
+            if (block.offsets is None and corners and block.data.ndim == 2 and len(block.data)
+                    and block.data.shape[1] < corners):
+                raise InputError(f"{where}: {block.name.replace('_', ' ')} cells of {block.data.shape[1]} points "
+                                 f"(a {known.replace('_', ' ')} has {corners} corners)")
             if block.data.size and (int(block.data.min()) < 0 or int(block.data.max()) >= len(self.points)):
                 bad = int(block.data.max()) if int(block.data.max()) >= len(self.points) else int(block.data.min())
                 raise InputError(f"{where}: a {block.name.replace('_', ' ')} cell names point {bad:,}, "

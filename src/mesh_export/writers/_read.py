@@ -444,3 +444,44 @@ def _walk_polygons(numbers: np.ndarray, lines: int, layout: list, index_list: in
     if at != len(values):
         raise BadText("more numbers than the element's lines hold")
     return fan(numbers, counts, np.asarray(starts, dtype=np.int64), dtype=index_dtype)
+
+
+# A library reader (meshio's, trimesh's) may trust a count its file declares and allocate for
+# it before reading a byte of the body: a 4 kB .msh once made meshio touch 19 GB. A real mesh
+# file holds its elements, so the memory a read may take is bounded by the file's size.
+_LIBRARY_MEMORY_BASE = 1 << 30
+_LIBRARY_MEMORY_PER_BYTE = 64
+
+
+@contextlib.contextmanager
+def memory_bounded_by_file(size: int) -> Iterator[None]:
+    """Cap this process's address space, while a library reads a file of ``size`` bytes, at what
+    it uses now plus 1 GiB plus 64 bytes per byte of the file: an allocation past that raises
+    MemoryError instead of taking the machine. Only where the cap can hurt no one else: on
+    Linux, from the main thread, with no other thread running (the CLI's info and convert);
+    elsewhere the read runs as it is."""
+    import threading
+
+    try:
+        import resource
+
+        with open("/proc/self/statm") as handle:
+            in_use = int(handle.read().split()[0]) * resource.getpagesize()
+    except (ImportError, OSError, ValueError):
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread() or threading.active_count() > 1:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = in_use + _LIBRARY_MEMORY_BASE + _LIBRARY_MEMORY_PER_BYTE * int(size)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    if soft != resource.RLIM_INFINITY and soft <= cap:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

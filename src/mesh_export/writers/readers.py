@@ -26,7 +26,7 @@ from mesh_export.errors import InputError, InvalidMeshError, UnitsError
 from mesh_export.core.units import normalize_units, set_mesh_units
 from mesh_export.model import read_swc  # noqa: F401  (re-exported)
 from mesh_export.model import VERTEX_ATTRIBUTES
-from mesh_export.writers._read import NotNative, noting
+from mesh_export.writers._read import NotNative, memory_bounded_by_file, noting
 
 _VTK_FORMATS = {".vtp", ".vtu", ".vtk"}
 _TRIMESH_FORMATS = {".stl", ".ply", ".obj", ".off", ".glb", ".gltf", ".3mf"}
@@ -381,9 +381,14 @@ def _load_meshio(path: Path):
     if not candidates:
         raise InputError(f"unknown mesh file type: {path}")
     errors = []
+    size = path.stat().st_size
     for file_format in candidates:
         try:
-            return _meshio_read(meshio, path, file_format)
+            with memory_bounded_by_file(size):
+                return _meshio_read(meshio, path, file_format)
+        except MemoryError:
+            raise InputError(f"cannot read {path} as a mesh: it declares more than a file of {size:,} bytes "
+                             "can hold (the reader asked for more memory than that)") from None
         except Exception as exc:
             errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     raise InputError(f"cannot read {path} as a mesh: {errors[-1] if errors else 'unknown format'}")
