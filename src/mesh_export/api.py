@@ -35,13 +35,13 @@ __all__ = [
     # many root ids into one circuit
     "export_circuit", "build_circuit", "writes_circuit",
     # looking before exporting
-    "info", "format_info", "preview", "neuroglancer_url", "compare",
+    "info", "format_info", "preview", "neuroglancer_url", "compare", "layers_link", "serve_layers",
     # the cache, the token, the datastacks
     "cache_info", "cache_clear", "cache_prune", "resolve_token", "redact", "TOKEN_HELP",
     "datastacks", "datastacks_config_path",
     # types
     "StepOptions", "SynapseOptions", "ExportResult", "BatchResult", "Token", "MeshCache",
-    "CircuitOptions", "CircuitResult", "CellFiles", "Biophysics",
+    "CircuitOptions", "CircuitResult", "CellFiles", "Biophysics", "LayerOptions",
 ]
 
 
@@ -63,6 +63,8 @@ def __getattr__(name: str):
         value = getattr(circuit, name)
     elif name == "Biophysics":
         from mesh_export.writers.sonata import Biophysics as value
+    elif name == "LayerOptions":
+        from mesh_export.writers.precomputed import LayerOptions as value
     elif name == "Token":
         from mesh_export.retrieve.auth import Token as value
     elif name == "TOKEN_HELP":
@@ -355,6 +357,29 @@ def neuroglancer_url(root_id: int | str, **options: Any) -> str:
     from mesh_export.look.link import neuroglancer_url as url
 
     return url(root_id, **options)
+
+
+def layers_link(directory: str | os.PathLike, base_url: str, **options: Any) -> tuple[dict[str, Any], str]:
+    """``(state, URL)`` of a Neuroglancer viewer showing the layers written with ``--format precomputed``
+    in ``directory`` (read by the viewer at ``base_url``) beside the dataset's segmentation.
+
+    Keywords: ``root_ids`` (default: every id there), ``dataset`` (False: ours only), and where the
+    dataset is, as for :func:`neuroglancer_url`."""
+    from mesh_export.look.link import layers_link as link
+
+    return link(directory, base_url, **options)
+
+
+def serve_layers(directory: str | os.PathLike, port: int = 0, host: str = "127.0.0.1"):
+    """An HTTP server for ``directory`` with the CORS headers and byte ranges Neuroglancer needs
+    (call ``serve_forever()``; ``server_address`` says where; ``shutdown()`` from another thread)."""
+    from mesh_export.errors import OutputError
+    from mesh_export.look.serve import layers_server
+
+    try:
+        return layers_server(directory, port=port, host=host)
+    except OSError as exc:
+        raise OutputError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def compare(a: str | os.PathLike, b: str | os.PathLike, out: str | os.PathLike = "compare.png",

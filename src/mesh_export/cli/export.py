@@ -61,6 +61,8 @@ def export_command(
     ascii: _Ascii = False,
     compress: _Compress = False,
     template: _Template = None,
+    lods: Annotated[Optional[int], typer.Option("--lods", help="--format precomputed: levels of detail of the multi-resolution mesh (quadric decimation) [default: 4].", rich_help_panel=_OUTPUT)] = None,
+    legacy: Annotated[bool, typer.Option("--legacy", help="--format precomputed: legacy unsharded meshes (one fragment per id) instead of multi-resolution.", rich_help_panel=_OUTPUT)] = False,
     overwrite: _Overwrite = False,
     no_sidecar: Annotated[bool, typer.Option("--no-sidecar", help="Do not write the <file>.json provenance sidecar.", rich_help_panel=_OUTPUT)] = False,
     preview: Annotated[bool, typer.Option("--preview", help="Also render <file>.png beside the output (id and lod in the caption).", rich_help_panel=_OUTPUT)] = False,
@@ -99,7 +101,7 @@ def export_command(
         steps=processing.step_options(), synapses=synapse_flags.synapse_options(),
         check=processing.check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview,
         ascii=ascii or None, compress=compress or None, allow_units=processing.allow_units or None,
-        template=template,
+        template=template, layers=_layer_options(lods, legacy),
     )
     from mesh_export.api import writes_circuit
 
@@ -208,3 +210,13 @@ def _circuit_lines(result, as_json: bool, quiet: bool) -> None:
         typer.echo(f"{result.output}  {c['cells']} cells  {c['partners']} partners  "
                    f"{c['edges_among_cells']} edges among cells  {c['edges_from_partners']} from partners  "
                    f"mechanisms {result.mechanisms}")
+
+
+def _layer_options(lods, legacy):
+    """--lods / --legacy as the precomputed writer's option (None when neither is given, so
+    other formats see no option they do not take)."""
+    if lods is None and not legacy:
+        return None
+    from mesh_export.api import LayerOptions
+
+    return LayerOptions(lods=lods if lods is not None else LayerOptions.lods, legacy=legacy)
