@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import threading
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -317,7 +318,7 @@ def test_link_layers_state_shows_ours_beside_the_dataset(layers, served, ids):
     assert names == ["syn", "cells", "skeletons", "synapses"]
     dataset = state["layers"][0]
     assert dataset["source"].startswith("graphene://") and sorted(dataset["segments"]) == sorted(str(i) for i in ids.values())
-    assert state["layers"][1]["source"][0] == "precomputed://http://127.0.0.1:8123/mesh"
+    assert state["layers"][1]["source"] == "precomputed://http://127.0.0.1:8123/layers/mesh"
     assert state["layers"][3]["linkedSegmentationLayer"] == {"cell": "cells", "partner": "syn"}
 
 
@@ -328,15 +329,140 @@ def test_serve_answers_with_cors_and_ranges(layers):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        host, port = server.server_address[:2]
+        assert server.base_url.endswith("/layers")  # served below a folder of its own: "../" links resolve
         shard = next(p for p in (layers["out"] / "mesh").iterdir() if p.suffix == ".shard")
-        request = urllib.request.Request(f"http://{host}:{port}/mesh/{shard.name}", headers={"Range": "bytes=8-23"})
+        request = urllib.request.Request(f"{server.base_url}/mesh/{shard.name}", headers={"Range": "bytes=8-23"})
         with urllib.request.urlopen(request, timeout=10) as answer:
             assert answer.status == 206 and answer.headers["Access-Control-Allow-Origin"] == "*"
             assert answer.read() == shard.read_bytes()[8:24]
-        with urllib.request.urlopen(f"http://{host}:{port}/mesh/info", timeout=10) as answer:
+        with urllib.request.urlopen(f"{server.base_url}/mesh/info", timeout=10) as answer:
             assert json.loads(answer.read())["@type"] == "neuroglancer_multilod_draco"
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{server.base_url.rsplit('/', 1)[0]}/mesh/info", timeout=10)
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+# ----------------------------------------------------------------------------- a real browser
+
+#: Chromium as CI runs it: no sandbox (root in a container), no GPU, nothing fetched on its own.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage"]
+MESH_RGB = (255, 128, 0)  # the link state's segment colour of our cells
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """One headless Chromium (Debian's, through chromedriver) on the neuroglancer package's own
+    client, served by its Python viewer on 127.0.0.1: started once per test session."""
+    import neuroglancer
+    import neuroglancer.webdriver
+
+    previous = os.environ.get("SE_OFFLINE")
+    os.environ["SE_OFFLINE"] = "true"  # selenium-manager: use the chromedriver on PATH, ask no one
+    neuroglancer.set_server_bind_address("127.0.0.1")
+    viewer = neuroglancer.Viewer()
+    with viewer.config_state.txn() as config:
+        config.show_ui_controls = False
+        config.show_panel_borders = False
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    driver = neuroglancer.webdriver.Webdriver(
+        viewer, headless=True, browser="chrome", browser_binary_path="/usr/bin/chromium", print_logs=False,
+        window_size=(800, 600), extra_command_line_args=CHROMIUM_FLAGS + [f"--user-data-dir={profile}"])
+    try:
+        yield viewer, driver
+    finally:
+        driver.__exit__(None, None, None)
+        if previous is None:
+            os.environ.pop("SE_OFFLINE", None)
+        else:
+            os.environ["SE_OFFLINE"] = previous
+
+
+def _pixels(driver) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(driver.driver.get_screenshot_as_png())).convert("RGB")).astype(int)
+
+
+def _masks(image: np.ndarray) -> dict[str, np.ndarray]:
+    """Where each of our colours is (shaded: the hue kept, the brightness not)."""
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    return {"mesh": (r > 60) & (g > 0.3 * r) & (g < 0.7 * r) & (b < 0.25 * r),
+            "dendrite": (g > 80) & (r < 0.5 * g) & (b < 0.6 * g),
+            "input": (r > 120) & (g < 0.4 * r) & (b < 0.4 * r),
+            "output": (b > 120) & (r < 0.5 * b) & (g < 0.8 * b),
+            "anything": image.sum(axis=2) > 60}
+
+
+def _settled(driver, want, timeout=60.0) -> dict[str, int]:
+    """Screenshots every second until ``want`` (names of masks) are all drawn and the picture
+    stops changing, within ``timeout`` seconds; the pixel count of each mask."""
+    import time
+
+    deadline, last = time.monotonic() + timeout, None
+    while True:
+        image = _pixels(driver)
+        counts = {name: int(mask.sum()) for name, mask in _masks(image).items()}
+        if os.environ.get("MESH_EXPORT_KEEP_SCREENSHOTS"):  # to look at what the test saw
+            from PIL import Image
+
+            Image.fromarray(image.astype(np.uint8)).save(os.path.join(os.environ["MESH_EXPORT_KEEP_SCREENSHOTS"],
+                                                                      f"{'-'.join(want)}.png"))
+        if all(counts[name] for name in want) and counts == last:
+            return counts
+        if time.monotonic() > deadline:
+            return counts
+        last = counts
+        time.sleep(1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_chromium_shows_our_layers_from_link_serve(layers, cells, browser):
+    """`mesh-export link --layers DIR --serve` (the CLI, its own process) serves the layers; the
+    viewer opens its state; the neuron is drawn: mesh, skeleton by compartment, synapses."""
+    import signal
+    import subprocess
+    import sys
+
+    import neuroglancer
+
+    viewer, driver = browser
+    serve = subprocess.Popen([sys.executable, "-m", "mesh_export", "link", "--layers", str(layers["out"]), "--serve",
+                              "--port", "0", "--no-dataset", "--json"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        printed = []
+        while not printed or not printed[-1].startswith("http"):
+            line = serve.stdout.readline()
+            assert line, serve.stderr.read()
+            printed.append(line)
+        state = json.loads("".join(printed[:-1]))
+        assert [layer["name"] for layer in state["layers"]] == ["cells", "skeletons", "synapses"]
+        state["showAxisLines"] = False  # (green and blue lines that are no layer's)
+        viewer.set_state(neuroglancer.ViewerState(state))
+        whole = _settled(driver, ["mesh", "dendrite", "input", "output"])
+        assert whole["anything"] > 0.005 * 800 * 600, "blank"
+        assert whole["mesh"] and whole["dendrite"] and whole["input"] and whole["output"], whole
+
+        # The mesh alone, 60 um across around the soma: its colour covers the soma's disc.
+        close = dict(state, layers=[dict(state["layers"][0])], position=list(cells["cell"].soma_center),
+                     projectionScale=60_000)
+        viewer.set_state(neuroglancer.ViewerState(close))
+        near = _settled(driver, ["mesh"])
+        soma_px = 12_000 / 60_000 * driver.driver.get_window_size()["height"]
+        assert np.pi / 4 * (0.5 * soma_px) ** 2 < near["mesh"] < 0.7 * 800 * 600, near
+        assert near["mesh"] > 50 * (near["dendrite"] + near["output"])  # the other layers gone
+    finally:
+        serve.send_signal(signal.SIGINT)  # Ctrl-C: the server stops, the command ends cleanly
+        try:
+            code = serve.wait(20)
+        finally:
+            serve.kill()
+    assert code == 0

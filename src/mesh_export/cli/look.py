@@ -81,7 +81,7 @@ def link_command(
     layers: Annotated[Optional[Path], typer.Option("--layers", help="A directory of layers written with --format precomputed: show them beside the dataset's.")] = None,
     serve: Annotated[bool, typer.Option("--serve", help="With --layers: serve the directory over HTTP on localhost (CORS, byte ranges) until Ctrl-C.")] = False,
     port: Annotated[int, typer.Option("--port", help="--serve: the port (0: any free one).")] = 8000,
-    layers_url: Annotated[Optional[str], typer.Option("--layers-url", help="Where the viewer reads --layers from [default: http://127.0.0.1:PORT, what --serve serves].")] = None,
+    layers_url: Annotated[Optional[str], typer.Option("--layers-url", help="Where the viewer reads --layers from [default: http://127.0.0.1:PORT/<DIR's name>, where --serve serves it].")] = None,
     no_dataset: Annotated[bool, typer.Option("--no-dataset", help="With --layers: our layers only (no CAVE request).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --layers: print the state as JSON, then the URL.")] = False,
 ) -> None:
@@ -118,9 +118,8 @@ def _link_layers(root_id, layers: Path, *, serve: bool, port: int, layers_url, d
     server = serve_layers(layers, port=port) if serve else None
     try:
         if server is not None and layers_url is None:
-            host, bound = server.server_address[:2]
-            layers_url = f"http://{host}:{bound}"
-        state, url = layers_link(layers, layers_url or f"http://127.0.0.1:{port}",
+            layers_url = server.base_url
+        state, url = layers_link(layers, layers_url or f"http://127.0.0.1:{port}/{layers.absolute().name}",
                                  root_ids=[root_id] if root_id else None, dataset=dataset, **where)
         if as_json:
             typer.echo(json.dumps(state, indent=1))

@@ -131,11 +131,11 @@ def layers_state(record: dict[str, Any], base_url: str, *, dataset: dict[str, An
     layers: list[dict[str, Any]] = list(dataset["layers"]) if dataset else []
     dataset_layer = next((layer["name"] for layer in layers if layer.get("type") == "segmentation"), None)
     layers.append({"type": "segmentation", "name": "cells",
-                   "source": [f"{base}/mesh", f"{base}/segment_properties"], "segments": ids,
-                   "segmentColors": {i: "#ff4020" for i in ids}})
+                   "source": f"{base}/mesh", "segments": ids,
+                   "segmentColors": {i: "#ff8000" for i in ids}})
     if "skeleton" in has:
         layers.append({"type": "segmentation", "name": "skeletons",
-                       "source": [f"{base}/skeleton", f"{base}/segment_properties"],
+                       "source": f"{base}/skeleton",
                        "segments": [i for i in ids if "skeleton" in cells[i]["layers"]],
                        "skeletonRendering": {"mode2d": "lines_and_points", "mode3d": "lines", "shader": _COMPARTMENT_SHADER,
                                              "lineWidth3d": 3}})
@@ -145,7 +145,7 @@ def layers_state(record: dict[str, Any], base_url: str, *, dataset: dict[str, An
                        "linkedSegmentationLayer": linked, "filterBySegmentation": ["cell"], "shader": _SYNAPSE_SHADER})
     boxes = [cells[i]["bbox"] for i in ids if cells[i].get("bbox")]
     state: dict[str, Any] = {"dimensions": {"x": [1e-9, "m"], "y": [1e-9, "m"], "z": [1e-9, "m"]},
-                             "layers": layers, "selectedLayer": {"layer": "cells", "visible": True}, "layout": "3d",
+                             "layers": layers, "layout": "3d",
                              "title": f"mesh-export: {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}"}
     if boxes:
         lo = [min(b[0][k] for b in boxes) for k in range(3)]

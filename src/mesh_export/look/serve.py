@@ -8,6 +8,7 @@ import os
 import re
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
@@ -61,18 +62,40 @@ class _LayersHandler(SimpleHTTPRequestHandler):
         return "application/json" if os.path.basename(str(path)) == "info" else "application/octet-stream"
 
     def log_message(self, format, *args) -> None:  # quiet: the CLI prints the state, not each request
-        pass
+        if os.environ.get("NG_DEBUG"):
+            super().log_message(format, *args)
 
 
 def layers_server(directory: str | os.PathLike, port: int = 0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """An HTTP server (not yet serving: call ``serve_forever``) for ``directory`` on ``host``;
-    ``port`` 0 picks a free one (``server.server_address``)."""
-    directory = os.fspath(directory)
+    """An HTTP server (not yet serving: call ``serve_forever``) for ``directory`` on ``host`` at
+    ``/<directory's name>/``; ``port`` 0 picks a free one (``server.server_address``;
+    ``server.base_url``: where the layers are). Served below a folder of its own, the layers'
+    links to their neighbours (``../segment_properties``) stay inside what is served: a viewer
+    refuses a relative path above a server's root."""
+    directory = os.path.abspath(os.fspath(directory))
+    prefix = "/" + quote(os.path.basename(directory.rstrip(os.sep)) or "layers") + "/"
 
     class Handler(_LayersHandler):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, directory=directory, **kwargs)
 
+        def send_head(self):
+            if not self.path.startswith(prefix):  # nothing outside the layers' folder
+                self.send_error(404)
+                return None
+            return super().send_head()
+
+        def do_GET(self) -> None:
+            if not self.path.startswith(prefix):
+                self.send_error(404)
+                return
+            super().do_GET()
+
+        def translate_path(self, path: str) -> str:
+            return super().translate_path("/" + path[len(prefix):] if path.startswith(prefix) else path)
+
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
+    bound_host, bound_port = server.server_address[:2]
+    server.base_url = f"http://{bound_host}:{bound_port}{prefix.rstrip('/')}"
     return server

@@ -286,6 +286,8 @@ def _add_synapses(layer: Path, cells: list[Cell], known: dict) -> dict[int, int]
             changed = True
         table = getattr(cell.skeleton, "synapses", None) if cell.skeleton is not None else None
         if table is None or len(table) == 0:
+            if (layer / "info").exists() or changed:  # a viewer asks for every shown cell's list: an empty one
+                _put(previous, ann.encode_many(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=ann.RECORD)))
             continue
         ids, records, partners = ann.cell_annotations(table, cell.root_id)
         for annotation_id, record, partner in zip(ids, records, partners):

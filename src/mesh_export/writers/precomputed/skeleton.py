@@ -1,6 +1,7 @@
 """A morphology as a Neuroglancer precomputed skeleton (unsharded: one file per id), with the
 per-node ``radius`` (nm) and ``compartment`` (the SWC type: 1 soma, 2 axon, 3 basal, 4 apical)
-that Neuroglancer's skeleton shader can draw and colour by."""
+that Neuroglancer's skeleton shader can draw and colour by. Both float32: the viewer draws no
+uint8 attribute ("Data type not supported by WebGL: UINT8")."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import numpy as np
 INFO = {
     "@type": "neuroglancer_skeletons",
     "transform": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
-    # float32 first: each attribute array must start 4-byte aligned for the viewer's typed arrays.
     "vertex_attributes": [{"id": "radius", "data_type": "float32", "num_components": 1},
-                          {"id": "compartment", "data_type": "uint8", "num_components": 1}],
+                          {"id": "compartment", "data_type": "float32", "num_components": 1}],
     "segment_properties": "../segment_properties",
 }
 
@@ -26,7 +26,7 @@ def skeleton_bytes(skeleton) -> bytes:
     factor = conversion_factor(skeleton.units, "nm") if skeleton.units else 1.0
     nodes = np.asarray(skeleton.nodes, dtype=np.float64) * factor
     edges = skeleton.edges
-    compartments = np.clip(np.asarray(skeleton.types), 0, 255).astype("<u1")
+    compartments = np.asarray(skeleton.types).astype("<f4")
     return b"".join([struct.pack("<II", len(nodes), len(edges)), nodes.astype("<f4").tobytes(),
                      edges.astype("<u4").tobytes(), (np.asarray(skeleton.radii) * factor).astype("<f4").tobytes(),
                      compartments.tobytes()])
