@@ -302,6 +302,39 @@ def test_legacy_layer_cloudvolume_reads(served, ids, tmp_path, layers):
     assert json.loads((out / "mesh" / "info").read_text())["@type"] == "neuroglancer_legacy_mesh"
 
 
+def test_a_batch_adds_ids_concurrently_and_a_rerun_skips_them(served, ids, layers, tmp_path):
+    import cloudvolume
+
+    out = tmp_path / "batch"
+    args = [str(ids["cell"]), str(ids["copy"]), "--format", "precomputed", "--lods", "2", "--out", str(out),
+            "--workers", "2", "--json", *_where(served, layers["tmp"])]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    source = cloudvolume.from_cloudpath(f"precomputed://file://{out}/mesh")
+    for root_id in ids.values():
+        assert len(source.get(root_id, lod=1)[root_id].faces) > 0
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    records = [json.loads(line) for line in again.stdout.splitlines() if line.startswith("{")]
+    assert len(records) == 2 and all(r.get("skipped") for r in records)
+
+
+def test_convert_adds_a_file_as_the_cell_root_id(layers, tmp_path):
+    import cloudvolume
+
+    out, ply = tmp_path / "converted", layers["inputs"]["copy"]
+    missing = run_cli("convert", str(ply), str(out), "--format", "precomputed")
+    assert missing.returncode == 2 and "--root-id" in missing.stderr and not out.exists()
+    run = run_cli("convert", str(ply), str(out), "--format", "precomputed", "--root-id", "77", "--lods", "2")
+    assert run.returncode == 0, run.stderr
+    vertices, faces = _read_input(ply)
+    source = cloudvolume.from_cloudpath(f"precomputed://file://{out}/mesh")
+    assert _area(*(lambda m: (m.vertices, m.faces))(source.get(77, lod=0)[77])) == pytest.approx(_area(vertices, faces), rel=0.005)
+    assert len(source.get(77, lod=1)[77].faces) < len(faces)
+    record = json.loads((out / "mesh-export.json").read_text())
+    assert record["cells"]["77"]["request"]["source_file"] == str(ply)
+
+
 # ----------------------------------------------------------------------------- link --layers --serve
 
 
