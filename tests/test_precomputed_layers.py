@@ -220,8 +220,9 @@ def test_neuroglancer_reads_every_synapse(layers, ids, truth, served):
     tags = list(reader.properties[2].enum_labels)
     predicted = dict(zip(served.predictions["target_id"], served.predictions["tag"]))
     expected_ids = truth.ids.astype(np.uint64) * 2 + (truth.direction == "output")
-    for k, annotation_id in enumerate(expected_ids):
-        a = reader.by_id[int(annotation_id)]
+    pending = [reader.by_id.get(int(annotation_id)) for annotation_id in expected_ids]  # reads in flight together
+    for k, a in enumerate(future.result() for future in pending):
+        assert a is not None and int(a.id) == int(expected_ids[k])
         np.testing.assert_allclose(a.point, truth.positions[k], atol=0.05)
         size, direction, tag = a.props
         assert size == truth.size[k] and directions[direction] == truth.direction[k]

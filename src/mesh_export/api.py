@@ -203,7 +203,7 @@ def _convert_to_layers(source, target, writer, units_in, units, scale, overwrite
     read_units = metadata.get("units") or "nm"  # connectomics files are nm unless they say otherwise
     if read_units != "nm":
         vertices = (vertices * conversion_factor(read_units, "nm")).astype(vertices.dtype)
-        metadata["units"] = "nm"
+    metadata["units"] = "nm"
     skeleton = None
     if steps.skeletonize:
         from mesh_export.jobs.synapses import check_landed, morphology_answers

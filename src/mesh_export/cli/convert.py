@@ -56,7 +56,9 @@ def convert_command(
     steps = processing.step_options()
     written, mesh = convert(source, target, format=format, units_in=units_in, overwrite=overwrite,
                             steps=steps, return_mesh=True, synapses=synapse_flags.synapse_options(root_id), **options)
-    result = {"input": str(source), "output": str(written), "bytes": written.stat().st_size,
+    size = (sum(p.stat().st_size for p in written.rglob("*") if p.is_file()) if written.is_dir()
+            else written.stat().st_size)  # a directory of layers: what it holds
+    result = {"input": str(source), "output": str(written), "bytes": size,
               "units": getattr(mesh, "units", None), **output_counts(mesh, options),
               "steps": mesh.metadata.get("steps", []), "seconds": round(time.perf_counter() - started, 4)}
     if mesh.metadata.get("repairs"):
