@@ -270,6 +270,9 @@ def test_refusals_leave_the_layers_as_they_were(layers, served, ids, tmp_path):
     legacy = run_cli(str(ids["cell"]), "--format", "precomputed", "--legacy", "--overwrite", "--out", str(out),
                      *_where(served, layers["tmp"]))
     assert legacy.returncode == 2 and "multires" in legacy.stderr
+    moved = run_cli(str(ids["copy"]), "--format", "precomputed", "--center", "--overwrite", "--out", str(out),
+                    *_where(served, layers["tmp"]))
+    assert moved.returncode == 2 and "lie on the dataset" in moved.stderr
     assert _snapshot(out) == before
 
     foreign = tmp_path / "foreign"

@@ -118,6 +118,9 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     if layers and (steps.units or steps.scale is not None or steps.center or steps.print_size is not None):
         raise InvalidArgumentError("precomputed layers lie on the dataset, in nm: --units, --scale, --center "
                                    "and --print would move them off it")
+    if layers and (preview or check or steps.volume):
+        raise InvalidArgumentError("--format precomputed writes layers for a viewer: --preview, --check and "
+                                   "--volume go with file formats")
     table_format = None
     if synapses is not None:
         synapses.check_steps(steps, writer.name)
