@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAMPLE_ID ?= 864691135010718168
 
-.PHONY: install demo test bench sample clean slicer
+.PHONY: install demo test bench sample clean slicer chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ demo: $(STAMP)
 # The print tests slice our files with PrusaSlicer (Debian's prusa-slicer, ~35 s and ~100 MB
 # of packages on a fresh machine; its CLI needs no display). The suite runs on every core (-n auto; one file stays on one worker, so module fixtures are built once),
 # and a skipped test is a failure: a missing consumer (NEURON, PrusaSlicer ...) is a broken install.
-test: $(STAMP) slicer
+test: $(STAMP) slicer chromium
 	MESH_EXPORT_REQUIRE_ALL_TESTS=1 MESH_EXPORT_REQUIRE_SLICER=1 $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 slicer:
@@ -43,6 +43,14 @@ slicer:
 		apt-get install -y -q prusa-slicer >/dev/null 2>&1 \
 		|| { apt-get update -q >/dev/null && apt-get install -y -q prusa-slicer >/dev/null; }; }
 	@command -v prusa-slicer >/dev/null || { echo "prusa-slicer could not be installed (apt-get install prusa-slicer as root)" >&2; exit 1; }
+
+# The Neuroglancer layers test opens our layers in Debian's headless Chromium (through chromedriver).
+chromium:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { echo "chromium could not be installed (apt-get install chromium chromium-driver as root)" >&2; exit 1; }
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -35,13 +35,13 @@ __all__ = [
     # many root ids into one circuit
     "export_circuit", "build_circuit", "writes_circuit",
     # looking before exporting
-    "info", "format_info", "preview", "neuroglancer_url", "compare",
+    "info", "format_info", "preview", "neuroglancer_url", "compare", "layers_link", "serve_layers",
     # the cache, the token, the datastacks
     "cache_info", "cache_clear", "cache_prune", "resolve_token", "redact", "TOKEN_HELP",
     "datastacks", "datastacks_config_path",
     # types
     "StepOptions", "SynapseOptions", "ExportResult", "BatchResult", "Token", "MeshCache",
-    "CircuitOptions", "CircuitResult", "CellFiles", "Biophysics",
+    "CircuitOptions", "CircuitResult", "CellFiles", "Biophysics", "LayerOptions",
 ]
 
 
@@ -63,6 +63,8 @@ def __getattr__(name: str):
         value = getattr(circuit, name)
     elif name == "Biophysics":
         from mesh_export.writers.sonata import Biophysics as value
+    elif name == "LayerOptions":
+        from mesh_export.writers.precomputed import LayerOptions as value
     elif name == "Token":
         from mesh_export.retrieve.auth import Token as value
     elif name == "TOKEN_HELP":
@@ -130,6 +132,11 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
     from mesh_export.process.steps import apply_steps, make_morphology, plan_for_writer
 
     writer = writer_for_path(target, format)  # fail on a bad format before reading anything
+    from mesh_export.jobs.layers import writes_layers
+
+    if writes_layers(writer):
+        return _convert_to_layers(source, target, writer, units_in, units, scale, overwrite, steps, return_mesh,
+                                  synapses, options)
     if is_morphology_file(source):
         return _convert_morphology(source, target, writer, units_in, units, scale, overwrite, steps,
                                    return_mesh, synapses, options)
@@ -181,6 +188,56 @@ def _convert_volume(mesh, source, target, writer, steps, overwrite, return_mesh,
                                    "to surfaces (write it to a surface format to process its boundary)")
     written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
     return (written, mesh) if return_mesh else written
+
+
+def _convert_to_layers(source, target, writer, units_in, units, scale, overwrite, steps, return_mesh, synapses,
+                       options):
+    """A surface file added to the Neuroglancer layers in ``target`` as the cell ``synapses.root_id``
+    (``--root-id``): its surface after the steps, and with --skeletonize its morphology and synapses."""
+    from mesh_export.core.parsing import parse_root_id
+    from mesh_export.core.units import conversion_factor
+    from mesh_export.errors import InvalidArgumentError
+    from mesh_export.jobs.layers import add_cell, check_layers_target
+    from mesh_export.jobs.provenance import export_request
+    from mesh_export.model import CachedSurface
+    from mesh_export.process.steps import apply_steps, plan_for_writer, surface_and_morphology
+    from mesh_export.writers.readers import is_morphology_file, read_surface, to_trimesh
+
+    if synapses is None or synapses.root_id is None:
+        raise InvalidArgumentError("--format precomputed needs --root-id: the id the cell has in the layers")
+    if is_morphology_file(source):
+        raise InvalidArgumentError(f"{source} is a morphology (SWC); precomputed layers start from a surface mesh")
+    if units or scale is not None or (steps is not None and (steps.center or steps.units or steps.scale is not None)):
+        raise InvalidArgumentError("precomputed layers lie on the dataset, in nm: --units, --scale and --center "
+                                   "would move them off it")
+    root_id = parse_root_id(synapses.root_id)
+    steps, options = plan_for_writer(steps, writer, options)
+    target = check_layers_target(target, root_id, options, overwrite)
+    if synapses.file is not None:
+        synapses = synapses.checked()
+        synapses.check_steps(steps, writer.name)
+    vertices, faces, metadata = read_surface(source, units=units_in)
+    read_units = metadata.get("units") or "nm"  # connectomics files are nm unless they say otherwise
+    if read_units != "nm":
+        vertices = (vertices * conversion_factor(read_units, "nm")).astype(vertices.dtype)
+    metadata["units"] = "nm"
+    skeleton = None
+    if steps.skeletonize:
+        from mesh_export.jobs.synapses import check_landed, morphology_answers
+
+        answers = morphology_answers(steps, synapses, no_cave_reason="a file, not a CAVE datastack's root id; "
+                                                                     "give --synapses-file")
+        surface, skeleton = surface_and_morphology(to_trimesh(vertices, faces, metadata), steps, answers)
+        check_landed(skeleton, synapses)
+    elif steps.changes_mesh():
+        surface = apply_steps(to_trimesh(vertices, faces, metadata), steps)
+    else:
+        surface = CachedSurface(vertices, faces, metadata)
+    request = export_request(root_id, format=writer.name, steps=steps, synapses=synapses, **options)
+    request["source_file"] = str(source)
+    add_cell(surface, skeleton, root_id=root_id, out_dir=target, options=options, overwrite=overwrite,
+             datastack=None, version=None, source=str(source), request=request)
+    return (target, surface) if return_mesh else target
 
 
 def _convert_morphology(source, target, writer, units_in, units, scale, overwrite, steps, return_mesh, synapses,
@@ -372,6 +429,29 @@ def neuroglancer_url(root_id: int | str, **options: Any) -> str:
     from mesh_export.look.link import neuroglancer_url as url
 
     return url(root_id, **options)
+
+
+def layers_link(directory: str | os.PathLike, base_url: str, **options: Any) -> tuple[dict[str, Any], str]:
+    """``(state, URL)`` of a Neuroglancer viewer showing the layers written with ``--format precomputed``
+    in ``directory`` (read by the viewer at ``base_url``) beside the dataset's segmentation.
+
+    Keywords: ``root_ids`` (default: every id there), ``dataset`` (False: ours only), and where the
+    dataset is, as for :func:`neuroglancer_url`."""
+    from mesh_export.look.link import layers_link as link
+
+    return link(directory, base_url, **options)
+
+
+def serve_layers(directory: str | os.PathLike, port: int = 0, host: str = "127.0.0.1"):
+    """An HTTP server for ``directory`` with the CORS headers and byte ranges Neuroglancer needs
+    (call ``serve_forever()``; ``server_address`` says where; ``shutdown()`` from another thread)."""
+    from mesh_export.errors import OutputError
+    from mesh_export.look.serve import layers_server
+
+    try:
+        return layers_server(directory, port=port, host=host)
+    except OSError as exc:
+        raise OutputError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def compare(a: str | os.PathLike, b: str | os.PathLike, out: str | os.PathLike = "compare.png",

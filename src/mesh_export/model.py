@@ -41,6 +41,9 @@ SKELETON = "skeleton"
 VOLUME = "volume"
 # Many cells into one output (a SONATA circuit): data no single-id export makes.
 CIRCUIT = "circuit"
+# Cells added to a directory of Neuroglancer layers (mesh, skeleton, synapses): a surface and,
+# when a morphology is made, its skeleton and synapses together.
+LAYERS = "layers"
 
 
 @runtime_checkable

@@ -182,42 +182,16 @@ def _cut_into_chunks(vertices, faces, chunk_size, grid_origin) -> dict[tuple[int
 
 
 def _split_at_plane(vertices: list[np.ndarray], faces: np.ndarray, axis: int, plane: float) -> np.ndarray:
-    """Split the triangles of ``faces`` that cross ``plane`` (coordinate ``axis``) along it.
+    """Split the triangles of ``faces`` that cross ``plane`` (coordinate ``axis``) along it: the
+    product writer's split (mesh_export.writers.precomputed.mesh), on ``vertices``, a list of
+    arrays extended in place with the new points."""
+    from mesh_export.writers.precomputed.mesh import _Points
+    from mesh_export.writers.precomputed.mesh import _split_at_plane as split
 
-    New vertices lie exactly on the plane and are made once per cut edge, so the triangles
-    either side of it still share them: a closed mesh stays closed. Winding is kept.
-    ``vertices`` is a list of arrays, extended in place.
-    """
-    allv = np.concatenate(vertices) if len(vertices) > 1 else vertices[0]
-    side = np.sign(allv[:, axis] - plane)[faces]
-    crossing = (side.min(axis=1) < 0) & (side.max(axis=1) > 0)
-    if not crossing.any():
-        return faces
-    tri, sides = faces[crossing], side[crossing]
-    # Rotate each crossing triangle so that vertex 0 is the special one: the vertex on the
-    # plane if there is one, else the one alone on its side. Rolling keeps the winding.
-    on_plane = sides == 0
-    alone = (sides != np.roll(sides, 1, axis=1)) & (sides != np.roll(sides, -1, axis=1))
-    touching = on_plane.any(axis=1)
-    first = np.where(touching, on_plane.argmax(axis=1), alone.argmax(axis=1))
-    tri = np.take_along_axis(tri, (first[:, None] + np.arange(3)[None, :]) % 3, axis=1)
-    t, u = tri[touching], tri[~touching]
-    # Touching: 0 on the plane, edge 1-2 is cut. Otherwise edges 0-1 and 0-2 are cut.
-    ends = np.concatenate([np.column_stack([t[:, 1], t[:, 2]]), np.column_stack([u[:, 0], u[:, 1]]),
-                           np.column_stack([u[:, 0], u[:, 2]])])
-    edges, inverse = np.unique(np.sort(ends, axis=1), axis=0, return_inverse=True)
-    va, vb = allv[edges[:, 0]], allv[edges[:, 1]]
-    points = va + ((plane - va[:, axis]) / (vb[:, axis] - va[:, axis]))[:, None] * (vb - va)
-    points[:, axis] = plane
-    index = len(allv) + inverse.reshape(-1)
-    vertices.append(points)
-    p12, p01, p02 = np.split(index, [len(t), len(t) + len(u)])
-    return np.concatenate([
-        faces[~crossing],
-        np.column_stack([t[:, 0], t[:, 1], p12]), np.column_stack([t[:, 0], p12, t[:, 2]]),
-        np.column_stack([u[:, 0], p01, p02]), np.column_stack([p01, u[:, 1], u[:, 2]]),
-        np.column_stack([p01, u[:, 2], p02]),
-    ])
+    points = _Points(np.concatenate(vertices) if len(vertices) > 1 else vertices[0])
+    faces = split(points, faces, axis, plane)
+    vertices.extend(points.extra)
+    return faces
 
 
 def _cut_on_grid(vertices, faces, cell, grid_origin, snap=None) -> dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]]:
@@ -364,16 +338,10 @@ def write_legacy_mesh_layer(
 
 
 def _morton_order(positions: np.ndarray) -> np.ndarray:
-    """Indices sorting integer grid positions in Z-order (x is the lowest bit).
+    """Indices sorting integer grid positions in Z-order (Neuroglancer's fragment order)."""
+    from mesh_export.writers.precomputed.mesh import _morton_order as morton
 
-    Neuroglancer requires the fragments of each LOD in this order.
-    """
-    codes = np.zeros(len(positions), dtype=np.uint64)
-    pos = positions.astype(np.uint64)
-    for bit in range(21):
-        for axis in range(3):
-            codes |= ((pos[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
-    return np.argsort(codes, kind="stable")
+    return morton(positions)
 
 
 def _lod_meshes(mesh, resolution, num_lods: int, reduction: float = 4) -> list:

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from mesh_export.cli.options import (MORPHOLOGY_PANEL, STEP_FLAGS, SYNAPSE_FLAGS, AsciiOpt, CompressOpt, FormatOpt,
-                                     JsonOpt, OverwriteOpt, QuietOpt, StepFlags, SynapseFlags, TemplateOpt, UnitsInOpt,
-                                     variant, with_option_groups)
+                                     JsonOpt, LegacyOpt, LodsOpt, OverwriteOpt, QuietOpt, StepFlags, SynapseFlags,
+                                     TemplateOpt, UnitsInOpt, layer_options, variant, with_option_groups)
 from mesh_export.cli.output import emit_json
 
 _UnitsOfInput = variant(UnitsInOpt, help="Units of the input when the file does not say (nm, um, mm, cm, m, in, ft).")
@@ -34,10 +34,12 @@ def convert_command(
     units_in: _UnitsOfInput = None,
     processing: StepFlags = STEP_FLAGS,
     synapse_flags: SynapseFlags = SYNAPSE_FLAGS,
-    root_id: Annotated[Optional[str], typer.Option("--root-id", help="Whose synapses --synapses-file holds: its inputs (post_pt_root_id == ID) are told from its outputs; without it every synapse is placed with direction unknown.", rich_help_panel=MORPHOLOGY_PANEL)] = None,
+    root_id: Annotated[Optional[str], typer.Option("--root-id", help="Whose synapses --synapses-file holds: its inputs (post_pt_root_id == ID) are told from its outputs; without it every synapse is placed with direction unknown. --format precomputed: the id the cell has in the layers.", rich_help_panel=MORPHOLOGY_PANEL)] = None,
     ascii: AsciiOpt = False,
     compress: CompressOpt = False,
     template: TemplateOpt = None,
+    lods: LodsOpt = None,
+    legacy: LegacyOpt = False,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -50,11 +52,13 @@ def convert_command(
 
     started = time.perf_counter()
     options = {"ascii": ascii or None, "compress": compress or None, "allow_units": processing.allow_units or None,
-               "template": template}
+               "template": template, "layers": layer_options(lods, legacy)}
     steps = processing.step_options()
     written, mesh = convert(source, target, format=format, units_in=units_in, overwrite=overwrite,
                             steps=steps, return_mesh=True, synapses=synapse_flags.synapse_options(root_id), **options)
-    result = {"input": str(source), "output": str(written), "bytes": written.stat().st_size,
+    size = (sum(p.stat().st_size for p in written.rglob("*") if p.is_file()) if written.is_dir()
+            else written.stat().st_size)  # a directory of layers: what it holds
+    result = {"input": str(source), "output": str(written), "bytes": size,
               "units": getattr(mesh, "units", None), **output_counts(mesh, options),
               "steps": mesh.metadata.get("steps", []), "seconds": round(time.perf_counter() - started, 4)}
     if mesh.metadata.get("dropped_cells"):

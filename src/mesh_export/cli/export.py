@@ -10,9 +10,9 @@ import typer
 
 from mesh_export.cli.options import (STEP_FLAGS, STEPS_PANEL, SYNAPSE_FLAGS, SynapseFlags, AsciiOpt, CacheDirOpt,
                                      CompressOpt, DatastackOpt, TemplateOpt,
-                                     FormatOpt, JsonOpt, LodOpt, NoCacheOpt, OfflineOpt, OutOpt, OverwriteOpt,
+                                     FormatOpt, JsonOpt, LegacyOpt, LodOpt, LodsOpt, NoCacheOpt, OfflineOpt, OutOpt, OverwriteOpt,
                                      QuietOpt, ServerOpt, SourceOpt, StaticOpt, StepFlags, TimeoutOpt, TokenOpt,
-                                     VersionOpt, variant, with_option_groups)
+                                     VersionOpt, layer_options, variant, with_option_groups)
 from mesh_export.cli.output import emit_json
 from mesh_export.errors import InvalidArgumentError, MeshExportError
 
@@ -34,6 +34,8 @@ _Ascii = variant(AsciiOpt, help="ASCII variant of a binary format.", panel=_OUTP
 _Compress = variant(CompressOpt, panel=_OUTPUT)
 _Template = variant(TemplateOpt, panel=_OUTPUT)
 _Overwrite = variant(OverwriteOpt, help="Replace existing output files.", panel=_OUTPUT)
+_Lods = variant(LodsOpt, panel=_OUTPUT)
+_Legacy = variant(LegacyOpt, panel=_OUTPUT)
 _CacheDir = variant(CacheDirOpt, panel=_CACHE)
 _NoCache = variant(NoCacheOpt, panel=_CACHE)
 _Offline = variant(OfflineOpt, panel=_CACHE)
@@ -61,6 +63,8 @@ def export_command(
     ascii: _Ascii = False,
     compress: _Compress = False,
     template: _Template = None,
+    lods: _Lods = None,
+    legacy: _Legacy = False,
     overwrite: _Overwrite = False,
     no_sidecar: Annotated[bool, typer.Option("--no-sidecar", help="Do not write the <file>.json provenance sidecar.", rich_help_panel=_OUTPUT)] = False,
     preview: Annotated[bool, typer.Option("--preview", help="Also render <file>.png beside the output (id and lod in the caption).", rich_help_panel=_OUTPUT)] = False,
@@ -99,7 +103,7 @@ def export_command(
         steps=processing.step_options(), synapses=synapse_flags.synapse_options(),
         check=processing.check, overwrite=overwrite, sidecar=not no_sidecar, preview=preview,
         ascii=ascii or None, compress=compress or None, allow_units=processing.allow_units or None,
-        template=template,
+        template=template, layers=layer_options(lods, legacy),
     )
     from mesh_export.api import writes_circuit
 
@@ -208,3 +212,4 @@ def _circuit_lines(result, as_json: bool, quiet: bool) -> None:
         typer.echo(f"{result.output}  {c['cells']} cells  {c['partners']} partners  "
                    f"{c['edges_among_cells']} edges among cells  {c['edges_from_partners']} from partners  "
                    f"mechanisms {result.mechanisms}")
+

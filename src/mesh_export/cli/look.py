@@ -70,7 +70,7 @@ def preview_command(
 
 
 def link_command(
-    root_id: Annotated[str, typer.Argument(help="Root id to show.")],
+    root_id: Annotated[Optional[str], typer.Argument(help="Root id to show (with --layers: the ids of those layers by default).", show_default=False)] = None,
     datastack: _LinkDatastack = None,
     source: _LinkSource = None,
     static: _LinkStatic = False,
@@ -78,12 +78,63 @@ def link_command(
     token: TokenOpt = None,
     viewer: Annotated[Optional[str], typer.Option("--viewer", help="Neuroglancer viewer URL [default: the datastack's public viewer, else neuroglancer-demo.appspot.com].")] = None,
     timeout: TimeoutOpt = 60.0,
+    layers: Annotated[Optional[Path], typer.Option("--layers", help="A directory of layers written with --format precomputed: show them beside the dataset's.")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="With --layers: serve the directory over HTTP on localhost (CORS, byte ranges) until Ctrl-C.")] = False,
+    port: Annotated[int, typer.Option("--port", help="--serve: the port (0: any free one).")] = 8000,
+    layers_url: Annotated[Optional[str], typer.Option("--layers-url", help="Where the viewer reads --layers from [default: http://127.0.0.1:PORT/<DIR's name>, where --serve serves it].")] = None,
+    no_dataset: Annotated[bool, typer.Option("--no-dataset", help="With --layers: our layers only (no CAVE request).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --layers: print the state as JSON, then the URL.")] = False,
 ) -> None:
-    """Print a Neuroglancer URL showing the segment (viewer state JSON in the URL fragment)."""
-    from mesh_export.api import neuroglancer_url
+    """Print a Neuroglancer URL showing the segment (viewer state JSON in the URL fragment);
+    with --layers, a state showing our layers beside the dataset's (and --serve serves them)."""
+    from mesh_export.errors import InvalidArgumentError
 
-    typer.echo(neuroglancer_url(root_id, datastack=datastack, source=source, static=static, server=server,
-                                token=token, viewer=viewer, timeout=timeout))
+    if layers is None:
+        if serve or layers_url or no_dataset:
+            raise InvalidArgumentError("--serve, --layers-url and --no-dataset go with --layers DIR")
+        if root_id is None:
+            raise InvalidArgumentError("give a root id (or --layers DIR)")
+        from mesh_export.api import neuroglancer_url
+
+        typer.echo(neuroglancer_url(root_id, datastack=datastack, source=source, static=static, server=server,
+                                    token=token, viewer=viewer, timeout=timeout))
+        return
+    _link_layers(root_id, layers, serve=serve, port=port, layers_url=layers_url, dataset=not no_dataset,
+                 as_json=as_json, datastack=datastack, source=source, static=static, server=server, token=token,
+                 viewer=viewer, timeout=timeout)
+
+
+def _link_layers(root_id, layers: Path, *, serve: bool, port: int, layers_url, dataset: bool, as_json: bool,
+                 **where) -> None:
+    import json
+    import sys
+
+    from mesh_export.api import layers_link, serve_layers
+
+    if not layers.is_dir():
+        from mesh_export.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"--layers: no such directory: {layers}")
+    server = serve_layers(layers, port=port) if serve else None
+    try:
+        if server is not None and layers_url is None:
+            layers_url = server.base_url
+        state, url = layers_link(layers, layers_url or f"http://127.0.0.1:{port}/{layers.absolute().name}",
+                                 root_ids=[root_id] if root_id else None, dataset=dataset, **where)
+        if as_json:
+            typer.echo(json.dumps(state, indent=1))
+        typer.echo(url)
+        if server is None:
+            return
+        typer.echo(f"serving {layers} at {layers_url} (Ctrl-C to stop)", err=True)
+        sys.stdout.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    finally:
+        if server is not None:
+            server.server_close()
 
 
 @with_option_groups

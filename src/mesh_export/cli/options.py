@@ -88,6 +88,22 @@ AsciiOpt = Annotated[bool, typer.Option("--ascii", help="Write the ASCII variant
 CompressOpt = Annotated[bool, typer.Option("--compress", help="zlib-compress (vtp, vtu).")]
 TemplateOpt = Annotated[Optional[str], typer.Option(
     "--template", help="hoc: the template's name [default: Cell_<root id>, else Cell_<file name>].")]
+LodsOpt = Annotated[Optional[int], typer.Option(
+    "--lods", help="--format precomputed: levels of detail of the multi-resolution mesh (quadric decimation) [default: 4].")]
+LegacyOpt = Annotated[bool, typer.Option(
+    "--legacy", help="--format precomputed: legacy unsharded meshes (one fragment per id), not multi-resolution.")]
+
+
+def layer_options(lods: int | None, legacy: bool):
+    """--lods / --legacy as the precomputed writer's ``layers`` option (None when neither is
+    given, so other formats see no option they do not take)."""
+    if lods is None and not legacy:
+        return None
+    from mesh_export.api import LayerOptions
+
+    return LayerOptions(lods=lods if lods is not None else LayerOptions.lods, legacy=legacy)
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 BareJsonOpt = variant(JsonOpt, help="Print JSON.")
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")]

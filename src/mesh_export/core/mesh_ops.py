@@ -93,5 +93,7 @@ def quadric_decimate(vertices: np.ndarray, faces: np.ndarray, **target) -> tuple
 
     lo = vertices.min(axis=0)
     extent = float((vertices.max(axis=0) - lo).max()) or 1.0
-    points, tris = fast_simplification.simplify((vertices - lo) / extent, faces.astype(np.int64), **target)
+    # int32 faces go in as they are (it loads either width): no 64-bit copy of a 9M-face array.
+    faces = faces if faces.dtype in (np.int32, np.int64) else faces.astype(np.int64)
+    points, tris = fast_simplification.simplify((vertices - lo) / extent, faces, **target)
     return points * extent + lo, tris

@@ -107,11 +107,20 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     root_id = check_fetch_request(root_id, lod, use_cache, offline)
     writer = get_writer(format)
     refuse_circuit(writer)
+    from mesh_export.jobs.layers import writes_layers
+
+    layers = writes_layers(writer)
     # A copy: the plan adjusts it, and a batch shares one StepOptions across threads.
     steps, options = plan_for_writer(steps, writer, options,
                                      units=units, scale=scale)
     if preview and steps.volume:
         raise InvalidArgumentError("--preview draws surfaces and morphologies, not tetrahedral meshes")
+    if layers and (steps.units or steps.scale is not None or steps.center or steps.print_size is not None):
+        raise InvalidArgumentError("precomputed layers lie on the dataset, in nm: --units, --scale, --center "
+                                   "and --print would move them off it")
+    if layers and (preview or check or steps.volume):
+        raise InvalidArgumentError("--format precomputed writes layers for a viewer: --preview, --check and "
+                                   "--volume go with file formats")
     table_format = None
     if synapses is not None:
         synapses.check_steps(steps, writer.name)
@@ -121,9 +130,14 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
 
         check_request(steps, from_datastack=source is None)
         synapses = (synapses or SynapseOptions()).checked()
-        if synapses.source_for(steps, from_datastack=source is None) != "none":
+        if synapses.source_for(steps, from_datastack=source is None) != "none" and not layers:
             table_format = synapses.format
-    out_dir = make_output_dir(out_dir)
+    if layers:  # the cell joins the layers in out_dir itself
+        from mesh_export.jobs.layers import check_layers_target
+
+        out_dir = check_layers_target(out_dir, root_id, options, overwrite)
+    else:
+        out_dir = make_output_dir(out_dir)
 
     def target_for(level: int) -> Path:
         filename = output_name(name, root_id=root_id, lod=level, writer=writer, datastack=datastack)
@@ -135,7 +149,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
                 check_target(companion, overwrite)
         return target
 
-    if lod != -1:  # the coarsest lod's number is only known after fetching
+    if lod != -1 and not layers:  # the coarsest lod's number is only known after fetching
         target_for(lod or 0)  # fail before any download
 
     vertices, faces, fetched_meta, cache_state = fetch_cached(
@@ -143,12 +157,13 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         lod=lod, token=token, cache_dir=cache_dir, use_cache=use_cache, offline=offline,
         allow_missing=allow_missing, timeout=timeout, progress=progress)
 
-    target = target_for(fetched_meta["lod"])
+    target = out_dir if layers else target_for(fetched_meta["lod"])
     metadata = {"units": "nm", "root_id": str(root_id), "lod": fetched_meta["lod"],
                 "source": fetched_meta["source"].get("url")}
     # The binary native writers (those that check values themselves) take the cached arrays
     # as they are; anything that needs a real mesh (steps, --check, --preview, text) gets one.
-    if (writer.checks_values and not options.get("ascii") and not steps.changes_mesh()
+    # Layers too: their lods are made from the float32 arrays, never a float64 copy.
+    if ((writer.checks_values or layers) and not options.get("ascii") and not steps.changes_mesh()
             and not check and not preview):
         mesh = CachedSurface(vertices, faces, metadata)
     else:
@@ -165,10 +180,20 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
                                  use_cache, offline)
             answers = morphology_answers(steps, synapses, cave=cave, root_id=root_id,
                                          no_cave_reason="the mesh came from --source, not a CAVE datastack")
-            mesh = make_morphology(mesh, steps, answers)
+            if layers:
+                from mesh_export.process.steps import surface_and_morphology
+
+                surface, mesh = surface_and_morphology(mesh, steps, answers)
+            else:
+                mesh = make_morphology(mesh, steps, answers)
             check_landed(mesh, synapses)
         else:
             mesh = units_for_writer(apply_steps(mesh, steps), writer)
+    if layers:
+        return _add_to_layers(mesh if kind_of(mesh) == SURFACE else surface, mesh if kind_of(mesh) != SURFACE else None,
+                              root_id=root_id, out_dir=out_dir, options=options, overwrite=overwrite,
+                              datastack=datastack, version=version, source=fetched_meta["source"].get("url"),
+                              request=request, fetched=fetched_meta, cache_state=cache_state, started=started)
     with hashing_output(enabled=sidecar) as digest:
         written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
     table = None
@@ -200,3 +225,19 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         raise CheckFailedError(f"{written}: " + "; ".join(check_report["failures"]))
     return ExportResult(root_id, written, sidecar_path, cache_state, provenance,
                         time.perf_counter() - started, preview_path)
+
+
+def _add_to_layers(surface, skeleton, *, root_id, out_dir, options, overwrite, datastack, version, source, request,
+                   fetched, cache_state, started) -> ExportResult:
+    """--format precomputed: the cell joins the layers in ``out_dir``; its record there is the provenance
+    (no sidecar: the layers' ``mesh-export.json`` holds every cell's)."""
+    from mesh_export.jobs.layers import add_cell
+
+    entry = add_cell(surface, skeleton, root_id=root_id, out_dir=out_dir, options=options, overwrite=overwrite,
+                     datastack=datastack, version=version, source=source, request=request)
+    provenance = {"root_id": str(root_id), "lod": fetched["lod"], "units": "nm",
+                  "vertices": int(len(surface.vertices)), "faces": int(len(surface.faces)),
+                  "nodes": int(len(skeleton.nodes)) if skeleton is not None else None,
+                  "steps": entry.get("steps", []), "layers": entry["layers"], "synapses": entry.get("synapses", 0),
+                  "faces_per_lod": entry.get("faces_per_lod")}
+    return ExportResult(root_id, Path(out_dir), None, cache_state, provenance, time.perf_counter() - started)

@@ -104,12 +104,39 @@ def record_failed(root_id, exc: BaseException, started: float, token: str | None
 # -------------------------------------------------------------------------- resume
 
 
+def _request_kwargs(export_kwargs: dict) -> dict:
+    return {k: v for k, v in export_kwargs.items()
+            if k not in ("out_dir", "token", "cache_dir", "use_cache", "offline", "timeout", "overwrite", "sidecar",
+                         "progress")}
+
+
+def _already_in_layers(root_id: str, out_dir: Path, export_kwargs: dict) -> dict | None:
+    """--format precomputed: the id is in the layers' record, added by this same request."""
+    from mesh_export.jobs.provenance import export_request
+
+    try:
+        record = json.loads((out_dir / "mesh-export.json").read_text())
+        entry = record["cells"][str(parse_root_id(root_id))]
+    except (OSError, ValueError, KeyError, TypeError, InvalidArgumentError):
+        return None
+    if entry.get("request") != export_request(root_id, **_request_kwargs(export_kwargs)):
+        return None
+    return {"root_id": str(root_id), "status": "ok", "output": str(out_dir.absolute()), "sidecar": None,
+            "outputs": [str(out_dir.absolute())], "lod": entry.get("request", {}).get("lod"),
+            "vertices": None, "faces": (entry.get("faces_per_lod") or [None])[0], "nodes": None, "units": "nm",
+            "incomplete": False, "bytes": None, "cache": None, "duration": 0.0, "skipped": True}
+
+
 def already_exported(root_id: str, export_kwargs: dict, previous: dict | None) -> dict | None:
     """The record of an earlier export of this exact request, if its files are all there."""
     from mesh_export.jobs.provenance import export_request
     from mesh_export.writers.catalog import get_writer
 
     out_dir = Path(export_kwargs.get("out_dir", "."))
+    from mesh_export.jobs.layers import writes_layers
+
+    if writes_layers(get_writer(export_kwargs.get("format", "stl"))):
+        return _already_in_layers(root_id, out_dir, export_kwargs)
     candidates = []
     if previous and previous.get("status") == "ok" and previous.get("output"):
         candidates.append(Path(previous["output"]))
@@ -123,9 +150,7 @@ def already_exported(root_id: str, export_kwargs: dict, previous: dict | None) -
             pass  # a malformed id or a bad --name: nothing was exported under it; its own export says why
         else:
             candidates.append(out_dir / name)
-    request_kwargs = {k: v for k, v in export_kwargs.items()
-                      if k not in ("out_dir", "token", "cache_dir", "use_cache", "offline", "timeout",
-                                   "overwrite", "sidecar", "progress")}
+    request_kwargs = _request_kwargs(export_kwargs)
     request = None
     for output in candidates:
         sidecar = output.with_name(output.name + ".json")

@@ -270,12 +270,30 @@ def make_morphology(mesh, steps: StepOptions, answers=None):
     then :func:`~mesh_export.process.morphology.skeleton_of`. ``answers``: a
     :class:`~mesh_export.process.morphology.CaveAnswers` of what the job looked up (nucleus,
     synapses, the skeleton service), or None."""
-    from mesh_export.process.morphology import service_skeleton, skeleton_of, with_synapses
+    from mesh_export.process.morphology import skeleton_of
+
+    service = _service_morphology(answers)
+    if service is not None:
+        return service
+    return skeleton_of(apply_steps(mesh, replace(steps, skeletonize=False)), steps, answers=answers)
+
+
+def surface_and_morphology(mesh, steps: StepOptions, answers=None):
+    """``(surface, Skeleton)``: the mesh after the mesh steps, and the morphology
+    :func:`make_morphology` makes, the mesh steps run once for both (Neuroglancer layers hold both)."""
+    from mesh_export.process.morphology import skeleton_of
+
+    surface = apply_steps(mesh, replace(steps, skeletonize=False))
+    service = _service_morphology(answers)
+    return surface, service if service is not None else skeleton_of(surface, steps, answers=answers)
+
+
+def _service_morphology(answers):
+    """The skeleton service's skeleton with its synapses, when asked for and there is one."""
+    from mesh_export.process.morphology import service_skeleton, with_synapses
 
     service = service_skeleton(answers.skeleton, answers.datastack) if answers is not None else None
-    if service is not None:
-        return with_synapses(service, answers)
-    return skeleton_of(apply_steps(mesh, replace(steps, skeletonize=False)), steps, answers=answers)
+    return with_synapses(service, answers) if service is not None else None
 
 
 def plan_for_writer(steps: StepOptions | None, writer, options: dict[str, Any], *,

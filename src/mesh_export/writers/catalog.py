@@ -33,6 +33,7 @@ def _load_builtin() -> None:
     from mesh_export.writers import gltf, obj, off, ply, stl, vtk_legacy, vtk_xml  # noqa: F401
     from mesh_export.writers import hoc, swc  # noqa: F401  (skeleton formats)
     from mesh_export.writers import sonata  # noqa: F401  (a circuit of many cells)
+    from mesh_export.writers import precomputed  # noqa: F401  (Neuroglancer layers cells are added to)
     from mesh_export.writers import neuroml  # noqa: F401  (registers only when libNeuroML is importable)
 
     _loaded_builtin = True
