@@ -32,8 +32,8 @@ __all__ = [
     "load", "write", "formats", "convert", "output_counts", "check",
     # root ids
     "export", "export_many", "read_ids", "export_plate",
-    # many root ids into one circuit
-    "export_circuit", "build_circuit", "writes_circuit",
+    # many root ids into one circuit, or into one scene to look at
+    "export_circuit", "build_circuit", "writes_circuit", "export_scene", "read_colors",
     # looking before exporting
     "info", "format_info", "preview", "neuroglancer_url", "compare",
     # the cache, the token, the datastacks
@@ -41,7 +41,7 @@ __all__ = [
     "datastacks", "datastacks_config_path",
     # types
     "StepOptions", "SynapseOptions", "ExportResult", "BatchResult", "Token", "MeshCache",
-    "CircuitOptions", "CircuitResult", "CellFiles", "Biophysics",
+    "CircuitOptions", "CircuitResult", "CellFiles", "Biophysics", "SceneOptions", "SceneResult",
 ]
 
 
@@ -61,6 +61,10 @@ def __getattr__(name: str):
         from mesh_export.jobs import circuit
 
         value = getattr(circuit, name)
+    elif name in ("SceneOptions", "SceneResult"):
+        from mesh_export.jobs import scene
+
+        value = getattr(scene, name)
     elif name == "Biophysics":
         from mesh_export.writers.sonata import Biophysics as value
     elif name == "Token":
@@ -262,6 +266,24 @@ def export_many(root_ids: Iterable[int | str], **options: Any) -> BatchResult:
     from mesh_export.jobs.batch import export_many as run
 
     return run(root_ids, **options)
+
+
+def export_scene(root_ids: Iterable[int | str], **options: Any):
+    """Write many root ids into ONE file to look at (``scene``: a ``SceneOptions``, NAME.glb,
+    .gltf or .vtm): a node per cell named by its root id, each in its colour, its compartments
+    and synapses with ``steps.compartments``. Failed ids are reported (``failed``) and the
+    scene holds the rest. Keywords as for :func:`export`, and ``workers``. Returns a
+    ``SceneResult`` (``output``, ``cells``, ``failed``, ``exit_code``)."""
+    from mesh_export.jobs.scene import export_scene as run
+
+    return run(root_ids, **options)
+
+
+def read_colors(ids_file, id_column: str | None = None) -> dict[str, str]:
+    """Root id -> the ``color`` column of a CSV/TSV/Parquet ids file (empty without one)."""
+    from mesh_export.jobs.ids import read_colors as run
+
+    return run(ids_file, id_column)
 
 
 def writes_circuit(format: str) -> bool:

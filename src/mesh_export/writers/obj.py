@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mesh_export.core.atomic import atomic_output, intended_name
+from mesh_export.model import COMPARTMENT_COLORS, COMPARTMENT_NAMES, FACE_ATTRIBUTES, element_attributes
 from mesh_export.writers import _text
 from mesh_export.writers._mesh import provenance_line, triangles
 from mesh_export.writers._read import BadText, Lines, NotNative, fan, text_numbers
@@ -15,11 +17,47 @@ from mesh_export.writers.registry import Writer, register
 def write_obj(mesh, path) -> None:
     vertices, faces = triangles(mesh)
     decimals = _text.choose_decimals(vertices)
+    compartments = element_attributes(mesh, FACE_ATTRIBUTES).get("compartment")
     with open(path, "xb") as handle:
         handle.write(f"# {provenance_line(mesh)}\n".encode())
+        if compartments is not None:
+            handle.write(f"mtllib {write_mtl(path)}\n".encode())
         _text.write_text(handle, [b"v "] + _text.fixed_columns(vertices, decimals) + [b"\n"], len(vertices))
+        if compartments is not None:
+            _write_groups(handle, faces, compartments)
+            return
         # OBJ indices are 1-based.
         _text.write_text(handle, [b"f "] + _text.int_columns(faces + 1) + [b"\n"], len(faces))
+
+
+def mtl_name(obj_path) -> str:
+    """The material library beside an OBJ (named after the OBJ's final name, not a temporary one)."""
+    return Path(intended_name(obj_path)).with_suffix(".mtl").name
+
+
+def write_mtl(obj_path) -> str:
+    """``<stem>.mtl`` beside ``obj_path`` (atomically): a diffuse colour per compartment."""
+    name = mtl_name(obj_path)
+    lines = [f"# compartment colours of {intended_name(obj_path)} (mesh-export)"]
+    for label, part in COMPARTMENT_NAMES.items():
+        r, g, b, _ = (c / 255.0 for c in COMPARTMENT_COLORS[label])
+        lines += [f"newmtl {part}", f"Kd {r:.4f} {g:.4f} {b:.4f}", "Ka 0 0 0", "Ks 0.1 0.1 0.1", "d 1", "illum 2", ""]
+    with atomic_output(Path(obj_path).parent / name, overwrite=True) as tmp:
+        tmp.write_text("\n".join(lines))
+    return name
+
+
+def _write_groups(handle, faces: np.ndarray, compartments: np.ndarray) -> None:
+    """Faces grouped by compartment (``g``/``usemtl`` runs), each group's faces in file order."""
+    order = np.argsort(compartments, kind="stable")
+    ordered = compartments[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    for start, stop in zip(starts, np.r_[starts[1:], len(order)]):
+        label = int(ordered[start])
+        part = COMPARTMENT_NAMES.get(label, COMPARTMENT_NAMES[0])
+        handle.write(f"g {part}\nusemtl {part}\n".encode())
+        group = faces[order[start:stop]]
+        _text.write_text(handle, [b"f "] + _text.int_columns(group + 1) + [b"\n"], len(group))
 
 
 # ---------------------------------------------------------------------------- reading

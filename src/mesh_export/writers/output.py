@@ -10,7 +10,7 @@ from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.core.options import check_options
 from mesh_export.core.validate import check_surface, check_volume
 from mesh_export.errors import InvalidArgumentError, MeshExportError, OutputError
-from mesh_export.model import SKELETON, SURFACE, VOLUME, kind_of
+from mesh_export.model import SCENE, SKELETON, SURFACE, VOLUME, kind_of
 from mesh_export.writers.catalog import writer_for_path
 
 
@@ -44,6 +44,15 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
 def _prepare(data, writer):
     """Check ``data`` against what ``writer`` accepts. A Skeleton is validated."""
     kind = kind_of(data)
+    if kind == SCENE:
+        if SCENE not in writer.accepts:
+            raise InvalidArgumentError(f"format {writer.name!r} cannot hold a scene of several cells; "
+                                       "use glb, gltf or vtm")
+        if not data.cells:
+            raise InvalidArgumentError("the scene has no cells")
+        for cell in data.cells:  # values: by the writer, after it has checked the size from the counts
+            check_surface(cell, values=False)
+        return data
     if kind == VOLUME:
         if VOLUME not in writer.accepts:
             raise InvalidArgumentError(f"format {writer.name!r} cannot hold a tetrahedral mesh")

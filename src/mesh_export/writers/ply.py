@@ -11,7 +11,8 @@ import numpy as np
 
 from mesh_export.writers import _text
 from mesh_export.core.validate import SurfaceValues
-from mesh_export.writers._layout import converted_rows, write_layout
+from mesh_export.model import FACE_ATTRIBUTES, element_attributes
+from mesh_export.writers._layout import Rows, converted_rows, write_layout
 from mesh_export.writers._mesh import counted_triangles, provenance_line, triangles, units_of
 from mesh_export.writers._read import (BLOCK_BYTES, BadText, Damaged, Lines, NotNative, fan, read_into,
                                        text_numbers, text_polygons)
@@ -22,6 +23,7 @@ def write_ply(mesh, path, ascii: bool = False) -> None:
     vertices, faces = triangles(mesh)
     checks = SurfaceValues(vertices, faces)
     encoding = "ascii" if ascii else "binary_little_endian"
+    labels = _face_labels(mesh)
     header = (
         "ply\n"
         f"format {encoding} 1.0\n"
@@ -31,19 +33,53 @@ def write_ply(mesh, path, ascii: bool = False) -> None:
         "property float x\nproperty float y\nproperty float z\n"
         f"element face {len(faces)}\n"
         "property list uchar int vertex_indices\n"
-        "end_header\n"
+        + "".join(f"property {kind} {name}\n" for name, (kind, _) in labels.items())
+        + "end_header\n"
     )
     if not ascii:
+        face_rows = (_labelled_triangles(faces, checks.faces, labels) if labels
+                     else counted_triangles(faces, checks.faces, "u1", "<i4"))
         with open(path, "xb") as handle:
-            write_layout(handle, [header.encode("ascii"), converted_rows(vertices, "<f4", checks.vertices),
-                                  counted_triangles(faces, checks.faces, "u1", "<i4")])
+            write_layout(handle, [header.encode("ascii"), converted_rows(vertices, "<f4", checks.vertices), face_rows])
         return
     checks.whole()
     decimals = _text.choose_decimals(vertices)
     with open(path, "xb") as handle:
         handle.write(header.encode("ascii"))
         _text.write_text(handle, _text.fixed_columns(vertices, decimals) + [b"\n"], len(vertices))
-        _text.write_text(handle, [b"3 "] + _text.int_columns(faces) + [b"\n"], len(faces))
+        columns = [b"3 "] + _text.int_columns(faces)
+        for _, values in labels.values():
+            columns += [b" "] + (_text.int_columns(values[:, None]) if values.dtype.kind in "iu"
+                                 else _text.fixed_columns(values[:, None], 3))
+        _text.write_text(handle, columns + [b"\n"], len(faces))
+
+
+# Face labels a PLY face element carries after its vertex list: name -> PLY type, numpy type.
+_FACE_PROPERTIES = {"compartment": ("uchar", "u1"), "path_distance": ("float", "<f4")}
+
+
+def _face_labels(mesh) -> dict[str, tuple[str, np.ndarray]]:
+    arrays = element_attributes(mesh, FACE_ATTRIBUTES)
+    return {name: (kind, np.asarray(arrays[name]).astype(dtype, copy=False))
+            for name, (kind, dtype) in _FACE_PROPERTIES.items() if name in arrays}
+
+
+def _labelled_triangles(faces: np.ndarray, check, labels: dict) -> Rows:
+    """Face records ``3 a b c`` followed by each label's value (packed)."""
+    record = np.dtype([("count", "u1"), ("indices", "<i4", (3,))]
+                      + [(name, values.dtype.str) for name, (_, values) in labels.items()], align=False)
+
+    def fill(start: int, stop: int, scratch) -> memoryview:
+        chunk = faces[start:stop]
+        check(chunk)
+        out = np.empty(stop - start, dtype=record)
+        out["count"] = 3
+        out["indices"] = chunk
+        for name, (_, values) in labels.items():
+            out[name] = values[start:stop]
+        return memoryview(out).cast("B")
+
+    return Rows(len(faces), record.itemsize, fill)
 
 
 # ---------------------------------------------------------------------------- reading

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 
 from mesh_export.core.validate import SurfaceValues
-from mesh_export.model import kind_of
+from mesh_export.model import FACE_ATTRIBUTES, element_attributes, kind_of
 from mesh_export.writers._layout import Rows, converted_rows, scratch_array, write_layout
 from mesh_export.writers._mesh import provenance_line, triangles
 from mesh_export.writers.registry import SURFACE, VOLUME, Writer, register
@@ -53,6 +53,8 @@ def _write(mesh, path, kind: str, compress: bool) -> None:
               ("offsets", offsets, index_dtype, 1, None)]
     if kind == "UnstructuredGrid":
         arrays.append(("types", _triangle_types(n_faces), "|u1", 1, None))
+    cell_data = _cell_data(mesh)
+    arrays += cell_data
 
     encoded, declarations, offset = [], {}, 0
     for name, array, dtype, components, check in arrays:
@@ -66,16 +68,17 @@ def _write(mesh, path, kind: str, compress: bool) -> None:
         offset += nbytes
 
     compressor = ' compressor="vtkZLibDataCompressor"' if compress else ""
+    cells = _cell_data_block(cell_data, declarations)
     if kind == "PolyData":
         piece = (
             f'<Piece NumberOfPoints="{n_vertices}" NumberOfVerts="0" NumberOfLines="0" '
-            f'NumberOfStrips="0" NumberOfPolys="{n_faces}">\n'
+            f'NumberOfStrips="0" NumberOfPolys="{n_faces}">\n{cells}'
             f"<Points>{declarations['Points']}</Points>\n"
             f"<Polys>{declarations['connectivity']}{declarations['offsets']}</Polys>\n"
         )
     else:
         piece = (
-            f'<Piece NumberOfPoints="{n_vertices}" NumberOfCells="{n_faces}">\n'
+            f'<Piece NumberOfPoints="{n_vertices}" NumberOfCells="{n_faces}">\n{cells}'
             f"<Points>{declarations['Points']}</Points>\n"
             f"<Cells>{declarations['connectivity']}{declarations['offsets']}{declarations['types']}</Cells>\n"
         )
@@ -88,6 +91,23 @@ def _write(mesh, path, kind: str, compress: bool) -> None:
     )
     with open(path, "xb") as handle:
         write_layout(handle, [head.encode("ascii"), *encoded, b"\n</AppendedData>\n</VTKFile>\n"])
+
+
+# Face labels VTK holds as cell data (what ParaView colours by): name -> dtype written.
+_CELL_ARRAYS = {"compartment": "|u1", "path_distance": "<f4"}
+
+
+def _cell_data(mesh) -> list:
+    """The mesh's face labels (compartment, path distance) as appended arrays."""
+    faces = element_attributes(mesh, FACE_ATTRIBUTES)
+    return [(name, np.asarray(faces[name]), dtype, 1, None) for name, dtype in _CELL_ARRAYS.items() if name in faces]
+
+
+def _cell_data_block(cell_data: list, declarations: dict) -> str:
+    if not cell_data:
+        return ""
+    names = [name for name, *_ in cell_data]
+    return (f'<CellData Scalars="{names[0]}">' + "".join(declarations[name] for name in names) + "</CellData>\n")
 
 
 def _offsets(n_faces: int, dtype: str) -> Rows:
