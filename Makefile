@@ -56,11 +56,11 @@ blender:
 	@command -v blender >/dev/null || { echo "blender could not be installed (apt-get install blender as root)" >&2; exit 1; }
 
 paraview:
-	@{ command -v pvbatch >/dev/null && command -v xvfb-run >/dev/null; } || { \
+	@{ command -v pvbatch >/dev/null && command -v Xvfb >/dev/null; } || { \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q python3-paraview xvfb xauth >/dev/null 2>&1 \
 		|| { apt-get update -q >/dev/null && apt-get install -y -q python3-paraview xvfb xauth >/dev/null; }; }
-	@{ command -v pvbatch >/dev/null && command -v xvfb-run >/dev/null; } || { echo "ParaView/Xvfb could not be installed (apt-get install python3-paraview xvfb as root)" >&2; exit 1; }
+	@{ command -v pvbatch >/dev/null && command -v Xvfb >/dev/null; } || { echo "ParaView/Xvfb could not be installed (apt-get install python3-paraview xvfb as root)" >&2; exit 1; }
 
 gltf-validator:
 	@test -d tests/.node/node_modules/gltf-validator || { \

@@ -12,6 +12,7 @@ and the Khronos glTF validator checks every glTF (tests/support/gltf_validate.js
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -148,6 +149,8 @@ def test_obj_groups_faces_by_compartment_with_a_material_library(files):
     text = path.read_text()
     mtl = path.with_suffix(".mtl")
     assert f"mtllib {mtl.name}" in text and mtl.is_file()
+    sidecar = json.loads(Path(str(path) + ".json").read_text())
+    assert sidecar["companions"][0]["file"] == mtl.name
     scene = trimesh.load(path, process=False, group_material=True)
     materials = {g.visual.material.name for g in scene.geometry.values()}
     assert {"soma", "axon", "basal_dendrite", "apical_dendrite"} <= materials
@@ -340,9 +343,9 @@ def test_blender_imports_the_five_cell_scene(blender, files, roots):
 
 @pytest.fixture(scope="module")
 def paraview(files):
-    """ONE ParaView process (pvbatch under a virtual X server) reads every VTK file and renders
+    """ONE ParaView process (pvbatch on a virtual X server) reads every VTK file and renders
     the single cell's VTP coloured by compartment."""
-    pvbatch, xvfb = shutil.which("pvbatch"), shutil.which("xvfb-run")
+    pvbatch, xvfb = shutil.which("pvbatch"), shutil.which("Xvfb")
     assert pvbatch and xvfb, "ParaView or Xvfb is not installed: `make paraview`"
     vtp = str(files["single"]["vtp"].output)
     png = files["tmp"] / "compartments.png"
@@ -352,8 +355,18 @@ def paraview(files):
                                  for k in COMPARTMENT_NAMES}}}
     path_in, path_out = files["tmp"] / "paraview-in.json", files["tmp"] / "paraview-out.json"
     path_in.write_text(json.dumps(job))
-    done = subprocess.run([xvfb, "-a", pvbatch, str(SUPPORT / "paraview_scene.py"), str(path_in), str(path_out)],
-                          capture_output=True, text=True, timeout=300)
+    # Our own X server on a display it picks itself (-displayfd): xvfb-run -a races other
+    # sessions' for the same display number.
+    server = subprocess.Popen([xvfb, "-displayfd", "1", "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        display = server.stdout.readline().strip()
+        assert display.isdigit(), "Xvfb did not start"
+        done = subprocess.run([pvbatch, str(SUPPORT / "paraview_scene.py"), str(path_in), str(path_out)],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "DISPLAY": f":{display}"})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     assert path_out.is_file(), done.stdout[-2000:] + done.stderr[-2000:]
     return {"report": json.loads(path_out.read_text()), "vtp": vtp, "vtm": str(files["scene_vtm"]), "png": png}
 
@@ -404,3 +417,19 @@ def test_the_khronos_validator_passes_our_gltf(files):
     report = json.loads(done.stdout)
     for path in paths:
         assert report[path]["errors"] == 0 and report[path]["warnings"] == 0, report[path]["messages"]
+
+
+def test_a_vtm_never_replaces_a_folder_of_other_files(tmp_path):
+    import trimesh
+
+    box = trimesh.creation.box(extents=(1.0, 2.0, 3.0))
+    box.metadata.update(root_id="7", units="um")
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "cells" / "notes.txt").write_text("mine")
+    with pytest.raises(mesh_export.errors.OutputError, match="holds other files"):
+        mesh_export.write(Scene([box], "um"), tmp_path / "cells.vtm")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells"]
+    (tmp_path / "cells" / "notes.txt").unlink()
+    written = mesh_export.write(Scene([box], "um"), tmp_path / "cells.vtm")
+    again = mesh_export.write(Scene([box], "um"), written, overwrite=True)  # its own pieces are replaced
+    assert sorted(p.name for p in (tmp_path / "cells").iterdir()) == ["7.vtp"] and again == written

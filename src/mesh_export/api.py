@@ -152,13 +152,19 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
     # a trimesh.Trimesh would widen both to 64 bits only for the writer to narrow them again.
     if writer.checks_values and not options.get("ascii") and not steps.changes_mesh():
         mesh = CachedSurface(vertices, faces, metadata)
-    elif steps.skeletonize:
+    elif steps.skeletonize or steps.compartments:
         from mesh_export.jobs.synapses import check_landed, morphology_answers
 
         answers = morphology_answers(steps, synapses, no_cave_reason="a file, not a CAVE datastack's root id; "
                                                                      "give --synapses-file")
-        mesh = make_morphology(to_trimesh(vertices, faces, metadata), steps, answers)
-        check_landed(mesh, synapses)
+        if steps.skeletonize:
+            mesh = make_morphology(to_trimesh(vertices, faces, metadata), steps, answers)
+            check_landed(mesh, synapses)
+        else:  # the surface, its faces labelled by its morphology (--compartments)
+            from mesh_export.process.steps import make_labelled_surface
+
+            mesh = units_for_writer(make_labelled_surface(to_trimesh(vertices, faces, metadata), steps, answers),
+                                    writer)
     else:
         mesh = units_for_writer(apply_steps(to_trimesh(vertices, faces, metadata), steps), writer)
     written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)

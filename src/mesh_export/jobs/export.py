@@ -67,6 +67,18 @@ def units_for_writer(mesh, writer):
     return converted
 
 
+def companion_files(mesh, written: Path, writer) -> dict[str, Any]:
+    """Files a writer put beside its output that the sidecar names: an OBJ's material library
+    (the compartments' colours)."""
+    from mesh_export.model import FACE_ATTRIBUTES, element_attributes
+
+    if writer.name == "obj" and "compartment" in element_attributes(mesh, FACE_ATTRIBUTES):
+        from mesh_export.writers.obj import mtl_name
+
+        return {"companions": [{"file": mtl_name(written), "what": "material library: a colour per compartment"}]}
+    return {}
+
+
 def viewer_units(writer, units: str | None, scale: float | None, steps) -> str | None:
     """``units``, or for a format that holds scenes (glTF, a VTK multiblock) given neither
     units nor a scale, :data:`~mesh_export.model.VIEWER_UNITS`: the size a viewer shows."""
@@ -223,6 +235,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
                                    cache_state=cache_state, written=written, writer=writer, options=options,
                                    request=request, digest=digest, check=check_report, preview=preview_path,
                                    synapses=table)
+    provenance.update(companion_files(mesh, written, writer))
     sidecar_path = write_sidecar(written, provenance) if sidecar else None
     if check_report is not None and check_report["failures"]:
         raise CheckFailedError(f"{written}: " + "; ".join(check_report["failures"]))

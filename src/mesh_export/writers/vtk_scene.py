@@ -20,6 +20,7 @@ import numpy as np
 
 from mesh_export.core.atomic import intended_name
 from mesh_export.core.synapses import TAGS
+from mesh_export.errors import OutputError
 from mesh_export.model import SCENE, SYNAPSE_POINTS
 from mesh_export.writers._mesh import provenance_line
 from mesh_export.writers.gltf_scene import as_scene
@@ -71,6 +72,16 @@ def _points_vtp(points: dict, path: Path, comment: str) -> None:
         handle.write(b"\n</AppendedData>\n</VTKFile>\n")
 
 
+def _make_room(folder: Path) -> None:
+    """Remove an earlier scene's pieces folder; refuse one that holds anything else."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if folder.is_symlink() or not folder.is_dir() or any(
+            not (p.is_file() and p.suffix == ".vtp") for p in folder.iterdir()):
+        raise OutputError(f"{folder} is in the way of the scene's pieces and holds other files; not replacing it")
+    shutil.rmtree(folder)
+
+
 def write_vtm(data, path, compress: bool = False) -> None:
     scene = as_scene(data)
     target = Path(path).parent / intended_name(path)
@@ -92,8 +103,7 @@ def write_vtm(data, path, compress: bool = False) -> None:
             entries = "".join(f'<DataSet index="{k}" name={quoteattr(label)} file={quoteattr(folder_name + "/" + file)}/>\n'
                               for k, (label, file) in enumerate(datasets))
             blocks.append(f'<Block index="{index}" name={quoteattr(name)}>\n{entries}</Block>\n')
-        if final.is_dir() and not final.is_symlink():
-            shutil.rmtree(final)
+        _make_room(final)
         os.replace(work, final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
