@@ -79,14 +79,14 @@ def _source(served, tmp_path) -> dict:
 
 @pytest.fixture(scope="module")
 def files(served, roots, tmp_path_factory):
-    """Every file the tests read, written once: one cell in each format with --compartments
-    (through the API), a 5-cell GLB scene and a VTM scene (through the CLI), with a sixth id
-    that does not exist."""
+    """Every file the tests read, written once: one cell as GLB, PLY and OBJ with --compartments
+    (through the API), a 5-cell GLB scene and a 2-cell VTM scene (through the CLI), each with an
+    id that does not exist."""
     tmp = tmp_path_factory.mktemp("scene-out")
     out = tmp / "out"
     steps = StepOptions(compartments=True)
     single = {}
-    for fmt in ("glb", "gltf", "ply", "obj", "vtp"):
+    for fmt in ("glb", "ply", "obj"):  # (a VTP of the same cell is the VTM scene's first piece)
         single[fmt] = export(roots[0], format=fmt, out_dir=out, steps=steps, overwrite=True, preview=fmt == "glb",
                              **_source(served, tmp))
     ids = tmp / "ids.csv"
@@ -95,11 +95,13 @@ def files(served, roots, tmp_path_factory):
                    + f"{missing},\n")
     env = {"MESH_EXPORT_CACHE": str(tmp / "cache"), "HOME": str(tmp)}
     common = ["--datastack", "syn", "--server", served.url, "--token", TOKEN, "--timeout", "10", "--out", out,
-              "--ids-file", ids, "--workers", "2", "--json"]
-    glb = run_cli("--scene", "five.glb", "--compartments", "--preview", *common, env=env)
-    vtm = run_cli("--scene", tmp / "five.vtm", "--compartments", "--color-by", "compartment", *common, env=env)
+              "--workers", "2", "--json"]
+    glb = run_cli("--scene", "five.glb", "--compartments", "--preview", "--ids-file", ids, *common, env=env)
+    # Two cells and the missing id (each cell costs a morphology): a path is used as given.
+    vtm = run_cli("--scene", tmp / "two.vtm", "--compartments", "--color-by", "compartment", roots[0], roots[1],
+                  missing, *common, env=env)
     return {"tmp": tmp, "out": out, "single": single, "glb": glb, "vtm": vtm, "missing": missing,
-            "scene_glb": out / "five.glb", "scene_vtm": tmp / "five.vtm"}
+            "scene_glb": out / "five.glb", "scene_vtm": tmp / "two.vtm", "vtp": tmp / "two" / f"{roots[0]}.vtp"}
 
 
 def _glb_json(path: Path) -> dict:
@@ -347,7 +349,7 @@ def paraview(files):
     the single cell's VTP coloured by compartment."""
     pvbatch, xvfb = shutil.which("pvbatch"), shutil.which("Xvfb")
     assert pvbatch and xvfb, "ParaView or Xvfb is not installed: `make paraview`"
-    vtp = str(files["single"]["vtp"].output)
+    vtp = str(files["vtp"])
     png = files["tmp"] / "compartments.png"
     job = {"files": [vtp, str(files["scene_vtm"])],
            "render": {"file": vtp, "png": str(png), "width": 1600, "height": 1200,
@@ -373,19 +375,20 @@ def paraview(files):
 
 def test_paraview_reads_the_labels_as_cell_data(paraview, files):
     piece = paraview["report"][paraview["vtp"]]
-    faces = files["single"]["vtp"].provenance["faces"]
-    assert piece["cells"] == faces
+    sidecar = json.loads(Path(str(files["scene_vtm"]) + ".json").read_text())
+    assert piece["cells"] == sidecar["cells"][0]["faces"]
     assert piece["arrays"]["cell:compartment"]["range"] == [1.0, 4.0]
     assert piece["arrays"]["cell:compartment"]["type"] == "unsigned char"
     low, high = piece["arrays"]["cell:path_distance"]["range"]
-    assert low == pytest.approx(0.0, abs=1.0) and 100e3 < high < 2e6  # nm: a VTP keeps the dataset's units
+    assert sidecar["units"] == "mm"
+    assert low == pytest.approx(0.0, abs=1e-3) and 0.1 < high < 2.0  # mm
 
 
 def test_paraview_reads_the_scene_blocks(paraview, files, roots):
     assert files["vtm"].returncode == 20, files["vtm"].stderr
     blocks = paraview["report"][paraview["vtm"]]["blocks"]
-    assert list(blocks) == [str(r) for r in roots]
-    for root_id in roots:
+    assert list(blocks) == [str(r) for r in roots[:2]]
+    for root_id in roots[:2]:
         parts = blocks[str(root_id)]["blocks"]
         assert set(parts) == {"surface", "synapses"}
         assert parts["surface"]["arrays"]["cell:compartment"]["range"] == [1.0, 4.0]
@@ -409,7 +412,15 @@ def test_paraview_draws_the_four_compartments_in_their_colours(paraview):
 def test_the_khronos_validator_passes_our_gltf(files):
     script = ROOT / "tests" / ".node" / "node_modules" / "gltf-validator"
     assert script.is_dir(), "the glTF validator is not installed: `make gltf-validator`"
-    paths = [str(files["single"]["glb"].output), str(files["single"]["gltf"].output), str(files["scene_glb"])]
+    import trimesh
+
+    box = trimesh.creation.box(extents=(1.0, 2.0, 3.0))  # the .gltf form: a small labelled cell with synapses
+    box.metadata.update(root_id="7", units="um", face_attributes={"compartment": np.repeat(np.arange(1, 5), 3)},
+                        synapse_points={"positions": np.zeros((2, 3)), "direction": np.array(["input", "output"]),
+                                        "partner": np.array([1, 2]), "id": np.array([3, 4]),
+                                        "size": np.array([np.nan, 5.0]), "tag": np.array(["spine", ""])})
+    gltf = mesh_export.write(box, files["tmp"] / "box.gltf")
+    paths = [str(files["single"]["glb"].output), str(gltf), str(files["scene_glb"])]
     done = subprocess.run(["node", str(SUPPORT / "gltf_validate.js"), *paths], capture_output=True, text=True,
                           timeout=120, cwd=ROOT / "tests" / ".node", env={"NODE_PATH": str(script.parent),
                                                                          "PATH": "/usr/bin:/bin"})
