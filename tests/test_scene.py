@@ -96,7 +96,8 @@ def files(served, roots, tmp_path_factory):
     env = {"MESH_EXPORT_CACHE": str(tmp / "cache"), "HOME": str(tmp)}
     common = ["--datastack", "syn", "--server", served.url, "--token", TOKEN, "--timeout", "10", "--out", out,
               "--workers", "2", "--json"]
-    glb = run_cli("--scene", "five.glb", "--compartments", "--preview", "--ids-file", ids, *common, env=env)
+    glb = run_cli("--scene", "five.glb", "--compartments", "--center", "--preview", "--ids-file", ids, *common,
+                  env=env)
     # Two cells and the missing id (each cell costs a morphology): a path is used as given.
     vtm = run_cli("--scene", tmp / "two.vtm", "--compartments", "--color-by", "compartment", roots[0], roots[1],
                   missing, *common, env=env)
@@ -225,6 +226,28 @@ def test_a_scene_of_five_cells_and_a_failed_id(files, roots):
     for node in (doc["nodes"][i] for i in doc["scenes"][0]["nodes"]):
         assert {doc["nodes"][c]["name"] for c in node["children"]} == {f"{node['name']} inputs",
                                                                       f"{node['name']} outputs"}
+
+
+def test_center_centres_the_scene_and_moves_the_synapses_with_it(files, truths, roots):
+    import trimesh
+
+    loaded = trimesh.load(files["scene_glb"], force="scene")
+    lo, hi = loaded.bounds
+    cells = [g for name, g in loaded.geometry.items() if not name.endswith(("inputs", "outputs"))]
+    cell_lo = np.min([g.vertices.min(axis=0) for g in cells], axis=0)
+    cell_hi = np.max([g.vertices.max(axis=0) for g in cells], axis=0)
+    assert np.allclose((cell_lo + cell_hi) / 2, 0, atol=1e-6)  # the scene's box, not each cell's
+    sidecar = json.loads(Path(str(files["scene_glb"]) + ".json").read_text())
+    offset = np.asarray(next(s for s in sidecar["cells"][0]["steps"] if s["step"] == "center")["offset"])
+    doc = _glb_json(files["scene_glb"])
+    root_id = roots[3]
+    mesh = next(m for m in doc["meshes"] if m["name"] == f"{root_id} inputs")
+    synapses = mesh["extras"]["synapses"]
+    centres = loaded.geometry[f"{root_id} inputs"].vertices.reshape(-1, synapses["vertices_per_synapse"], 3).mean(1)
+    truth = truths[root_id]
+    rows = {int(i): k for k, i in enumerate(truth.ids)}
+    expected = truth.positions[[rows[int(i)] for i in synapses["id"]]] * 1e-6 + offset
+    assert np.allclose(centres, expected, atol=1e-6)
 
 
 def test_a_glb_past_4_gib_is_refused_from_its_counts(tmp_path):

@@ -113,6 +113,8 @@ def export_scene(root_ids: Iterable[int | str], *, scene: SceneOptions, out_dir:
     writer = get_writer(scene.format)
     units = viewer_units(writer, units, scale, steps)
     steps, _ = plan_for_writer(steps, writer, {}, units=units, scale=scale)
+    # --center centres the scene, not each cell (which would stack them on one another).
+    centre, steps.center = steps.center, False
     if steps.volume or steps.skeletonize:
         raise InvalidArgumentError("a scene holds surfaces: drop --volume / --skeletonize")
     if steps.compartments:
@@ -155,6 +157,9 @@ def export_scene(root_ids: Iterable[int | str], *, scene: SceneOptions, out_dir:
     from mesh_export.model import Scene
     from mesh_export.writers.output import write
 
+    if centre:
+        cells = _centred(cells)
+
     units_written = getattr(cells[0], "units", None)
     data = Scene(cells, units_written, {"name": target.stem})
     written = write(data, target, format=writer.name, overwrite=overwrite)
@@ -176,11 +181,34 @@ def export_scene(root_ids: Iterable[int | str], *, scene: SceneOptions, out_dir:
                   "units": units_written, "scene": {"color_by": scene.color_by, "cells": len(cells),
                                                     "failed": len(failed)},
                   "request": {"root_ids": ids, "lod": lod, "units": units, "scale": scale,
-                              "compartments": bool(steps.compartments), "center": bool(steps.center)},
+                              "compartments": bool(steps.compartments), "center": bool(centre)},
                   "cells": result.cells, "failed": failed}
         result.sidecar = write_sidecar(written, record)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _centred(cells: list) -> list:
+    """The cells moved together so that the scene's bounding box is centred on the origin
+    (their synapse points with them), each recording the step."""
+    import numpy as np
+
+    from mesh_export.model import SYNAPSE_POINTS
+    from mesh_export.process.derived import derived_mesh
+
+    lo = np.min([np.asarray(c.vertices).min(axis=0) for c in cells], axis=0)
+    hi = np.max([np.asarray(c.vertices).max(axis=0) for c in cells], axis=0)
+    offset = -(lo + hi) / 2.0
+    moved = []
+    for cell in cells:
+        out = derived_mesh(cell, np.asarray(cell.vertices) + offset,
+                           {"step": "center", "offset": offset.tolist(), "of": "the scene's bounding box"})
+        points = cell.metadata.get(SYNAPSE_POINTS)
+        if points:
+            out.metadata[SYNAPSE_POINTS] = {**points, "positions": (np.asarray(points["positions"]) + offset)
+                                            .astype(np.float32)}
+        moved.append(out)
+    return moved
 
 
 def _cell(root_id: str, writer, steps, synapses, fetch: dict):
@@ -205,7 +233,7 @@ def _cell_record(cell, color) -> dict[str, Any]:
     record: dict[str, Any] = {"root_id": str(metadata["root_id"]), "lod": metadata.get("lod"),
                               "cache": metadata.get("cache"), "vertices": int(len(cell.vertices)),
                               "faces": int(len(cell.faces)),
-                              "steps": [s.get("step") for s in metadata.get("steps", [])]}
+                              "steps": list(metadata.get("steps", []))}
     if color is not None:
         record["color"] = "#" + "".join(f"{int(c):02x}" for c in color[:3])
     labels = element_attributes(cell, FACE_ATTRIBUTES).get("compartment")
