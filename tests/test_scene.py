@@ -467,3 +467,16 @@ def test_a_vtm_never_replaces_a_folder_of_other_files(tmp_path):
     written = mesh_export.write(Scene([box], "um"), tmp_path / "cells.vtm")
     again = mesh_export.write(Scene([box], "um"), written, overwrite=True)  # its own pieces are replaced
     assert sorted(p.name for p in (tmp_path / "cells").iterdir()) == ["7.vtp"] and again == written
+
+
+def test_the_palette_keeps_many_cells_apart_and_colours_parse():
+    from mesh_export.core.colors import palette, parse_color
+
+    colors = np.asarray(palette(200), dtype=float)[:, :3]
+    gaps = np.sqrt(((colors[:, None] - colors[None]) ** 2).sum(axis=2)) + np.eye(200) * 1e9
+    assert gaps.min() > 0  # no two cells alike
+    assert gaps[:20, :20].min() > 40  # the first 20 far apart
+    assert parse_color("#102030") == parse_color("16,32,48") == (16, 32, 48, 255)
+    assert parse_color("10203040") == (16, 32, 48, 64)
+    with pytest.raises(mesh_export.errors.InvalidArgumentError, match="#rrggbb"):
+        parse_color("teal-ish")
