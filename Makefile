@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAMPLE_ID ?= 864691135010718168
 
-.PHONY: install demo test bench sample clean slicer chromium
+.PHONY: install demo test bench sample clean slicer chromium blender paraview gltf-validator
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ demo: $(STAMP)
 # The print tests slice our files with PrusaSlicer (Debian's prusa-slicer, ~35 s and ~100 MB
 # of packages on a fresh machine; its CLI needs no display). The suite runs on every core (-n auto; one file stays on one worker, so module fixtures are built once),
 # and a skipped test is a failure: a missing consumer (NEURON, PrusaSlicer ...) is a broken install.
-test: $(STAMP) slicer chromium
+test: $(STAMP) slicer chromium blender paraview gltf-validator
 	MESH_EXPORT_REQUIRE_ALL_TESTS=1 MESH_EXPORT_REQUIRE_SLICER=1 $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 slicer:
@@ -51,6 +51,30 @@ chromium:
 		apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
 		|| { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 	@{ command -v chromium && command -v chromedriver; } >/dev/null || { echo "chromium could not be installed (apt-get install chromium chromium-driver as root)" >&2; exit 1; }
+
+# The scene tests (tests/test_scene.py) open our files in Blender (Debian's blender 3.4, headless:
+# ~25 s and ~190 MB; PyPI's bpy pins numpy<2, which the project's environment cannot take) and
+# ParaView (Debian's python3-paraview 5.11, whose pvbatch needs an X server: Xvfb), and run the
+# Khronos glTF validator (npm, into tests/.node).
+blender:
+	@command -v blender >/dev/null || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends blender >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends blender >/dev/null; }; }
+	@command -v blender >/dev/null || { echo "blender could not be installed (apt-get install blender as root)" >&2; exit 1; }
+
+paraview:
+	@{ command -v pvbatch >/dev/null && command -v Xvfb >/dev/null; } || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q python3-paraview xvfb xauth >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q python3-paraview xvfb xauth >/dev/null; }; }
+	@{ command -v pvbatch >/dev/null && command -v Xvfb >/dev/null; } || { echo "ParaView/Xvfb could not be installed (apt-get install python3-paraview xvfb as root)" >&2; exit 1; }
+
+gltf-validator:
+	@test -d tests/.node/node_modules/gltf-validator || { \
+		command -v npm >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q npm >/dev/null 2>&1 \
+			|| { apt-get update -q >/dev/null && apt-get install -y -q npm >/dev/null; }; }; \
+		npm install --silent --no-audit --no-fund --prefix tests/.node gltf-validator@2.0.0-dev.3.10; }
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -32,8 +32,8 @@ __all__ = [
     "load", "write", "formats", "convert", "output_counts", "check",
     # root ids
     "export", "export_many", "read_ids", "export_plate",
-    # many root ids into one circuit
-    "export_circuit", "build_circuit", "writes_circuit",
+    # many root ids into one circuit, or into one scene to look at
+    "export_circuit", "build_circuit", "writes_circuit", "export_scene", "read_colors",
     # looking before exporting
     "info", "format_info", "preview", "neuroglancer_url", "compare", "layers_link", "serve_layers",
     # the cache, the token, the datastacks
@@ -41,7 +41,7 @@ __all__ = [
     "datastacks", "datastacks_config_path",
     # types
     "StepOptions", "SynapseOptions", "ExportResult", "BatchResult", "Token", "MeshCache",
-    "CircuitOptions", "CircuitResult", "CellFiles", "Biophysics", "LayerOptions",
+    "CircuitOptions", "CircuitResult", "CellFiles", "Biophysics", "LayerOptions", "SceneOptions", "SceneResult",
 ]
 
 
@@ -61,6 +61,10 @@ def __getattr__(name: str):
         from mesh_export.jobs import circuit
 
         value = getattr(circuit, name)
+    elif name in ("SceneOptions", "SceneResult"):
+        from mesh_export.jobs import scene
+
+        value = getattr(scene, name)
     elif name == "Biophysics":
         from mesh_export.writers.sonata import Biophysics as value
     elif name == "LayerOptions":
@@ -161,13 +165,19 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
     # a trimesh.Trimesh would widen both to 64 bits only for the writer to narrow them again.
     if writer.checks_values and not options.get("ascii") and not steps.changes_mesh():
         mesh = CachedSurface(vertices, faces, metadata)
-    elif steps.skeletonize:
+    elif steps.skeletonize or steps.compartments:
         from mesh_export.jobs.synapses import check_landed, morphology_answers
 
         answers = morphology_answers(steps, synapses, no_cave_reason="a file, not a CAVE datastack's root id; "
                                                                      "give --synapses-file")
-        mesh = make_morphology(to_trimesh(vertices, faces, metadata), steps, answers)
-        check_landed(mesh, synapses)
+        if steps.skeletonize:
+            mesh = make_morphology(to_trimesh(vertices, faces, metadata), steps, answers)
+            check_landed(mesh, synapses)
+        else:  # the surface, its faces labelled by its morphology (--compartments)
+            from mesh_export.process.steps import make_labelled_surface
+
+            mesh = units_for_writer(make_labelled_surface(to_trimesh(vertices, faces, metadata), steps, answers),
+                                    writer)
     else:
         mesh = units_for_writer(apply_steps(to_trimesh(vertices, faces, metadata), steps), writer)
     written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
@@ -336,6 +346,24 @@ def export_many(root_ids: Iterable[int | str], **options: Any) -> BatchResult:
     from mesh_export.jobs.batch import export_many as run
 
     return run(root_ids, **options)
+
+
+def export_scene(root_ids: Iterable[int | str], **options: Any):
+    """Write many root ids into ONE file to look at (``scene``: a ``SceneOptions``, NAME.glb,
+    .gltf or .vtm): a node per cell named by its root id, each in its colour, its compartments
+    and synapses with ``steps.compartments``. Failed ids are reported (``failed``) and the
+    scene holds the rest. Keywords as for :func:`export`, and ``workers``. Returns a
+    ``SceneResult`` (``output``, ``cells``, ``failed``, ``exit_code``)."""
+    from mesh_export.jobs.scene import export_scene as run
+
+    return run(root_ids, **options)
+
+
+def read_colors(ids_file, id_column: str | None = None) -> dict[str, str]:
+    """Root id -> the ``color`` column of a CSV/TSV/Parquet ids file (empty without one)."""
+    from mesh_export.jobs.ids import read_colors as run
+
+    return run(ids_file, id_column)
 
 
 def writes_circuit(format: str) -> bool:

@@ -44,6 +44,13 @@ CIRCUIT = "circuit"
 # Cells added to a directory of Neuroglancer layers (mesh, skeleton, synapses): a surface and,
 # when a morphology is made, its skeleton and synapses together.
 LAYERS = "layers"
+# Many surfaces in one file to look at (glTF nodes, a VTK multiblock): a :class:`Scene`.
+SCENE = "scene"
+# The units a root id is written in for viewers (formats that hold scenes) unless --units or
+# --scale says otherwise: in mm a dataset's whole volume (~1 mm) lies within a few units of
+# the origin, inside Blender's default view (clip 0.01-1000 m, glTF's unit read as a metre),
+# and a 300 um cell is 0.3 units, where in um it would sit ~1000 units out, past the far clip.
+VIEWER_UNITS = "mm"
 
 
 @runtime_checkable
@@ -91,6 +98,17 @@ class CachedSurface:
 # drops the arrays it would make wrong (process.derived), so a stale label is never written.
 VERTEX_ATTRIBUTES = "vertex_attributes"
 FACE_ATTRIBUTES = "face_attributes"
+# A cell's synapses as points in its surface's frame (process.surface_labels): a dict of
+# per-synapse arrays (positions, direction, partner, id, size, tag) that scene writers draw.
+SYNAPSE_POINTS = "synapse_points"
+
+# Face compartments (the SWC types; 0 for faces nearest no soma/axon/dendrite node), the names
+# scene formats give their parts and the colours they draw them in (RGBA, 0-255).
+COMPARTMENT_NAMES = {0: "unknown", 1: "soma", 2: "axon", 3: "basal_dendrite", 4: "apical_dendrite"}
+COMPARTMENT_COLORS = {0: (160, 160, 160, 255), 1: (230, 25, 75, 255), 2: (0, 130, 200, 255),
+                      3: (60, 180, 75, 255), 4: (255, 165, 0, 255)}
+# Synapse points: inputs and outputs.
+SYNAPSE_COLORS = {"input": (255, 225, 25, 255), "output": (145, 30, 180, 255)}
 
 
 def element_attributes(mesh, which: str) -> dict[str, np.ndarray]:
@@ -100,6 +118,17 @@ def element_attributes(mesh, which: str) -> dict[str, np.ndarray]:
     arrays = metadata.get(which) or {}
     count = len(mesh.vertices) if which == VERTEX_ATTRIBUTES else len(mesh.faces)
     return {name: np.asarray(values) for name, values in arrays.items() if len(values) == count}
+
+
+@dataclass
+class Scene:
+    """Several cells' surfaces to look at in one file: ``cells`` are Surfaces (each with
+    ``metadata["root_id"]``, and optionally ``metadata["color"]`` RGBA 0-255, face
+    compartments and synapse points), all in ``units``; ``metadata``: provenance."""
+
+    cells: list
+    units: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def kind_of(data) -> str:
@@ -112,6 +141,8 @@ def kind_of(data) -> str:
     """
     if isinstance(data, Skeleton):
         return SKELETON
+    if isinstance(data, Scene):
+        return SCENE
     if isinstance(data, CachedSurface):
         return SURFACE
     trimesh = sys.modules.get("trimesh")  # not loaded: nothing can be a Trimesh yet

@@ -83,6 +83,8 @@ def export_command(
     no_manifest: Annotated[bool, typer.Option("--no-manifest", help="Batch: do not write <out>/manifest.jsonl.", rich_help_panel=_BATCH)] = False,
     plate: Annotated[Optional[str], typer.Option("--plate", help="With --print: lay all ids out on build plates WIDTHxDEPTH (e.g. 250x210mm): <out>/plate.3mf (one object per id) and plate.stl.", rich_help_panel=STEPS_PANEL)] = None,
     same_scale: Annotated[bool, typer.Option("--same-scale/--each-to-size", help="--plate: one scale for all (the largest is --print SIZE), or each cell to SIZE.", rich_help_panel=STEPS_PANEL)] = True,
+    scene: Annotated[Optional[str], typer.Option("--scene", help="Write all ids into ONE file to look at: NAME.glb, .gltf or .vtm (a bare name goes into --out): a node per cell named by its root id, each its own colour (or an --ids-file color column), compartments and synapses with --compartments; mm unless --units.", rich_help_panel=_OUTPUT)] = None,
+    color_by: Annotated[str, typer.Option("--color-by", help="--scene: colour each cell (cell) or every cell's compartments (compartment).", rich_help_panel=_OUTPUT)] = "cell",
     as_json: _Json = False,
     quiet: _Quiet = False,
 ) -> None:
@@ -115,6 +117,9 @@ def export_command(
         _export_batch(root_ids, kwargs, ids_file=ids_file, id_column=id_column, workers=workers,
                       fail_fast=fail_fast, max_rps=max_rps, executor=executor, scheduler=scheduler,
                       manifest=not no_manifest, as_json=as_json, quiet=quiet, circuit=True)
+        return
+    if scene is not None:
+        _export_scene(root_ids, ids_file, id_column, kwargs, scene, color_by, workers, as_json, quiet)
         return
     if plate is not None:
         _export_plate(root_ids, ids_file, id_column, kwargs, plate, same_scale, as_json, quiet)
@@ -153,6 +158,25 @@ def _export_plate(root_ids, ids_file, id_column, kwargs, plate, same_scale, as_j
         for p in plates:
             typer.echo(f"{p['output']}  plate {p['plate']} of {p['of']}  {len(p['root_ids'])} cells  "
                        f"{p['stl']}" + ("  supports on" if p["supports"] else ""))
+
+
+def _export_scene(root_ids, ids_file, id_column, kwargs, scene, color_by, workers, as_json, quiet) -> None:
+    from mesh_export.api import SceneOptions, export_scene, read_colors, read_ids
+
+    options = SceneOptions(scene, read_colors(ids_file, id_column), color_by)
+    result = export_scene(read_ids(root_ids, ids_file, id_column), scene=options, workers=workers, **kwargs)
+    if as_json:
+        emit_json(result.summary())
+    elif not quiet and result.output is not None:
+        typer.echo(f"{result.output}  {len(result.cells)} cells  units {result.units}")
+    for record in result.failed:
+        if not as_json:
+            typer.echo(f"mesh-export: error: {record['root_id']}: {record.get('error')}", err=True)
+    if result.failed:
+        typer.echo(result.summary_table(), err=True)
+        if result.output is None:
+            typer.echo("mesh-export: error: no cell could be exported: no scene written", err=True)
+    sys.exit(result.exit_code)
 
 
 def _result_line(summary: dict) -> str:

@@ -67,7 +67,31 @@ def units_for_writer(mesh, writer):
     return converted
 
 
-def _cave_request(source, datastack, static, server, version, token, timeout, cache_dir, use_cache, offline):
+def companion_files(mesh, written: Path, writer) -> dict[str, Any]:
+    """Files a writer put beside its output that the sidecar names: an OBJ's material library
+    (the compartments' colours)."""
+    from mesh_export.model import FACE_ATTRIBUTES, element_attributes
+
+    if writer.name == "obj" and "compartment" in element_attributes(mesh, FACE_ATTRIBUTES):
+        from mesh_export.writers.obj import mtl_name
+
+        return {"companions": [{"file": mtl_name(written), "what": "material library: a colour per compartment"}]}
+    return {}
+
+
+def viewer_units(writer, units: str | None, scale: float | None, steps) -> str | None:
+    """``units``, or for a format that holds scenes (glTF, a VTK multiblock) given neither
+    units nor a scale, :data:`~mesh_export.model.VIEWER_UNITS`: the size a viewer shows."""
+    from mesh_export.model import SCENE, VIEWER_UNITS
+
+    if units or scale is not None or SCENE not in writer.accepts:
+        return units
+    if steps is not None and (steps.units or steps.scale is not None):
+        return units
+    return VIEWER_UNITS
+
+
+def _cave_request(*, source, datastack, static, server, version, token, timeout, cache_dir, use_cache, offline):
     """Where to ask CAVE about a root id's morphology (nucleus, synapses, the skeleton service):
     its datastack, when the mesh came from one."""
     if source is not None:
@@ -83,6 +107,47 @@ def _cave_request(source, datastack, static, server, version, token, timeout, ca
                        timeout=timeout, cache_dir=cache_dir, use_cache=use_cache, offline=offline)
 
 
+def processed_mesh(root_id, vertices, faces, fetched_meta: dict, writer, steps, synapses, cave: dict,
+                   as_fetched: bool = False, layers: bool = False):
+    """A fetched mesh (nm) -> what ``writer`` is given: the arrays as they are (``as_fetched``),
+    the steps' surface (labelled by its morphology with ``steps.compartments``), or the
+    morphology; for Neuroglancer ``layers`` with a morphology, ``(surface, morphology)``.
+    ``cave``: where the mesh came from (export's source keywords), for the morphology's CAVE
+    lookups."""
+    from mesh_export.core.units import set_mesh_units
+    from mesh_export.process.steps import apply_steps
+
+    metadata = {"units": "nm", "root_id": str(root_id), "lod": fetched_meta["lod"],
+                "source": fetched_meta["source"].get("url")}
+    if as_fetched:
+        return CachedSurface(vertices, faces, metadata)
+    import trimesh  # ~0.6 s to import: only when a real mesh is needed
+
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    set_mesh_units(mesh, "nm")
+    mesh.metadata.update(metadata)
+    if not (steps.skeletonize or steps.compartments):
+        return units_for_writer(apply_steps(mesh, steps), writer)
+    # the soma, compartments, synapses, or the skeleton itself from CAVE
+    from mesh_export.jobs.synapses import check_landed, morphology_answers
+    from mesh_export.process.steps import make_labelled_surface, make_morphology
+
+    request = _cave_request(**cave)
+    answers = morphology_answers(steps, synapses, cave=request, root_id=root_id,
+                                 no_cave_reason="the mesh came from --source, not a CAVE datastack")
+    if steps.compartments and not steps.skeletonize:
+        return units_for_writer(make_labelled_surface(mesh, steps, answers), writer)
+    if layers:
+        from mesh_export.process.steps import surface_and_morphology
+
+        surface, morphology = surface_and_morphology(mesh, steps, answers)
+        check_landed(morphology, synapses)
+        return surface, morphology
+    morphology = make_morphology(mesh, steps, answers)
+    check_landed(morphology, synapses)
+    return morphology
+
+
 def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLike = ".",
            name: str = DEFAULT_NAME, datastack: str | None = None, version: int | None = None,
            server: str | None = None, source: str | None = None, static: bool = False,
@@ -95,8 +160,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     ``synapses``: a :class:`~mesh_export.jobs.synapses.SynapseOptions` (a morphology's synapses:
     from the datastack's table by default, or a file; their table written beside it)."""
     from mesh_export.writers.output import write
-    from mesh_export.process.steps import apply_steps, plan_for_writer
-    from mesh_export.core.units import set_mesh_units
+    from mesh_export.process.steps import plan_for_writer
     from mesh_export.writers._layout import hashing_output
 
     started = time.perf_counter()
@@ -110,6 +174,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     from mesh_export.jobs.layers import writes_layers
 
     layers = writes_layers(writer)
+    units = viewer_units(writer, units, scale, steps)
     # A copy: the plan adjusts it, and a batch shares one StepOptions across threads.
     steps, options = plan_for_writer(steps, writer, options,
                                      units=units, scale=scale)
@@ -124,13 +189,14 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
     table_format = None
     if synapses is not None:
         synapses.check_steps(steps, writer.name)
-    if steps.skeletonize:
+    if steps.skeletonize or steps.compartments:
         from mesh_export.jobs.synapses import SynapseOptions
         from mesh_export.process.morphology import check_request
 
         check_request(steps, from_datastack=source is None)
         synapses = (synapses or SynapseOptions()).checked()
-        if synapses.source_for(steps, from_datastack=source is None) != "none" and not layers:
+        if (steps.skeletonize and synapses.source_for(steps, from_datastack=source is None) != "none"
+                and not layers):
             table_format = synapses.format
     if layers:  # the cell joins the layers in out_dir itself
         from mesh_export.jobs.layers import check_layers_target
@@ -158,42 +224,21 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         allow_missing=allow_missing, timeout=timeout, progress=progress)
 
     target = out_dir if layers else target_for(fetched_meta["lod"])
-    metadata = {"units": "nm", "root_id": str(root_id), "lod": fetched_meta["lod"],
-                "source": fetched_meta["source"].get("url")}
+    cave = dict(source=source, datastack=datastack, static=static, server=server, version=version, token=token,
+                timeout=timeout, cache_dir=cache_dir, use_cache=use_cache, offline=offline)
     # The binary native writers (those that check values themselves) take the cached arrays
     # as they are; anything that needs a real mesh (steps, --check, --preview, text) gets one.
     # Layers too: their lods are made from the float32 arrays, never a float64 copy.
-    if ((writer.checks_values or layers) and not options.get("ascii") and not steps.changes_mesh()
-            and not check and not preview):
-        mesh = CachedSurface(vertices, faces, metadata)
-    else:
-        import trimesh  # ~0.6 s to import: only when a real mesh is needed
-
-        mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
-        set_mesh_units(mesh, "nm")
-        mesh.metadata.update(metadata)
-        if steps.skeletonize:  # the soma, compartments, synapses, or the skeleton itself from CAVE
-            from mesh_export.jobs.synapses import check_landed, morphology_answers
-            from mesh_export.process.steps import make_morphology
-
-            cave = _cave_request(source, datastack, static, server, version, token, timeout, cache_dir,
-                                 use_cache, offline)
-            answers = morphology_answers(steps, synapses, cave=cave, root_id=root_id,
-                                         no_cave_reason="the mesh came from --source, not a CAVE datastack")
-            if layers:
-                from mesh_export.process.steps import surface_and_morphology
-
-                surface, mesh = surface_and_morphology(mesh, steps, answers)
-            else:
-                mesh = make_morphology(mesh, steps, answers)
-            check_landed(mesh, synapses)
-        else:
-            mesh = units_for_writer(apply_steps(mesh, steps), writer)
+    as_fetched = ((writer.checks_values or layers) and not options.get("ascii") and not steps.changes_mesh()
+                  and not check and not preview)
+    mesh = processed_mesh(root_id, vertices, faces, fetched_meta, writer, steps, synapses, cave, as_fetched,
+                          layers=layers)
     if layers:
-        return _add_to_layers(mesh if kind_of(mesh) == SURFACE else surface, mesh if kind_of(mesh) != SURFACE else None,
-                              root_id=root_id, out_dir=out_dir, options=options, overwrite=overwrite,
-                              datastack=datastack, version=version, source=fetched_meta["source"].get("url"),
-                              request=request, fetched=fetched_meta, cache_state=cache_state, started=started)
+        surface, skeleton = mesh if isinstance(mesh, tuple) else (mesh, None)
+        return _add_to_layers(surface, skeleton, root_id=root_id, out_dir=out_dir, options=options,
+                              overwrite=overwrite, datastack=datastack, version=version,
+                              source=fetched_meta["source"].get("url"), request=request, fetched=fetched_meta,
+                              cache_state=cache_state, started=started)
     with hashing_output(enabled=sidecar) as digest:
         written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
     table = None
@@ -220,6 +265,7 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
                                    cache_state=cache_state, written=written, writer=writer, options=options,
                                    request=request, digest=digest, check=check_report, preview=preview_path,
                                    synapses=table)
+    provenance.update(companion_files(mesh, written, writer))
     sidecar_path = write_sidecar(written, provenance) if sidecar else None
     if check_report is not None and check_report["failures"]:
         raise CheckFailedError(f"{written}: " + "; ".join(check_report["failures"]))

@@ -88,3 +88,36 @@ def read_ids(args: Iterable[str] = (), ids_file: str | os.PathLike | None = None
             with open(path) as handle:
                 ids.extend(_ids_from_lines(handle))
     return list(dict.fromkeys(ids))
+
+
+def read_colors(ids_file: str | os.PathLike | None, id_column: str | None = None,
+                column: str = "color") -> dict[str, str]:
+    """Root id -> the ``color`` column's text of a CSV/TSV/Parquet ids file (empty when the file
+    has no such column, or is plain text)."""
+    if ids_file is None:
+        return {}
+    path = Path(ids_file)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+        if column not in names:
+            return {}
+        key = _id_column(path, id_column, names)
+        table = pq.read_table(path, columns=[key, column]).to_pydict()
+        return {str(i): str(c) for i, c in zip(table[key], table[column]) if i is not None and c}
+    if suffix not in (".csv", ".tsv") and id_column is None:
+        return {}
+    import csv
+
+    with open(path, newline="") as handle:
+        sample = handle.read(4096)
+        handle.seek(0)
+        dialect = csv.Sniffer().sniff(sample, delimiters=",\t;") if sample.strip() else csv.excel
+        rows = list(csv.reader(handle, dialect))
+    header = [h.strip() for h in rows[0]] if rows else []
+    if column not in header:
+        return {}
+    key, at = header.index(_id_column(path, id_column, header)), header.index(column)
+    return {r[key].strip(): r[at].strip() for r in rows[1:] if len(r) > max(key, at) and r[at].strip()}

@@ -66,9 +66,10 @@ class SynapseOptions:
     def check_steps(self, steps, format_name: str | None = None) -> None:
         """Refuse a synapse file for an output that holds no morphology to map it onto, and
         Exp2Syn for one NEURON does not build with Import3d's section names (neuroml, ...)."""
-        if self.file is not None and steps is not None and not steps.skeletonize:
+        if (self.file is not None and steps is not None and not steps.skeletonize
+                and not getattr(steps, "compartments", False)):
             raise InvalidArgumentError("--synapses-file maps synapses onto a morphology: a morphology format "
-                                       "(swc, hoc, neuroml) or --skeletonize")
+                                       "(swc, hoc, neuroml), --skeletonize or --compartments")
         if self.hoc and format_name not in HOC_FORMATS:
             raise InvalidArgumentError(f"--synapse-hoc places Exp2Syn on the sections NEURON builds of an swc or "
                                        f"hoc output, not {format_name or 'this format'}")

@@ -35,7 +35,8 @@ from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.core.parsing import parse_picture_size
 from mesh_export.errors import InvalidArgumentError, InvalidMeshError, OutputError
 from mesh_export.look.info import load_target
-from mesh_export.model import SKELETON, kind_of
+from mesh_export.model import (COMPARTMENT_COLORS, FACE_ATTRIBUTES, SKELETON, SYNAPSE_COLORS, SYNAPSE_POINTS,
+                               element_attributes, kind_of)
 from mesh_export.process.skeleton import SOMA, Skeleton
 
 VIEWS = ("xy", "xz", "yz", "iso")
@@ -342,7 +343,9 @@ def _shade_mesh(vertices, faces, basis, scale, centre, panel, colour) -> tuple[n
     half /= np.linalg.norm(half)
     specular = 0.18 * np.abs(n @ half) ** 24
     shade = np.clip(_AMBIENT + diffuse, 0, 1)
-    rgb[mask] = np.clip(shade[:, None] * np.asarray(colour)[None, :] + specular[:, None], 0.03, 1.0)
+    colour = np.asarray(colour, dtype=np.float64)
+    base = colour[hit] if colour.ndim == 2 else colour[None, :]  # per face (compartments, cells) or one
+    rgb[mask] = np.clip(shade[:, None] * base + specular[:, None], 0.03, 1.0)
     # Silhouette and creases: darken pixels whose neighbour is background or much deeper.
     far = float(screen[:, 2].max()) + 1e6 / scale
     depth = np.full((ph, pw), far, dtype=np.float32)
@@ -352,7 +355,10 @@ def _shade_mesh(vertices, faces, basis, scale, centre, panel, colour) -> tuple[n
     for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
         shifted = np.roll(np.roll(depth, dy, axis=0), dx, axis=1)
         edge |= mask & ((shifted - depth) > step)
-    rgb[edge] = rgb[edge] * 0.45 + np.asarray(EDGE_COLOUR) / 255.0 * 0.55
+    if colour.ndim == 2:  # parts told apart by colour: darken the outline, keep its hue
+        rgb[edge] = rgb[edge] * 0.7
+    else:
+        rgb[edge] = rgb[edge] * 0.45 + np.asarray(EDGE_COLOUR) / 255.0 * 0.55
     return rgb, mask, len(faces)
 
 
@@ -364,6 +370,85 @@ def _display_mesh(vertices, faces, scale, panel, decimate: str) -> tuple[np.ndar
     if decimate == "quadric":
         return quadric_decimate(vertices, faces, limit)
     return cluster_vertices(vertices, faces, cell=0.5 / scale)
+
+
+# ------------------------------------------------------------------------ compartments, synapses, scenes
+
+
+def _face_colours(mesh, vertices, faces) -> np.ndarray | None:
+    """Per displayed face RGB (0-1): the mesh's face ``color``, else its compartments' colours,
+    else None (one colour). A display mesh reduced from the original takes each face's colour
+    from the original face nearest its centre (one KD-tree query)."""
+    labels = element_attributes(mesh, FACE_ATTRIBUTES)
+    if "color" in labels:
+        colours = np.asarray(labels["color"], dtype=np.float64)[:, :3] / 255.0
+    elif "compartment" in labels:
+        table = np.array([COMPARTMENT_COLORS.get(k, COMPARTMENT_COLORS[0])[:3] for k in range(256)]) / 255.0
+        colours = table[np.asarray(labels["compartment"], dtype=np.int64)]
+    else:
+        return None
+    if len(faces) == len(mesh.faces):
+        return colours
+    from scipy.spatial import cKDTree
+
+    original = np.asarray(mesh.vertices, dtype=np.float64)[np.asarray(mesh.faces)].mean(axis=1)
+    _, nearest = cKDTree(original).query(vertices[faces].mean(axis=1), workers=-1)
+    return colours[nearest]
+
+
+def _draw_synapses(draw, mesh, basis, scale, centre, origin, panel) -> None:
+    """The mesh's synapse points as dots, inputs and outputs in their colours (drawn on top)."""
+    points = (getattr(mesh, "metadata", None) or {}).get(SYNAPSE_POINTS)
+    if not points or not len(points.get("positions", ())):
+        return
+    pw, ph = panel
+    cam = np.asarray(points["positions"], dtype=np.float64) @ basis.T
+    x = (cam[:, 0] - centre[0]) * scale + pw / 2.0 + origin[0]
+    y = (cam[:, 1] - centre[1]) * scale + ph / 2.0 + origin[1]
+    # One pixel each: a cell has thousands of synapses along neurites a few pixels wide, and
+    # the surface's colours must still show between them.
+    directions = np.asarray(points["direction"]).astype(str)
+    inside = (x >= 0) & (y >= 0) & (x < origin[0] + pw) & (y < origin[1] + ph)
+    for direction, rgba in SYNAPSE_COLORS.items():
+        pick = inside & (directions == direction)
+        draw.point(list(zip(np.rint(x[pick]).tolist(), np.rint(y[pick]).tolist())), fill=tuple(rgba[:3]))
+
+
+def scene_mesh(scene):
+    """A :class:`~mesh_export.model.Scene`'s cells as one surface to draw: per-face colours (a
+    cell's colour, or its compartments'), the synapse points of every cell."""
+    import trimesh
+
+    vertices, faces, colours, points = [], [], [], []
+    offset = 0
+    for cell in scene.cells:
+        cell_vertices, cell_faces = np.asarray(cell.vertices), np.asarray(cell.faces)
+        color = (getattr(cell, "metadata", None) or {}).get("color")
+        labels = element_attributes(cell, FACE_ATTRIBUTES).get("compartment")
+        if color is None and labels is not None:
+            table = np.array([COMPARTMENT_COLORS.get(k, COMPARTMENT_COLORS[0]) for k in range(256)], dtype=np.uint8)
+            colours.append(table[np.asarray(labels, dtype=np.int64)])
+        else:
+            colours.append(np.tile(np.asarray(color or COMPARTMENT_COLORS[0], dtype=np.uint8), (len(cell_faces), 1)))
+        vertices.append(cell_vertices)
+        faces.append(cell_faces + offset)
+        offset += len(cell_vertices)
+        cell_points = (getattr(cell, "metadata", None) or {}).get(SYNAPSE_POINTS)
+        if cell_points and len(cell_points.get("positions", ())):
+            points.append(cell_points)
+    mesh = trimesh.Trimesh(np.concatenate(vertices), np.concatenate(faces), process=False)
+    mesh.metadata.update(units=scene.units, **{FACE_ATTRIBUTES: {"color": np.concatenate(colours)}})
+    if points:
+        mesh.metadata[SYNAPSE_POINTS] = {
+            "positions": np.concatenate([p["positions"] for p in points]),
+            "direction": np.concatenate([np.asarray(p["direction"]).astype(str) for p in points])}
+    return mesh
+
+
+def render_scene_png(scene, path: str | os.PathLike, *, overwrite: bool = True, **options) -> RenderInfo:
+    """A scene's cells in one picture (each in its colour, synapses as dots) to a PNG."""
+    caption = f"{len(scene.cells)} cells" + (f" ({scene.units})" if scene.units else "")
+    return render_png(scene_mesh(scene), path, caption=caption, overwrite=overwrite, **options)
 
 
 # ------------------------------------------------------------------------ skeletons
@@ -504,7 +589,8 @@ def render(objects: Sequence, *, views: Sequence[str] | str | None = None,
     image = Image.new("RGB", (width, height), BACKGROUND)
     canvas = np.asarray(image, dtype=np.float32) / 255.0
     canvas = canvas.copy()
-    draw_jobs = []
+    draw_jobs, dot_jobs = [], []
+    face_colours: dict[int, np.ndarray | None] = {}
     reduced: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     faces_drawn = []
     faces_input = [int(len(o.faces)) if kind_of(o) != SKELETON else int(len(o.edges)) for o in objects]
@@ -525,7 +611,11 @@ def render(objects: Sequence, *, views: Sequence[str] | str | None = None,
                                            np.asarray(obj.faces, dtype=np.int64), scale,
                                            (inner_w, inner_h), decimate)
             vertices, faces = reduced[i]
-            rgb, mask, drawn = _shade_mesh(vertices, faces, bases[v], scale, centre, (inner_w, inner_h), colour)
+            if i not in face_colours:
+                face_colours[i] = _face_colours(obj, vertices, faces)
+            rgb, mask, drawn = _shade_mesh(vertices, faces, bases[v], scale, centre, (inner_w, inner_h),
+                                           colour if face_colours[i] is None else face_colours[i])
+            dot_jobs.append((obj, bases[v], scale, centre, (ox, oy), (inner_w, inner_h)))
             region = canvas[oy:oy + inner_h, ox:ox + inner_w]
             region[mask] = rgb[mask]
             faces_drawn.append(int(drawn))
@@ -534,6 +624,8 @@ def render(objects: Sequence, *, views: Sequence[str] | str | None = None,
     draw = ImageDraw.Draw(image)
     for job in draw_jobs:
         _draw_skeleton(draw, *job)
+    for job in dot_jobs:
+        _draw_synapses(draw, *job)
     font = _font(font_px)
     small = _font(int(font_px * 0.85))
     # Panel labels: the view, and (comparing) which object.

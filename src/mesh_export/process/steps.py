@@ -14,6 +14,7 @@ import numpy as np
 
 from mesh_export.errors import InvalidArgumentError, InvalidMeshError, UnitsError
 from mesh_export.core.units import conversion_factor, normalize_units
+from mesh_export.model import COMPARTMENT_NAMES, SYNAPSE_POINTS
 from mesh_export.process.derived import derived_mesh
 
 # The fixed order of apply_steps (also the order of the CLI's help text).
@@ -212,6 +213,7 @@ class StepOptions:
     heal: bool = True
     skeleton_source: str = "mesh"  # or "cave": the CAVE skeleton service's skeleton
     synapses: bool = True  # the cell's synapses (CAVE or a file): type the axon, map them onto the morphology
+    compartments: bool = False  # a surface's faces labelled by its morphology (and its synapses as points)
     volume: bool = False
     max_tet_volume: float | None = None
 
@@ -221,7 +223,7 @@ class StepOptions:
         return bool(self.largest_component or self.min_component_faces is not None or self.repair
                     or self.units or self.scale is not None or self.watertight or self.print_size is not None
                     or self.simplify is not None or self.faces is not None or self.smooth is not None
-                    or self.center or self.volume or self.skeletonize)
+                    or self.center or self.volume or self.skeletonize or self.compartments)
 
 
 def apply_steps(mesh, options: StepOptions):
@@ -296,6 +298,39 @@ def _service_morphology(answers):
     return with_synapses(service, answers) if service is not None else None
 
 
+def make_labelled_surface(mesh, steps: StepOptions, answers=None):
+    """``mesh`` (nm, as fetched) -> the surface the steps make, its faces labelled by the
+    compartment and path distance of its morphology, the cell's synapses as points beside it
+    (:mod:`mesh_export.process.surface_labels`).
+
+    The morphology is made of the surface before the steps that only move it (units, scale,
+    centre: the soma table and the synapses are in the dataset's nm), and then moved as they
+    moved the surface, so labels and points land where the faces are."""
+    from mesh_export.core.units import conversion_factor
+    from mesh_export.process.morphology import service_skeleton, skeleton_of, with_synapses
+    from mesh_export.process.surface_labels import affine_since, in_frame, label_faces, synapse_points
+
+    shaped = apply_steps(mesh, replace(steps, units=None, scale=None, center=False, skeletonize=False))
+    service = service_skeleton(answers.skeleton, answers.datastack) if answers is not None else None
+    skeleton = with_synapses(service, answers) if service is not None else skeleton_of(shaped, steps, answers=answers)
+    done = len(shaped.metadata.get("steps", []))
+    out = apply_steps(shaped, StepOptions(units=steps.units, scale=steps.scale, center=steps.center))
+    factor, offset = affine_since(out, done)
+    placed = in_frame(skeleton, shaped.units, factor, offset, out.units)
+    label_faces(out, placed)
+    synapse_points(out, skeleton.synapses, factor * conversion_factor("nm", shaped.units), offset)
+    compartments = np.bincount(out.metadata["face_attributes"]["compartment"], minlength=5)
+    record = {"step": "label_faces", "method": "nearest skeleton node's cable surface (KD-tree)",
+              "nodes": len(skeleton), "faces_per_compartment": {
+                  name: int(compartments[k]) for k, name in COMPARTMENT_NAMES.items()},
+              "synapse_points": int(len(out.metadata.get(SYNAPSE_POINTS, {}).get("positions", ())))}
+    morphology = next((s for s in skeleton.metadata.get("steps", []) if s.get("step") == "skeletonize"), None)
+    if morphology is not None:
+        record["morphology"] = {k: v for k, v in morphology.items() if k in ("soma", "compartments", "cave")}
+    out.metadata["steps"] = [*out.metadata.get("steps", []), record]
+    return out
+
+
 def plan_for_writer(steps: StepOptions | None, writer, options: dict[str, Any], *,
                     units: str | None = None, scale: float | None = None) -> tuple[StepOptions, dict[str, Any]]:
     """The step plan and writer options for ``writer``: ``units``/``scale`` shortcuts folded
@@ -312,6 +347,10 @@ def plan_for_writer(steps: StepOptions | None, writer, options: dict[str, Any], 
     if scale is not None:
         steps.scale = scale
     options = dict(options)
+    if steps.compartments and steps.volume:
+        raise InvalidArgumentError("--compartments labels a surface's faces, not a tetrahedral mesh's")
+    if SURFACE not in writer.accepts:
+        steps.compartments = False  # a morphology carries its compartments as node types anyway
     if steps.volume and VOLUME not in writer.accepts:
         raise InvalidArgumentError(f"format {writer.name!r} cannot hold a tetrahedral mesh; "
                                    "use msh, vtu, xdmf, mesh or another meshio format")

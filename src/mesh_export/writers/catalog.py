@@ -30,7 +30,7 @@ def _load_builtin() -> None:
     if _loaded_builtin:
         return
     # Importing a module registers its writers.
-    from mesh_export.writers import gltf, obj, off, ply, stl, vtk_legacy, vtk_xml  # noqa: F401
+    from mesh_export.writers import gltf, obj, off, ply, stl, vtk_legacy, vtk_scene, vtk_xml  # noqa: F401
     from mesh_export.writers import hoc, swc  # noqa: F401  (skeleton formats)
     from mesh_export.writers import sonata  # noqa: F401  (a circuit of many cells)
     from mesh_export.writers import precomputed  # noqa: F401  (Neuroglancer layers cells are added to)

@@ -17,7 +17,8 @@ import numpy as np
 
 from mesh_export.errors import UnitsError
 from mesh_export.writers._mesh import provenance_line, units_of
-from mesh_export.writers.registry import Writer, register
+from mesh_export.writers.gltf_scene import is_scene_data, write_scene_glb, write_scene_gltf
+from mesh_export.writers.registry import SCENE, SURFACE, Writer, register
 
 
 def _plain_copy(mesh):
@@ -53,6 +54,8 @@ def _tag_asset(mesh):
 
 
 def write_glb(mesh, path) -> None:
+    if is_scene_data(mesh):  # compartments, synapses, several cells: our own glTF
+        return write_scene_glb(mesh, path)
     from trimesh.exchange.gltf import export_glb
 
     data = export_glb(_plain_copy(mesh).scene(), tree_postprocessor=_tag_asset(mesh))
@@ -61,6 +64,8 @@ def write_glb(mesh, path) -> None:
 
 
 def write_gltf(mesh, path) -> None:
+    if is_scene_data(mesh):
+        return write_scene_gltf(mesh, path)
     from trimesh.exchange.gltf import export_gltf
 
     files = export_gltf(_plain_copy(mesh).scene(), embed_buffers=True, tree_postprocessor=_tag_asset(mesh))
@@ -169,10 +174,10 @@ def check_glb(path) -> None:
             at += 8 + length
 
 
-register(Writer("glb", (".glb",), write_glb, modes=("binary",), backend="trimesh",
-                description="binary glTF 2.0; Blender, three.js, web viewers"))
-register(Writer("gltf", (".gltf",), write_gltf, modes=("ascii",), backend="trimesh",
-                description="glTF 2.0 JSON with embedded buffer"))
+register(Writer("glb", (".glb",), write_glb, accepts=(SURFACE, SCENE), modes=("binary",), backend="trimesh",
+                description="binary glTF 2.0; Blender, three.js, web viewers (--compartments, --scene)"))
+register(Writer("gltf", (".gltf",), write_gltf, accepts=(SURFACE, SCENE), modes=("ascii",), backend="trimesh",
+                description="glTF 2.0 JSON with embedded buffer (--compartments, --scene)"))
 register(Writer("3mf", (".3mf",), write_3mf, modes=("binary",), backend="trimesh",
                 units=tuple(THREEMF_UNITS),
                 description="3D Manufacturing Format (um, mm, cm, m, in or ft; nm written as um); slicers"))

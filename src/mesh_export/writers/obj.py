@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mesh_export.model import VERTEX_ATTRIBUTES, element_attributes
+from mesh_export.core.atomic import atomic_output, intended_name
+from mesh_export.model import (COMPARTMENT_COLORS, COMPARTMENT_NAMES, FACE_ATTRIBUTES, VERTEX_ATTRIBUTES,
+                               element_attributes)
 from mesh_export.writers import _text
 from mesh_export.writers._mesh import provenance_line, triangles
 from mesh_export.writers._read import BadText, Lines, NotNative, current, fan, open_text_source, text_numbers
@@ -17,14 +19,22 @@ from mesh_export.writers.registry import Writer, register
 def write_obj(mesh, path) -> None:
     vertices, faces = triangles(mesh)
     decimals = _text.choose_decimals(vertices)
+    compartments = element_attributes(mesh, FACE_ATTRIBUTES).get("compartment")
     with open(path, "xb") as handle:
         handle.write(f"# {provenance_line(mesh)}\n".encode())
+        if compartments is not None:
+            handle.write(f"mtllib {write_mtl(path)}\n".encode())
         _text.write_text(handle, [b"v "] + _text.fixed_columns(vertices, decimals) + _colour_columns(mesh) + [b"\n"],
                          len(vertices))
         uv = element_attributes(mesh, VERTEX_ATTRIBUTES).get("uv")
-        if uv is not None and uv.ndim == 2 and uv.shape[1] == 2:  # a vt line per vertex, f a/a b/b c/c
+        with_uv = uv is not None and uv.ndim == 2 and uv.shape[1] == 2  # a vt line per vertex, f a/a b/b c/c
+        if with_uv:
             _text.write_text(handle, [b"vt "] + _text.fixed_columns(np.asarray(uv, dtype=np.float64), 7) + [b"\n"],
                              len(uv))
+        if compartments is not None:
+            _write_groups(handle, faces, compartments, with_uv)
+            return
+        if with_uv:
             _text.write_text(handle, _corners_with_uv(faces + 1), len(faces))
             return
         # OBJ indices are 1-based.
@@ -47,6 +57,37 @@ def _colour_columns(mesh) -> list:
     if colour is None or colour.ndim != 2 or colour.shape[1] < 3:
         return []
     return [b" "] + _text.fixed_columns(np.asarray(colour[:, :3], dtype=np.float64) / 255.0, 6)
+
+
+def mtl_name(obj_path) -> str:
+    """The material library beside an OBJ (named after the OBJ's final name, not a temporary one)."""
+    return Path(intended_name(obj_path)).with_suffix(".mtl").name
+
+
+def write_mtl(obj_path) -> str:
+    """``<stem>.mtl`` beside ``obj_path`` (atomically): a diffuse colour per compartment."""
+    name = mtl_name(obj_path)
+    lines = [f"# compartment colours of {intended_name(obj_path)} (mesh-export)"]
+    for label, part in COMPARTMENT_NAMES.items():
+        r, g, b, _ = (c / 255.0 for c in COMPARTMENT_COLORS[label])
+        lines += [f"newmtl {part}", f"Kd {r:.4f} {g:.4f} {b:.4f}", "Ka 0 0 0", "Ks 0.1 0.1 0.1", "d 1", "illum 2", ""]
+    with atomic_output(Path(obj_path).parent / name, overwrite=True) as tmp:
+        tmp.write_text("\n".join(lines))
+    return name
+
+
+def _write_groups(handle, faces: np.ndarray, compartments: np.ndarray, with_uv: bool = False) -> None:
+    """Faces grouped by compartment (``g``/``usemtl`` runs), each group's faces in file order."""
+    order = np.argsort(compartments, kind="stable")
+    ordered = compartments[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    for start, stop in zip(starts, np.r_[starts[1:], len(order)]):
+        label = int(ordered[start])
+        part = COMPARTMENT_NAMES.get(label, COMPARTMENT_NAMES[0])
+        handle.write(f"g {part}\nusemtl {part}\n".encode())
+        group = faces[order[start:stop]]
+        corners = _corners_with_uv(group + 1) if with_uv else [b"f "] + _text.int_columns(group + 1) + [b"\n"]
+        _text.write_text(handle, corners, len(group))
 
 
 # ---------------------------------------------------------------------------- reading

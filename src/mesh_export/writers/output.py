@@ -11,7 +11,7 @@ from mesh_export.core.atomic import atomic_output, check_target
 from mesh_export.core.options import check_options
 from mesh_export.core.validate import check_surface, check_volume
 from mesh_export.errors import InvalidArgumentError, MeshExportError, OutputError
-from mesh_export.model import SKELETON, SURFACE, VERTEX_ATTRIBUTES, VOLUME, element_attributes, kind_of
+from mesh_export.model import SCENE, SKELETON, SURFACE, VERTEX_ATTRIBUTES, VOLUME, element_attributes, kind_of
 from mesh_export.writers.catalog import writer_for_path
 
 
@@ -71,6 +71,15 @@ def _say_not_written(mesh, writer) -> None:
 def _prepare(data, writer):
     """Check ``data`` against what ``writer`` accepts. A Skeleton is validated."""
     kind = kind_of(data)
+    if kind == SCENE:
+        if SCENE not in writer.accepts:
+            raise InvalidArgumentError(f"format {writer.name!r} cannot hold a scene of several cells; "
+                                       "use glb, gltf or vtm")
+        if not data.cells:
+            raise InvalidArgumentError("the scene has no cells")
+        for cell in data.cells:  # values: by the writer, after it has checked the size from the counts
+            check_surface(cell, values=False)
+        return data
     if kind == VOLUME:
         if VOLUME not in writer.accepts:
             raise InvalidArgumentError(f"format {writer.name!r} cannot hold a tetrahedral mesh")

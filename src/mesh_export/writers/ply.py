@@ -10,8 +10,8 @@ import numpy as np
 
 from mesh_export.writers import _text
 from mesh_export.core.validate import SurfaceValues
-from mesh_export.model import VERTEX_ATTRIBUTES, element_attributes
-from mesh_export.writers._layout import converted_rows, write_layout
+from mesh_export.model import FACE_ATTRIBUTES, VERTEX_ATTRIBUTES, element_attributes
+from mesh_export.writers._layout import Rows, converted_rows, write_layout
 from mesh_export.writers._mesh import counted_triangles, provenance_line, triangles, units_of
 from mesh_export.writers._read import (BLOCK_BYTES, BadText, Damaged, Lines, NotNative, after_binary_body, check_declared,
                                        current, fan, located, open_text_source, read_into, size_of, text_numbers,
@@ -23,8 +23,9 @@ def write_ply(mesh, path, ascii: bool = False) -> None:
     vertices, faces = triangles(mesh)
     checks = SurfaceValues(vertices, faces)
     extras = _vertex_extras(mesh)
+    labels = _face_labels(mesh)
     if extras:
-        _write_ply_with_extras(mesh, path, ascii, vertices, faces, checks, extras)
+        _write_ply_with_extras(mesh, path, ascii, vertices, faces, checks, extras, labels)
         return
     encoding = "ascii" if ascii else "binary_little_endian"
     header = (
@@ -36,19 +37,58 @@ def write_ply(mesh, path, ascii: bool = False) -> None:
         "property float x\nproperty float y\nproperty float z\n"
         f"element face {len(faces)}\n"
         "property list uchar int vertex_indices\n"
-        "end_header\n"
+        + "".join(f"property {kind} {name}\n" for name, (kind, _) in labels.items())
+        + "end_header\n"
     )
     if not ascii:
+        face_rows = (_labelled_triangles(faces, checks.faces, labels) if labels
+                     else counted_triangles(faces, checks.faces, "u1", "<i4"))
         with open(path, "xb") as handle:
-            write_layout(handle, [header.encode("ascii"), converted_rows(vertices, "<f4", checks.vertices),
-                                  counted_triangles(faces, checks.faces, "u1", "<i4")])
+            write_layout(handle, [header.encode("ascii"), converted_rows(vertices, "<f4", checks.vertices), face_rows])
         return
     checks.whole()
     decimals = _text.choose_decimals(vertices)
     with open(path, "xb") as handle:
         handle.write(header.encode("ascii"))
         _text.write_text(handle, _text.fixed_columns(vertices, decimals) + [b"\n"], len(vertices))
-        _text.write_text(handle, [b"3 "] + _text.int_columns(faces) + [b"\n"], len(faces))
+        _text.write_text(handle, _face_text(faces, labels), len(faces))
+
+
+def _face_text(faces: np.ndarray, labels: dict) -> list:
+    """ASCII face rows ``3 a b c`` followed by each label's value."""
+    columns = [b"3 "] + _text.int_columns(faces)
+    for _, values in labels.values():
+        columns += [b" "] + (_text.int_columns(values[:, None]) if values.dtype.kind in "iu"
+                             else _text.fixed_columns(values[:, None], 3))
+    return columns + [b"\n"]
+
+
+# Face labels a PLY face element carries after its vertex list: name -> PLY type, numpy type.
+_FACE_PROPERTIES = {"compartment": ("uchar", "u1"), "path_distance": ("float", "<f4")}
+
+
+def _face_labels(mesh) -> dict[str, tuple[str, np.ndarray]]:
+    arrays = element_attributes(mesh, FACE_ATTRIBUTES)
+    return {name: (kind, np.asarray(arrays[name]).astype(dtype, copy=False))
+            for name, (kind, dtype) in _FACE_PROPERTIES.items() if name in arrays}
+
+
+def _labelled_triangles(faces: np.ndarray, check, labels: dict) -> Rows:
+    """Face records ``3 a b c`` followed by each label's value (packed)."""
+    record = np.dtype([("count", "u1"), ("indices", "<i4", (3,))]
+                      + [(name, values.dtype.str) for name, (_, values) in labels.items()], align=False)
+
+    def fill(start: int, stop: int, scratch) -> memoryview:
+        chunk = faces[start:stop]
+        check(chunk)
+        out = np.empty(stop - start, dtype=record)
+        out["count"] = 3
+        out["indices"] = chunk
+        for name, (_, values) in labels.items():
+            out[name] = values[start:stop]
+        return memoryview(out).cast("B")
+
+    return Rows(len(faces), record.itemsize, fill)
 
 
 def _vertex_extras(mesh) -> dict[str, np.ndarray]:
@@ -65,9 +105,10 @@ def _vertex_extras(mesh) -> dict[str, np.ndarray]:
 _EXTRA_PROPERTIES = {"color": ("uchar", ("red", "green", "blue", "alpha")), "uv": ("float", ("s", "t"))}
 
 
-def _write_ply_with_extras(mesh, path, ascii, vertices, faces, checks, extras) -> None:
-    """A PLY whose vertex records carry colours and/or uv (as MeshLab and trimesh write them).
-    Not the fast path: vertex records are built whole, as coloured meshes are small."""
+def _write_ply_with_extras(mesh, path, ascii, vertices, faces, checks, extras, labels) -> None:
+    """A PLY whose vertex records carry colours and/or uv (as MeshLab and trimesh write them), and
+    its faces their ``labels``. Not the fast path: records are built whole, as coloured meshes
+    are small."""
     checks.whole()
     properties = ["property float x", "property float y", "property float z"]
     fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
@@ -78,7 +119,8 @@ def _write_ply_with_extras(mesh, path, ascii, vertices, faces, checks, extras) -
     encoding = "ascii" if ascii else "binary_little_endian"
     header = "\n".join(["ply", f"format {encoding} 1.0", f"comment {provenance_line(mesh)}",
                         f"comment units {units_of(mesh)}", f"element vertex {len(vertices)}", *properties,
-                        f"element face {len(faces)}", "property list uchar int vertex_indices", "end_header", ""])
+                        f"element face {len(faces)}", "property list uchar int vertex_indices",
+                        *(f"property {kind} {name}" for name, (kind, _) in labels.items()), "end_header", ""])
     with open(path, "xb") as handle:
         handle.write(header.encode("ascii"))
         if ascii:
@@ -86,7 +128,7 @@ def _write_ply_with_extras(mesh, path, ascii, vertices, faces, checks, extras) -
             for name, values in extras.items():
                 segments += [b" "] + (_text.int_columns(values) if name == "color" else _text.fixed_columns(values, 6))
             _text.write_text(handle, segments + [b"\n"], len(vertices))
-            _text.write_text(handle, [b"3 "] + _text.int_columns(faces) + [b"\n"], len(faces))
+            _text.write_text(handle, _face_text(faces, labels), len(faces))
             return
         records = np.empty(len(vertices), dtype=fields)
         for axis, name in enumerate("xyz"):
@@ -95,9 +137,7 @@ def _write_ply_with_extras(mesh, path, ascii, vertices, faces, checks, extras) -
             for column, field_name in enumerate(_EXTRA_PROPERTIES[name][1][: values.shape[1]]):
                 records[field_name] = values[:, column]
         handle.write(records.tobytes())
-        face_records = np.empty(len(faces), dtype=[("n", "u1"), ("i", "<i4", (3,))])
-        face_records["n"], face_records["i"] = 3, faces
-        handle.write(face_records.tobytes())
+        handle.write(memoryview(_labelled_triangles(faces, lambda chunk: None, labels).fill(0, len(faces), None)))
 
 
 # ---------------------------------------------------------------------------- reading

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 ENTRY_POINT_GROUP = "mesh_export.writers"
 
 from mesh_export.core.options import check_options  # noqa: F401  (re-exported)
-from mesh_export.model import SKELETON, SURFACE, VOLUME  # noqa: F401  (re-exported)
+from mesh_export.model import SCENE, SKELETON, SURFACE, VOLUME  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)

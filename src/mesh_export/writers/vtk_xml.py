@@ -23,7 +23,7 @@ import numpy as np
 
 from mesh_export.core.cells import Block, Cells, blocks_of_vtk_cells
 from mesh_export.core.validate import SurfaceValues
-from mesh_export.model import VERTEX_ATTRIBUTES, element_attributes, kind_of
+from mesh_export.model import FACE_ATTRIBUTES, VERTEX_ATTRIBUTES, element_attributes, kind_of
 from mesh_export.writers._layout import Rows, converted_rows, scratch_array, write_layout
 from mesh_export.writers._mesh import provenance_line, triangles
 from mesh_export.writers._read import Damaged, NotNative, read_into, text_numbers
@@ -66,6 +66,8 @@ def _write(mesh, path, kind: str, compress: bool) -> None:
     if kind == "UnstructuredGrid":
         arrays.append(("types", _triangle_types(n_faces), "|u1", 1, None))
     arrays += _vertex_colours(mesh)
+    cell_data = _cell_data(mesh)
+    arrays += cell_data
 
     encoded, declarations, offset = [], {}, 0
     for name, array, dtype, components, check in arrays:
@@ -79,20 +81,21 @@ def _write(mesh, path, kind: str, compress: bool) -> None:
         offset += nbytes
 
     compressor = ' compressor="vtkZLibDataCompressor"' if compress else ""
-    # ParaView shows an unsigned char RGB(A) Scalars array as colours; PointData precedes Points
-    # in VTK's file-format order.
+    # ParaView shows an unsigned char RGB(A) Scalars array as colours; PointData, then CellData,
+    # precede Points in VTK's file-format order.
     point_data = f'<PointData Scalars="Colors">{declarations["Colors"]}</PointData>\n' if "Colors" in declarations else ""
+    cells = _cell_data_block(cell_data, declarations)
     if kind == "PolyData":
         piece = (
             f'<Piece NumberOfPoints="{n_vertices}" NumberOfVerts="0" NumberOfLines="0" '
-            f'NumberOfStrips="0" NumberOfPolys="{n_faces}">\n'
-            f"{point_data}<Points>{declarations['Points']}</Points>\n"
+            f'NumberOfStrips="0" NumberOfPolys="{n_faces}">\n{point_data}{cells}'
+            f"<Points>{declarations['Points']}</Points>\n"
             f"<Polys>{declarations['connectivity']}{declarations['offsets']}</Polys>\n"
         )
     else:
         piece = (
-            f'<Piece NumberOfPoints="{n_vertices}" NumberOfCells="{n_faces}">\n'
-            f"{point_data}<Points>{declarations['Points']}</Points>\n"
+            f'<Piece NumberOfPoints="{n_vertices}" NumberOfCells="{n_faces}">\n{point_data}{cells}'
+            f"<Points>{declarations['Points']}</Points>\n"
             f"<Cells>{declarations['connectivity']}{declarations['offsets']}{declarations['types']}</Cells>\n"
         )
     head = (
@@ -112,6 +115,23 @@ def _vertex_colours(mesh) -> list:
     if colour is None or colour.ndim != 2 or colour.shape[1] not in (3, 4):
         return []
     return [("Colors", np.ascontiguousarray(colour, dtype=np.uint8), "|u1", colour.shape[1], None)]
+
+
+# Face labels VTK holds as cell data (what ParaView colours by): name -> dtype written.
+_CELL_ARRAYS = {"compartment": "|u1", "path_distance": "<f4"}
+
+
+def _cell_data(mesh) -> list:
+    """The mesh's face labels (compartment, path distance) as appended arrays."""
+    faces = element_attributes(mesh, FACE_ATTRIBUTES)
+    return [(name, np.asarray(faces[name]), dtype, 1, None) for name, dtype in _CELL_ARRAYS.items() if name in faces]
+
+
+def _cell_data_block(cell_data: list, declarations: dict) -> str:
+    if not cell_data:
+        return ""
+    names = [name for name, *_ in cell_data]
+    return (f'<CellData Scalars="{names[0]}">' + "".join(declarations[name] for name in names) + "</CellData>\n")
 
 
 def _offsets(n_faces: int, dtype: str) -> Rows:
