@@ -26,7 +26,9 @@ WITHOUT_READER = {
                     "can be told apart from others",
 }
 # Kinds walked; a circuit (sonata: a directory of many cells' files) is not a file of one kind:
-# its cells are SWC files, walked here, and tests/test_sonata.py runs the circuit in BMTK.
+# its cells are SWC files, walked here, and tests/test_sonata.py runs the circuit in BMTK. Nor
+# are Neuroglancer layers (precomputed: a directory CloudVolume and neuroglancer's own reader read
+# back in tests/test_precomputed_layers.py).
 KINDS = (SURFACE, VOLUME, SKELETON)
 # Writers registered without an extension: the extension a user gives them with --format.
 EXTENSIONLESS = {"gmsh22": ".msh", "ansys": ".msh"}
@@ -131,7 +133,7 @@ def test_every_writer_is_walked_or_listed_with_its_reason():
     walked = {case.values[0] for case in _walked()}
     for writer in all_writers():
         if not set(writer.accepts) & set(KINDS):
-            assert writer.accepts == ("circuit",), writer.name  # (sonata: see KINDS)
+            assert writer.accepts in (("circuit",), ("layers",)), writer.name  # (sonata, precomputed: see KINDS)
             continue
         assert writer.name in walked
     assert all(len(reason) > 40 for reason in WITHOUT_READER.values())

@@ -28,7 +28,7 @@ from mesh_export.model import read_swc  # noqa: F401  (re-exported)
 from mesh_export.model import VERTEX_ATTRIBUTES
 from mesh_export.writers._read import NotNative, memory_bounded_by_file, noting
 
-_VTK_FORMATS = {".vtp", ".vtu", ".vtk"}
+_VTK_FORMATS = {".vtp", ".vtu", ".vtk", ".vtm"}
 _TRIMESH_FORMATS = {".stl", ".ply", ".obj", ".off", ".glb", ".gltf", ".3mf"}
 _UNITS_IN_HEADER = re.compile(rb"units[= ]([A-Za-z]+)")
 _TRIMESH_UNIT_NAMES = {"millimeters": "mm", "millimeter": "mm", "meters": "m", "microns": "um",
@@ -194,6 +194,8 @@ def read_cells(path: str | os.PathLike):
         if suffix in _VTK_FORMATS:
             if suffix == ".vtk":
                 from mesh_export.writers.vtk_legacy import read_legacy as read
+            elif suffix == ".vtm":
+                from mesh_export.writers.vtk_scene import read_vtm as read
             else:
                 from mesh_export.writers.vtk_xml import read_vtk_xml as read
             try:

@@ -27,7 +27,7 @@ from mesh_export.writers.gltf_scene import as_scene
 from mesh_export.writers.registry import SURFACE, Writer, register
 from mesh_export.writers.vtk_xml import write_vtp
 
-__all__ = ["write_vtm", "DIRECTION_CODES", "TAG_CODES"]
+__all__ = ["write_vtm", "read_vtm", "DIRECTION_CODES", "TAG_CODES"]
 
 DIRECTION_CODES = {"input": 1, "output": 2}
 TAG_CODES = {tag: k + 1 for k, tag in enumerate(TAGS)}
@@ -114,6 +114,36 @@ def write_vtm(data, path, compress: bool = False) -> None:
             f'<vtkMultiBlockDataSet>\n{"".join(blocks)}</vtkMultiBlockDataSet>\n</VTKFile>\n')
     with open(path, "xb") as handle:
         handle.write(text.encode())
+
+
+def read_vtm(path):
+    """The points and cells (``core.cells.Cells``) of every dataset a ``.vtm`` names (VTK XML
+    pieces, paths relative to it), as one: a scene's surfaces together, its synapse points (VTK
+    vertices) dropped and counted as any point cells are."""
+    import re
+
+    from mesh_export.core.cells import Block, Cells
+    from mesh_export.errors import InputError
+    from mesh_export.writers.vtk_xml import read_vtk_xml
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if "vtkMultiBlockDataSet" not in text:
+        raise InputError(f"{path}: not a VTK multiblock file (no vtkMultiBlockDataSet)")
+    files = re.findall(r'<DataSet\b[^>]*\bfile\s*=\s*"([^"]*)"', text)
+    if not files:
+        raise InputError(f"{path}: a multiblock that names no dataset files")
+    points, blocks, base = [], [], 0
+    for name in files:
+        piece = path.parent / name
+        if not piece.is_file():
+            raise InputError(f"{path}: names {name}, which is not there")
+        cells = read_vtk_xml(piece)
+        points.append(np.asarray(cells.points, dtype=np.float64))
+        blocks += [Block(block.name, np.asarray(block.data) + base if block.data.size else block.data, block.offsets)
+                   for block in cells.blocks]
+        base += len(cells.points)
+    return Cells(np.concatenate(points) if points else np.zeros((0, 3)), blocks)
 
 
 register(Writer("vtm", (".vtm",), write_vtm, accepts=(SURFACE, SCENE), modes=("binary",),
