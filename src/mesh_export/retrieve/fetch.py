@@ -35,8 +35,9 @@ from mesh_export.core.mesh_ops import merge_duplicate_vertices  # noqa: F401
 # instead: nested pools oversubscribed 2 cores, and on Dask workers they left requests
 # waiting forever on shared keep-alive connections.
 FRAGMENT_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("fragment_threads", default=20)
-#: Requests in flight for one graphene mesh (our own fetch, one pool of as many connections).
-GRAPHENE_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("graphene_threads", default=32)
+#: Requests in flight for one graphene mesh (our own fetch): None = every fragment of the manifest
+#: at once, within the process-wide cap (politeness.IN_FLIGHT, ``--max-connections``).
+GRAPHENE_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("graphene_threads", default=None)
 
 
 def check_decoded(vertices: np.ndarray, faces: np.ndarray, root_id: int) -> None:
@@ -142,15 +143,15 @@ def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token
                             allow_missing: bool, retry: Retrier) -> Fetched | None:
     """Sharded graphene meshes through our own fetch (mesh_export.retrieve.graphene); None for the
     older unsharded layout, which CloudVolume reads."""
-    from mesh_export.retrieve.graphene import fetch_graphene_mesh, open_layer
+    from mesh_export.retrieve.graphene import fetch_graphene_mesh
 
     lod = single_lod(lod, "dynamic (graphene)")
     if not token:
         raise AuthError(f"{source.url} needs a CAVE token: {TOKEN_HELP}")
-    if not open_layer(source.url, token, retry).sharded:
-        return None
     mesh = fetch_graphene_mesh(source.url, root_id, token=token, retry=retry, allow_missing=allow_missing,
                                threads=GRAPHENE_THREADS.get())
+    if mesh is None:
+        return None
     return Fetched(mesh.vertices, mesh.faces, lod, None, mesh.fragments, mesh.missing)
 
 
@@ -201,6 +202,8 @@ def _translate(exc: Exception, source: Source, root_id: int, token: str | None) 
         return InvalidMeshError(f"root id {root_id}: cannot decode the mesh: {message}")
     if isinstance(exc, (ValueError, KeyError)):
         return SourceError(f"{source.url}: {message}")
-    if isinstance(exc, (requests.RequestException, OSError)):
+    import urllib3.exceptions
+
+    if isinstance(exc, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
         return NetworkError(f"{source.url}: {message}")
     return exc
