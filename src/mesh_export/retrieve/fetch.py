@@ -131,7 +131,10 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
             raise
         raise translated from None
     fetched.retries = retry.retries
-    fetched.vertices, fetched.faces, fetched.merged_vertices = merge_duplicate_vertices(fetched.vertices, fetched.faces)
+    keys, fetched.merge_keys = fetched.merge_keys, None
+    fetched.vertices, fetched.faces, fetched.merged_vertices = merge_duplicate_vertices(fetched.vertices, fetched.faces,
+                                                                                        keys=keys)
+    del keys
     stages.step("merged; checking")
     check_decoded(fetched.vertices, fetched.faces, root_id)
     stages.step(f"{len(fetched.faces):,} faces")
@@ -152,7 +155,7 @@ def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token
                                threads=GRAPHENE_THREADS.get())
     if mesh is None:
         return None
-    return Fetched(mesh.vertices, mesh.faces, lod, None, mesh.fragments, mesh.missing)
+    return Fetched(mesh.vertices, mesh.faces, lod, None, mesh.fragments, mesh.missing, merge_keys=mesh.merge_keys)
 
 
 def _fetch_graphene(volume, root_id: int, lod: int | None, retry: Retrier) -> Fetched:

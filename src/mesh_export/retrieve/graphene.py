@@ -224,6 +224,7 @@ class GrapheneMesh:
     faces: np.ndarray  # int32
     fragments: int
     missing: list[str] = field(default_factory=list)
+    merge_keys: np.ndarray | None = None  # core.mesh_ops.merge_keys of the vertices
 
 
 def fetch_manifest(layer: GrapheneLayer, root_id: int, token: str, retry: Retrier) -> dict[str, Any]:
@@ -256,9 +257,12 @@ def _requests(layer: GrapheneLayer, manifest: dict) -> list[tuple[str, str, int 
     return jobs
 
 
-def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray] | str:
-    """Download and decode one fragment; the manifest name if it is missing or corrupt."""
+def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """Download and decode one fragment, and compute its vertices' merge keys (on this thread,
+    while other fragments are still downloading); the manifest name if it is missing or corrupt."""
     import DracoPy
+
+    from mesh_export.core.mesh_ops import merge_keys
 
     name, path, start, size = job
     for attempt in range(_DECODE_ATTEMPTS):
@@ -274,9 +278,11 @@ def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray] | str:
                     remote.retry.retries += 1
                 continue
             return "corrupt:" + name
-        points = np.asarray(decoded.points, dtype=np.float32).reshape(-1, 3)
+        points = np.array(decoded.points, dtype=np.float32, copy=None).reshape(-1, 3)
+        if not points.flags.writeable:
+            points = points.copy()
         faces = np.asarray(decoded.faces).reshape(-1, 3)
-        return points, faces
+        return points, faces, merge_keys(points)
     return "corrupt:" + name  # pragma: no cover - the loop returns
 
 
@@ -307,25 +313,29 @@ def fetch_graphene_mesh(cloudpath: str, root_id: int, *, token: str | None, retr
     pieces = [r for r in results if not isinstance(r, str)]
     if not pieces:
         raise NotFoundError(f"root id {root_id}: none of its {len(jobs)} fragments could be fetched")
-    vertices, faces = concatenate(pieces)
-    return GrapheneMesh(vertices, faces, len(jobs), [m.removeprefix("corrupt:") for m in missing])
+    vertices, faces, keys = concatenate(pieces)
+    return GrapheneMesh(vertices, faces, len(jobs), [m.removeprefix("corrupt:") for m in missing], keys)
 
 
-def concatenate(pieces: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """One float32 vertex array and one int32 face array for all pieces, each piece freed once
-    copied (so the peak is one mesh plus one fragment, not two meshes)."""
+def concatenate(pieces: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """One float32 vertex array, one int32 face array (and one array of each further per-vertex
+    part, e.g. merge keys) for all pieces, each piece freed once copied (so the peak is one mesh
+    plus one fragment, not two meshes)."""
     n_vertices = sum(len(p[0]) for p in pieces)
     n_faces = sum(len(p[1]) for p in pieces)
     if n_vertices >= 2**31:
         raise InvalidMeshError(f"{n_vertices} vertices do not fit 32-bit face indices")
     vertices = np.empty((n_vertices, 3), dtype=np.float32)
     faces = np.empty((n_faces, 3), dtype=np.int32)
+    extras = [np.empty((n_vertices,) + part.shape[1:], dtype=part.dtype) for part in pieces[0][2:]] if pieces else []
     v = f = 0
     pieces.reverse()
     while pieces:
-        points, tris = pieces.pop()
+        points, tris, *parts = pieces.pop()
         vertices[v:v + len(points)] = points
+        for target, part in zip(extras, parts):
+            target[v:v + len(points)] = part
         np.add(tris, v, out=faces[f:f + len(tris)], casting="unsafe")
         v += len(points)
         f += len(tris)
-    return vertices, faces
+    return (vertices, faces, *extras)
