@@ -204,27 +204,28 @@ def test_manifest_endpoint_and_storage_match_cloudvolume(srv, fixture_data):
 
 
 @pytest.fixture
-def new_process(tmp_path, monkeypatch):
-    """What a new process starts with: no layer read in memory, a layer cache of its own on disk."""
+def new_process():
+    """What a new process starts with: no layer read in memory (a cache directory may hold one)."""
     from mesh_export.retrieve import graphene
 
-    monkeypatch.setenv("MESH_EXPORT_CACHE", str(tmp_path / "cache"))
     graphene._LAYERS.clear()
     yield lambda: graphene._LAYERS.clear()
     graphene._LAYERS.clear()
 
 
-def test_a_manifest_is_fetched_in_three_round_trips_then_two(minnie_like, new_process):
+def test_a_manifest_is_fetched_in_three_round_trips_then_two(minnie_like, new_process, tmp_path):
     """Cold: chunkedgraph info; mesh info with the manifest; every fragment at once. Then (a new
-    process within the layer's expiry) the manifest and the fragments only."""
+    process with the same cache directory, within the layer's expiry) the manifest and the
+    fragments only; without a cache directory (--no-cache) a new process reads the layer again."""
     from mesh_export.retrieve import graphene
 
     layers, server = minnie_like
     url = server.graphene_url(layers.graphene_table)
+    cache = tmp_path / "cache"
     with server.fresh():
         together = server.gate(r"/manifest/|/mesh/info$", 2)
         every_fragment = server.gate(r"/mesh/(dynamic|initial)/", layers.fragments)
-        cold = fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN)
+        cold = fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN, cache_dir=cache)
         assert server.count(r"/segmentation/table/.*/info$") == server.count(r"/mesh/info$") == 1
         assert together.opened and every_fragment.opened  # asked for together: one round trip each
         assert every_fragment.arrived == layers.fragments > 300
@@ -232,18 +233,24 @@ def test_a_manifest_is_fetched_in_three_round_trips_then_two(minnie_like, new_pr
     new_process()
     with server.fresh():
         every_fragment = server.gate(r"/mesh/(dynamic|initial)/", layers.fragments)
-        warm = fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN)
+        warm = fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN, cache_dir=cache)
         assert server.count(r"/info$") == 0 and server.count(r"/manifest/") == 1 and every_fragment.opened
     assert np.array_equal(warm.vertices, cold.vertices) and np.array_equal(warm.faces, cold.faces)
 
+    new_process()
+    with server.fresh():
+        fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN)
+        assert server.count(r"/segmentation/table/.*/info$") == 1
+    assert [p.parent.name for p in cache.rglob("*") if p.is_file()] == ["graphene-layers"]
+
     # Past its expiry the layer is read again.
     new_process()
-    stored = graphene._disk_path(url)
+    stored = graphene._disk_path(cache, url)
     entry = json.loads(stored.read_text())
     entry["read_at"] -= graphene.LAYER_INFO_TTL + 1
     stored.write_text(json.dumps(entry))
     with server.fresh():
-        fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN)
+        fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN, cache_dir=cache)
         assert server.count(r"/segmentation/table/.*/info$") == 1
 
 

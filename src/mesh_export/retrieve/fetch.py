@@ -9,8 +9,9 @@ fragment borders, and every failure mapped to one clear error.
 
 from __future__ import annotations
 
-import threading
 import contextvars
+import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -99,15 +100,18 @@ class _Stages:
 
 
 def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: str | None = None,
-               timeout: float = 120.0, allow_missing: bool = False, progress: bool = False) -> Fetched:
-    """Download and decode ``root_id`` from ``source``; raise a MeshExportError on any failure."""
+               timeout: float = 120.0, allow_missing: bool = False, progress: bool = False,
+               cache_dir: str | os.PathLike | None = None) -> Fetched:
+    """Download and decode ``root_id`` from ``source``; raise a MeshExportError on any failure.
+
+    ``cache_dir``: where a graphene layer's info is kept between processes (None: nowhere)."""
     check_reachable(source.url, timeout)
     retry = Retrier(timeout)
     stages = _Stages(root_id, progress)
     try:
         fetched = None
         if source.kind == "graphene":
-            fetched = _fetch_graphene_sharded(source, root_id, lod, token, allow_missing, retry)
+            fetched = _fetch_graphene_sharded(source, root_id, lod, token, allow_missing, retry, cache_dir)
         else:
             # Static layers (multi-resolution and legacy): our own fetch (mesh_export.retrieve.static_fetch).
             from mesh_export.retrieve.static_fetch import fetch_static
@@ -143,7 +147,7 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
 
 
 def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token: str | None,
-                            allow_missing: bool, retry: Retrier) -> Fetched | None:
+                            allow_missing: bool, retry: Retrier, cache_dir=None) -> Fetched | None:
     """Sharded graphene meshes through our own fetch (mesh_export.retrieve.graphene); None for the
     older unsharded layout, which CloudVolume reads."""
     from mesh_export.retrieve.graphene import fetch_graphene_mesh
@@ -152,7 +156,7 @@ def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token
     if not token:
         raise AuthError(f"{source.url} needs a CAVE token: {TOKEN_HELP}")
     mesh = fetch_graphene_mesh(source.url, root_id, token=token, retry=retry, allow_missing=allow_missing,
-                               threads=GRAPHENE_THREADS.get())
+                               threads=GRAPHENE_THREADS.get(), cache_dir=cache_dir)
     if mesh is None:
         return None
     return Fetched(mesh.vertices, mesh.faces, lod, None, mesh.fragments, mesh.missing, merge_keys=mesh.merge_keys)

@@ -6,8 +6,8 @@ CloudVolume's ``mesh.get`` on a sharded graphene layer asks the meshing manifest
 over float rows: 66 of 78 s of a 9M-face fetch. Here, with the same requests and the same wire
 formats:
 
-- the chunkedgraph ``info`` is read once per process and layer, and kept on disk for ten
-  minutes; the mesh ``info`` and the first manifest are then asked for together (CloudVolume
+- the chunkedgraph ``info`` is read once per process and layer, and kept in the cache
+  directory for ten minutes (unless the cache is off); the mesh ``info`` and the first manifest are then asked for together (CloudVolume
   itself is not imported: its import alone costs ~1.1 s, more than a whole small mesh takes).
   A fetch is two round trips when the layer is known (manifest, fragments), three when not;
 - the manifest (``verify=True``, ``return_seg_ids=1``, ``start_layer`` in the body, as
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 import re
 import threading
@@ -102,17 +103,17 @@ LAYER_INFO_TTL = 600.0
 _LAYER_INFO_DIR = "graphene-layers"
 
 
-def _disk_path(cloudpath: str) -> Path:
-    from mesh_export.retrieve.cache import default_cache_dir
-
-    return default_cache_dir() / _LAYER_INFO_DIR / (hashlib.sha256(cloudpath.encode()).hexdigest() + ".json")
+def _disk_path(cache_dir: str | os.PathLike, cloudpath: str) -> Path:
+    return Path(cache_dir) / _LAYER_INFO_DIR / (hashlib.sha256(cloudpath.encode()).hexdigest() + ".json")
 
 
-def _layer_from_disk(cloudpath: str) -> GrapheneLayer | None:
+def _layer_from_disk(cache_dir: str | os.PathLike | None, cloudpath: str) -> GrapheneLayer | None:
     """The layer an earlier process read, if it was read less than LAYER_INFO_TTL ago (no token
     is stored: the manifest, which every fetch asks for, still checks it)."""
+    if cache_dir is None:
+        return None
     try:
-        path = _disk_path(cloudpath)
+        path = _disk_path(cache_dir, cloudpath)
         stored = json.loads(path.read_text())
         if stored.get("cloudpath") != cloudpath or not 0 <= time.time() - stored["read_at"] < LAYER_INFO_TTL:
             return None
@@ -121,11 +122,13 @@ def _layer_from_disk(cloudpath: str) -> GrapheneLayer | None:
         return None
 
 
-def _layer_to_disk(cloudpath: str, layer: GrapheneLayer) -> None:
+def _layer_to_disk(cache_dir: str | os.PathLike | None, cloudpath: str, layer: GrapheneLayer) -> None:
     from mesh_export.core.atomic import replaced_file
 
+    if cache_dir is None:
+        return
     try:
-        path = _disk_path(cloudpath)
+        path = _disk_path(cache_dir, cloudpath)
         path.parent.mkdir(parents=True, exist_ok=True)
         with replaced_file(path, "w") as handle:
             json.dump({"cloudpath": cloudpath, "read_at": time.time(), "layer": asdict(layer)}, handle)
@@ -133,25 +136,26 @@ def _layer_to_disk(cloudpath: str, layer: GrapheneLayer) -> None:
         pass
 
 
-def _known_layer(cloudpath: str, token: str) -> GrapheneLayer | None:
+def _known_layer(cloudpath: str, token: str, cache_dir: str | os.PathLike | None) -> GrapheneLayer | None:
     key = (cloudpath, hash(token))
     with _LAYERS_LOCK:
         if key in _LAYERS:
             return _LAYERS[key]
-    layer = _layer_from_disk(cloudpath)
+    layer = _layer_from_disk(cache_dir, cloudpath)
     if layer is not None:
         with _LAYERS_LOCK:
             _LAYERS[key] = layer
     return layer
 
 
-def open_layer(cloudpath: str, token: str, retry: Retrier) -> GrapheneLayer:
+def open_layer(cloudpath: str, token: str, retry: Retrier,
+               cache_dir: str | os.PathLike | None = None) -> GrapheneLayer:
     """The chunkedgraph info and the mesh info of ``cloudpath``: read once per process, and
-    kept on disk for LAYER_INFO_TTL seconds for the processes after it."""
-    return _known_layer(cloudpath, token) or _read_layer(cloudpath, token, retry)[0]
+    kept in ``cache_dir`` (if given) for LAYER_INFO_TTL seconds for the processes after it."""
+    return _known_layer(cloudpath, token, cache_dir) or _read_layer(cloudpath, token, retry, cache_dir)[0]
 
 
-def _read_layer(cloudpath: str, token: str, retry: Retrier,
+def _read_layer(cloudpath: str, token: str, retry: Retrier, cache_dir: str | os.PathLike | None,
                 root_id: int | None = None) -> tuple[GrapheneLayer, dict[str, Any] | None]:
     """Read the layer from its servers; with ``root_id``, that id's manifest too, asked for
     together with the mesh info (both need only the chunkedgraph info): two round trips, not three."""
@@ -202,18 +206,19 @@ def _read_layer(cloudpath: str, token: str, retry: Retrier,
     layer = replace(layer, sharded="sharding" in mesh_info)
     with _LAYERS_LOCK:
         _LAYERS[(cloudpath, hash(token))] = layer
-    _layer_to_disk(cloudpath, layer)
+    _layer_to_disk(cache_dir, cloudpath, layer)
     return layer, manifest
 
 
-def open_layer_and_manifest(cloudpath: str, root_id: int, token: str,
-                            retry: Retrier) -> tuple[GrapheneLayer, dict[str, Any]]:
+def open_layer_and_manifest(cloudpath: str, root_id: int, token: str, retry: Retrier,
+                            cache_dir: str | os.PathLike | None = None) -> tuple[GrapheneLayer, dict[str, Any]]:
     """The layer and ``root_id``'s manifest in as few round trips as the caches allow: one
-    (the manifest) when this process or a recent one read the layer, else two."""
-    layer = _known_layer(cloudpath, token)
+    (the manifest) when this process or a recent one (through ``cache_dir``) read the layer,
+    else two."""
+    layer = _known_layer(cloudpath, token, cache_dir)
     if layer is not None:
         return layer, fetch_manifest(layer, root_id, token, retry)
-    layer, manifest = _read_layer(cloudpath, token, retry, root_id)
+    layer, manifest = _read_layer(cloudpath, token, retry, cache_dir, root_id)
     assert manifest is not None
     return layer, manifest
 
@@ -287,16 +292,18 @@ def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def fetch_graphene_mesh(cloudpath: str, root_id: int, *, token: str | None, retry: Retrier,
-                        allow_missing: bool = False, threads: int | None = None) -> GrapheneMesh | None:
+                        allow_missing: bool = False, threads: int | None = None,
+                        cache_dir: str | os.PathLike | None = None) -> GrapheneMesh | None:
     """All fragments of ``root_id``'s dynamic mesh, concatenated (float32/int32, unmerged);
     None for a layer of the older unsharded layout (which CloudVolume reads).
 
-    ``threads``: fragments in flight at once (None: all of them, within the process's cap)."""
+    ``threads``: fragments in flight at once (None: all of them, within the process's cap).
+    ``cache_dir``: where the layer's info is kept between processes (None: in this one only)."""
     if not token:
         from mesh_export.retrieve.auth import TOKEN_HELP
 
         raise AuthError(f"{cloudpath} needs a CAVE token: {TOKEN_HELP}")
-    layer, manifest = open_layer_and_manifest(cloudpath, root_id, token, retry)
+    layer, manifest = open_layer_and_manifest(cloudpath, root_id, token, retry, cache_dir)
     if not layer.sharded:
         return None
     jobs = _requests(layer, manifest)
