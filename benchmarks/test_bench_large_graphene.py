@@ -5,7 +5,8 @@ added latency and with 50 ms per request, side by side with what a notebook user
 ``CloudVolume(url).mesh.get(id)`` then ``trimesh.Trimesh(...).export(path)``.
 
 - ``graphene-9M``: one hemibrain neuron subdivided to 9.0M faces, 612 fragments.
-- ``graphene-300``: two other neurons at 0.6 scale, 1M faces and ~300 fragments each.
+- ``graphene-300``: two other neurons at 0.6 scale, 1M faces and ~300 fragments each, at 20, 50
+  and 150 ms per request (a distant user's round trip): what the number of round trips costs.
 
 The layers are built once per machine (``tests/support/large.py``; about 7 minutes for the
 9M-face one) and kept under the user cache directory. CloudVolume takes over a minute per 9M-face
@@ -45,11 +46,14 @@ def large(request):
         yield request.param, layers, server.graphene_url(layers.graphene_table)
 
 
-@pytest.fixture(scope="module")
-def three_hundred():
+LATENCIES_300 = {"20ms": 0.02, "50ms": 0.05, "150ms": 0.15}
+
+
+@pytest.fixture(scope="module", params=list(LATENCIES_300))
+def three_hundred(request):
     layers = build_large_layers(target_faces=1_000_000, neuron_index=(1, 2), scale=0.6)
-    with _serve(layers, 0.05) as server:
-        yield layers, server.graphene_url(layers.graphene_table)
+    with _serve(layers, LATENCIES_300[request.param]) as server:
+        yield request.param, layers, server.graphene_url(layers.graphene_table)
 
 
 def _plain_cloudvolume(url, root_ids, directory: Path, write: bool = True) -> None:
@@ -87,14 +91,14 @@ def test_graphene_300_fragments_fetch_mesh_export(benchmark, three_hundred):
     from mesh_export.retrieve.fetch import fetch_mesh
     from mesh_export.retrieve.sources import Source
 
-    layers, url = three_hundred
-    benchmark.group = "graphene-300-fragments/50ms/fetch"
+    latency, layers, url = three_hundred
+    benchmark.group = f"graphene-300-fragments/{latency}/fetch"
     benchmark.pedantic(lambda: [fetch_mesh(Source("graphene", url), r, token=TOKEN) for r in layers.root_ids],
                        rounds=3, warmup_rounds=1)
 
 
 def test_graphene_300_fragments_fetch_plain_cloudvolume(benchmark, three_hundred, tmp_path):
-    layers, url = three_hundred
-    benchmark.group = "graphene-300-fragments/50ms/fetch"
+    latency, layers, url = three_hundred
+    benchmark.group = f"graphene-300-fragments/{latency}/fetch"
     benchmark.pedantic(_plain_cloudvolume, args=(url, layers.root_ids, tmp_path, False), rounds=2,
                        warmup_rounds=0)

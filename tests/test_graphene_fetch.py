@@ -198,3 +198,86 @@ def test_manifest_endpoint_and_storage_match_cloudvolume(srv, fixture_data):
     assert layer.max_meshed_layer == meta.max_meshed_layer
     root_id = fixture_data.root_ids[0]
     assert layer.start_layer(root_id) == min(int(meta.decode_layer_id(root_id)), meta.max_meshed_layer)
+
+
+# ------------------------------------------------------------------------- round trips
+
+
+@pytest.fixture
+def new_process():
+    """What a new process starts with: no layer read in memory (a cache directory may hold one)."""
+    from mesh_export.retrieve import graphene
+
+    graphene._LAYERS.clear()
+    yield lambda: graphene._LAYERS.clear()
+    graphene._LAYERS.clear()
+
+
+def test_a_manifest_is_fetched_in_three_round_trips_then_two(minnie_like, new_process, tmp_path):
+    """Cold: chunkedgraph info; mesh info with the manifest; every fragment at once. Then (a new
+    process with the same cache directory, within the layer's expiry) the manifest and the
+    fragments only; without a cache directory (--no-cache) a new process reads the layer again."""
+    from mesh_export.retrieve import graphene
+
+    layers, server = minnie_like
+    url = server.graphene_url(layers.graphene_table)
+    cache = tmp_path / "cache"
+    with server.fresh():
+        together = server.gate(r"/manifest/|/mesh/info$", 2)
+        every_fragment = server.gate(r"/mesh/(dynamic|initial)/", layers.fragments)
+        cold = fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN, cache_dir=cache)
+        assert server.count(r"/segmentation/table/.*/info$") == server.count(r"/mesh/info$") == 1
+        assert together.opened and every_fragment.opened  # asked for together: one round trip each
+        assert every_fragment.arrived == layers.fragments > 300
+
+    new_process()
+    with server.fresh():
+        every_fragment = server.gate(r"/mesh/(dynamic|initial)/", layers.fragments)
+        warm = fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN, cache_dir=cache)
+        assert server.count(r"/info$") == 0 and server.count(r"/manifest/") == 1 and every_fragment.opened
+    assert np.array_equal(warm.vertices, cold.vertices) and np.array_equal(warm.faces, cold.faces)
+
+    new_process()
+    with server.fresh():
+        fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN)
+        assert server.count(r"/segmentation/table/.*/info$") == 1
+    assert [p.parent.name for p in cache.rglob("*") if p.is_file()] == ["graphene-layers"]
+
+    # Past its expiry the layer is read again.
+    new_process()
+    stored = graphene._disk_path(cache, url)
+    entry = json.loads(stored.read_text())
+    entry["read_at"] -= graphene.LAYER_INFO_TTL + 1
+    stored.write_text(json.dumps(entry))
+    with server.fresh():
+        fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN, cache_dir=cache)
+        assert server.count(r"/segmentation/table/.*/info$") == 1
+
+
+def test_requests_in_flight_stay_within_the_cap(minnie_like):
+    from mesh_export.retrieve.politeness import set_max_connections
+
+    layers, server = minnie_like
+    url = server.graphene_url(layers.graphene_table)
+    fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN)  # layer info read once
+    set_max_connections(6)
+    try:
+        with server.fresh():
+            held = server.gate(r"/mesh/(dynamic|initial)/", 7, timeout=0.05)
+            fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN)
+    finally:
+        set_max_connections(None)
+    assert held.most_waiting == 6 and held.arrived == layers.fragments
+
+
+def test_max_connections_caps_the_cli_fetch_and_refuses_zero(srv, fixture_data, workdir):
+    root_id = fixture_data.root_ids[0]
+    fragments = len(fixture_data.graphene["manifests"][str(root_id)]["fragments"])
+    assert fragments > 3
+    with srv.fresh():
+        held = srv.gate(r"/mesh/(dynamic|initial)/", 4, timeout=0.05)
+        _, result = _export(workdir, srv, fixture_data, "--max-connections", "3")
+        assert result.returncode == 0, result.stderr
+        assert held.most_waiting == 3 and held.arrived == fragments
+    _, result = _export(workdir, srv, fixture_data, "--max-connections", "0")
+    _assert_error(result, errors.InvalidArgumentError, "--max-connections must be 1 or more")

@@ -56,3 +56,24 @@ def test_merge_leaves_its_input_alone():
     before = vertices.copy()
     merge_duplicate_vertices(vertices, np.array([[0, 1, 2]]))
     assert np.array_equal(np.signbit(vertices), np.signbit(before))
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_keys_made_fragment_by_fragment_and_faces_remapped_in_blocks_give_the_same_merge(seed, monkeypatch):
+    """How a fetch merges: merge keys computed per fragment as it arrives (vertices prepared in
+    place), concatenated; faces remapped in blocks on two threads (made tiny here)."""
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(-20, 20, size=(300, 3)).astype(np.float32) * np.float32(0.5)
+    fragments = [pool[rng.integers(0, len(pool), size=size)] for size in (700, 1, 1300, 500)]
+    fragments[2][rng.integers(0, 1300, size=40), 1] = -0.0
+    vertices = np.concatenate(fragments)
+    faces = rng.integers(0, len(vertices), size=(9001, 3)).astype(np.int32)
+    expected_vertices, expected_faces = reference_merge(vertices, faces)
+
+    prepared = [f.copy() for f in fragments]
+    keys = np.concatenate([mesh_ops.merge_keys(f) for f in prepared])
+    monkeypatch.setattr(mesh_ops, "_FACE_BLOCK", 1000)
+    merged, merged_faces, removed = merge_duplicate_vertices(np.concatenate(prepared), faces, keys=keys)
+    np.testing.assert_array_equal(merged, expected_vertices)
+    np.testing.assert_array_equal(merged_faces, expected_faces)
+    assert removed == len(vertices) - len(expected_vertices) and merged_faces.dtype == np.int32

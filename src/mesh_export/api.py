@@ -333,6 +333,21 @@ def export(root_id: int | str, **options: Any) -> ExportResult:
     return export_one(root_id, **options)
 
 
+def limit_connections(connections: int | None) -> None:
+    """Allow at most ``connections`` requests in flight at once, all fetches of this process and
+    of the worker processes it starts together (``--max-connections``; over HTTP/1.1 each is a
+    connection). None: the default (1024, or ``$MESH_EXPORT_MAX_CONNECTIONS``), always kept
+    under the open-file limit."""
+    from mesh_export.errors import InvalidArgumentError
+    from mesh_export.retrieve.politeness import MAX_CONNECTIONS_ENV, set_max_connections
+
+    if connections is not None:
+        if connections < 1:
+            raise InvalidArgumentError(f"--max-connections must be 1 or more, got {connections}")
+        os.environ[MAX_CONNECTIONS_ENV] = str(connections)  # Dask workers started from here read it
+    set_max_connections(connections)
+
+
 def export_many(root_ids: Iterable[int | str], **options: Any) -> BatchResult:
     """Export many root ids, resumably (a manifest; ids already exported by the same request
     are skipped); one failed id never stops the others. Returns a ``BatchResult``

@@ -82,6 +82,39 @@ class Fault:
         return bool(self.pattern.search(path))
 
 
+class Gate:
+    """Holds requests matching ``pattern`` until ``count`` of them have arrived (then lets them all
+    through at once) or ``timeout`` seconds have passed: whether a client had them all in flight
+    together, independent of how fast the machine is."""
+
+    def __init__(self, pattern: str, count: int, timeout: float):
+        self.pattern = re.compile(pattern)
+        self.count = count
+        self.timeout = timeout
+        self.arrived = 0
+        self.most_waiting = 0  # the most requests held at once
+        self._waiting = 0
+        self._cond = threading.Condition()
+
+    @property
+    def opened(self) -> bool:
+        """Whether all ``count`` requests were held at the same time."""
+        return self.most_waiting >= self.count
+
+    def pass_through(self, path: str) -> None:
+        if not self.pattern.search(path):
+            return
+        with self._cond:
+            self.arrived += 1
+            self._waiting += 1
+            self.most_waiting = max(self.most_waiting, self._waiting)
+            if self._waiting >= self.count:
+                self._cond.notify_all()
+            else:
+                self._cond.wait_for(lambda: self.most_waiting >= self.count, timeout=self.timeout)
+            self._waiting -= 1
+
+
 @dataclass(frozen=True)
 class RouteRequest:
     """What a route added with ``FixtureServer.add_route`` is given."""
@@ -111,8 +144,9 @@ class RequestRecord:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    # Many short keep-alive connections from CloudFiles' thread pools.
-    request_queue_size = 64
+    # Many keep-alive connections opened at once (a whole manifest's fragments are asked for
+    # together); a short listen backlog drops SYNs, and each drop costs the client a 1 s resend.
+    request_queue_size = 1024
 
     def handle_error(self, request, client_address):  # noqa: D401 - stdlib hook
         # Clients that hang up early (CloudFiles' exists() streams a GET and
@@ -148,6 +182,7 @@ class FixtureServer:
         self._host = host
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._gates: list[Gate] = []
         self._records: list[RequestRecord] = []
         self.unknown_paths: list[str] = []
         self._graphene: dict[str, dict] = {}
@@ -274,9 +309,18 @@ class FixtureServer:
             self._faults.append(fault)
         return fault
 
+    def gate(self, pattern: str, count: int, timeout: float = 10.0) -> Gate:
+        """Hold requests whose path matches ``pattern`` until ``count`` are held together (or
+        ``timeout`` passes); ``gate.opened`` then says whether they were. Cleared with the faults."""
+        gate = Gate(pattern, count, timeout)
+        with self._lock:
+            self._gates.append(gate)
+        return gate
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._gates.clear()
 
     def _take_fault(self, method: str, path: str) -> Optional[Fault]:
         with self._lock:
@@ -384,6 +428,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         if fx.latency > 0:
             time.sleep(fx.latency)
+        with fx._lock:
+            gates = list(fx._gates)
+        for gate in gates:
+            gate.pass_through(path)
         try:
             fault = fx._take_fault(self.command, path)
             if fault is not None:

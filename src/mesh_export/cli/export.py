@@ -73,6 +73,7 @@ def export_command(
     offline: _Offline = False,
     allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Export a mesh even if some fragments cannot be fetched (flagged in provenance).", rich_help_panel=_CACHE)] = False,
     timeout: _Timeout = 120.0,
+    max_connections: Annotated[Optional[int], typer.Option("--max-connections", help="Requests in flight at once (each a connection over HTTP/1.1), all workers together [default: 1024].", rich_help_panel=_CACHE)] = None,
     ids_file: Annotated[Optional[Path], typer.Option("--ids-file", help="Ids to export: one per line, or a CSV/TSV/Parquet column (see --id-column).", rich_help_panel=_BATCH)] = None,
     id_column: Annotated[Optional[str], typer.Option("--id-column", help="Column of --ids-file holding the ids [default: root_id, pt_root_id, segment_id or id].", rich_help_panel=_BATCH)] = None,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Concurrent exports (threads; worker processes with --executor dask-local).", rich_help_panel=_BATCH)] = 1,
@@ -91,13 +92,15 @@ def export_command(
     """Export meshes by root id: `mesh-export ROOT_ID [ROOT_ID ...] --format stl`.
 
     Several ids (or --ids-file, or - for stdin) run as a resumable batch: see README "Batch"."""
-    from mesh_export.api import export
+    from mesh_export.api import export, limit_connections
 
     if static and dynamic:
         raise typer.BadParameter("--static and --dynamic are exclusive")
     if scheduler and executor == "local":
         executor = "dask"
     root_ids = list(root_ids or [])
+    if max_connections is not None:
+        limit_connections(max_connections)
     kwargs = dict(
         format=format, out_dir=out, name=name, datastack=datastack, version=version,
         server=server, source=source, static=static, lod=lod, token=token, cache_dir=cache_dir,

@@ -7,19 +7,44 @@ import numpy as np
 
 def _vertex_keys(vertices: np.ndarray) -> np.ndarray:
     """One uint64 per vertex from its float bit patterns; equal vertices get equal keys."""
-    bits = vertices.view(np.uint32 if vertices.dtype.itemsize == 4 else np.uint64).astype(np.uint64)
     # Multiply-xor mixing: sorting 8-byte keys is several times faster than 12-byte voids.
+    if vertices.dtype.itemsize == 4 and vertices.flags.c_contiguous:
+        # x and y read as one 8-byte word in place (a strided view, no copy), z widened: 2.7x
+        # faster than widening all three (0.09 vs 0.24 s for 5M vertices).
+        n = len(vertices)
+        bits = vertices.view(np.uint32)
+        keys = np.ndarray((n,), dtype=np.uint64, buffer=bits, offset=0, strides=(12,)) * np.uint64(0x9E3779B97F4A7C15)
+        z = bits[:, 2].astype(np.uint64)
+        z *= np.uint64(0xC2B2AE3D27D4EB4F)
+        keys ^= z
+        return keys
+    bits = vertices.view(np.uint32 if vertices.dtype.itemsize == 4 else np.uint64).astype(np.uint64)
     keys = bits[:, 0] * np.uint64(0x9E3779B97F4A7C15)
     keys ^= bits[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)
     keys ^= bits[:, 2] * np.uint64(0x165667B19E3779F9)
     return keys
 
 
-def merge_duplicate_vertices(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def merge_keys(vertices: np.ndarray) -> np.ndarray:
+    """Prepare float32 ``vertices`` for :func:`merge_duplicate_vertices` in place (-0.0 becomes
+    0.0) and return their merge keys. A fetch calls this on each fragment as it is decoded, on
+    the thread that fetched it, so the keys of a 10M-face mesh cost no time after the download."""
+    np.add(vertices, vertices.dtype.type(0.0), out=vertices)
+    return _vertex_keys(vertices)
+
+
+#: Faces per task when the face remap runs on two threads (numpy's take and compress release the GIL).
+_FACE_BLOCK = 1 << 18
+
+
+def merge_duplicate_vertices(vertices: np.ndarray, faces: np.ndarray, *,
+                             keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Merge bit-identical vertices (fragment borders, Draco splits), keeping first-seen order.
 
     Faces that collapse to a line or point after merging are dropped. Returns the new
     vertices, faces (int32 when the vertex count allows) and how many vertices were merged.
+    ``keys``: :func:`merge_keys` of ``vertices``, which it has already prepared (then
+    ``vertices`` is used as it is, not copied).
 
     At 10M faces the ``np.unique(return_index, return_inverse)`` this replaces took 4.5 s: a
     stable argsort plus a second argsort to restore first-seen order. Here a hash of each
@@ -27,27 +52,58 @@ def merge_duplicate_vertices(vertices: np.ndarray, faces: np.ndarray) -> tuple[n
     ``argsort``) groups equal hashes with the first-seen position leading each group; hash
     collisions are found by comparing coordinates and resolved exactly.
     """
-    # float32 (decoded meshes) or float64 (files) kept as they are; -0.0 becomes 0.0.
-    dtype = vertices.dtype if vertices.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    vertices = np.ascontiguousarray(vertices, dtype=dtype) + dtype.type(0.0)
+    if keys is None:
+        # float32 (decoded meshes) or float64 (files) kept as they are; -0.0 becomes 0.0.
+        dtype = vertices.dtype if vertices.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        vertices = np.ascontiguousarray(vertices, dtype=dtype) + dtype.type(0.0)
     n = len(vertices)
     if n == 0:
         return vertices, faces, 0
     index = np.int32 if n < 2**31 else np.int64
-    representative = _representatives(_vertex_keys(vertices), index)
+    representative = _representatives(_vertex_keys(vertices) if keys is None else keys, index)
     _resolve_collisions(vertices, representative)
     is_first = representative == np.arange(n, dtype=index)
     new_index = np.cumsum(is_first, dtype=index)
     new_index -= 1
-    merged = vertices[is_first]
-    faces = new_index[representative][faces]
-    a, b, c = faces[:, 0], faces[:, 1], faces[:, 2]
-    keep = a != b
-    keep &= b != c
-    keep &= a != c
-    if not keep.all():
-        faces = faces[keep]
+    merged = np.compress(is_first, vertices, axis=0)  # 3x faster than vertices[is_first] on (n, 3)
+    faces = _remap_faces(new_index[representative], faces)
     return merged, faces, n - len(merged)
+
+
+def _remap_faces(remap: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``remap[faces]`` without the faces that collapse to a line or a point, in blocks on two
+    threads for large meshes (the gather and the compress are memory-bound random access)."""
+    def block(start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+        out = remap.take(faces[start:stop])
+        a, b, c = out[:, 0], out[:, 1], out[:, 2]
+        keep = a != b
+        keep &= b != c
+        keep &= a != c
+        return out, (None if keep.all() else keep)
+
+    if len(faces) <= 2 * _FACE_BLOCK:
+        out, keep = block(0, len(faces))
+        return out if keep is None else np.compress(keep, out, axis=0)
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = list(range(0, len(faces), _FACE_BLOCK)) + [len(faces)]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mesh-export-merge") as pool:
+        blocks = list(pool.map(lambda k: block(bounds[k], bounds[k + 1]), range(len(bounds) - 1)))
+        counts = [len(out) if keep is None else int(np.count_nonzero(keep)) for out, keep in blocks]
+        result = np.empty((sum(counts), 3), dtype=remap.dtype)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+
+        def place(k: int) -> None:
+            out, keep = blocks[k]
+            target = result[offsets[k]:offsets[k + 1]]
+            if keep is None:
+                target[...] = out
+            else:
+                np.compress(keep, out, axis=0, out=target)
+            blocks[k] = None  # freed as soon as it is placed
+
+        list(pool.map(place, range(len(blocks))))
+    return result
 
 
 def _representatives(keys: np.ndarray, index) -> np.ndarray:
@@ -76,7 +132,7 @@ def _representatives(keys: np.ndarray, index) -> np.ndarray:
 def _resolve_collisions(vertices: np.ndarray, representative: np.ndarray) -> None:
     """Where a vertex was joined to a different one (equal hash bits), regroup exactly, in place."""
     joined = np.flatnonzero(representative != np.arange(len(vertices), dtype=representative.dtype))
-    wrong = joined[(vertices[joined] != vertices[representative[joined]]).any(axis=1)]
+    wrong = joined[(vertices.take(joined, axis=0) != vertices.take(representative[joined], axis=0)).any(axis=1)]
     if len(wrong) == 0:
         return
     members = np.flatnonzero(np.isin(representative, np.unique(representative[wrong])))  # ascending

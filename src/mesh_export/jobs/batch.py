@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 from mesh_export.errors import (EXIT_ALL_FAILED, EXIT_ALL_OK, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_SOME_FAILED,  # noqa: F401
                                 InvalidArgumentError)
 from mesh_export.jobs.executors import EXECUTORS, StopOnInterrupt, dask_client, run_dask, run_local
-from mesh_export.jobs.executors import fragment_threads, run_one  # noqa: F401  (re-exported)
+from mesh_export.jobs.executors import run_one  # noqa: F401  (re-exported)
 from mesh_export.jobs.ids import read_ids  # noqa: F401  (re-exported: the CLI and tests read ids from here)
 from mesh_export.jobs.manifest import MANIFEST_NAME, Manifest, already_exported
 from mesh_export.jobs.progress import Progress

@@ -33,24 +33,19 @@ EXECUTORS = ("local", "dask", "dask-local")
 # ------------------------------------------------------------------- per-id job
 
 
-def fragment_threads(concurrent_exports: int) -> int:
-    """Fragment requests in flight per export when ``concurrent_exports`` share a process:
-    about 32 in all (what hides a 50 ms round trip), never fewer than 4 each."""
-    return max(4, 32 // max(1, concurrent_exports))
-
-
-def run_one(root_id, export_kwargs: dict, rate: float | None = None, threads: int = 32) -> dict:
+def run_one(root_id, export_kwargs: dict, rate: float | None = None, threads: int | None = None) -> dict:
     """Export one id and return its manifest record; never raises for a failed id.
 
     The same function runs in a local thread and on a Dask worker; ``rate`` is this
-    process's share of the request rate, ``threads`` this export's graphene fragment threads."""
+    process's share of the request rate, ``threads`` this export's graphene fragment requests in
+    flight (None: a whole manifest at once; the process-wide ``--max-connections`` cap is shared)."""
     from mesh_export.jobs.export import export
     from mesh_export.retrieve.fetch import FRAGMENT_THREADS, GRAPHENE_THREADS, set_rate_limit
 
     set_rate_limit(rate)
     FRAGMENT_THREADS.set(1)  # the batch's workers are the parallelism
-    # Our own graphene fetch sizes its pool to its threads (no shared 10-connection pool to
-    # wait on), so a worker still keeps several fragment requests in flight to hide latency.
+    # Our own graphene fetch asks for every fragment at once; the process-wide cap on requests
+    # in flight, not a per-worker share, keeps the batch polite.
     GRAPHENE_THREADS.set(threads)
     started = time.perf_counter()
     try:
@@ -107,7 +102,7 @@ def run_local(todo: list[str], export_kwargs: dict, workers: int, rate: float | 
                 root_id = next(ids, None)
                 if root_id is None:
                     return
-                pending.add(pool.submit(run_one, root_id, export_kwargs, rate, fragment_threads(workers)))
+                pending.add(pool.submit(run_one, root_id, export_kwargs, rate))
 
         fill()
         while pending:
@@ -164,8 +159,7 @@ def run_dask(client, todo: list[str], export_kwargs: dict, rate: float | None,
     owner: dict = {}  # future -> (root id, submitted at): a failed task's key is not its id
 
     def submit(rid):
-        future = client.submit(run_one, rid, export_kwargs, share, fragment_threads(threads // n_workers),
-                               pure=False)
+        future = client.submit(run_one, rid, export_kwargs, share, pure=False)
         owner[future] = (rid, time.perf_counter())
         return future
 

@@ -80,7 +80,8 @@ def fetch_cached(root_id: int | str, *, source: str | None = None, datastack: st
     resolved = resolve(source=source, datastack=datastack, static=static, server=server,
                        token=token_info.value, version=version, timeout=timeout)
     fetched = fetch_mesh(resolved, root_id, lod=lod, token=token_info.value, timeout=timeout,
-                         allow_missing=allow_missing, progress=progress)
+                         allow_missing=allow_missing, progress=progress,
+                         cache_dir=cache.directory if cache is not None else None)
     meta = {"source": resolved.provenance(), **fetched.info(),
             "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if cache is None:

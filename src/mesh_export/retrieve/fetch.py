@@ -9,8 +9,9 @@ fragment borders, and every failure mapped to one clear error.
 
 from __future__ import annotations
 
-import threading
 import contextvars
+import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -35,8 +36,9 @@ from mesh_export.core.mesh_ops import merge_duplicate_vertices  # noqa: F401
 # instead: nested pools oversubscribed 2 cores, and on Dask workers they left requests
 # waiting forever on shared keep-alive connections.
 FRAGMENT_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("fragment_threads", default=20)
-#: Requests in flight for one graphene mesh (our own fetch, one pool of as many connections).
-GRAPHENE_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("graphene_threads", default=32)
+#: Requests in flight for one graphene mesh (our own fetch): None = every fragment of the manifest
+#: at once, within the process-wide cap (politeness.IN_FLIGHT, ``--max-connections``).
+GRAPHENE_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("graphene_threads", default=None)
 
 
 def check_decoded(vertices: np.ndarray, faces: np.ndarray, root_id: int) -> None:
@@ -98,15 +100,18 @@ class _Stages:
 
 
 def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: str | None = None,
-               timeout: float = 120.0, allow_missing: bool = False, progress: bool = False) -> Fetched:
-    """Download and decode ``root_id`` from ``source``; raise a MeshExportError on any failure."""
+               timeout: float = 120.0, allow_missing: bool = False, progress: bool = False,
+               cache_dir: str | os.PathLike | None = None) -> Fetched:
+    """Download and decode ``root_id`` from ``source``; raise a MeshExportError on any failure.
+
+    ``cache_dir``: where a graphene layer's info is kept between processes (None: nowhere)."""
     check_reachable(source.url, timeout)
     retry = Retrier(timeout)
     stages = _Stages(root_id, progress)
     try:
         fetched = None
         if source.kind == "graphene":
-            fetched = _fetch_graphene_sharded(source, root_id, lod, token, allow_missing, retry)
+            fetched = _fetch_graphene_sharded(source, root_id, lod, token, allow_missing, retry, cache_dir)
         else:
             # Static layers (multi-resolution and legacy): our own fetch (mesh_export.retrieve.static_fetch).
             from mesh_export.retrieve.static_fetch import fetch_static
@@ -130,7 +135,10 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
             raise
         raise translated from None
     fetched.retries = retry.retries
-    fetched.vertices, fetched.faces, fetched.merged_vertices = merge_duplicate_vertices(fetched.vertices, fetched.faces)
+    keys, fetched.merge_keys = fetched.merge_keys, None
+    fetched.vertices, fetched.faces, fetched.merged_vertices = merge_duplicate_vertices(fetched.vertices, fetched.faces,
+                                                                                        keys=keys)
+    del keys
     stages.step("merged; checking")
     check_decoded(fetched.vertices, fetched.faces, root_id)
     stages.step(f"{len(fetched.faces):,} faces")
@@ -139,19 +147,19 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
 
 
 def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token: str | None,
-                            allow_missing: bool, retry: Retrier) -> Fetched | None:
+                            allow_missing: bool, retry: Retrier, cache_dir=None) -> Fetched | None:
     """Sharded graphene meshes through our own fetch (mesh_export.retrieve.graphene); None for the
     older unsharded layout, which CloudVolume reads."""
-    from mesh_export.retrieve.graphene import fetch_graphene_mesh, open_layer
+    from mesh_export.retrieve.graphene import fetch_graphene_mesh
 
     lod = single_lod(lod, "dynamic (graphene)")
     if not token:
         raise AuthError(f"{source.url} needs a CAVE token: {TOKEN_HELP}")
-    if not open_layer(source.url, token, retry).sharded:
-        return None
     mesh = fetch_graphene_mesh(source.url, root_id, token=token, retry=retry, allow_missing=allow_missing,
-                               threads=GRAPHENE_THREADS.get())
-    return Fetched(mesh.vertices, mesh.faces, lod, None, mesh.fragments, mesh.missing)
+                               threads=GRAPHENE_THREADS.get(), cache_dir=cache_dir)
+    if mesh is None:
+        return None
+    return Fetched(mesh.vertices, mesh.faces, lod, None, mesh.fragments, mesh.missing, merge_keys=mesh.merge_keys)
 
 
 def _fetch_graphene(volume, root_id: int, lod: int | None, retry: Retrier) -> Fetched:
@@ -201,6 +209,8 @@ def _translate(exc: Exception, source: Source, root_id: int, token: str | None) 
         return InvalidMeshError(f"root id {root_id}: cannot decode the mesh: {message}")
     if isinstance(exc, (ValueError, KeyError)):
         return SourceError(f"{source.url}: {message}")
-    if isinstance(exc, (requests.RequestException, OSError)):
+    import urllib3.exceptions
+
+    if isinstance(exc, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
         return NetworkError(f"{source.url}: {message}")
     return exc

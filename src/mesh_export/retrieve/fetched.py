@@ -22,6 +22,9 @@ class Fetched:
     missing_fragments: list[str] = field(default_factory=list)
     merged_vertices: int = 0
     retries: int = 0
+    #: core.mesh_ops.merge_keys of ``vertices`` (already prepared by it), when the fetch computed
+    #: them fragment by fragment; the merge then uses them instead of computing them again.
+    merge_keys: Any = field(default=None, repr=False)
 
     def info(self) -> dict[str, Any]:
         return {"lod": self.lod, "lods_available": self.lods_available, "fragments": self.fragments,

@@ -6,14 +6,15 @@ CloudVolume's ``mesh.get`` on a sharded graphene layer asks the meshing manifest
 over float rows: 66 of 78 s of a 9M-face fetch. Here, with the same requests and the same wire
 formats:
 
-- the chunkedgraph ``info`` and the mesh ``info`` are read once per process and layer (two
-  small JSON requests; CloudVolume itself is not imported: its import alone costs ~1.1 s, more
-  than a whole small mesh takes);
+- the chunkedgraph ``info`` is read once per process and layer, and kept in the cache
+  directory for ten minutes (unless the cache is off); the mesh ``info`` and the first manifest are then asked for together (CloudVolume
+  itself is not imported: its import alone costs ~1.1 s, more than a whole small mesh takes).
+  A fetch is two round trips when the layer is known (manifest, fragments), three when not;
 - the manifest (``verify=True``, ``return_seg_ids=1``, ``start_layer`` in the body, as
   CloudVolume sends it) goes through our retries and the fetch's time budget;
-- dynamic files and initial shard ranges are requested together, 32 in flight on a pool of 32
-  connections, each fragment decoded with DracoPy on the thread that fetched it, so decoding
-  overlaps the downloads still in flight;
+- dynamic files and initial shard ranges are all requested at once (a thread and, over
+  HTTP/1.1, a connection each, within ``--max-connections``), each fragment decoded with
+  DracoPy on the thread that fetched it, so decoding overlaps the downloads still in flight;
 - fragments are copied once into one float32/int32 pair, then one exact vertex merge (in
   :mod:`mesh_export.retrieve.fetch`) joins chunk borders and Draco's split vertices.
 
@@ -23,11 +24,16 @@ missing (404) or undecodable is an error unless ``allow_missing``, which records
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import posixpath
 import re
 import threading
-from dataclasses import dataclass, field
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -35,7 +41,7 @@ import numpy as np
 
 from mesh_export.errors import AuthError, IncompleteMeshError, InvalidMeshError, NotFoundError, SourceError
 from mesh_export.retrieve.politeness import Retrier
-from mesh_export.retrieve.remote import DEFAULT_THREADS, Missing, Remote, http_base, join
+from mesh_export.retrieve.remote import Missing, Remote, http_base, join
 
 # CloudVolume's GraphenePath forms (datasource/graphene/metadata.py), newest first.
 _PATH_FORMS = (
@@ -90,14 +96,69 @@ def _api_path(version: str, modality: str, dataset: str) -> str:
 
 _LAYERS: dict[tuple[str, int], GrapheneLayer] = {}
 _LAYERS_LOCK = threading.Lock()
+#: Seconds a layer read by an earlier process is trusted. The chunkedgraph info and the mesh
+#: info change only when a dataset is moved or re-meshed; reading them costs a new process two
+#: dependent round trips (0.2-0.4 s for a distant user) before the manifest can be asked for.
+LAYER_INFO_TTL = 600.0
+_LAYER_INFO_DIR = "graphene-layers"
 
 
-def open_layer(cloudpath: str, token: str, retry: Retrier) -> GrapheneLayer:
-    """Read (once per process) the chunkedgraph info and the mesh info of ``cloudpath``."""
+def _disk_path(cache_dir: str | os.PathLike, cloudpath: str) -> Path:
+    return Path(cache_dir) / _LAYER_INFO_DIR / (hashlib.sha256(cloudpath.encode()).hexdigest() + ".json")
+
+
+def _layer_from_disk(cache_dir: str | os.PathLike | None, cloudpath: str) -> GrapheneLayer | None:
+    """The layer an earlier process read, if it was read less than LAYER_INFO_TTL ago (no token
+    is stored: the manifest, which every fetch asks for, still checks it)."""
+    if cache_dir is None:
+        return None
+    try:
+        path = _disk_path(cache_dir, cloudpath)
+        stored = json.loads(path.read_text())
+        if stored.get("cloudpath") != cloudpath or not 0 <= time.time() - stored["read_at"] < LAYER_INFO_TTL:
+            return None
+        return GrapheneLayer(**stored["layer"])
+    except (OSError, ValueError, KeyError, TypeError):  # absent, damaged or of another version: read it again
+        return None
+
+
+def _layer_to_disk(cache_dir: str | os.PathLike | None, cloudpath: str, layer: GrapheneLayer) -> None:
+    from mesh_export.core.atomic import replaced_file
+
+    if cache_dir is None:
+        return
+    try:
+        path = _disk_path(cache_dir, cloudpath)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with replaced_file(path, "w") as handle:
+            json.dump({"cloudpath": cloudpath, "read_at": time.time(), "layer": asdict(layer)}, handle)
+    except OSError:  # a read-only cache costs the next process two requests, nothing more
+        pass
+
+
+def _known_layer(cloudpath: str, token: str, cache_dir: str | os.PathLike | None) -> GrapheneLayer | None:
     key = (cloudpath, hash(token))
     with _LAYERS_LOCK:
         if key in _LAYERS:
             return _LAYERS[key]
+    layer = _layer_from_disk(cache_dir, cloudpath)
+    if layer is not None:
+        with _LAYERS_LOCK:
+            _LAYERS[key] = layer
+    return layer
+
+
+def open_layer(cloudpath: str, token: str, retry: Retrier,
+               cache_dir: str | os.PathLike | None = None) -> GrapheneLayer:
+    """The chunkedgraph info and the mesh info of ``cloudpath``: read once per process, and
+    kept in ``cache_dir`` (if given) for LAYER_INFO_TTL seconds for the processes after it."""
+    return _known_layer(cloudpath, token, cache_dir) or _read_layer(cloudpath, token, retry, cache_dir)[0]
+
+
+def _read_layer(cloudpath: str, token: str, retry: Retrier, cache_dir: str | os.PathLike | None,
+                root_id: int | None = None) -> tuple[GrapheneLayer, dict[str, Any] | None]:
+    """Read the layer from its servers; with ``root_id``, that id's manifest too, asked for
+    together with the mesh info (both need only the chunkedgraph info): two round trips, not three."""
     scheme, host, modality, version, dataset = parse_graphene_url(cloudpath)
     base = f"{scheme}://{host}/"
     info_url = posixpath.join(base, modality, "table", dataset, "info")
@@ -114,11 +175,6 @@ def open_layer(cloudpath: str, token: str, retry: Retrier) -> GrapheneLayer:
     data_dir = info["data_dir"]
     data_url = http_base(data_dir)
     mesh_dir = info.get("mesh", "mesh")
-    storage = Remote(data_url, retry, token=token if data_dir.startswith("middleauth+") else None, threads=1)
-    try:
-        mesh_info = json.loads(storage.get(join(mesh_dir, "info")))
-    except Missing:
-        raise SourceError(f"{cloudpath}: its storage {data_dir} has no {mesh_dir}/info") from None
     metadata = info.get("mesh_metadata") or {}
     graph = info.get("graph", {})
     layer = GrapheneLayer(
@@ -127,11 +183,44 @@ def open_layer(cloudpath: str, token: str, retry: Retrier) -> GrapheneLayer:
         dynamic_dir=metadata.get("unsharded_mesh_dir", "dynamic"),
         layer_id_bits=int(graph.get("n_bits_for_layer_id", 8)),
         max_meshed_layer=int(metadata.get("max_meshed_layer", graph.get("n_layers", 12))),
-        sharded="sharding" in mesh_info,
+        sharded=False,
     )
+    storage = Remote(data_url, retry, token=token if layer.data_needs_token else None, threads=1)
+
+    def read_mesh_info() -> dict:
+        try:
+            return json.loads(storage.get(join(mesh_dir, "info")))
+        except Missing:
+            raise SourceError(f"{cloudpath}: its storage {data_dir} has no {mesh_dir}/info") from None
+
+    manifest = None
+    if root_id is None:
+        mesh_info = read_mesh_info()
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesh-export-info") as side:
+            mesh_info_future = side.submit(read_mesh_info)
+            try:
+                manifest = fetch_manifest(layer, root_id, token, retry)
+            finally:
+                mesh_info = mesh_info_future.result()  # its error (a missing mesh info) comes first
+    layer = replace(layer, sharded="sharding" in mesh_info)
     with _LAYERS_LOCK:
-        _LAYERS[key] = layer
-    return layer
+        _LAYERS[(cloudpath, hash(token))] = layer
+    _layer_to_disk(cache_dir, cloudpath, layer)
+    return layer, manifest
+
+
+def open_layer_and_manifest(cloudpath: str, root_id: int, token: str, retry: Retrier,
+                            cache_dir: str | os.PathLike | None = None) -> tuple[GrapheneLayer, dict[str, Any]]:
+    """The layer and ``root_id``'s manifest in as few round trips as the caches allow: one
+    (the manifest) when this process or a recent one (through ``cache_dir``) read the layer,
+    else two."""
+    layer = _known_layer(cloudpath, token, cache_dir)
+    if layer is not None:
+        return layer, fetch_manifest(layer, root_id, token, retry)
+    layer, manifest = _read_layer(cloudpath, token, retry, cache_dir, root_id)
+    assert manifest is not None
+    return layer, manifest
 
 
 @dataclass
@@ -140,6 +229,7 @@ class GrapheneMesh:
     faces: np.ndarray  # int32
     fragments: int
     missing: list[str] = field(default_factory=list)
+    merge_keys: np.ndarray | None = None  # core.mesh_ops.merge_keys of the vertices
 
 
 def fetch_manifest(layer: GrapheneLayer, root_id: int, token: str, retry: Retrier) -> dict[str, Any]:
@@ -172,9 +262,12 @@ def _requests(layer: GrapheneLayer, manifest: dict) -> list[tuple[str, str, int 
     return jobs
 
 
-def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray] | str:
-    """Download and decode one fragment; the manifest name if it is missing or corrupt."""
+def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """Download and decode one fragment, and compute its vertices' merge keys (on this thread,
+    while other fragments are still downloading); the manifest name if it is missing or corrupt."""
     import DracoPy
+
+    from mesh_export.core.mesh_ops import merge_keys
 
     name, path, start, size = job
     for attempt in range(_DECODE_ATTEMPTS):
@@ -190,23 +283,29 @@ def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray] | str:
                     remote.retry.retries += 1
                 continue
             return "corrupt:" + name
-        points = np.asarray(decoded.points, dtype=np.float32).reshape(-1, 3)
+        points = np.array(decoded.points, dtype=np.float32, copy=None).reshape(-1, 3)
+        if not points.flags.writeable:
+            points = points.copy()
         faces = np.asarray(decoded.faces).reshape(-1, 3)
-        return points, faces
+        return points, faces, merge_keys(points)
     return "corrupt:" + name  # pragma: no cover - the loop returns
 
 
 def fetch_graphene_mesh(cloudpath: str, root_id: int, *, token: str | None, retry: Retrier,
-                        allow_missing: bool = False, threads: int = DEFAULT_THREADS) -> GrapheneMesh:
-    """All fragments of ``root_id``'s dynamic mesh, concatenated (float32/int32, unmerged)."""
+                        allow_missing: bool = False, threads: int | None = None,
+                        cache_dir: str | os.PathLike | None = None) -> GrapheneMesh | None:
+    """All fragments of ``root_id``'s dynamic mesh, concatenated (float32/int32, unmerged);
+    None for a layer of the older unsharded layout (which CloudVolume reads).
+
+    ``threads``: fragments in flight at once (None: all of them, within the process's cap).
+    ``cache_dir``: where the layer's info is kept between processes (None: in this one only)."""
     if not token:
         from mesh_export.retrieve.auth import TOKEN_HELP
 
         raise AuthError(f"{cloudpath} needs a CAVE token: {TOKEN_HELP}")
-    layer = open_layer(cloudpath, token, retry)
+    layer, manifest = open_layer_and_manifest(cloudpath, root_id, token, retry, cache_dir)
     if not layer.sharded:
-        raise SourceError("unsharded graphene meshes are read through CloudVolume")
-    manifest = fetch_manifest(layer, root_id, token, retry)
+        return None
     jobs = _requests(layer, manifest)
     storage = Remote(layer.data_url, retry, threads=threads, token=token if layer.data_needs_token else None)
     results = storage.map(jobs, _fetch_fragment)
@@ -221,25 +320,29 @@ def fetch_graphene_mesh(cloudpath: str, root_id: int, *, token: str | None, retr
     pieces = [r for r in results if not isinstance(r, str)]
     if not pieces:
         raise NotFoundError(f"root id {root_id}: none of its {len(jobs)} fragments could be fetched")
-    vertices, faces = concatenate(pieces)
-    return GrapheneMesh(vertices, faces, len(jobs), [m.removeprefix("corrupt:") for m in missing])
+    vertices, faces, keys = concatenate(pieces)
+    return GrapheneMesh(vertices, faces, len(jobs), [m.removeprefix("corrupt:") for m in missing], keys)
 
 
-def concatenate(pieces: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """One float32 vertex array and one int32 face array for all pieces, each piece freed once
-    copied (so the peak is one mesh plus one fragment, not two meshes)."""
+def concatenate(pieces: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """One float32 vertex array, one int32 face array (and one array of each further per-vertex
+    part, e.g. merge keys) for all pieces, each piece freed once copied (so the peak is one mesh
+    plus one fragment, not two meshes)."""
     n_vertices = sum(len(p[0]) for p in pieces)
     n_faces = sum(len(p[1]) for p in pieces)
     if n_vertices >= 2**31:
         raise InvalidMeshError(f"{n_vertices} vertices do not fit 32-bit face indices")
     vertices = np.empty((n_vertices, 3), dtype=np.float32)
     faces = np.empty((n_faces, 3), dtype=np.int32)
+    extras = [np.empty((n_vertices,) + part.shape[1:], dtype=part.dtype) for part in pieces[0][2:]] if pieces else []
     v = f = 0
     pieces.reverse()
     while pieces:
-        points, tris = pieces.pop()
+        points, tris, *parts = pieces.pop()
         vertices[v:v + len(points)] = points
+        for target, part in zip(extras, parts):
+            target[v:v + len(points)] = part
         np.add(tris, v, out=faces[f:f + len(tris)], casting="unsafe")
         v += len(points)
         f += len(tris)
-    return vertices, faces
+    return (vertices, faces, *extras)
