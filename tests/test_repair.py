@@ -125,6 +125,19 @@ def _awkward_cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     fins = [[0, 1, 2 * n], [1, 0, 2 * n + 1], [0, 1, 2 * n + 2]]
     cases["moebius, fins"] = (np.vstack([ring, top, [[0, 0, 500.0], [0, 0, -500.0], [500.0, 0, 0]]]),
                               np.array(strip + fins))
+    # A quad hole whose diagonal is already a manifold edge (of a closed tetrahedron on it).
+    cube = trimesh.creation.box(extents=(800.0, 800.0, 800.0))
+    side = np.flatnonzero(np.isclose(cube.face_normals[:, 2], 1.0))
+    loop = np.unique(cube.faces[side])
+    diagonal = np.intersect1d(cube.faces[side[0]], cube.faces[side[1]])
+    corners = np.setdiff1d(loop, diagonal)
+    s_ = int(loop.min())  # the loop's first vertex; the filler's diagonal runs to the opposite one
+    q2 = int(diagonal[diagonal != s_][0]) if s_ in diagonal else int(corners[corners != s_][0])
+    x, y = len(cube.vertices), len(cube.vertices) + 1
+    tetra = [[s_, q2, x], [q2, s_, y], [s_, y, x], [q2, x, y]]
+    cases["quad hole on a manifold diagonal"] = (
+        np.vstack([cube.vertices, [[2000.0, 0, 0], [2000.0, 900.0, 900.0]]]),
+        np.vstack([np.delete(cube.faces, side, axis=0), tetra]))
     for count, subdivisions in ((5, 1), (3, 3)):
         parts = []
         for k in range(count):

@@ -77,6 +77,12 @@ class CachedSurface:
     def units(self) -> str | None:
         return self.metadata.get("units")
 
+    @property
+    def bounds(self) -> np.ndarray:
+        """(2, 3) float64: the lowest and highest coordinates, as trimesh's ``bounds``."""
+        vertices = np.asarray(self.vertices)
+        return np.array([vertices.min(axis=0), vertices.max(axis=0)], dtype=np.float64)
+
 
 # Per-element arrays a surface may carry beside its geometry, in ``metadata[VERTEX_ATTRIBUTES]`` and
 # ``metadata[FACE_ATTRIBUTES]`` (name -> array whose first axis is the vertex / face count), as

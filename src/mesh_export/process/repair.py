@@ -151,11 +151,15 @@ class _SortedEdges:
         runs from corner k to corner k + 1), in face order."""
         count = len(faces)
         keys = edge_keys(faces, directed=True)
-        order = np.argsort(keys, kind="stable")  # timsort: fast on the runs of a mesh's face order
+        # Not stable: the order within a run does not matter (pairs are taken lower face first,
+        # the boundary is put in face order below), and introsort beats timsort here.
+        order = np.argsort(keys)
         keys = keys[order]
         backward = (keys & 1).astype(bool)
         keys >>= 1
-        edges = cls(keys, (order % count).astype(_index_type(count)), backward)
+        face = order.astype(_index_type(3 * count))
+        face %= count
+        edges = cls(keys, face.astype(_index_type(count), copy=False), backward)
         boundary = order[edges.starts[edges.lengths == 1]]
         del order
         face, k = boundary % count, boundary // count
@@ -170,25 +174,8 @@ class _SortedEdges:
         same = self.backward[first] == self.backward[first + 1]
         return np.minimum(one, other), np.maximum(one, other), same
 
-    def flipped(self, flip: np.ndarray) -> None:
-        """The faces marked in ``flip`` now run their edges the other way."""
-        self.backward ^= flip[self.face]
-
-    def with_faces(self, added: np.ndarray, first_face: int) -> "_SortedEdges":
-        """These edges and those of ``added`` (faces numbered from ``first_face``), still sorted."""
-        keys = edge_keys(added, directed=True)
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        backward = (keys & 1).astype(bool)
-        keys >>= 1
-        face = (order % len(added) + first_face).astype(self.face.dtype)
-        at = np.searchsorted(self.keys, keys, side="right")
-        return _SortedEdges(np.insert(self.keys, at, keys), np.insert(self.face, at, face),
-                            np.insert(self.backward, at, backward))
-
-    def watertight(self) -> bool:
-        """trimesh's ``is_watertight``: every edge used by exactly two faces."""
-        return bool(len(self.keys)) and bool((self.lengths == 2).all())
+    def run_keys(self) -> np.ndarray:
+        return self.keys[self.starts]
 
 
 # ----------------------------------------------------------------------- winding
@@ -213,24 +200,23 @@ def _body_roots(labels: np.ndarray, count: int) -> np.ndarray:
     return roots
 
 
-def _orient(faces: np.ndarray, edges: _SortedEdges) -> tuple[np.ndarray, np.ndarray]:
-    """Faces rewound so that neighbours across manifold edges agree: a breadth-first traversal
-    of every body from its first face (which keeps its winding), each face's flip the parity of
-    disagreements along its path. Returns (faces, which were flipped)."""
+def _orient(faces: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.ndarray,
+            bodies: tuple[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Faces rewound so that neighbours across manifold edges (the pairs ``a``, ``b``; ``same``:
+    both run the edge the same way) agree: a breadth-first traversal of every body from its
+    first face (which keeps its winding), each face's flip the parity of disagreements along
+    its path. Returns (faces, which were flipped)."""
     from scipy.sparse import coo_matrix, csr_matrix
     from scipy.sparse.csgraph import breadth_first_order
 
     n = len(faces)
-    a, b, same = edges.manifold_pairs()
-    count, labels = _components(a, b, n)
-    roots = _body_roots(labels, count)
-    del labels
+    roots = _body_roots(bodies[1], bodies[0])
     # Both directions of every pair, carrying 1 + whether the two faces disagree. The rows come
     # out sorted (csr's canonical form), so the traversal is the same whatever the pairs' order.
     disagree = same.astype(np.int8) + np.int8(1)
     graph = coo_matrix((np.concatenate([disagree, disagree]), (np.concatenate([a, b]), np.concatenate([b, a]))),
                        shape=(n, n)).tocsr()
-    del a, b, same, disagree
+    del disagree
     # One traversal for every body: a virtual root n joined to each body's first face.
     indptr = np.append(graph.indptr, graph.indptr[-1] + len(roots))
     tree = csr_matrix((np.append(graph.data, np.ones(len(roots), dtype=np.int8)),
@@ -272,7 +258,8 @@ def orient_faces(faces: np.ndarray) -> tuple[np.ndarray, int]:
     Returns (faces, number of faces flipped)."""
     if len(faces) == 0:
         return faces, 0
-    faces, flipped = _orient(faces, _SortedEdges.of(faces)[0])
+    a, b, same = _SortedEdges.of(faces)[0].manifold_pairs()
+    faces, flipped = _orient(faces, a, b, same, _components(a, b, len(faces)))
     return faces, int(flipped.sum())
 
 
@@ -315,18 +302,92 @@ def _small_hole_faces(faces: np.ndarray, boundary_at: np.ndarray, flipped: np.nd
                            np.column_stack([s, q2, q1])]).astype(faces.dtype)
 
 
-def _turn_outwards(vertices: np.ndarray, faces: np.ndarray, edges: _SortedEdges) -> tuple[np.ndarray, int]:
+class _Bodies:
+    """The faces' manifold pairs (``a`` < ``b``; ``same``: both run the shared edge the same way),
+    the bodies they join (``count``, ``labels``), the faces on edges not used exactly twice
+    (``open_faces``) and whether every edge is used exactly twice (``watertight``)."""
+
+    def __init__(self, edges: _SortedEdges):
+        self.edges = edges
+        self.a, self.b, self.same = edges.manifold_pairs()
+        self.count, self.labels = _components(self.a, self.b, len(edges.face) // 3)
+        self.open_faces = edges.face[np.repeat(edges.lengths != 2, edges.lengths)]
+        self.watertight = bool(len(edges.keys)) and len(self.open_faces) == 0
+        self.flip = np.zeros(0, dtype=bool)  # set by flipped(): which faces were reversed
+
+    def flipped(self, flip: np.ndarray) -> None:
+        """The faces marked in ``flip`` now run their edges the other way."""
+        self.same ^= flip[self.a] ^ flip[self.b]
+        self.flip = flip
+
+    def add_faces(self, added: np.ndarray, first_face: int) -> None:
+        """Faces ``added`` (numbered from ``first_face``) join in: their edges change only the runs
+        they land in, so pairs, bodies and open faces are updated there, not recomputed."""
+        edges, runs = self.edges, len(self.edges.starts)
+        keys = edge_keys(added, directed=True)
+        new_face = (np.arange(len(keys)) % len(added) + first_face).astype(edges.face.dtype)
+        new_backward = (keys & 1).astype(bool)
+        keys >>= 1
+        run_keys = edges.run_keys()
+        run = np.minimum(np.searchsorted(run_keys, keys), runs - 1)
+        known = run_keys[run] == keys
+        # Edges no face had: runs of their own, numbered after the others.
+        fresh_keys, fresh_run = np.unique(keys[~known], return_inverse=True)
+        run = np.where(known, run, 0)
+        run[~known] = runs + fresh_run.ravel()
+        added_uses = np.bincount(run, minlength=runs + len(fresh_keys))
+        before = np.append(edges.lengths, np.zeros(len(fresh_keys), dtype=edges.lengths.dtype))
+        uses = before + added_uses
+        touched = np.flatnonzero(added_uses)
+        # Pairs gone: a manifold edge another face now uses too.
+        lost = touched[(before[touched] == 2) & (uses[touched] != 2)]
+        keep = np.ones(len(self.a), dtype=bool)
+        keep[np.cumsum(edges.lengths == 2)[lost] - 1] = False
+        # Pairs made: an old boundary edge and one new use, or two new uses of a new edge.
+        made = touched[uses[touched] == 2]
+        ends = []  # (face, backward) of both uses of each made edge, in run order
+        by_run = np.argsort(run, kind="stable")
+        for use in range(2):
+            from_old = before[made] > use
+            face = np.empty(len(made), dtype=edges.face.dtype)
+            backward = np.empty(len(made), dtype=bool)
+            at = edges.starts[made[from_old]] + use
+            face[from_old] = edges.face[at]
+            backward[from_old] = edges.backward[at] ^ self.flip[edges.face[at]]
+            # The new uses of a run, in order: the (use - before)-th added edge landing there.
+            newer = made[~from_old]
+            pick = by_run[np.searchsorted(run[by_run], newer) + use - before[newer]]
+            face[~from_old], backward[~from_old] = new_face[pick], new_backward[pick]
+            ends.append((face, backward))
+        (f1, b1), (f2, b2) = ends
+        self.a = np.concatenate([self.a[keep], np.minimum(f1, f2)])
+        self.b = np.concatenate([self.b[keep], np.maximum(f1, f2)])
+        self.same = np.concatenate([self.same[keep], b1 == b2])
+        n = first_face + len(added)
+        if keep.all():
+            # Only joins: the old bodies, merged where the new faces link them.
+            def node(face):
+                return np.where(face < first_face, self.labels[np.minimum(face, first_face - 1)],
+                                self.count + face - first_face)
+
+            count, merged = _components(node(self.a[len(keep):]), node(self.b[len(keep):]), self.count + len(added))
+            self.labels = np.concatenate([merged[self.labels], merged[self.count:]])
+            self.count = count
+        else:
+            self.count, self.labels = _components(self.a, self.b, n)
+        open_old = np.repeat(uses[:runs] != 2, edges.lengths)
+        self.open_faces = np.concatenate([edges.face[open_old], new_face[uses[run] != 2]])
+        self.watertight = bool((uses == 2).all())
+
+
+def _turn_outwards(vertices: np.ndarray, faces: np.ndarray, bodies: _Bodies) -> tuple[np.ndarray, int]:
     """Flip every closed, consistently wound body whose signed volume is negative (an open or
     mis-wound body is left alone: flipping it could only make it worse). Returns (faces, bodies
     flipped)."""
-    a, b, same = edges.manifold_pairs()
-    count, labels = _components(a, b, len(faces))
-    mis_wound = np.bincount(labels[a[same]], minlength=count) > 0
-    del a, b, same
+    count, labels = bodies.count, bodies.labels
+    mis_wound = np.bincount(labels[bodies.a[bodies.same]], minlength=count) > 0
     # Closed: every edge of the body is shared by exactly two faces (which are then in the body).
-    on_open_edge = np.repeat(edges.lengths != 2, edges.lengths)
-    open_body = np.bincount(labels[edges.face[on_open_edge]], minlength=count) > 0
-    del on_open_edge
+    open_body = np.bincount(labels[bodies.open_faces], minlength=count) > 0
     closed = ~open_body & ~mis_wound & (np.bincount(labels, minlength=count) >= 4)
     if not closed.any():
         return faces, 0
@@ -380,15 +441,16 @@ def repair_surface(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray,
         return vertices, faces, counts
 
     edges, boundary_at = _SortedEdges.of(faces)
-    faces, flipped = _orient(faces, edges)
+    bodies = _Bodies(edges)
+    faces, flipped = _orient(faces, bodies.a, bodies.b, bodies.same, (bodies.count, bodies.labels))
     counts["faces_flipped"] = int(flipped.sum())
+    bodies.flipped(flipped)
     added = _small_hole_faces(faces, boundary_at, flipped, len(vertices))
     counts["hole_faces_added"] = len(added)
-    edges.flipped(flipped)
     del flipped, boundary_at
     if len(added):
-        edges = edges.with_faces(added, len(faces))
+        bodies.add_faces(added, len(faces))
         faces = np.concatenate([faces, added])
-    faces, counts["bodies_turned_outwards"] = _turn_outwards(vertices, faces, edges)
-    counts.update(vertices_after=len(vertices), faces_after=len(faces), watertight=edges.watertight())
+    faces, counts["bodies_turned_outwards"] = _turn_outwards(vertices, faces, bodies)
+    counts.update(vertices_after=len(vertices), faces_after=len(faces), watertight=bodies.watertight)
     return vertices, faces, counts
