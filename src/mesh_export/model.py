@@ -81,7 +81,9 @@ class CachedSurface:
     def bounds(self) -> np.ndarray:
         """(2, 3) float64: the lowest and highest coordinates, as trimesh's ``bounds``."""
         vertices = np.asarray(self.vertices)
-        return np.array([vertices.min(axis=0), vertices.max(axis=0)], dtype=np.float64)
+        # Column by column: numpy reduces an (n, 3) array over axis 0 three values at a time.
+        columns = [vertices[:, k] for k in range(vertices.shape[1])]
+        return np.array([[c.min() for c in columns], [c.max() for c in columns]], dtype=np.float64)
 
 
 # Per-element arrays a surface may carry beside its geometry, in ``metadata[VERTEX_ATTRIBUTES]`` and
