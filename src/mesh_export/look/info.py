@@ -148,28 +148,6 @@ def _area_volume(vertices: np.ndarray, faces: np.ndarray) -> tuple[float, float]
     return area / 2.0, volume / 6.0
 
 
-def _sorted_edge_keys(faces: np.ndarray) -> np.ndarray:
-    """Every face's directed edge keys (``edge_keys``), sorted: each half of the faces built
-    and sorted on its own core, then one timsort, which merges the two sorted runs in a pass."""
-    from mesh_export.core.mesh_ops import edge_keys
-
-    def sorted_keys(part):
-        keys = edge_keys(part, directed=True)
-        keys.sort(kind="stable")  # timsort: several times faster on the runs of a mesh's face order
-        return keys
-
-    half = len(faces) // 2
-    if half < _FACE_CHUNK:
-        return sorted_keys(faces)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(sorted_keys, faces[:half])
-        second = sorted_keys(faces[half:])
-        keys = np.concatenate([first.result(), second])
-        del second
-    keys.sort(kind="stable")
-    return keys
-
-
 def _topology(faces: np.ndarray, vertex_count: int) -> tuple[bool, bool | None, int, np.ndarray]:
     """Watertight (every edge used by exactly two faces), winding consistent (the two the
     opposite way round; None unless watertight), and the connected pieces of the vertex graph
@@ -179,7 +157,10 @@ def _topology(faces: np.ndarray, vertex_count: int) -> tuple[bool, bool | None, 
 
     if len(faces) == 0:  # every face collapsed when duplicates were merged
         return False, None, vertex_count, np.arange(vertex_count)
-    keys = _sorted_edge_keys(faces)
+    from mesh_export.process.steps import edge_keys
+
+    keys = edge_keys(faces, directed=True)
+    keys.sort(kind="stable")  # timsort: several times faster on the runs of a mesh's face order
     # Keys of one edge differ at most in the low (direction) bit.
     watertight = bool(len(keys) % 2 == 0 and ((keys[0::2] ^ keys[1::2]) <= 1).all()
                       and ((keys[1:-1:2] ^ keys[2::2]) > 1).all())
@@ -319,19 +300,11 @@ def _neurom_soma_radius(skeleton, soma: np.ndarray) -> float:
     return float(np.sqrt(area / (4 * np.pi)))
 
 
-def _import_csgraph() -> None:
-    import scipy.sparse.csgraph  # noqa: F401
-
-
 def info(target: str | os.PathLike, *, lod: int | None = None, list_lods: bool = True,
          units: str | None = None, **source_options: Any) -> dict[str, Any]:
     """Everything ``mesh-export info`` prints, as a dict (JSON-ready)."""
-    import threading
-
     from mesh_export.model import SKELETON, kind_of
 
-    # scipy's graph module (~0.4 s to import) loads while the mesh is read and merged.
-    threading.Thread(target=_import_csgraph, daemon=True).start()
     obj, meta = load_target(target, lod=lod, units=units, arrays=True, **source_options)
     if kind_of(obj) == SKELETON:
         result = skeleton_info(obj)
