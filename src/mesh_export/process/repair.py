@@ -9,10 +9,10 @@ boundary edges closed; a body turned outwards only if it is closed and consisten
 What made the previous implementation slow at 9M faces (70 s, 4.1 GB) was not the rules but the
 passes: trimesh's merge, degenerate and duplicate tests on float64 (n, 3, 3) copies, and four
 separate sorts of the 27M edges (the manifold pairs twice, the boundary, ``is_watertight``). Here
-the edges are sorted once; the boundary, the manifold pairs before and after the holes are
-filled, and watertightness are all read off that one sorted array (the few hole faces are
-inserted into it). The faces the breadth-first traversal joins are compared directly for their
-winding instead of looking each pair up in a second sort.
+the edges are sorted once; the boundary, the manifold pairs, the bodies, the open edges and
+watertightness are all read off that one sorted array, and the few hole faces change them only
+in the runs their edges land in. The traversal's graph carries each pair's disagreement, so a
+face's flip is read from its own row instead of looked up in a second sort.
 """
 
 from __future__ import annotations
