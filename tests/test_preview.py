@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from conftest import cli_in as cli
 from mesh_export import errors
+from mesh_export.look import preview
 from mesh_export.look.preview import BACKGROUND, BAR_COLOUR, _font, render, render_png
 from support.datasets import fixture_data, fixture_server  # noqa: F401  (pytest fixtures)
 
@@ -247,3 +248,35 @@ def test_compare_refuses_before_drawing(sphere, tmp_path):
         with pytest.raises(errors.InvalidArgumentError, match=text):
             compare(a, b, out, **kwargs)
         assert not out.exists()
+
+
+def test_preview_and_info_of_a_file_build_no_trimesh_and_draw_what_a_trimesh_draws(neuron_mesh, tmp_path):
+    """`preview` and `info` read a file's arrays (float32 / int32 as stored) and never import
+    trimesh; the picture is the one drawn from a trimesh.Trimesh of the same mesh, pixel for pixel."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "cell.ply"
+    neuron_mesh.export(path)
+    script = ("import sys, json; from mesh_export import api; "
+              f"p = api.preview({str(path)!r}, {str(tmp_path / 'arrays.png')!r}, units='nm', views='xy,iso'); "
+              f"i = api.info({str(path)!r}, units='nm'); "
+              "print(json.dumps(['trimesh' in sys.modules, i['faces'], p.picture.faces_drawn]))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported, faces, drawn = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not imported and faces == len(neuron_mesh.faces) and len(drawn) == 2
+    from mesh_export.writers.readers import load
+
+    # The panels (the caption below them says where the mesh came from).
+    preview.render_png(load(path, units="nm"), tmp_path / "trimesh.png", views="xy,iso", size="1200x800")
+    np.testing.assert_array_equal(pixels(tmp_path / "arrays.png")[:700], pixels(tmp_path / "trimesh.png")[:700])
+
+
+def test_display_clustering_numbers_cells_as_numpy_unique():
+    rng = np.random.default_rng(7)
+    for keys in (rng.integers(0, 50, 1000), rng.integers(0, 2**40, 5000), np.array([2**62, 3, 2**62, 0])):
+        numbers, count = preview._cell_numbers(keys)
+        unique, inverse = np.unique(keys, return_inverse=True)
+        assert count == len(unique)
+        np.testing.assert_array_equal(numbers, inverse.ravel())

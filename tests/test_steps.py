@@ -25,8 +25,12 @@ def surface_distances(a: trimesh.Trimesh, b: trimesh.Trimesh, samples: int = 200
 
 @pytest.fixture(scope="module")
 def printed(neuron_meshes):
-    return {key: steps.apply_steps(mesh, steps.StepOptions(print_size="100mm"))
-            for key, mesh in neuron_meshes.items()}
+    before = {key: np.array(mesh.vertices) for key, mesh in neuron_meshes.items()}
+    out = {key: steps.apply_steps(mesh, steps.StepOptions(print_size="100mm"))
+           for key, mesh in neuron_meshes.items()}
+    for key, mesh in neuron_meshes.items():  # a step returns a new mesh: the input is left as it was
+        np.testing.assert_array_equal(mesh.vertices, before[key], err_msg=key)
+    return out
 
 
 @pytest.mark.slow

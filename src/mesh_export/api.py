@@ -179,7 +179,11 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
             mesh = units_for_writer(make_labelled_surface(to_trimesh(vertices, faces, metadata), steps, answers),
                                     writer)
     else:
-        mesh = units_for_writer(apply_steps(to_trimesh(vertices, faces, metadata), steps), writer)
+        # Repair, remeshing and printing (and every step ORDER puts before them) work on the
+        # arrays as read: a Trimesh would first widen a 9M-face mesh's to float64 / int64.
+        on_arrays = steps.repair or steps.watertight or steps.print_size is not None
+        mesh = CachedSurface(vertices, faces, metadata) if on_arrays else to_trimesh(vertices, faces, metadata)
+        mesh = units_for_writer(apply_steps(mesh, steps), writer)
     written = write(mesh, target, format=writer.name, overwrite=overwrite, **options)
     if table_format:
         from mesh_export.jobs.synapses import write_table

@@ -89,6 +89,14 @@ class CachedSurface:
     def units(self) -> str | None:
         return self.metadata.get("units")
 
+    @property
+    def bounds(self) -> np.ndarray:
+        """(2, 3) float64: the lowest and highest coordinates, as trimesh's ``bounds``."""
+        vertices = np.asarray(self.vertices)
+        # Column by column: numpy reduces an (n, 3) array over axis 0 three values at a time.
+        columns = [vertices[:, k] for k in range(vertices.shape[1])]
+        return np.array([[c.min() for c in columns], [c.max() for c in columns]], dtype=np.float64)
+
 
 # Per-element arrays a surface may carry beside its geometry, in ``metadata[VERTEX_ATTRIBUTES]`` and
 # ``metadata[FACE_ATTRIBUTES]`` (name -> array whose first axis is the vertex / face count), as

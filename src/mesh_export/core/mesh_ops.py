@@ -5,6 +5,29 @@ from __future__ import annotations
 import numpy as np
 
 
+_FACE_CHUNK = 1 << 16  # faces per chunk of the edge keys (temporaries stay in cache)
+
+
+def edge_keys(faces: np.ndarray, directed: bool = False) -> np.ndarray:
+    """Every face's three edges ``(a, b)`` as int64 keys ``min << 32 | max << 1``, plus
+    ``a > b`` in the low bit when ``directed`` (indices below 2**31); edge ``k`` of face ``f``
+    at ``k * len(faces) + f``. Sorted, the uses of one edge are neighbours."""
+    count = len(faces)
+    keys = np.empty(3 * count, dtype=np.int64)
+    for start in range(0, count, _FACE_CHUNK):
+        chunk = faces[start : start + _FACE_CHUNK].astype(np.int64)
+        for k, (i, j) in enumerate(((0, 1), (1, 2), (2, 0))):
+            a, b = chunk[:, i], chunk[:, j]
+            out = keys[k * count + start : k * count + start + len(chunk)]
+            np.minimum(a, b, out=out)
+            out <<= 31
+            out |= np.maximum(a, b)
+            out <<= 1
+            if directed:
+                out |= a > b
+    return keys
+
+
 def _vertex_keys(vertices: np.ndarray) -> np.ndarray:
     """One uint64 per vertex from its float bit patterns; equal vertices get equal keys."""
     # Multiply-xor mixing: sorting 8-byte keys is several times faster than 12-byte voids.
@@ -104,6 +127,16 @@ def _remap_faces(remap: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
         list(pool.map(place, range(len(blocks))))
     return result
+
+
+def first_equal_rows(rows: np.ndarray) -> np.ndarray:
+    """For each row of an (n, 3) array of 4- or 8-byte values (ints, floats), the index of the first
+    row equal to it (itself when it is the first): duplicates grouped by one sort of a hash, in
+    first-seen order, as ``merge_duplicate_vertices`` does."""
+    rows = np.ascontiguousarray(rows)
+    representative = _representatives(_vertex_keys(rows), np.int32 if len(rows) < 2**31 else np.int64)
+    _resolve_collisions(rows, representative)
+    return representative
 
 
 def _representatives(keys: np.ndarray, index) -> np.ndarray:

@@ -89,14 +89,52 @@ def overhang_area(vertices, faces, degrees: float = OVERHANG_DEGREES,
     return float(areas[steep & lifted].sum())
 
 
-def _near_plate(vertices: np.ndarray, faces: np.ndarray, depth: float) -> float:
-    """How much of the surface lies within ``depth`` of z = min: what a pose puts on the plate."""
-    zs = vertices[faces, 2]
-    near = zs.max(axis=1) <= zs.min() + depth
-    if not near.any():
+_CHUNK = 1 << 16  # faces per chunk of a pass over a whole cell's faces (temporaries stay in cache)
+
+
+def _near_plate(vertices: np.ndarray, corners: tuple, used: np.ndarray, rotation: np.ndarray,
+                depth: float) -> float:
+    """How much of the surface lies within ``depth`` of z = min once rotated by ``rotation``:
+    what a pose puts on the plate. Only the heights are computed for every vertex; the faces
+    near the plate, a few, are rotated whole. ``corners``: the faces' three index columns;
+    ``used``: which vertices a face uses."""
+    z = vertices @ rotation[2]
+    low = z <= float(z[used].min()) + depth
+    near = low[corners[0]]
+    near &= low[corners[1]]
+    near &= low[corners[2]]
+    near = np.column_stack([c[near] for c in corners])
+    if not len(near):
         return 0.0
-    normals, areas = _face_normals_areas(vertices, faces[near])
+    kept, at = np.unique(near, return_inverse=True)
+    normals, areas = _face_normals_areas(vertices[kept] @ rotation.T, at.reshape(-1, 3))
     return float(np.sum(areas * np.abs(normals[:, 2])))
+
+
+def _surface_centre(vertices: np.ndarray, corners: tuple) -> np.ndarray:
+    """The area-weighted mean of the face centres, a chunk of faces at a time, on coordinate
+    columns (no (n, 3, 3) arrays)."""
+    x, y, z = (np.ascontiguousarray(vertices[:, k], dtype=np.float64) for k in range(3))
+    weighted, total = np.zeros(3), 0.0
+    for start in range(0, len(corners[0]), _CHUNK):
+        i0, i1, i2 = (c[start : start + _CHUNK] for c in corners)
+        x0, y0, z0, x1, y1, z1, x2, y2, z2 = (c.take(i) for i in (i0, i1, i2) for c in (x, y, z))
+        ux, uy, uz = x1 - x0, y1 - y0, z1 - z0
+        wx, wy, wz = x2 - x0, y2 - y0, z2 - z0
+        area = np.sqrt((uy * wz - uz * wy) ** 2 + (uz * wx - ux * wz) ** 2 + (ux * wy - uy * wx) ** 2)
+        weighted += [float(((a + b + c) * area).sum()) for a, b, c in ((x0, x1, x2), (y0, y1, y2), (z0, z1, z2))]
+        total += float(area.sum())
+    return weighted / 3.0 / max(total, 1e-300)
+
+
+class _HullOnly:
+    """What ``trimesh.poses.compute_stable_poses`` reads of a mesh when given its centre of
+    mass: the convex hull, and the face count (a bound on its iterations). A Trimesh of a
+    whole cell would cost float64/int64 copies of every array for a hull of a few thousand faces."""
+
+    def __init__(self, hull, face_count: int):
+        self.convex_hull = hull
+        self.faces = range(face_count)
 
 
 def choose_pose(mesh, depth: float = MAX_CUT_MM) -> tuple[np.ndarray, dict[str, Any]]:
@@ -109,16 +147,17 @@ def choose_pose(mesh, depth: float = MAX_CUT_MM) -> tuple[np.ndarray, dict[str, 
 
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces)
-    _, areas = _face_normals_areas(vertices, faces)
-    centre = (vertices[faces].mean(axis=1) * areas[:, None]).sum(axis=0) / max(areas.sum(), 1e-300)
-    hull = trimesh.Trimesh(vertices, faces, process=False)
-    transforms, probabilities = trimesh.poses.compute_stable_poses(hull, center_mass=centre)
+    corners = tuple(np.ascontiguousarray(faces[:, k]) for k in range(3))
+    centre = _surface_centre(vertices, corners)
+    hull = trimesh.convex.convex_hull(vertices)
+    transforms, probabilities = trimesh.poses.compute_stable_poses(_HullOnly(hull, len(faces)), center_mass=centre)
     if not len(transforms):
         return np.eye(3), {"stable_poses": 0}
-    scores = []
-    for transform in transforms:
-        placed = vertices @ transform[:3, :3].T
-        scores.append(_near_plate(placed, faces, depth))
+    used = np.zeros(len(vertices), dtype=bool)
+    for column in corners:
+        used[column] = True
+    scores = [_near_plate(vertices, corners, used, np.asarray(transform[:3, :3], dtype=np.float64), depth)
+              for transform in transforms]
     best = int(np.argmax(scores))
     info = {"stable_poses": int(len(transforms)), "chosen": best,
             "probability": float(probabilities[best]), "near_plate_mm2": float(scores[best])}

@@ -25,18 +25,35 @@ BYTES_PER_VOXEL = 8
 DEFAULT_GRID_CELLS = 384  # voxels along the longest side when no pitch is given
 
 
+_CHUNK = 1 << 16  # faces per chunk of a pass over every face (temporaries stay in cache)
+
+
 def _surface_points(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> np.ndarray:
     """Points on every triangle no further apart than ``spacing`` (vertices, plus a
-    barycentric lattice on triangles with longer edges), so no voxel the surface crosses is missed."""
-    corners = vertices[faces]
-    longest = np.max(np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2), axis=1)
-    steps = np.maximum(1, np.ceil(longest / spacing)).astype(np.int64)
+    barycentric lattice on triangles with longer edges), so no voxel the surface crosses is missed.
+
+    The edge lengths are measured a chunk of faces at a time, and only the faces that need a
+    lattice (at real scale, few or none: a 9M-face cell's edges are far shorter than a voxel)
+    are gathered whole."""
+    steps = np.ones(len(faces), dtype=np.int64)
+    x, y, z = (np.ascontiguousarray(vertices[:, k]) for k in range(3))
+    a, b, c = (np.ascontiguousarray(faces[:, k]) for k in range(3))
+    limit = spacing * spacing * (1 - 1e-9)  # below it, surely one step; above, trimesh-style exact
+    for start in range(0, len(faces), _CHUNK):
+        ends = [(i[start : start + _CHUNK], j[start : start + _CHUNK]) for i, j in ((a, b), (b, c), (c, a))]
+        longest = np.max([(x.take(i) - x.take(j)) ** 2 + (y.take(i) - y.take(j)) ** 2 + (z.take(i) - z.take(j)) ** 2
+                          for i, j in ends], axis=0)
+        long = start + np.flatnonzero(longest > limit)
+        if len(long):
+            corners = vertices[faces[long]]
+            exact = np.max(np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2), axis=1)
+            steps[long] = np.maximum(1, np.ceil(exact / spacing))
     points = [vertices]
     for k in np.unique(steps[steps > 1]):
         i, j = np.mgrid[0 : k + 1, 0 : k + 1]
         keep = (i + j) <= k
         weights = np.stack([i[keep], j[keep], k - i[keep] - j[keep]], axis=1) / k  # (m, 3)
-        chosen = corners[steps == k]  # (t, 3, 3)
+        chosen = vertices[faces[steps == k]]  # (t, 3, 3)
         points.append(np.einsum("mc,tcd->tmd", weights, chosen).reshape(-1, 3))
     return np.concatenate(points)
 
@@ -207,18 +224,22 @@ def printable(mesh, *, size="120mm", min_feature="0.8mm", max_memory=None, keep_
     if feature_mm >= size_mm:
         raise InvalidArgumentError(f"--min-feature {feature_mm:g} mm is not smaller than the print size {size_mm:g} mm")
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    extent = float(np.ptp(vertices, axis=0).max())
+    extent = max((float(np.ptp(vertices[:, k])) for k in range(3)), default=0.0)
     if not extent > 0:
         raise InvalidMeshError("mesh has no extent: nothing to print")
     to_mm = size_mm / extent
-    import trimesh
+    from mesh_export.model import CachedSurface
 
-    in_mm = trimesh.Trimesh(vertices * to_mm, mesh.faces, process=False)
+    # Plain arrays: a Trimesh would copy a 9M-face cell's faces to int64 twice over.
+    faces = np.asarray(mesh.faces)
+    vertices = vertices * to_mm  # not in place: asarray may have handed back the caller's array
+    in_mm = CachedSurface(vertices, faces, {"units": "mm"})
     rotation, pose = np.eye(3), {"kept_orientation": True}
     if not keep_orientation:
         rotation, found = choose_pose(in_mm)
         pose = {"kept_orientation": False, **found}
-        in_mm = trimesh.Trimesh(in_mm.vertices @ rotation.T, mesh.faces, process=False)
+        in_mm = CachedSurface(vertices @ rotation.T, faces, {"units": "mm"})
+    del vertices
     # Three voxels across the thinnest printable feature (at most 600 along the longest side);
     # coarser only if the memory budget demands it.
     pitch_mm = max(feature_mm / 3, size_mm / 600, plan_pitch(in_mm, None, max_memory) if max_memory else 0.0)

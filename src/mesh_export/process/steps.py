@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mesh_export.errors import InvalidArgumentError, InvalidMeshError, UnitsError
+from mesh_export.core.mesh_ops import edge_keys  # noqa: F401  (look.info and tests import it from here)
 from mesh_export.core.units import conversion_factor, normalize_units
 from mesh_export.model import COMPARTMENT_NAMES, SYNAPSE_POINTS
 from mesh_export.process.derived import derived_mesh
@@ -49,29 +50,6 @@ def center(mesh):
     """Move the bounding box centre to the origin."""
     offset = -np.asarray(mesh.bounds).mean(axis=0)
     return derived_mesh(mesh, mesh.vertices + offset, {"step": "center", "offset": offset.tolist()})
-
-
-_FACE_CHUNK = 1 << 16  # faces per chunk of the edge keys (temporaries stay in cache)
-
-
-def edge_keys(faces: np.ndarray, directed: bool = False) -> np.ndarray:
-    """Every face's three edges ``(a, b)`` as int64 keys ``min << 32 | max << 1``, plus
-    ``a > b`` in the low bit when ``directed`` (indices below 2**31); edge ``k`` of face ``f``
-    at ``k * len(faces) + f``. Sorted, the uses of one edge are neighbours."""
-    count = len(faces)
-    keys = np.empty(3 * count, dtype=np.int64)
-    for start in range(0, count, _FACE_CHUNK):
-        chunk = faces[start : start + _FACE_CHUNK].astype(np.int64)
-        for k, (i, j) in enumerate(((0, 1), (1, 2), (2, 0))):
-            a, b = chunk[:, i], chunk[:, j]
-            out = keys[k * count + start : k * count + start + len(chunk)]
-            np.minimum(a, b, out=out)
-            out <<= 31
-            out |= np.maximum(a, b)
-            out <<= 1
-            if directed:
-                out |= a > b
-    return keys
 
 
 def _face_pieces(faces: np.ndarray) -> tuple[int, np.ndarray]:
@@ -125,33 +103,12 @@ def keep_components(mesh, *, largest: bool = False, min_faces: int | None = None
 
 def repair(mesh):
     """Merge duplicate vertices; drop degenerate, duplicate faces and unreferenced vertices;
-    make winding consistent and normals point outwards; fill small (3- and 4-edge) holes."""
-    import trimesh
+    make winding consistent and normals point outwards; fill small (3- and 4-edge) holes
+    (trimesh's rules on the arrays as they come: see process/repair.py)."""
+    from .repair import repair_surface
 
-    from . import repair as repair_passes
-
-    work = trimesh.Trimesh(np.array(mesh.vertices, dtype=np.float64), np.array(mesh.faces), process=False)
-    counts = {"vertices_before": len(work.vertices), "faces_before": len(work.faces)}
-    work.merge_vertices()
-    counts["vertices_merged"] = counts["vertices_before"] - len(work.vertices)
-    keep = work.nondegenerate_faces()
-    counts["degenerate_faces_removed"] = int((~keep).sum())
-    work.update_faces(keep)
-    unique = work.unique_faces()
-    counts["duplicate_faces_removed"] = int(len(work.faces) - unique.sum())
-    work.update_faces(unique)
-    before = len(work.vertices)
-    work.remove_unreferenced_vertices()
-    counts["unreferenced_vertices_removed"] = before - len(work.vertices)
-    # trimesh's fix_normals and fill_holes walk graphs in Python (over 15 min at 9M faces): the
-    # same rules as vectorised passes. Holes first, so that a body they close is turned outwards.
-    faces, counts["faces_flipped"] = repair_passes.orient_faces(np.asarray(work.faces), len(work.vertices))
-    faces, counts["hole_faces_added"] = repair_passes.fill_small_holes(faces)
-    faces, counts["bodies_turned_outwards"] = repair_passes.turn_bodies_outwards(np.asarray(work.vertices), faces)
-    work = trimesh.Trimesh(work.vertices, faces, process=False)
-    counts.update(vertices_after=len(work.vertices), faces_after=len(work.faces),
-                  watertight=bool(work.is_watertight))
-    return derived_mesh(mesh, work.vertices, {"step": "repair", **counts}, faces=work.faces)
+    vertices, faces, counts = repair_surface(np.asarray(mesh.vertices), np.asarray(mesh.faces))
+    return derived_mesh(mesh, vertices, {"step": "repair", **counts}, faces=faces)
 
 
 def simplify(mesh, *, ratio: float | None = None, faces: int | None = None):
