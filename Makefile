@@ -32,10 +32,11 @@ demo: $(STAMP)
 	@echo "Next: mesh-export info $(SAMPLE_ID) --source sample; mesh-export datastacks; README 'Usage'."
 
 # The print tests slice our files with PrusaSlicer (Debian's prusa-slicer, ~35 s and ~100 MB
-# of packages on a fresh machine; its CLI needs no display). The suite runs on every core (-n auto; one file stays on one worker, so module fixtures are built once),
+# of packages on a fresh machine; its CLI needs no display). The suite runs in three workers on the two cores
+# (many tests wait on a subprocess or a local server; one file stays on one worker, so module fixtures are built once),
 # and a skipped test is a failure: a missing consumer (NEURON, PrusaSlicer ...) is a broken install.
 test: $(STAMP) slicer chromium blender paraview gltf-validator
-	MESH_EXPORT_REQUIRE_ALL_TESTS=1 MESH_EXPORT_REQUIRE_SLICER=1 $(BIN)/python -m pytest -q -n auto --dist loadfile
+	MESH_EXPORT_REQUIRE_ALL_TESTS=1 MESH_EXPORT_REQUIRE_SLICER=1 $(BIN)/python -m pytest -q -n 3 --dist loadfile
 
 slicer:
 	@command -v prusa-slicer >/dev/null || { \

@@ -229,12 +229,17 @@ def writer_table():
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Files with the most `slow` tests run first (each file's own order kept). xdist hands out
-    whole files (--dist loadfile) in this order, so the long files start at once on both
-    workers instead of one of them arriving last and running alone while the other idles."""
-    slow_per_file: dict[str, int] = {}
+    """The longest files first (each file's own order kept), by the seconds last measured
+    (support/test_seconds.json; a file not measured yet counts as long as its `slow` tests make
+    it look: 10 s each, 1 s for any other). xdist hands out whole files (--dist loadfile) in this
+    order, so the long files start at once on both workers and the short ones fill in at the
+    end, instead of one long file arriving last and running alone while the other worker idles."""
+    from support.test_seconds import measured
+
+    seconds = measured()
+    guessed: dict[str, float] = {}
     for item in items:
-        slow_per_file.setdefault(item.nodeid.split("::")[0], 0)
-        if item.get_closest_marker("slow"):
-            slow_per_file[item.nodeid.split("::")[0]] += 1
-    items.sort(key=lambda item: -slow_per_file[item.nodeid.split("::")[0]])
+        name = item.nodeid.split("::")[0]
+        guessed[name] = guessed.get(name, 0.0) + (10.0 if item.get_closest_marker("slow") else 1.0)
+    cost = {name: seconds.get(name, guess) for name, guess in guessed.items()}
+    items.sort(key=lambda item: -cost[item.nodeid.split("::")[0]])

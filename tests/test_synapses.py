@@ -62,6 +62,15 @@ def served(cell, root_id, truth, tmp_path_factory):
         yield server
 
 
+@pytest.fixture(scope="module")
+def cave_swc_body(served, root_id, tmp_path_factory):
+    """The SWC body (header lines left out) of the cell exported with CAVE's synapses: the one
+    every synapse file of the same synapses must reproduce (made once for the module)."""
+    with served.fresh():
+        cave = _export(served, root_id, tmp_path_factory.mktemp("cave"), steps=StepOptions(soma="mesh"))
+    return [line for line in cave.output.read_text().splitlines() if not line.startswith("#")]
+
+
 @pytest.fixture()
 def srv(served):
     with served.fresh():
@@ -231,7 +240,7 @@ def test_synapses_come_from_the_cache_the_second_time(srv, root_id, tmp_path):
     ("syn.parquet", False, True),   # a list column, voxels
     ("syn.parquet", True, False),   # _x/_y/_z, nm
 ])
-def test_synapses_from_a_file_as_from_cave(srv, root_id, truth, tmp_path, name, split, voxel):
+def test_synapses_from_a_file_as_from_cave(srv, root_id, truth, cave_swc_body, tmp_path, name, split, voxel):
     """--synapses-file on a datastack with no synapse table: the same table, and the axon split
     from the file's synapses exactly as from CAVE's (the same SWC)."""
     path = write_file(truth, tmp_path / name, split=split, voxel=voxel)
@@ -247,9 +256,7 @@ def test_synapses_from_a_file_as_from_cave(srv, root_id, truth, tmp_path, name, 
     swc = tmp_path / "file" / f"{root_id}_lod0.swc"
     table = _read_table(swc.with_name(swc.name + (".synapses.parquet" if name.endswith(".parquet") else ".synapses.csv")))
     _check_table(table, truth, swc)
-    cave = _export(srv, root_id, tmp_path / "cave", steps=StepOptions(soma="mesh"))
-    body = lambda p: [line for line in p.read_text().splitlines() if not line.startswith("#")]  # noqa: E731
-    assert body(swc) == body(cave.output)
+    assert [line for line in swc.read_text().splitlines() if not line.startswith("#")] == cave_swc_body
     assert "compartments: axon (type 2) by synapse flow centrality (synapses from " + path.name in swc.read_text()
 
 
