@@ -249,3 +249,26 @@ def test_colours_a_format_cannot_hold_are_said_once_and_recorded(tmp_path):
     result = run_cli("convert", path, tmp_path / "out.obj", "--json")
     assert "alpha not written" in result.stderr and "alpha" in json.loads(result.stdout)["not_written"][0]
     assert "per vertex    color" in run_cli("info", path).stdout
+
+
+def test_a_glb_of_colours_and_uv_says_it_keeps_only_the_uv(tmp_path):
+    """trimesh's glTF exporter writes one visual: uv wins, and the colours are said to be lost."""
+    sphere = _coloured_sphere()
+    mesh = trimesh.Trimesh(sphere.vertices, sphere.faces, process=False)
+    uv = np.random.default_rng(7).random((len(mesh.vertices), 2)).astype(np.float32)
+    colours = np.full((len(mesh.vertices), 4), 200, dtype=np.uint8)
+    mesh.metadata.update(units="nm", **{VERTEX_ATTRIBUTES: {"uv": uv, "color": colours}})
+    mesh_export.write(mesh, tmp_path / "both.glb")
+    assert mesh.metadata["not_written"] == ["per-vertex color not written: glb holds only uv"]
+    assert set(mesh_export.load(tmp_path / "both.glb").metadata[VERTEX_ATTRIBUTES]) == {"uv"}
+
+
+def test_finite_doubles_whose_sum_overflows_are_read(tmp_path):
+    header = (b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty double x\nproperty double y\n"
+              b"property double z\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n")
+    vertices = np.array([[1e308, 1e308, 0], [1e308, 0, 0], [0, 1e308, 0]], dtype="<f8")
+    face = np.array([3], "u1").tobytes() + np.array([0, 1, 2], "<i4").tobytes()
+    path = tmp_path / "far.ply"
+    path.write_bytes(header + vertices.tobytes() + face)
+    read = mesh_export.load(path, units="nm")
+    np.testing.assert_array_equal(np.asarray(read.vertices), vertices)

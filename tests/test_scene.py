@@ -480,3 +480,18 @@ def test_the_palette_keeps_many_cells_apart_and_colours_parse():
     assert parse_color("10203040") == (16, 32, 48, 64)
     with pytest.raises(mesh_export.errors.InvalidArgumentError, match="#rrggbb"):
         parse_color("teal-ish")
+
+
+def test_an_obj_material_library_already_there_needs_overwrite(cell, tmp_path):
+    """The .mtl written beside a labelled OBJ obeys --overwrite like the OBJ: a user's own file
+    of that name is refused, not replaced, and nothing is written."""
+    source = tmp_path / "cell.ply"
+    cell.mesh.export(source)
+    mine = tmp_path / "cell.mtl"
+    mine.write_text("newmtl mine\n")
+    with pytest.raises(mesh_export.errors.OutputError, match="cell.mtl"):
+        mesh_export.convert(source, tmp_path / "cell.obj", units_in="nm", steps=StepOptions(compartments=True))
+    assert mine.read_text() == "newmtl mine\n" and not (tmp_path / "cell.obj").exists()
+    mesh_export.convert(source, tmp_path / "cell.obj", units_in="nm", steps=StepOptions(compartments=True),
+                        overwrite=True)
+    assert "newmtl soma" in mine.read_text()

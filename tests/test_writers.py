@@ -364,3 +364,10 @@ def test_morphology_text_holds_values_past_the_integer_formatting(tmp_path):
     read = read_swc(mesh_export.write(skeleton, tmp_path / "far.swc"))
     order = np.argsort(read.nodes[:, 0])
     assert np.allclose(read.nodes[order], nodes[np.argsort(nodes[:, 0])], rtol=1e-12, atol=1e-3)
+    # A chunk written the slow way reads as the fast way writes: no "-0.000", halves to even.
+    from mesh_export.writers import _text
+
+    values = np.array([-0.0, -0.0001, 0.0005, 2.5, -3.25, 1e20])
+    slow = b"".join(_text.iter_text([_text.Fixed(values, 3), b"\n"], len(values)))
+    fast = b"".join(_text.iter_text([_text.Fixed(values[:-1], 3), b"\n"], len(values) - 1))
+    assert slow.splitlines()[:-1] == fast.splitlines() and slow.splitlines()[-1] == b"%.3f" % 1e20

@@ -146,6 +146,8 @@ def convert(source: str | os.PathLike, target: str | os.PathLike, format: str | 
                                    return_mesh, synapses, options)
     steps, options = plan_for_writer(steps, writer, options, units=units, scale=scale)
     check_target(target, overwrite)
+    if writer.name == "obj" and steps.compartments:  # the material library beside it obeys --overwrite too
+        check_target(Path(target).with_suffix(".mtl"), overwrite)
     table_format = None
     if synapses is not None:
         synapses.check_steps(steps, writer.name)

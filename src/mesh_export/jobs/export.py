@@ -213,6 +213,8 @@ def export(root_id: int | str, *, format: str = "stl", out_dir: str | os.PathLik
         if table_format:  # and so does the synapse table
             for companion in synapses.outputs(target):
                 check_target(companion, overwrite)
+        if writer.name == "obj" and steps.compartments:  # and the OBJ's material library
+            check_target(target.with_suffix(".mtl"), overwrite)
         return target
 
     if lod != -1 and not layers:  # the coarsest lod's number is only known after fetching

@@ -198,10 +198,25 @@ def _python_text(segments: Sequence[Segment], start: int, stop: int) -> bytes:
             if isinstance(seg, bytes):
                 pieces.append(seg)
             elif isinstance(seg, Fixed):
-                pieces.append(b"%.*f" % (seg.decimals, float(column[row])))
+                pieces.append(_fixed_text(float(column[row]), seg.decimals))
             else:
                 pieces.append(b"%d" % int(column[row]))
     return b"".join(pieces)
+
+
+def _fixed_text(value: float, decimals: int) -> bytes:
+    """One value as the integer layout writes it (half-to-even on value * 10**decimals, never
+    "-0.000"), with Python's unbounded integers."""
+    if not math.isfinite(value):
+        return repr(value).encode()
+    if abs(value) * 10**decimals >= 2.0**53:  # past float's integers: %f prints the exact digits
+        return b"%.*f" % (decimals, value)
+    scaled = int(np.rint(abs(value) * 10**decimals))
+    sign = b"-" if value < 0 and scaled else b""
+    if not decimals:
+        return sign + b"%d" % scaled
+    whole, fraction = divmod(scaled, 10**decimals)
+    return sign + b"%d.%0*d" % (whole, decimals, fraction)
 
 
 def write_text(handle, segments: Sequence[Segment], rows: int) -> None:

@@ -54,10 +54,15 @@ def _say_not_written(mesh, writer) -> None:
     if kind_of(mesh) != SURFACE:
         return
     arrays = element_attributes(mesh, VERTEX_ATTRIBUTES)
-    lost = sorted(set(arrays) - set(VERTEX_ARRAYS_WRITTEN.get(writer.name, ())))
+    held = VERTEX_ARRAYS_WRITTEN.get(writer.name, ())
+    if writer.name in ("glb", "gltf") and arrays:
+        from mesh_export.writers.gltf_scene import is_scene_data
+
+        # trimesh's exporter writes a visual: uv or colours, not both; our labelled glTF neither.
+        held = () if is_scene_data(mesh) else (("uv",) if "uv" in arrays else ("color",))
+    lost = sorted(set(arrays) - set(held))
     said = []
     if lost:
-        held = VERTEX_ARRAYS_WRITTEN.get(writer.name)
         said.append(f"per-vertex {' and '.join(lost)} not written: {writer.name} "
                     + (f"holds only {', '.join(held)}" if held else "holds none"))
     colour = arrays.get("color")

@@ -163,8 +163,11 @@ def _check_read(path: Path, vertices: np.ndarray, faces: np.ndarray, notes) -> N
     byte where the reader knows it; the slow search runs only for a file that fails."""
     # One pass each: a sum is NaN or infinite when a value is (float32 sums cannot overflow a
     # double), and negative indices are huge read as unsigned.
-    if len(vertices) and not np.isfinite(vertices.sum(dtype=np.float64)):
-        first = int(np.flatnonzero(~np.isfinite(vertices).all(axis=1))[0])
+    # (A sum of finite float64 values can still overflow: then the rows themselves decide.)
+    bad = (np.flatnonzero(~np.isfinite(vertices).all(axis=1))
+           if len(vertices) and not np.isfinite(vertices.sum(dtype=np.float64)) else ())
+    if len(bad):
+        first = int(bad[0])
         place = notes.vertex_place(first) if notes.vertex_place else f"vertex {first:,}"
         raise InvalidMeshError(f"{path}: {place}: NaN or infinite coordinate (vertex {first:,})")
     unsigned = faces.view(np.uint32 if faces.dtype.itemsize == 4 else np.uint64) if faces.dtype.kind == "i" else faces
