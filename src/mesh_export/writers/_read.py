@@ -449,17 +449,17 @@ def _walk_polygons(numbers: np.ndarray, lines: int, layout: list, index_list: in
 # A library reader (meshio's, trimesh's) may trust a count its file declares and allocate for
 # it before reading a byte of the body: a 4 kB .msh once made meshio touch 19 GB. A real mesh
 # file holds its elements, so the memory a read may take is bounded by the file's size.
-_LIBRARY_MEMORY_BASE = 1 << 30
+_LIBRARY_MEMORY_BASE = 256 << 20  # the library's own imports and tables
 _LIBRARY_MEMORY_PER_BYTE = 64
 
 
 @contextlib.contextmanager
 def memory_bounded_by_file(size: int) -> Iterator[None]:
     """Cap this process's address space, while a library reads a file of ``size`` bytes, at what
-    it uses now plus 1 GiB plus 64 bytes per byte of the file: an allocation past that raises
+    it uses now plus 256 MiB plus 64 bytes per byte of the file: an allocation past that raises
     MemoryError instead of taking the machine (meshio made 16 GB resident for a 491-byte .msh).
     On Linux, from the main thread (the CLI's info and convert, a script's load): the cap is the
-    process's, so another thread allocating more than 1 GiB during the read would be refused too;
+    process's, so another thread allocating more than that during the read would be refused too;
     a read from any other thread (a batch's workers) runs without it."""
     import threading
 
