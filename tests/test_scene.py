@@ -495,3 +495,15 @@ def test_an_obj_material_library_already_there_needs_overwrite(cell, tmp_path):
     mesh_export.convert(source, tmp_path / "cell.obj", units_in="nm", steps=StepOptions(compartments=True),
                         overwrite=True)
     assert "newmtl soma" in mine.read_text()
+
+
+def test_our_glb_in_mm_is_read_back_in_mm_without_made_up_uv(files, cell):
+    """glTF's unit is the metre; a GLB of ours says mm in asset.extras, and info reads it so: the
+    cell's size in nm is the mesh's (the synapse spheres may add a little), not 10**6 times it.
+    trimesh packs several materials into one atlas and makes up uv: not a uv the file holds."""
+    info = mesh_export.api.info(files["single"]["glb"].output)
+    assert info["units"] == "mm"
+    size = np.asarray(info["bbox"]["nm"]["size"])
+    truth = np.ptp(np.asarray(cell.mesh.vertices), axis=0)
+    assert np.all(size >= truth * 0.999) and np.all(size <= truth * 1.05), (size, truth)
+    assert "uv" not in info.get("vertex_attributes", [])

@@ -358,13 +358,46 @@ def _load_trimesh(path: Path):
     if not isinstance(loaded, trimesh.Trimesh):
         raise InputError(f"{path} holds no triangle mesh")
     units = loaded.metadata.get("units")
+    arrays = _trimesh_vertex_arrays(loaded)
+    if path.suffix.lower() in (".glb", ".gltf"):
+        stated, texture_coordinates = _gltf_facts(path)
+        units = stated or units
+        if not texture_coordinates:  # uv trimesh made up packing several materials into one atlas
+            arrays.pop("uv", None)
     mesh = trimesh.Trimesh(vertices=loaded.vertices, faces=loaded.faces, process=False)
     if units is not None:
         mesh.metadata["units"] = units
-    arrays = _trimesh_vertex_arrays(loaded)
     if arrays:
         mesh.metadata[VERTEX_ATTRIBUTES] = arrays
     return mesh
+
+
+def _gltf_facts(path: Path) -> tuple[str | None, bool]:
+    """A glTF's stated units (``asset.extras.units``, as mesh-export writes them: glTF's own unit
+    is the metre, and a file of ours in mm says so) and whether any primitive has TEXCOORD_0."""
+    import json
+    import struct
+
+    try:
+        if path.suffix.lower() == ".glb":
+            with open(path, "rb") as handle:
+                head = handle.read(20)
+                length = struct.unpack("<I", head[12:16])[0]  # the JSON chunk (check_glb bounded it)
+                tree = json.loads(handle.read(length))
+        else:
+            with open(path, "rb") as handle:
+                tree = json.load(handle)
+    except (OSError, ValueError, struct.error):
+        return None, True
+    extras = (tree.get("asset") or {}).get("extras") or {}
+    units = extras.get("units") if isinstance(extras, dict) else None
+    try:
+        units = normalize_units(units) if isinstance(units, str) else None
+    except UnitsError:
+        units = None
+    texture = any("TEXCOORD_0" in (primitive.get("attributes") or {})
+                  for mesh in tree.get("meshes") or [] for primitive in mesh.get("primitives") or [])
+    return units, texture
 
 
 def _trimesh_vertex_arrays(loaded) -> dict[str, np.ndarray]:
