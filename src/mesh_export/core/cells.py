@@ -199,14 +199,22 @@ def blocks_of_meshio(mesh) -> list[Block]:
 
 # ---------------------------------------------------------------------------- surfaces
 
-def _fan(indices: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def fan(indices: np.ndarray, counts: np.ndarray, starts: np.ndarray | None = None, dtype=np.int64) -> np.ndarray:
+    """Triangles ``(first, j, j + 1)`` of polygons (3 corners or more) whose ``counts`` corners
+    stand one after another in ``indices`` (from ``starts``, else packed): the one fan every
+    reader uses (writers._read.fan checks and counts a file's polygons, then calls it)."""
     counts = np.asarray(counts, dtype=np.int64)
-    starts = np.cumsum(counts) - counts
+    if starts is None:
+        starts = np.cumsum(counts) - counts
     fans = counts - 2
     polygon = np.repeat(np.arange(len(counts)), fans)
     corner = np.arange(len(polygon)) - np.repeat(np.cumsum(fans) - fans, fans) + 1
-    first = starts[polygon]
-    return np.stack([indices[first], indices[first + corner], indices[first + corner + 1]], axis=1)
+    first = np.asarray(starts, dtype=np.int64)[polygon]
+    triangles = np.empty((len(polygon), 3), dtype=dtype)
+    triangles[:, 0] = indices[first]
+    triangles[:, 1] = indices[first + corner]
+    triangles[:, 2] = indices[first + corner + 1]
+    return triangles
 
 
 def _fan_or_clip(points: np.ndarray, flat: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -226,7 +234,7 @@ def _fan_or_clip(points: np.ndarray, flat: np.ndarray, counts: np.ndarray) -> np
     turn = np.einsum("ij,ij->i", np.cross(here - before, after - here), newell[polygon])
     convex = np.ones(len(counts), dtype=bool)
     np.logical_and.at(convex, polygon, turn >= 0)
-    pieces = [_fan(flat[np.isin(polygon, np.flatnonzero(convex))], counts[convex])] if convex.any() else []
+    pieces = [fan(flat[np.isin(polygon, np.flatnonzero(convex))], counts[convex])] if convex.any() else []
     for k in np.flatnonzero(~convex).tolist():
         corners = flat[starts[k] : starts[k] + counts[k]]
         pieces.append(_ear_clip(p[corners], newell[k], corners))
@@ -328,7 +336,7 @@ def triangles_of(cells: Cells, where: str, polygons=None) -> tuple[np.ndarray, d
             if name == "triangle_strip":
                 pieces.append(_strips(flat, counts))
             elif (counts == 3).all():
-                pieces.append(_fan(flat, counts))
+                pieces.append(fan(flat, counts))
             else:
                 pieces.append(polygon_triangles(flat, counts))
         elif name not in _VOLUME:

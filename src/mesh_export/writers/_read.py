@@ -19,6 +19,8 @@ from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
+from mesh_export.core.cells import fan as fan_triangles
+
 BLOCK_BYTES = 1 << 24  # binary records are converted, and text parsed, this much at a time
 
 
@@ -64,15 +66,7 @@ def fan(indices: np.ndarray, counts: np.ndarray, starts: np.ndarray | None = Non
         current().drop("faces of 1 or 2 vertices (lines, points)",
                        len(counts) - int(surface.sum()))
         counts, starts = counts[surface], np.asarray(starts)[surface]
-    fans = counts - 2
-    polygon = np.repeat(np.arange(len(counts)), fans)
-    corner = np.arange(len(polygon)) - np.repeat(np.cumsum(fans) - fans, fans) + 1
-    first = np.asarray(starts, dtype=np.int64)[polygon]
-    triangles = np.empty((len(polygon), 3), dtype=dtype)
-    triangles[:, 0] = indices[first]
-    triangles[:, 1] = indices[first + corner]
-    triangles[:, 2] = indices[first + corner + 1]
-    return triangles
+    return fan_triangles(indices, counts, starts, dtype=dtype)
 
 
 def whole_numbers(indices: np.ndarray) -> None:
