@@ -102,8 +102,15 @@ def _info_cases(sphere, neuron_meshes):
     return cases
 
 
-def test_mesh_info_equals_trimesh(sphere, neuron_meshes):
+@pytest.mark.parametrize("key_chunk", [None, 7])
+def test_mesh_info_equals_trimesh(sphere, neuron_meshes, key_chunk, monkeypatch):
+    """Also with the sorted edge keys scanned in chunks of 7 (an edge's two uses then often lie
+    in two chunks), as a 9M-face mesh's are in chunks of a million."""
+    from mesh_export.look import info
     from mesh_export.look.info import mesh_info
+
+    if key_chunk:
+        monkeypatch.setattr(info, "_KEY_CHUNK", key_chunk)
 
     for name, mesh in _info_cases(sphere, neuron_meshes).items():
         expected = _trimesh_figures(trimesh.Trimesh(np.asarray(mesh.vertices, dtype=np.float64),

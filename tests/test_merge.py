@@ -77,3 +77,55 @@ def test_keys_made_fragment_by_fragment_and_faces_remapped_in_blocks_give_the_sa
     np.testing.assert_array_equal(merged, expected_vertices)
     np.testing.assert_array_equal(merged_faces, expected_faces)
     assert removed == len(vertices) - len(expected_vertices) and merged_faces.dtype == np.int32
+
+
+@pytest.mark.parametrize("weak_keys", [False, True])
+def test_pieces_merged_without_their_concatenation_equal_the_merge_of_it(weak_keys, monkeypatch):
+    """How a fetch merges now: each fragment's faces index its own vertices; the merged arrays are
+    written straight from the pieces (blocks on two threads, made tiny here), and every piece is
+    let go once written. With keys that all collide, the exact regrouping reads rows across pieces."""
+    rng = np.random.default_rng(5)
+    pool = rng.integers(-20, 20, size=(200, 3)).astype(np.float32) * np.float32(0.5)
+    sizes = (700, 0, 1, 1300, 500)
+    fragments = [pool[rng.integers(0, len(pool), size=size)] for size in sizes]
+    fragments[3][rng.integers(0, 1300, size=40), 1] = -0.0
+    face_counts = (2000, 0, 0, 4000, 3001)
+    local_faces = [rng.integers(0, max(size, 1), size=(count, 3)).astype(np.uint32)
+                   for size, count in zip(sizes, face_counts)]
+    offsets = np.cumsum((0,) + sizes)
+    expected_vertices, expected_faces = reference_merge(
+        np.concatenate(fragments), np.concatenate([f.astype(np.int64) + o for f, o in zip(local_faces, offsets)]))
+
+    prepared = [f.copy() for f in fragments]
+    keys = np.concatenate([mesh_ops.merge_keys(f) for f in prepared])
+    if weak_keys:
+        keys[:] = 0
+    monkeypatch.setattr(mesh_ops, "_FACE_BLOCK", 1000)
+    pieces = list(zip(prepared, local_faces))
+    merged, merged_faces, removed = mesh_ops.merge_pieces(pieces, keys=keys)
+    np.testing.assert_array_equal(merged, expected_vertices)
+    np.testing.assert_array_equal(merged_faces, expected_faces)
+    assert removed == sum(sizes) - len(expected_vertices) and merged_faces.dtype == np.int32
+    assert pieces == []  # every piece let go
+    # Unprepared pieces (a file's parts) are prepared on copies: the same merge, inputs untouched.
+    raw = [f.copy() for f in fragments]
+    again = mesh_ops.merge_pieces(list(zip(raw, local_faces)))
+    np.testing.assert_array_equal(again[0], expected_vertices)
+    np.testing.assert_array_equal(again[1], expected_faces)
+    assert all(np.array_equal(np.signbit(a), np.signbit(b)) for a, b in zip(raw, fragments))
+
+
+@pytest.mark.parametrize("rows", [1, 5, 1023, 1024, 1025, 4099])
+def test_column_extremes_equal_numpys_reductions(rows):
+    """Extremes of wide rows (1024 vertices each) plus the rest; NaN propagates as in numpy."""
+    rng = np.random.default_rng(rows)
+    for dtype in (np.float32, np.float64, np.int32):
+        vertices = (rng.random((rows, 3)) * 100 - 50).astype(dtype)
+        lo, hi = mesh_ops.column_extremes(vertices)
+        assert lo.dtype == dtype and (lo == vertices.min(axis=0)).all() and (hi == vertices.max(axis=0)).all()
+    vertices = rng.random((rows, 3))
+    vertices[rows // 2, 1] = np.nan
+    lo, hi = mesh_ops.column_extremes(vertices)
+    assert np.isnan(lo[1]) and np.isnan(hi[1]) and not np.isnan(lo[[0, 2]]).any()
+    strided = rng.random((rows, 6))[:, :3]  # not contiguous: numpy's own reductions
+    assert (mesh_ops.column_extremes(strided)[0] == strided.min(axis=0)).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 
@@ -26,6 +28,26 @@ def edge_keys(faces: np.ndarray, directed: bool = False) -> np.ndarray:
             if directed:
                 out |= a > b
     return keys
+
+
+_WIDE = 1024  # vertices per wide row of column_extremes
+
+
+def column_extremes(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``vertices.min(axis=0)``, ``vertices.max(axis=0)`` of an (n, 3) array, exactly, 13x faster
+    on a 4M-vertex array (6 vs 82 ms): the rows are read as wide rows of 1024 vertices, so the
+    reduction's inner loop runs along 3072 contiguous values instead of 3."""
+    vertices = np.asarray(vertices)
+    whole = len(vertices) - len(vertices) % _WIDE if vertices.flags.c_contiguous else 0
+    lows, highs = [], []
+    if whole:
+        wide = vertices[:whole].reshape(-1, 3 * _WIDE)
+        lows.append(wide.min(axis=0).reshape(_WIDE, 3).min(axis=0))
+        highs.append(wide.max(axis=0).reshape(_WIDE, 3).max(axis=0))
+    if whole < len(vertices):
+        lows.append(vertices[whole:].min(axis=0))
+        highs.append(vertices[whole:].max(axis=0))
+    return np.min(lows, axis=0).astype(vertices.dtype), np.max(highs, axis=0).astype(vertices.dtype)
 
 
 def _vertex_keys(vertices: np.ndarray) -> np.ndarray:
@@ -75,57 +97,141 @@ def merge_duplicate_vertices(vertices: np.ndarray, faces: np.ndarray, *,
     ``argsort``) groups equal hashes with the first-seen position leading each group; hash
     collisions are found by comparing coordinates and resolved exactly.
     """
+    return merge_pieces([(vertices, faces)], keys=keys)
+
+
+def merge_pieces(pieces: list, *, keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`merge_duplicate_vertices` of the pieces' concatenation (``(vertices, faces)`` each,
+    the faces indexing the piece's own vertices), written straight from the pieces: a fetch's
+    fragments are never copied into one array first (at 9M faces that copy alone cost 0.45 s of
+    fresh memory). ``pieces`` is emptied as each piece is used, so its memory goes back early.
+
+    ``keys``: :func:`merge_keys` of every piece's vertices, concatenated (the pieces already
+    prepared by it); without them each piece is prepared on a copy."""
     if keys is None:
-        # float32 (decoded meshes) or float64 (files) kept as they are; -0.0 becomes 0.0.
-        dtype = vertices.dtype if vertices.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-        vertices = np.ascontiguousarray(vertices, dtype=dtype) + dtype.type(0.0)
-    n = len(vertices)
+        prepared = []
+        for vertices, faces in pieces:
+            # float32 (decoded meshes) or float64 (files) kept as they are; -0.0 becomes 0.0.
+            dtype = vertices.dtype if vertices.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+            prepared.append((np.ascontiguousarray(vertices, dtype=dtype) + dtype.type(0.0), faces))
+        pieces[:] = prepared
+        keys = (_vertex_keys(pieces[0][0]) if len(pieces) == 1
+                else np.concatenate([_vertex_keys(vertices) for vertices, _ in pieces]))
+    sizes = [len(vertices) for vertices, _ in pieces]
+    offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    n = int(offsets[-1])
     if n == 0:
+        vertices, faces = pieces[0] if pieces else (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32))
+        pieces.clear()
         return vertices, faces, 0
+    dtype = pieces[0][0].dtype
     index = np.int32 if n < 2**31 else np.int64
-    representative = _representatives(_vertex_keys(vertices) if keys is None else keys, index)
-    _resolve_collisions(vertices, representative)
+    representative = _representatives(keys, index)
+    del keys
+    _resolve_collisions(_row_taker(pieces, offsets), representative, dtype)
     is_first = representative == np.arange(n, dtype=index)
-    new_index = np.cumsum(is_first, dtype=index)
-    new_index -= 1
-    merged = np.compress(is_first, vertices, axis=0)  # 3x faster than vertices[is_first] on (n, 3)
-    faces = _remap_faces(new_index[representative], faces)
-    return merged, faces, n - len(merged)
+    kept_before = np.zeros(n + 1, dtype=index)
+    np.cumsum(is_first, dtype=index, out=kept_before[1:])
+    remap = (kept_before[1:] - 1).take(representative)  # every vertex's index among the kept ones
+    del representative
+    merged = np.empty((int(kept_before[-1]), 3), dtype=dtype)
+    kept_at = kept_before[offsets]
+    del kept_before
+
+    def keep_vertices(k: int) -> None:
+        lo, hi = offsets[k], offsets[k + 1]
+        # 3x faster than vertices[mask] on (n, 3)
+        np.compress(is_first[lo:hi], pieces[k][0], axis=0, out=merged[kept_at[k]:kept_at[k + 1]])
+
+    blocks = [(k, start) for k, (_, faces) in enumerate(pieces) for start in range(0, max(len(faces), 1), _FACE_BLOCK)]
+    face_count = sum(len(faces) for _, faces in pieces)
+    faces_out = _remap_faces(remap, offsets, pieces, blocks, keep_vertices, threads=2 if face_count > 2 * _FACE_BLOCK else 1)
+    return merged, faces_out, n - len(merged)
 
 
-def _remap_faces(remap: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """``remap[faces]`` without the faces that collapse to a line or a point, in blocks on two
-    threads for large meshes (the gather and the compress are memory-bound random access)."""
-    def block(start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
-        out = remap.take(faces[start:stop])
+def _row_taker(pieces: list, offsets: np.ndarray):
+    """Rows of the pieces' concatenated vertices by global index, without the concatenation."""
+    if len(pieces) == 1:
+        return lambda rows: pieces[0][0].take(rows, axis=0)
+
+    def take(rows: np.ndarray) -> np.ndarray:
+        order = np.argsort(rows)
+        ordered = rows[order]
+        bounds = np.searchsorted(ordered, offsets)  # rows of piece k: ordered[bounds[k]:bounds[k + 1]]
+        out = np.empty((len(rows), 3), dtype=pieces[0][0].dtype)
+        for k in np.flatnonzero(np.diff(bounds)):
+            at = order[bounds[k]:bounds[k + 1]]
+            out[at] = pieces[k][0].take(ordered[bounds[k]:bounds[k + 1]] - offsets[k], axis=0)
+        return out
+
+    return take
+
+
+def _remap_faces(remap: np.ndarray, offsets: np.ndarray, pieces: list, blocks: list, keep_vertices,
+                 threads: int) -> np.ndarray:
+    """Every piece's faces through ``remap`` (offset to the piece's vertices), without the faces
+    that collapse to a line or a point; ``keep_vertices(k)`` runs once per piece before the
+    piece is dropped. Blocks of faces run on two threads for large meshes (the gather and the
+    compress are memory-bound random access, and numpy releases the GIL in both)."""
+    pending = [0] * len(pieces)
+    for k, _ in blocks:
+        pending[k] += 1
+
+    def block(task: int) -> tuple[np.ndarray, np.ndarray | None]:
+        k, start = blocks[task]
+        faces = pieces[k][1]
+        out = remap[offsets[k]:offsets[k + 1]].take(faces[start:start + _FACE_BLOCK])
         a, b, c = out[:, 0], out[:, 1], out[:, 2]
         keep = a != b
         keep &= b != c
         keep &= a != c
         return out, (None if keep.all() else keep)
 
-    if len(faces) <= 2 * _FACE_BLOCK:
-        out, keep = block(0, len(faces))
-        return out if keep is None else np.compress(keep, out, axis=0)
+    def piece_done(k: int) -> None:
+        keep_vertices(k)
+        pieces[k] = None  # its memory goes back as soon as both its parts are written
+
+    def place(task: int) -> None:
+        out, keep = done_blocks[task]
+        target = result[at[task]:at[task + 1]]
+        if keep is None:
+            target[...] = out
+        else:
+            np.compress(keep, out, axis=0, out=target)
+        done_blocks[task] = None  # freed as soon as it is placed
+
+    if threads == 1:
+        done_blocks = [block(task) for task in range(len(blocks))]
+        for k in range(len(pieces)):
+            piece_done(k)
+        if len(done_blocks) == 1:
+            out, keep = done_blocks[0]
+            pieces.clear()
+            return out if keep is None else np.compress(keep, out, axis=0)
     from concurrent.futures import ThreadPoolExecutor
 
-    bounds = list(range(0, len(faces), _FACE_BLOCK)) + [len(faces)]
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mesh-export-merge") as pool:
-        blocks = list(pool.map(lambda k: block(bounds[k], bounds[k + 1]), range(len(bounds) - 1)))
-        counts = [len(out) if keep is None else int(np.count_nonzero(keep)) for out, keep in blocks]
-        result = np.empty((sum(counts), 3), dtype=remap.dtype)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
+    lock = threading.Lock()
 
-        def place(k: int) -> None:
-            out, keep = blocks[k]
-            target = result[offsets[k]:offsets[k + 1]]
-            if keep is None:
-                target[...] = out
-            else:
-                np.compress(keep, out, axis=0, out=target)
-            blocks[k] = None  # freed as soon as it is placed
+    def run(task: int):
+        result = block(task)
+        k = blocks[task][0]
+        with lock:
+            pending[k] -= 1
+            last = pending[k] == 0
+        if last:
+            piece_done(k)
+        return result
 
-        list(pool.map(place, range(len(blocks))))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mesh-export-merge") as pool:
+        if threads > 1:
+            done_blocks = list(pool.map(run, range(len(blocks))))
+        at = np.zeros(len(done_blocks) + 1, dtype=np.int64)
+        np.cumsum([len(out) if keep is None else int(np.count_nonzero(keep)) for out, keep in done_blocks],
+                  out=at[1:])
+        result = np.empty((int(at[-1]), 3), dtype=remap.dtype)
+        list(pool.map(place, range(len(done_blocks))))
+    pieces.clear()
     return result
 
 
@@ -135,7 +241,7 @@ def first_equal_rows(rows: np.ndarray) -> np.ndarray:
     first-seen order, as ``merge_duplicate_vertices`` does."""
     rows = np.ascontiguousarray(rows)
     representative = _representatives(_vertex_keys(rows), np.int32 if len(rows) < 2**31 else np.int64)
-    _resolve_collisions(rows, representative)
+    _resolve_collisions(lambda at: rows.take(at, axis=0), representative, rows.dtype)
     return representative
 
 
@@ -162,14 +268,15 @@ def _representatives(keys: np.ndarray, index) -> np.ndarray:
     return representative
 
 
-def _resolve_collisions(vertices: np.ndarray, representative: np.ndarray) -> None:
-    """Where a vertex was joined to a different one (equal hash bits), regroup exactly, in place."""
-    joined = np.flatnonzero(representative != np.arange(len(vertices), dtype=representative.dtype))
-    wrong = joined[(vertices.take(joined, axis=0) != vertices.take(representative[joined], axis=0)).any(axis=1)]
+def _resolve_collisions(take, representative: np.ndarray, dtype) -> None:
+    """Where a vertex was joined to a different one (equal hash bits), regroup exactly, in place;
+    ``take(indices)`` gives the vertices' rows."""
+    joined = np.flatnonzero(representative != np.arange(len(representative), dtype=representative.dtype))
+    wrong = joined[(take(joined) != take(representative[joined])).any(axis=1)]
     if len(wrong) == 0:
         return
     members = np.flatnonzero(np.isin(representative, np.unique(representative[wrong])))  # ascending
-    rows = vertices[members].view(np.dtype((np.void, vertices.dtype.itemsize * 3))).ravel()
+    rows = np.ascontiguousarray(take(members)).view(np.dtype((np.void, np.dtype(dtype).itemsize * 3))).ravel()
     _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
     representative[members] = members[first[inverse.ravel()]]
 

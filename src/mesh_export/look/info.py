@@ -112,7 +112,9 @@ def _factor(units: str | None, to: str) -> float | None:
 
 def _bbox(vertices: np.ndarray, units: str | None) -> dict[str, Any]:
     # Extremes in the array's own type (float32 needs no float64 copy), then in float64.
-    lo, hi = vertices.min(axis=0).astype(np.float64), vertices.max(axis=0).astype(np.float64)
+    from mesh_export.core.mesh_ops import column_extremes
+
+    lo, hi = (extreme.astype(np.float64) for extreme in column_extremes(vertices))
     box: dict[str, Any] = {"units": units, "min": lo.tolist(), "max": hi.tolist(), "size": (hi - lo).tolist()}
     for name in ("nm", "um"):
         factor = _factor(units, name)
@@ -147,6 +149,9 @@ def _area_volume(vertices: np.ndarray, faces: np.ndarray) -> tuple[float, float]
     return area / 2.0, volume / 6.0
 
 
+_KEY_CHUNK = 1 << 20  # sorted edge keys per chunk of the run scan (temporaries stay in cache)
+
+
 def _topology(faces: np.ndarray, vertex_count: int) -> tuple[bool, bool | None, int, np.ndarray]:
     """Watertight (every edge used by exactly two faces), winding consistent (the two the
     opposite way round; None unless watertight), and the connected pieces of the vertex graph
@@ -156,26 +161,32 @@ def _topology(faces: np.ndarray, vertex_count: int) -> tuple[bool, bool | None, 
 
     if len(faces) == 0:  # every face collapsed when duplicates were merged
         return False, None, vertex_count, np.arange(vertex_count)
-    from mesh_export.process.steps import edge_keys
+    from mesh_export.core.mesh_ops import edge_keys
 
     keys = edge_keys(faces, directed=True)
-    keys.sort(kind="stable")  # timsort: several times faster on the runs of a mesh's face order
-    # Keys of one edge differ at most in the low (direction) bit.
-    watertight = bool(len(keys) % 2 == 0 and ((keys[0::2] ^ keys[1::2]) <= 1).all()
-                      and ((keys[1:-1:2] ^ keys[2::2]) > 1).all())
+    keys.sort()  # numpy's vectorised quicksort: 0.27 s for 27M keys here, timsort 1.3 s
+    # Keys of one edge differ at most in the low (direction) bit: a new edge starts where two
+    # neighbours differ above it; a pair's two uses the same way round are equal keys.
+    first = np.empty(len(keys), dtype=bool)
+    first[0] = True
+    same_way = []
+    for start in range(1, len(keys), _KEY_CHUNK):
+        stop = min(start + _KEY_CHUNK, len(keys))
+        step = keys[start:stop] ^ keys[start - 1:stop - 1]
+        np.greater(step, 1, out=first[start:stop])
+        same_way.append(np.flatnonzero(step == 0) + start)
+    watertight = bool(len(keys) % 2 == 0 and first[0::2].all() and not first[1::2].any())
     winding = None
     if watertight:
         # Both uses the same way round is inconsistent, except for a degenerate edge (a, a),
         # which trimesh counts as consistent.
-        same = keys[0::2][keys[0::2] == keys[1::2]]
+        same = keys[np.concatenate(same_way)]
         winding = bool(((same >> 32) == ((same >> 1) & 0x7FFFFFFF)).all())
-    keys >>= 1  # the edge, either way round: min << 31 | max
-    first = np.empty(len(keys), dtype=bool)
-    first[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=first[1:])
     edges = keys[first]
-    del keys
-    indptr = np.zeros(vertex_count + 1, dtype=np.int64)
+    del keys, first
+    edges >>= 1  # the edge, either way round: min << 31 | max
+    # int32 offsets when they fit: scipy would otherwise copy them down to int32 itself.
+    indptr = np.zeros(vertex_count + 1, dtype=np.int32 if len(edges) < 2**31 else np.int64)
     np.cumsum(np.bincount(edges >> 31, minlength=vertex_count), out=indptr[1:])
     edges &= 0x7FFFFFFF
     graph = csr_matrix((np.ones(len(edges)), edges.astype(np.int32), indptr), shape=(vertex_count, vertex_count))

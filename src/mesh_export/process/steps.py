@@ -62,7 +62,7 @@ def _face_pieces(faces: np.ndarray) -> tuple[int, np.ndarray]:
 
     count = len(faces)
     keys = edge_keys(faces)
-    order = np.argsort(keys, kind="stable")  # timsort: fast on the runs of a mesh's face order
+    order = np.argsort(keys)  # vectorised quicksort: which of two equal keys comes first does not matter
     ordered = keys[order]
     del keys
     same = ordered[1:] == ordered[:-1]

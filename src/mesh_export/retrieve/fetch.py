@@ -30,7 +30,7 @@ from mesh_export.retrieve.fetched import Fetched, single_lod
 from mesh_export.retrieve.politeness import BACKOFF, RATE_LIMIT, RateLimiter, Retrier, http_status, is_transient, set_rate_limit  # noqa: F401
 from mesh_export.retrieve.sources import Source, check_reachable
 # Re-exported: readers and info merge vertices too (core, so writers need not import retrieve).
-from mesh_export.core.mesh_ops import merge_duplicate_vertices  # noqa: F401
+from mesh_export.core.mesh_ops import merge_duplicate_vertices, merge_pieces  # noqa: F401
 
 # Threads fetching one static mesh's fragments (mesh_export.retrieve.static_fetch). A batch runs one fetch per worker
 # instead: nested pools oversubscribed 2 cores, and on Dask workers they left requests
@@ -136,8 +136,12 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
         raise translated from None
     fetched.retries = retry.retries
     keys, fetched.merge_keys = fetched.merge_keys, None
-    fetched.vertices, fetched.faces, fetched.merged_vertices = merge_duplicate_vertices(fetched.vertices, fetched.faces,
-                                                                                        keys=keys)
+    if fetched.pieces is not None:
+        pieces, fetched.pieces = fetched.pieces, None
+        fetched.vertices, fetched.faces, fetched.merged_vertices = merge_pieces(pieces, keys=keys)
+    else:
+        fetched.vertices, fetched.faces, fetched.merged_vertices = merge_duplicate_vertices(
+            fetched.vertices, fetched.faces, keys=keys)
     del keys
     stages.step("merged; checking")
     check_decoded(fetched.vertices, fetched.faces, root_id)
@@ -155,11 +159,8 @@ def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token
     lod = single_lod(lod, "dynamic (graphene)")
     if not token:
         raise AuthError(f"{source.url} needs a CAVE token: {TOKEN_HELP}")
-    mesh = fetch_graphene_mesh(source.url, root_id, token=token, retry=retry, allow_missing=allow_missing,
+    return fetch_graphene_mesh(source.url, root_id, token=token, retry=retry, allow_missing=allow_missing,
                                threads=GRAPHENE_THREADS.get(), cache_dir=cache_dir)
-    if mesh is None:
-        return None
-    return Fetched(mesh.vertices, mesh.faces, lod, None, mesh.fragments, mesh.missing, merge_keys=mesh.merge_keys)
 
 
 def _fetch_graphene(volume, root_id: int, lod: int | None, retry: Retrier) -> Fetched:

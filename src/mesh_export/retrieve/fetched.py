@@ -12,10 +12,13 @@ from mesh_export.errors import SourceError
 
 @dataclass
 class Fetched:
-    """A decoded mesh (nm, float32 vertices merged across fragments) and how it was fetched."""
+    """A decoded mesh (nm, float32 vertices merged across fragments) and how it was fetched.
 
-    vertices: np.ndarray
-    faces: np.ndarray
+    A fetch of fragments leaves ``vertices`` and ``faces`` None and hands its ``pieces`` and their
+    ``merge_keys`` to the merge, which writes the merged arrays straight from the pieces."""
+
+    vertices: np.ndarray | None
+    faces: np.ndarray | None
     lod: int
     lods_available: int | None
     fragments: int
@@ -25,11 +28,34 @@ class Fetched:
     #: core.mesh_ops.merge_keys of ``vertices`` (already prepared by it), when the fetch computed
     #: them fragment by fragment; the merge then uses them instead of computing them again.
     merge_keys: Any = field(default=None, repr=False)
+    #: The decoded fragments, ``(vertices, faces)`` each, before the merge.
+    pieces: list | None = field(default=None, repr=False)
 
     def info(self) -> dict[str, Any]:
         return {"lod": self.lod, "lods_available": self.lods_available, "fragments": self.fragments,
                 "missing_fragments": self.missing_fragments, "merged_vertices": self.merged_vertices,
                 "retries": self.retries}
+
+
+def decoded_piece(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fragment as decoded, made ready for the merge on the thread that decoded it (while other
+    fragments are still downloading): float32 vertices prepared in place by ``merge_keys``
+    (copied only when the decoder's array is read-only), faces as rows, and the keys."""
+    from mesh_export.core.mesh_ops import merge_keys
+
+    vertices = np.asarray(vertices, dtype=np.float32).reshape(-1, 3)
+    if not vertices.flags.writeable or not vertices.flags.c_contiguous:
+        vertices = vertices.copy()
+    return vertices, np.asarray(faces).reshape(-1, 3), merge_keys(vertices)
+
+
+def from_pieces(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]], lod: int, lods_available: int | None,
+                fragments: int, missing: list[str] | None = None) -> Fetched:
+    """A fetch's :func:`decoded_piece` results as a :class:`Fetched` for the merge (only the keys
+    are joined into one array: the merge sorts them all at once)."""
+    keys = np.concatenate([piece[2] for piece in pieces])
+    return Fetched(None, None, lod, lods_available, fragments, list(missing or []), merge_keys=keys,
+                   pieces=[(vertices, faces) for vertices, faces, _ in pieces])
 
 
 def single_lod(lod: int | None, what: str) -> int:

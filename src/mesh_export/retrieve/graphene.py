@@ -32,7 +32,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -40,6 +40,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from mesh_export.errors import AuthError, IncompleteMeshError, InvalidMeshError, NotFoundError, SourceError
+from mesh_export.retrieve.fetched import Fetched, decoded_piece, from_pieces
 from mesh_export.retrieve.politeness import Retrier
 from mesh_export.retrieve.remote import Missing, Remote, http_base, join
 
@@ -223,15 +224,6 @@ def open_layer_and_manifest(cloudpath: str, root_id: int, token: str, retry: Ret
     return layer, manifest
 
 
-@dataclass
-class GrapheneMesh:
-    vertices: np.ndarray  # float32 nm, fragments concatenated (not yet merged)
-    faces: np.ndarray  # int32
-    fragments: int
-    missing: list[str] = field(default_factory=list)
-    merge_keys: np.ndarray | None = None  # core.mesh_ops.merge_keys of the vertices
-
-
 def fetch_manifest(layer: GrapheneLayer, root_id: int, token: str, retry: Retrier) -> dict[str, Any]:
     server = Remote(layer.manifest_url, retry, token=token, threads=1)
     body = json.dumps({"start_layer": layer.start_layer(root_id)})
@@ -267,8 +259,6 @@ def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray, np.nda
     while other fragments are still downloading); the manifest name if it is missing or corrupt."""
     import DracoPy
 
-    from mesh_export.core.mesh_ops import merge_keys
-
     name, path, start, size = job
     for attempt in range(_DECODE_ATTEMPTS):
         try:
@@ -283,18 +273,14 @@ def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray, np.nda
                     remote.retry.retries += 1
                 continue
             return "corrupt:" + name
-        points = np.array(decoded.points, dtype=np.float32, copy=None).reshape(-1, 3)
-        if not points.flags.writeable:
-            points = points.copy()
-        faces = np.asarray(decoded.faces).reshape(-1, 3)
-        return points, faces, merge_keys(points)
+        return decoded_piece(decoded.points, decoded.faces)
     return "corrupt:" + name  # pragma: no cover - the loop returns
 
 
 def fetch_graphene_mesh(cloudpath: str, root_id: int, *, token: str | None, retry: Retrier,
                         allow_missing: bool = False, threads: int | None = None,
-                        cache_dir: str | os.PathLike | None = None) -> GrapheneMesh | None:
-    """All fragments of ``root_id``'s dynamic mesh, concatenated (float32/int32, unmerged);
+                        cache_dir: str | os.PathLike | None = None) -> Fetched | None:
+    """All fragments of ``root_id``'s dynamic mesh, decoded, for the merge (``Fetched.pieces``);
     None for a layer of the older unsharded layout (which CloudVolume reads).
 
     ``threads``: fragments in flight at once (None: all of them, within the process's cap).
@@ -320,29 +306,5 @@ def fetch_graphene_mesh(cloudpath: str, root_id: int, *, token: str | None, retr
     pieces = [r for r in results if not isinstance(r, str)]
     if not pieces:
         raise NotFoundError(f"root id {root_id}: none of its {len(jobs)} fragments could be fetched")
-    vertices, faces, keys = concatenate(pieces)
-    return GrapheneMesh(vertices, faces, len(jobs), [m.removeprefix("corrupt:") for m in missing], keys)
+    return from_pieces(pieces, 0, None, len(jobs), [m.removeprefix("corrupt:") for m in missing])
 
-
-def concatenate(pieces: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
-    """One float32 vertex array, one int32 face array (and one array of each further per-vertex
-    part, e.g. merge keys) for all pieces, each piece freed once copied (so the peak is one mesh
-    plus one fragment, not two meshes)."""
-    n_vertices = sum(len(p[0]) for p in pieces)
-    n_faces = sum(len(p[1]) for p in pieces)
-    if n_vertices >= 2**31:
-        raise InvalidMeshError(f"{n_vertices} vertices do not fit 32-bit face indices")
-    vertices = np.empty((n_vertices, 3), dtype=np.float32)
-    faces = np.empty((n_faces, 3), dtype=np.int32)
-    extras = [np.empty((n_vertices,) + part.shape[1:], dtype=part.dtype) for part in pieces[0][2:]] if pieces else []
-    v = f = 0
-    pieces.reverse()
-    while pieces:
-        points, tris, *parts = pieces.pop()
-        vertices[v:v + len(points)] = points
-        for target, part in zip(extras, parts):
-            target[v:v + len(points)] = part
-        np.add(tris, v, out=faces[f:f + len(tris)], casting="unsafe")
-        v += len(points)
-        f += len(tris)
-    return (vertices, faces, *extras)

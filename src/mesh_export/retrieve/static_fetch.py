@@ -37,8 +37,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from mesh_export.errors import IncompleteMeshError, InvalidMeshError, NotFoundError, SourceError
-from mesh_export.retrieve.fetched import Fetched, single_lod
-from mesh_export.retrieve.graphene import concatenate
+from mesh_export.retrieve.fetched import Fetched, decoded_piece, from_pieces, single_lod
 from mesh_export.retrieve.politeness import Retrier
 from mesh_export.retrieve.remote import Missing, Remote, join
 
@@ -134,8 +133,8 @@ def _storage_token(cloudpath: str, token: str | None) -> str | None:
 def fetch_static(cloudpath: str, root_id: int, *, lod: int | None, retry: Retrier,
                  allow_missing: bool = False, token: str | None = None, threads: int = 8,
                  opened: Callable[[], None] | None = None) -> Fetched:
-    """``root_id``'s mesh at ``cloudpath`` (``precomputed://...``), fragments concatenated
-    (float32 nm / int32, not yet merged)."""
+    """``root_id``'s mesh at ``cloudpath`` (``precomputed://...``), its fragments decoded for
+    the merge (``Fetched.pieces``: float32 nm, not yet merged)."""
     layer = open_layer(cloudpath, retry, token)
     if opened is not None:
         opened()
@@ -227,8 +226,7 @@ def _fetch_multires(layer: StaticLayer, remote: Remote, root_id: int, lod: int |
     pieces = [piece for decoded in remote.map(ranges, work) for piece in decoded]
     if not pieces:
         raise NotFoundError(f"root id {root_id}: lod {wanted} has no fragments")
-    vertices, faces = concatenate(pieces)
-    return Fetched(vertices, faces, wanted, levels, int(manifest.num_fragments_per_lod[wanted]))
+    return from_pieces(pieces, wanted, levels, int(manifest.num_fragments_per_lod[wanted]))
 
 
 def _ranges(sizes: np.ndarray, start: int) -> list[tuple[int, int, list[tuple[int, int, int]]]]:
@@ -249,13 +247,13 @@ def _ranges(sizes: np.ndarray, start: int) -> list[tuple[int, int, list[tuple[in
 
 
 def _decode_range(remote: Remote, path: str, job, manifest, lod: int, layer: StaticLayer,
-                  root_id: int) -> list[tuple[np.ndarray, np.ndarray]]:
+                  root_id: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Fetch one range of fragments and decode each to (float32 nm vertices, uint32 faces)."""
     import DracoPy
 
     start, size, fragments = job
 
-    def decode(data: bytes) -> list[tuple[np.ndarray, np.ndarray]]:
+    def decode(data: bytes) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         pieces = []
         for fragment, offset, length in fragments:
             if length == 0:
@@ -268,7 +266,7 @@ def _decode_range(remote: Remote, path: str, job, manifest, lod: int, layer: Sta
                                        f"({type(exc).__name__}: {exc})") from None
             vertices = stored_to_physical(np.asarray(decoded.points, dtype=np.float32).reshape(-1, 3),
                                           manifest, lod, layer.quantization_bits, fragment, layer.transform)
-            pieces.append((vertices, np.asarray(decoded.faces).reshape(-1, 3)))
+            pieces.append(decoded_piece(vertices, decoded.faces))
         return pieces
 
     return _fetch_decoded(remote, lambda: remote.get(path, start, size), decode)
@@ -344,15 +342,14 @@ def _fetch_legacy(layer: StaticLayer, remote: Remote, root_id: int, lod: int | N
     pieces = [result for result in results if result is not None]
     if not pieces:
         raise NotFoundError(f"root id {root_id}: none of its {len(names)} fragments could be fetched")
-    vertices, faces = concatenate(pieces)
-    return Fetched(vertices, faces, lod, None, len(names), missing)
+    return from_pieces(pieces, lod, None, len(names), missing)
 
 
 def _legacy_fragment(remote: Remote, layer: StaticLayer, name: str, root_id: int):
     """One legacy fragment (uint32 vertex count, float32 xyz, uint32 triangles) in nm, or
     None if it is missing."""
 
-    def decode(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    def decode(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         count = int(np.frombuffer(data[:4], dtype="<u4")[0]) if len(data) >= 4 else -1
         rest = len(data) - 4 - 12 * count
         if count < 0 or rest < 0 or rest % 12:
@@ -362,7 +359,7 @@ def _legacy_fragment(remote: Remote, layer: StaticLayer, name: str, root_id: int
         faces = np.frombuffer(data, dtype="<u4", offset=4 + 12 * count).reshape(-1, 3)
         if not (layer.transform == np.eye(4)).all():
             vertices = _to_nm(vertices.astype(np.float64), layer.transform)
-        return vertices, faces
+        return decoded_piece(vertices, faces)
 
     try:
         return _fetch_decoded(remote, lambda: remote.get(join(layer.mesh_dir, name)), decode)
