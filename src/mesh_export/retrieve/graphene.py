@@ -15,8 +15,9 @@ formats:
 - dynamic files and initial shard ranges are all requested at once (a thread and, over
   HTTP/1.1, a connection each, within ``--max-connections``), each fragment decoded with
   DracoPy on the thread that fetched it, so decoding overlaps the downloads still in flight;
-- fragments are copied once into one float32/int32 pair, then one exact vertex merge (in
-  :mod:`mesh_export.retrieve.fetch`) joins chunk borders and Draco's split vertices.
+- each fragment's merge keys are computed on its thread too; one exact vertex merge (in
+  :mod:`mesh_export.retrieve.fetch`) then joins chunk borders and Draco's split vertices,
+  writing the merged arrays straight from the fragments (no concatenated copy first).
 
 Every fragment the manifest lists is fetched, or the mesh is incomplete: a fragment that stays
 missing (404) or undecodable is an error unless ``allow_missing``, which records it.

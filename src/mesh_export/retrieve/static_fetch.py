@@ -18,9 +18,10 @@ took minutes. Here:
   overlaps the downloads still in flight;
 - each fragment goes from stored model space to nanometres with CloudVolume's exact arithmetic
   (``from_stored_model_space``, then ``apply_transform``: the same operand types in the same
-  order, so the float32 vertices are bit for bit the ones ``mesh.get`` returns), then all
-  fragments are copied once into one float32/int32 pair, which
-  :func:`mesh_export.retrieve.fetch.fetch_mesh` merges exactly once.
+  order, so the float32 vertices are bit for bit the ones ``mesh.get`` returns) and gets its
+  merge keys on the same thread; :func:`mesh_export.retrieve.fetch.fetch_mesh` then merges
+  the fragments once, writing the merged arrays straight from them
+  (:func:`mesh_export.core.mesh_ops.merge_pieces`).
 
 Legacy (single-resolution) layers go through the same fetcher: the ``<id>:0`` manifest, then
 every fragment it lists, a missing one recorded (``--allow-missing``) rather than hidden.
