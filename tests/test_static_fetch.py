@@ -4,7 +4,9 @@ CloudVolume's ``mesh.get`` gives, and one layer of retries bounded by ``--timeou
 from __future__ import annotations
 
 import collections
+import gzip
 import json
+import re
 import time
 
 import numpy as np
@@ -260,3 +262,22 @@ def test_a_batch_reads_each_shard_index_once(srv, fixture_data, workdir):
     assert result.returncode == 0, result.stderr
     index_reads = [r for r in srv.requests(r"\.shard$") if r.range == "bytes=0-31"]  # 2 minishards x 16 bytes
     assert sorted(r.path for r in index_reads) == sorted({r.path for r in srv.requests(r"\.shard$")})
+
+
+def test_a_legacy_fragment_indexing_past_its_vertices_is_refused(srv, fixture_data, workdir):
+    """Fragments are merged without being concatenated first: a triangle that points past its
+    own fragment's vertices (which in one concatenated array would silently land in the next
+    fragment) is a one-line error, exit code of an invalid mesh, nothing written."""
+    root_id = fixture_data.root_ids[1]
+    fragment = fixture_data.legacy_fragments[root_id][0]
+    data = bytearray(gzip.decompress((fixture_data.root / "legacy" / "mesh" / (fragment + ".gz")).read_bytes()))
+    count = int(np.frombuffer(bytes(data[:4]), dtype="<u4")[0])
+    data[4 + 12 * count:4 + 12 * count + 4] = np.uint32(count).tobytes()  # first corner: one past the end
+    route = "/legacy/mesh/" + re.escape(fragment)
+    srv.add_route(route, lambda request: (200, {}, bytes(data)))
+    try:
+        result = cli(workdir, root_id, "--source", fixture_data.precomputed_url(srv, "legacy"), "--no-cache")
+    finally:
+        srv.remove_route(route)
+    assert_error(result, errors.InvalidMeshError, "past its own vertices")
+    assert not list((workdir / "out").iterdir())

@@ -287,6 +287,12 @@ class FixtureServer:
         with self._lock:
             self._routes.insert(0, (re.compile(pattern), method, handler))
 
+    def remove_route(self, pattern: str) -> None:
+        """Stop answering ``pattern`` with a route added by :meth:`add_route` (the server is shared
+        by the tests of a session)."""
+        with self._lock:
+            self._routes = [route for route in self._routes if route[0].pattern != pattern]
+
     # ------------------------------------------------------------------- faults
 
     def inject(self, pattern: str, kind: str | int = "503", *, times: Optional[int] = 1,

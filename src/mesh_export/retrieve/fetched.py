@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mesh_export.errors import SourceError
+from mesh_export.errors import InvalidMeshError, SourceError
 
 
 @dataclass
@@ -46,7 +46,12 @@ def decoded_piece(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, 
     vertices = np.asarray(vertices, dtype=np.float32).reshape(-1, 3)
     if not vertices.flags.writeable or not vertices.flags.c_contiguous:
         vertices = vertices.copy()
-    return vertices, np.asarray(faces).reshape(-1, 3), merge_keys(vertices)
+    faces = np.asarray(faces).reshape(-1, 3)
+    # Each fragment's faces index its own vertices: one past them would index the next
+    # fragment's once the pieces are merged, so it is refused here.
+    if faces.size and (int(faces.max()) >= len(vertices) or (faces.dtype.kind == "i" and int(faces.min()) < 0)):
+        raise InvalidMeshError("a fragment's faces index past its own vertices (corrupt data)")
+    return vertices, faces, merge_keys(vertices)
 
 
 def from_pieces(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]], lod: int, lods_available: int | None,
