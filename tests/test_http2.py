@@ -120,6 +120,7 @@ def test_more_connections_only_when_the_server_allows_fewer_streams(fixture_data
 
     payload = (fixture_data.root / "multires" / "info").read_bytes()
     monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca))
+    monkeypatch.setenv("MESH_EXPORT_HTTP2", "1")
     with fixture_data.serve() as backend, TLSFront(backend, certs, max_streams=4) as front:
         remote = Remote(f"precomputed://{front.url}/multires", Retrier(30))
         assert remote.get("info") == payload  # opens the first connection: the server says 4
@@ -130,10 +131,21 @@ def test_more_connections_only_when_the_server_allows_fewer_streams(fixture_data
     assert [c.most_streams for c in front.connections] == [4] * 6
 
 
-def test_a_read_too_large_for_one_stream_window_goes_over_http1(h2, certs, monkeypatch):
-    """Over 512 KiB a read would wait a round trip per 64 KiB stream window: HTTP/1.1 takes it."""
+def test_gzip_bodies_and_a_read_too_large_for_one_stream_window(h2, fixture_data, certs, monkeypatch):
+    """A gzip-encoded object arrives decoded over HTTP/2; over 512 KiB a read would wait a round trip
+    per 64 KiB stream window: HTTP/1.1 takes it."""
+    import gzip
+
     from mesh_export.retrieve.politeness import Retrier
     from mesh_export.retrieve.remote import Remote
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca))
+    monkeypatch.setenv("MESH_EXPORT_HTTP2", "1")
+    fragment = next((fixture_data.root / "legacy" / "mesh").glob("*.gz"))
+    legacy = Remote(f"precomputed://{h2.url}/legacy", Retrier(30))
+    assert legacy.get(f"mesh/{fragment.name[:-3]}") == gzip.decompress(fragment.read_bytes())
+    (connection,) = h2.connections
+    assert connection.protocol == "h2" and connection.streams == 1
 
     blob = bytes(range(256)) * 4096  # 1 MiB
 
@@ -143,12 +155,13 @@ def test_a_read_too_large_for_one_stream_window_goes_over_http1(h2, certs, monke
         return 206, {"Content-Range": f"bytes {first}-{last}/{len(blob)}"}, blob[first:last + 1]
 
     h2.backend.add_route(r"/blob", ranged)
-    monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca))
     remote = Remote(h2.url, Retrier(30))
     assert remote.get("blob", 1000, 512 * 1024) == blob[1000:1000 + 512 * 1024]
-    assert [c.protocol for c in h2.connections] == ["h2"]
     assert remote.get("blob", 0, 600_000) == blob[:600_000]
-    assert [c.protocol for c in h2.connections] == ["h2", "http/1.1"] and h2.connections[0].streams == 1
+    # The h2 connection carried the 512 KiB read; a new HTTP/1.1 one the other.
+    assert [c.protocol for c in h2.connections] == ["h2", "http/1.1"] and connection.streams == 2
+    assert [r.range for r in h2.backend.requests(r"/blob$")] == [f"bytes=1000-{1000 + 512 * 1024 - 1}",
+                                                                  "bytes=0-599999"]
 
 
 # ------------------------------------------------------------------ faults over HTTP/2
@@ -196,6 +209,7 @@ def test_an_untrusted_certificate_is_a_one_line_error_not_retried(h2, fixture_da
 
     # In this process (where h2's connections are open and trusted already): a server of its own.
     monkeypatch.setenv("SSL_CERT_FILE", str(stranger.ca))
+    monkeypatch.setenv("MESH_EXPORT_HTTP2", "1")
     retry = Retrier(30)
     with FixtureServer(tmp_path) as backend, TLSFront(backend, certs) as front:
         with pytest.raises(Exception) as failure:

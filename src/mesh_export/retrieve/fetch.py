@@ -217,8 +217,9 @@ def _translate(exc: Exception, source: Source, root_id: int, token: str | None) 
         return SourceError(f"{source.url}: {message}")
     import urllib3.exceptions
 
-    httpx = sys.modules.get("httpx")
+    httpcore = sys.modules.get("httpcore")
     if isinstance(exc, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)) or (
-            httpx is not None and isinstance(exc, httpx.HTTPError)):
+            httpcore is not None and isinstance(exc, (httpcore.NetworkError, httpcore.TimeoutException,
+                                                      httpcore.ProtocolError, httpcore.UnsupportedProtocol))):
         return NetworkError(f"{source.url}: {message}")
     return exc

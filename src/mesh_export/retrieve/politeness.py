@@ -46,7 +46,7 @@ def http_status(exc: BaseException) -> int | None:
 
 
 def untrusted_certificate(exc: BaseException) -> BaseException | None:
-    """The TLS certificate verification failure behind ``exc`` (httpx and urllib3 wrap it), if any:
+    """The TLS certificate verification failure behind ``exc`` (httpcore and urllib3 wrap it), if any:
     no retry makes an untrusted certificate trusted."""
     import ssl
 
@@ -72,9 +72,9 @@ def is_transient(exc: BaseException) -> bool:
     if untrusted_certificate(exc) is not None:
         return False
     # Only our HTTP/2 reads raise these: not imported means none of them (and no import cost).
-    httpx, h2_errors = sys.modules.get("httpx"), sys.modules.get("h2.exceptions")
-    if httpx is not None and isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError,
-                                              httpx.DecodingError)):
+    httpcore, h2_errors = sys.modules.get("httpcore"), sys.modules.get("h2.exceptions")
+    if httpcore is not None and isinstance(exc, (httpcore.TimeoutException, httpcore.NetworkError,
+                                                 httpcore.RemoteProtocolError)):
         return True
     if h2_errors is not None and isinstance(exc, h2_errors.ProtocolError):  # a frame httpcore did not wrap
         return True
