@@ -358,7 +358,10 @@ class _HTTP2Connection:
         if self.idle_backends:
             back_reader, back_writer = self.idle_backends.pop()
         else:
-            back_reader, back_writer = await asyncio.open_connection(*self.front._backend_address())
+            try:
+                back_reader, back_writer = await asyncio.open_connection(*self.front._backend_address())
+            except OSError:
+                return None
         lines = [f"{headers[':method']} {headers[':path']} HTTP/1.1", f"Host: {headers.get(':authority', '')}"]
         lines += [f"{name}: {value}" for name, value in headers.items()
                   if not name.startswith(":") and name not in ("host", "content-length", *_HOP_BY_HOP)]
