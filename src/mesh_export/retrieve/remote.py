@@ -23,12 +23,17 @@ where the server offers it (httpcore, httpx's transport, with h2): hundreds of r
 one TCP+TLS connection instead of each opening its own (two extra round trips and a handshake's
 CPU apiece). httpcore opens at most 100 streams on a connection and, when they are taken, queues
 further requests on that connection rather than opening another; :class:`_HTTP2Origin` opens
-another connection only when every one it has carries as many streams as the server allows. A stream's flow-control window
-stays at HTTP/2's initial 64 KiB (httpcore gives a client no way to raise it), so a stream moves at
-most 64 KiB per round trip: reads over :data:`_H2_LARGEST_READ` (a 10M-face cell's static lod
-ranges, 2-5 MB each) go over HTTP/1.1, where a new connection's handshakes and TCP slow start cost
-fewer round trips than that. A server that does not offer h2 is read over HTTP/1.1 as before;
-``MESH_EXPORT_HTTP2=0`` does that for every server.
+another connection only when every one it has carries as many streams as the server allows. A
+stream's flow-control window stays at HTTP/2's initial 64 KiB (httpcore gives a client no way to
+raise it), so a stream moves at most 64 KiB per round trip: reads over :data:`_H2_LARGEST_READ`
+(a 10M-face cell's static lod ranges, 2-5 MB each) go over HTTP/1.1, where a new connection's
+handshakes and TCP slow start cost fewer round trips than that. A server that does not offer h2
+is read over HTTP/1.1 as before; ``MESH_EXPORT_HTTP2=0`` does that for every server.
+
+What it costs (measured here, TLS on 127.0.0.1): HTTP/2 saves the first mesh of a process a
+TLS handshake per fragment, but each read through httpcore's asynchronous HTTP/2 takes more CPU
+than through a warm urllib3 connection (1.2 vs 0.4 ms, sequential reads); whole-process figures
+for 300-fragment meshes are in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -227,7 +232,8 @@ class _Lane:
     ~8 of 300 concurrent reads failed with "Invalid input StreamInputs.SEND_HEADERS", "dictionary
     changed size during iteration", or left a stream waiting for an answer that another thread
     took). On one event loop h2's state has one owner; the calling threads wait on a future.
-    httpcore, not httpx over it: a third less CPU per ranged read (0.43 vs 0.64 ms measured here)."""
+    httpcore, not httpx over it: httpx's models and URL handling add a third to a read's CPU
+    (0.64 vs 0.43 ms, measured on the threaded pools)."""
 
     def __init__(self, ssl_context, streams: int):
         import httpcore
@@ -281,23 +287,25 @@ class _HTTP2Origin:
         self.http1_only = False
 
     def get(self, url: str, headers: dict, body: str | None, timeout: float) -> tuple[int, bytes]:
-        lane = self._take_lane()
-        # Accept-Encoding as urllib3 sends it: GCS serves a gzip-stored object's bytes (and applies
-        # a Range to them) only to a client that asks for gzip.
-        sent = [(b"Accept-Encoding", b"identity"), *((k.encode(), v.encode()) for k, v in headers.items())]
         import asyncio
         import concurrent.futures
 
-        request = lane.pool.request("GET", url, headers=sent, content=body.encode() if body else b"",
-                                    extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout),
-                                                "trace": lane.trace})
-        answer = asyncio.run_coroutine_threadsafe(request, _event_loop())
+        # Accept-Encoding as urllib3 sends it: GCS serves a gzip-stored object's bytes (and applies
+        # a Range to them) only to a client that asks for gzip.
+        sent = [(b"Accept-Encoding", b"identity"), *((k.encode(), v.encode()) for k, v in headers.items())]
+        lane = self._take_lane()
         try:
-            # httpcore bounds every wait but one (a stream slot on a connection); this bounds that too.
-            response = answer.result(timeout + 1.0)
-        except concurrent.futures.TimeoutError:
-            answer.cancel()
-            raise TransientError(f"{url}: no answer within {timeout:.1f} s") from None
+            request = lane.pool.request("GET", url, headers=sent, content=body.encode() if body else b"",
+                                        extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"),
+                                                                             timeout),
+                                                    "trace": lane.trace})
+            answer = asyncio.run_coroutine_threadsafe(request, _event_loop())
+            try:
+                # httpcore bounds every wait but one (a stream slot on a connection); this bounds that too.
+                response = answer.result(timeout + 1.0)
+            except concurrent.futures.TimeoutError:
+                answer.cancel()
+                raise TransientError(f"{url}: no answer within {timeout:.1f} s") from None
         finally:
             with self._lock:
                 lane.active -= 1
