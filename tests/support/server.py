@@ -180,6 +180,9 @@ class FixtureServer:
         self.token = token
         self.auth_paths = re.compile(auth_paths)
         self._host = host
+        #: The URL clients reach this server by, when a front (support.tls_front) stands before it:
+        #: graphene infos and datastacks point there.
+        self.public_url: Optional[str] = None
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._gates: list[Gate] = []
@@ -229,7 +232,11 @@ class FixtureServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>`` (no trailing slash)."""
+        """``http://127.0.0.1:<port>`` (no trailing slash), or the front's ``public_url``."""
+        return self.public_url or self.backend_url
+
+    @property
+    def backend_url(self) -> str:
         return f"http://{self._host}:{self.port}"
 
     # ----------------------------------------------------------------- datasets

@@ -27,7 +27,8 @@ from mesh_export.errors import (
     SourceError,
 )
 from mesh_export.retrieve.fetched import Fetched, single_lod
-from mesh_export.retrieve.politeness import BACKOFF, RATE_LIMIT, RateLimiter, Retrier, http_status, is_transient, set_rate_limit  # noqa: F401
+from mesh_export.retrieve.politeness import (BACKOFF, RATE_LIMIT, RateLimiter, Retrier, http_status,  # noqa: F401
+                                             is_transient, set_rate_limit, untrusted_certificate)
 from mesh_export.retrieve.sources import Source, check_reachable
 # Re-exported: readers and info merge vertices too (core, so writers need not import retrieve).
 from mesh_export.core.mesh_ops import merge_duplicate_vertices, merge_pieces  # noqa: F401
@@ -204,6 +205,11 @@ def _translate(exc: Exception, source: Source, root_id: int, token: str | None) 
         return AuthError(f"{source.url} refused access ({status or 'no valid token'}): {TOKEN_HELP}")
     if isinstance(exc, MeshMissingError) or status == 404:
         return NotFoundError(f"root id {root_id} has no mesh at {source.url}")
+    certificate = untrusted_certificate(exc)
+    if certificate is not None:
+        return NetworkError(f"{source.url}: the server's TLS certificate is not trusted "
+                            f"({getattr(certificate, 'verify_message', None) or certificate}); a private CA's "
+                            "certificate goes in the file SSL_CERT_FILE names (see README)")
     if is_transient(exc):
         return NetworkError(f"{source.url}: {message} (gave up after retries)")
     if isinstance(exc, MeshDecodeError):
@@ -212,6 +218,9 @@ def _translate(exc: Exception, source: Source, root_id: int, token: str | None) 
         return SourceError(f"{source.url}: {message}")
     import urllib3.exceptions
 
-    if isinstance(exc, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
+    httpcore = sys.modules.get("httpcore")
+    if isinstance(exc, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)) or (
+            httpcore is not None and isinstance(exc, (httpcore.NetworkError, httpcore.TimeoutException,
+                                                      httpcore.ProtocolError, httpcore.UnsupportedProtocol))):
         return NetworkError(f"{source.url}: {message}")
     return exc

@@ -45,14 +45,38 @@ def http_status(exc: BaseException) -> int | None:
     return getattr(response, "status_code", None)
 
 
+def untrusted_certificate(exc: BaseException) -> BaseException | None:
+    """The TLS certificate verification failure behind ``exc`` (httpcore and urllib3 wrap it), if any:
+    no retry makes an untrusted certificate trusted."""
+    import ssl
+
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is worth retrying: 5xx, 429, resets, timeouts, truncated bodies."""
+    import sys
+
     import requests
 
     status = http_status(exc)
     if status is not None:
         return status >= 500 or status == 429
     if isinstance(exc, TransientError):
+        return True
+    if untrusted_certificate(exc) is not None:
+        return False
+    # Only our HTTP/2 reads raise these: not imported means none of them (and no import cost).
+    httpcore, h2_errors = sys.modules.get("httpcore"), sys.modules.get("h2.exceptions")
+    if httpcore is not None and isinstance(exc, (httpcore.TimeoutException, httpcore.NetworkError,
+                                                 httpcore.RemoteProtocolError)):
+        return True
+    if h2_errors is not None and isinstance(exc, h2_errors.ProtocolError):  # a frame httpcore did not wrap
         return True
     if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                         requests.exceptions.ContentDecodingError, ConnectionError, TimeoutError)):
