@@ -16,6 +16,7 @@ import os
 import shutil
 import struct
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -366,6 +367,21 @@ def test_blender_imports_the_five_cell_scene(blender, files, roots):
     assert np.diff(lows) == pytest.approx([0.4] * 4, abs=0.02)
 
 
+def _pvbatch_on_a_new_display(pvbatch: str, xvfb: str, path_in, path_out) -> subprocess.CompletedProcess:
+    # Our own X server on a display it picks itself (-displayfd): xvfb-run -a races other
+    # sessions' for the same display number.
+    server = subprocess.Popen([xvfb, "-displayfd", "1", "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        display = server.stdout.readline().strip()
+        assert display.isdigit(), "Xvfb did not start"
+        return subprocess.run([pvbatch, str(SUPPORT / "paraview_scene.py"), str(path_in), str(path_out)],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "DISPLAY": f":{display}"})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def paraview(files):
     """ONE ParaView process (pvbatch on a virtual X server) reads every VTK file and renders
@@ -380,19 +396,17 @@ def paraview(files):
                                  for k in COMPARTMENT_NAMES}}}
     path_in, path_out = files["tmp"] / "paraview-in.json", files["tmp"] / "paraview-out.json"
     path_in.write_text(json.dumps(job))
-    # Our own X server on a display it picks itself (-displayfd): xvfb-run -a races other
-    # sessions' for the same display number.
-    server = subprocess.Popen([xvfb, "-displayfd", "1", "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        display = server.stdout.readline().strip()
-        assert display.isdigit(), "Xvfb did not start"
-        done = subprocess.run([pvbatch, str(SUPPORT / "paraview_scene.py"), str(path_in), str(path_out)],
-                              capture_output=True, text=True, timeout=300, env={**os.environ, "DISPLAY": f":{display}"})
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert path_out.is_file(), done.stdout[-2000:] + done.stderr[-2000:]
+    failures = []
+    for _ in range(3):
+        done = _pvbatch_on_a_new_display(pvbatch, xvfb, path_in, path_out)
+        if path_out.is_file():
+            break
+        failures.append(done.stderr[:1500] + " ... " + done.stderr[-1500:])
+    assert path_out.is_file(), "\n---\n".join(failures)
+    if failures:
+        # Seen in full-suite runs only, 2 in 3: VTK aborts creating its X window
+        # (vtkXOpenGLRenderWindow::CreateAWindow); a new Xvfb and pvbatch then draw the same files.
+        warnings.warn("pvbatch needed another X server: " + failures[0][:300])
     return {"report": json.loads(path_out.read_text()), "vtp": vtp, "vtm": str(files["scene_vtm"]), "png": png}
 
 
