@@ -129,3 +129,23 @@ def test_column_extremes_equal_numpys_reductions(rows):
     assert np.isnan(lo[1]) and np.isnan(hi[1]) and not np.isnan(lo[[0, 2]]).any()
     strided = rng.random((rows, 6))[:, :3]  # not contiguous: numpy's own reductions
     assert (mesh_ops.column_extremes(strided)[0] == strided.min(axis=0)).all()
+
+
+def test_pieces_of_two_vertex_types_are_merged_as_float64_and_prepared_ones_must_agree():
+    """A file's float64 part beside a float32 one: one type for every row compared (in float32
+    (1, 0, 0) would still merge, but 0.1 would not match its float64 self)."""
+    a = np.array([[0, 0, 0], [1, 0, 0], [0.1, 0, 0]], dtype=np.float32)
+    b = np.array([[1, 0, 0], [0, 1, 0], [0.1, 0, 0]], dtype=np.float64)
+    faces = np.array([[0, 1, 2]])
+    merged, merged_faces, removed = mesh_ops.merge_pieces([(a, faces), (b, faces)])
+    expected, expected_faces = reference_merge(np.concatenate([a.astype(np.float64), b]),
+                                               np.vstack([faces, faces + 3]))
+    assert merged.dtype == np.float64 and removed == 6 - len(expected)
+    np.testing.assert_array_equal(merged, expected)
+    np.testing.assert_array_equal(merged_faces, expected_faces)
+    with pytest.raises(ValueError, match="one vertex type"):
+        mesh_ops.merge_pieces([(a.copy(), faces), (b.copy(), faces)], keys=np.zeros(6, np.uint64))
+    with pytest.raises(ValueError, match="5 merge keys for 6 vertices"):
+        mesh_ops.merge_pieces([(a.copy(), faces), (a.copy(), faces)], keys=np.zeros(5, np.uint64))
+    empty = mesh_ops.merge_pieces([(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint32))] * 2)
+    assert empty[0].shape == (0, 3) and empty[1].shape == (0, 3) and empty[1].dtype == np.int32 and empty[2] == 0

@@ -109,22 +109,25 @@ def merge_pieces(pieces: list, *, keys: np.ndarray | None = None) -> tuple[np.nd
     ``keys``: :func:`merge_keys` of every piece's vertices, concatenated (the pieces already
     prepared by it); without them each piece is prepared on a copy."""
     if keys is None:
-        prepared = []
-        for vertices, faces in pieces:
-            # float32 (decoded meshes) or float64 (files) kept as they are; -0.0 becomes 0.0.
-            dtype = vertices.dtype if vertices.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-            prepared.append((np.ascontiguousarray(vertices, dtype=dtype) + dtype.type(0.0), faces))
-        pieces[:] = prepared
+        # float32 (decoded meshes) or float64 (files) kept as they are, one type for all the
+        # pieces (their rows are compared across pieces); -0.0 becomes 0.0.
+        dtype = np.dtype(np.float32 if all(v.dtype == np.float32 for v, _ in pieces) else np.float64)
+        pieces[:] = [(np.ascontiguousarray(vertices, dtype=dtype) + dtype.type(0.0), faces)
+                     for vertices, faces in pieces]
         keys = (_vertex_keys(pieces[0][0]) if len(pieces) == 1
                 else np.concatenate([_vertex_keys(vertices) for vertices, _ in pieces]))
+    elif len({vertices.dtype for vertices, _ in pieces}) > 1:
+        raise ValueError("pieces prepared by merge_keys must share one vertex type")
     sizes = [len(vertices) for vertices, _ in pieces]
     offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     n = int(offsets[-1])
-    if n == 0:
-        vertices, faces = pieces[0] if pieces else (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32))
+    if len(keys) != n:
+        raise ValueError(f"{len(keys)} merge keys for {n} vertices")
+    if n == 0:  # no vertices, so no faces either (each piece's were checked against its own)
+        dtype = pieces[0][0].dtype if pieces else np.dtype(np.float32)
         pieces.clear()
-        return vertices, faces, 0
+        return np.zeros((0, 3), dtype), np.zeros((0, 3), np.int32), 0
     dtype = pieces[0][0].dtype
     index = np.int32 if n < 2**31 else np.int64
     representative = _representatives(keys, index)
@@ -192,23 +195,15 @@ def _remap_faces(remap: np.ndarray, offsets: np.ndarray, pieces: list, blocks: l
         keep_vertices(k)
         pieces[k] = None  # its memory goes back as soon as both its parts are written
 
-    def place(task: int) -> None:
-        out, keep = done_blocks[task]
-        target = result[at[task]:at[task + 1]]
-        if keep is None:
-            target[...] = out
-        else:
-            np.compress(keep, out, axis=0, out=target)
-        done_blocks[task] = None  # freed as soon as it is placed
-
     if threads == 1:
         done_blocks = [block(task) for task in range(len(blocks))]
         for k in range(len(pieces)):
             piece_done(k)
+        pieces.clear()
         if len(done_blocks) == 1:
             out, keep = done_blocks[0]
-            pieces.clear()
             return out if keep is None else np.compress(keep, out, axis=0)
+        return _joined(done_blocks, remap.dtype, map)
     from concurrent.futures import ThreadPoolExecutor
 
     lock = threading.Lock()
@@ -224,14 +219,27 @@ def _remap_faces(remap: np.ndarray, offsets: np.ndarray, pieces: list, blocks: l
         return result
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mesh-export-merge") as pool:
-        if threads > 1:
-            done_blocks = list(pool.map(run, range(len(blocks))))
-        at = np.zeros(len(done_blocks) + 1, dtype=np.int64)
-        np.cumsum([len(out) if keep is None else int(np.count_nonzero(keep)) for out, keep in done_blocks],
-                  out=at[1:])
-        result = np.empty((int(at[-1]), 3), dtype=remap.dtype)
-        list(pool.map(place, range(len(done_blocks))))
-    pieces.clear()
+        done_blocks = list(pool.map(run, range(len(blocks))))
+        pieces.clear()
+        return _joined(done_blocks, remap.dtype, pool.map)
+
+
+def _joined(blocks: list, dtype, mapper) -> np.ndarray:
+    """The blocks' kept faces, in order, in one array; each block freed once placed."""
+    at = np.zeros(len(blocks) + 1, dtype=np.int64)
+    np.cumsum([len(out) if keep is None else int(np.count_nonzero(keep)) for out, keep in blocks], out=at[1:])
+    result = np.empty((int(at[-1]), 3), dtype=dtype)
+
+    def place(task: int) -> None:
+        out, keep = blocks[task]
+        target = result[at[task]:at[task + 1]]
+        if keep is None:
+            target[...] = out
+        else:
+            np.compress(keep, out, axis=0, out=target)
+        blocks[task] = None
+
+    list(mapper(place, range(len(blocks))))
     return result
 
 

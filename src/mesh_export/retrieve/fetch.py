@@ -136,14 +136,13 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
             raise
         raise translated from None
     fetched.retries = retry.retries
-    keys, fetched.merge_keys = fetched.merge_keys, None
     if fetched.pieces is not None:
         pieces, fetched.pieces = fetched.pieces, None
-        fetched.vertices, fetched.faces, fetched.merged_vertices = merge_pieces(pieces, keys=keys)
+        fetched.vertices, fetched.faces, fetched.merged_vertices = merge_pieces(pieces,
+                                                                                keys=fetched.take_merge_keys())
     else:
         fetched.vertices, fetched.faces, fetched.merged_vertices = merge_duplicate_vertices(
-            fetched.vertices, fetched.faces, keys=keys)
-    del keys
+            fetched.vertices, fetched.faces, keys=fetched.take_merge_keys())
     stages.step("merged; checking")
     check_decoded(fetched.vertices, fetched.faces, root_id)
     stages.step(f"{len(fetched.faces):,} faces")

@@ -31,13 +31,19 @@ class Fetched:
     #: The decoded fragments, ``(vertices, faces)`` each, before the merge.
     pieces: list | None = field(default=None, repr=False)
 
+    def take_merge_keys(self) -> Any:
+        """The merge keys, no longer held here (the merge frees them once it has sorted them)."""
+        keys, self.merge_keys = self.merge_keys, None
+        return keys
+
     def info(self) -> dict[str, Any]:
         return {"lod": self.lod, "lods_available": self.lods_available, "fragments": self.fragments,
                 "missing_fragments": self.missing_fragments, "merged_vertices": self.merged_vertices,
                 "retries": self.retries}
 
 
-def decoded_piece(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decoded_piece(vertices: np.ndarray, faces: np.ndarray,
+                  what: str = "a fragment") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A fragment as decoded, made ready for the merge on the thread that decoded it (while other
     fragments are still downloading): float32 vertices prepared in place by ``merge_keys``
     (copied only when the decoder's array is read-only), faces as rows, and the keys."""
@@ -50,7 +56,7 @@ def decoded_piece(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, 
     # Each fragment's faces index its own vertices: one past them would index the next
     # fragment's once the pieces are merged, so it is refused here.
     if faces.size and (int(faces.max()) >= len(vertices) or (faces.dtype.kind == "i" and int(faces.min()) < 0)):
-        raise InvalidMeshError("a fragment's faces index past its own vertices (corrupt data)")
+        raise InvalidMeshError(f"{what}: its faces index past its own vertices (corrupt data)")
     return vertices, faces, merge_keys(vertices)
 
 

@@ -268,13 +268,13 @@ def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray, np.nda
             return name
         try:
             decoded = DracoPy.decode(data)
-        except Exception:
+            return decoded_piece(decoded.points, decoded.faces, f"fragment {name}")
+        except Exception:  # DracoPy's errors, or faces past the fragment's vertices
             if attempt + 1 < _DECODE_ATTEMPTS and not remote.retry.expired():
                 with remote.retry._lock:
                     remote.retry.retries += 1
                 continue
             return "corrupt:" + name
-        return decoded_piece(decoded.points, decoded.faces)
     return "corrupt:" + name  # pragma: no cover - the loop returns
 
 

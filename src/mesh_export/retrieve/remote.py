@@ -18,8 +18,8 @@ are sent by threads that share one interpreter, so that CPU is the time between 
 fragment's request and the last one's, which at 100-200 ms per request decides whether they all
 go out within one round trip.
 
-HTTPS storage (Google Cloud Storage, where MICrONS and FlyWire meshes live) is read over HTTP/2
-where the server offers it (httpcore, httpx's transport, with h2): hundreds of range reads share
+With ``MESH_EXPORT_HTTP2=1``, HTTPS storage (Google Cloud Storage, where MICrONS and FlyWire
+meshes live) is read over HTTP/2 where the server offers it (httpcore, httpx's transport, with h2): hundreds of range reads share
 one TCP+TLS connection instead of each opening its own (two extra round trips and a handshake's
 CPU apiece). httpcore opens at most 100 streams on a connection and, when they are taken, queues
 further requests on that connection rather than opening another; :class:`_HTTP2Origin` opens
@@ -28,12 +28,13 @@ stream's flow-control window stays at HTTP/2's initial 64 KiB (httpcore gives a 
 raise it), so a stream moves at most 64 KiB per round trip: reads over :data:`_H2_LARGEST_READ`
 (a 10M-face cell's static lod ranges, 2-5 MB each) go over HTTP/1.1, where a new connection's
 handshakes and TCP slow start cost fewer round trips than that. A server that does not offer h2
-is read over HTTP/1.1 as before; ``MESH_EXPORT_HTTP2=0`` does that for every server.
+is read over HTTP/1.1 as before.
 
 What it costs (measured here, TLS on 127.0.0.1): HTTP/2 saves the first mesh of a process a
 TLS handshake per fragment, but each read through httpcore's asynchronous HTTP/2 takes more CPU
-than through a warm urllib3 connection (1.2 vs 0.4 ms, sequential reads); whole-process figures
-for 300-fragment meshes are in benchmarks/RESULTS.md.
+than through a warm urllib3 connection (1.2 vs 0.4 ms, sequential reads). Whole process, two
+300-fragment meshes, it was 0.99-1.19x HTTP/1.1's time (benchmarks/RESULTS.md), so it is off
+by default: HTTP/1.1 with every fragment in flight is what runs unless it is asked for.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ from urllib.parse import unquote, urlparse
 from mesh_export.retrieve.politeness import IN_FLIGHT, HTTPStatusError, Retrier, TransientError, max_connections
 
 T = TypeVar("T")
-#: ``0`` reads https:// storage over HTTP/1.1 only (a proxy or middlebox that mishandles HTTP/2).
+#: ``1`` reads https:// storage over HTTP/2 where the server offers it. Off by default: measured
+#: here it saved no time and cost 6-26% more CPU than HTTP/1.1 (benchmarks/RESULTS.md).
 HTTP2_ENV = "MESH_EXPORT_HTTP2"
 #: httpcore advertises (and so caps a connection at) this many concurrent streams.
 _HTTPCORE_STREAMS = 100
@@ -220,7 +222,7 @@ def _session(key: int):
 
 
 def _http2_allowed() -> bool:
-    return os.environ.get(HTTP2_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get(HTTP2_ENV, "0").strip().lower() in ("1", "true", "yes", "on")
 
 
 class _Lane:
@@ -295,17 +297,20 @@ class _HTTP2Origin:
         sent = [(b"Accept-Encoding", b"identity"), *((k.encode(), v.encode()) for k, v in headers.items())]
         lane = self._take_lane()
         try:
+            # No read timeout inside httpcore: on HTTP/2 one stream's read timeout fails every
+            # stream of the connection (other meshes' too). Each request is bounded here instead.
+            timeouts = {"connect": timeout, "write": timeout, "pool": timeout, "read": None}
             request = lane.pool.request("GET", url, headers=sent, content=body.encode() if body else b"",
-                                        extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"),
-                                                                             timeout),
-                                                    "trace": lane.trace})
+                                        extensions={"timeout": timeouts, "trace": lane.trace})
             answer = asyncio.run_coroutine_threadsafe(request, _event_loop())
             try:
-                # httpcore bounds every wait but one (a stream slot on a connection); this bounds that too.
                 response = answer.result(timeout + 1.0)
-            except concurrent.futures.TimeoutError:
+            except BaseException as exc:
                 answer.cancel()
-                raise TransientError(f"{url}: no answer within {timeout:.1f} s") from None
+                if isinstance(exc, concurrent.futures.TimeoutError):
+                    self._retire(lane)  # a stalled connection takes no new streams
+                    raise TransientError(f"{url}: no answer within {timeout:.1f} s") from None
+                raise
         finally:
             with self._lock:
                 lane.active -= 1
@@ -319,6 +324,11 @@ class _HTTP2Origin:
         else:
             self.streams = lane.streams
         return response.status, content
+
+    def _retire(self, lane: _Lane) -> None:
+        with self._lock:
+            if lane in self._lanes:
+                self._lanes.remove(lane)
 
     def _take_lane(self) -> _Lane:
         with self._lock:
@@ -367,18 +377,20 @@ def _http2_origin(url: str) -> _HTTP2Origin:
 
 
 def _ssl_context():
-    """One TLS context for every connection (loading the CA bundle takes ~20 ms): certifi's, or
-    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` (a private CA) instead, as httpx reads them."""
+    """One TLS context for every connection (loading the CA store takes ~20 ms), trusting what
+    urllib3's HTTP/1.1 reads trust: the system's store (with ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+    in its place when set, as OpenSSL reads them), certifi's bundle only where the system has none."""
     key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
     with _ORIGINS_LOCK:
         if key not in _SSL_CONTEXTS:
             import ssl
 
-            import certifi
+            context = ssl.create_default_context()
+            if not context.cert_store_stats()["x509_ca"] and not any(key):
+                import certifi
 
-            cafile, capath = key
-            _SSL_CONTEXTS[key] = ssl.create_default_context(cafile=cafile or (None if capath else certifi.where()),
-                                                            capath=capath if not cafile else None)
+                context.load_verify_locations(cafile=certifi.where())
+            _SSL_CONTEXTS[key] = context
         return _SSL_CONTEXTS[key]
 
 

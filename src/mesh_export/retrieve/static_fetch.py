@@ -267,7 +267,7 @@ def _decode_range(remote: Remote, path: str, job, manifest, lod: int, layer: Sta
                                        f"({type(exc).__name__}: {exc})") from None
             vertices = stored_to_physical(np.asarray(decoded.points, dtype=np.float32).reshape(-1, 3),
                                           manifest, lod, layer.quantization_bits, fragment, layer.transform)
-            pieces.append(decoded_piece(vertices, decoded.faces))
+            pieces.append(decoded_piece(vertices, decoded.faces, f"root id {root_id}: lod {lod} fragment {fragment}"))
         return pieces
 
     return _fetch_decoded(remote, lambda: remote.get(path, start, size), decode)
@@ -360,7 +360,7 @@ def _legacy_fragment(remote: Remote, layer: StaticLayer, name: str, root_id: int
         faces = np.frombuffer(data, dtype="<u4", offset=4 + 12 * count).reshape(-1, 3)
         if not (layer.transform == np.eye(4)).all():
             vertices = _to_nm(vertices.astype(np.float64), layer.transform)
-        return decoded_piece(vertices, faces)
+        return decoded_piece(vertices, faces, f"root id {root_id}: fragment {name}")
 
     try:
         return _fetch_decoded(remote, lambda: remote.get(join(layer.mesh_dir, name)), decode)
