@@ -124,15 +124,14 @@ def merge_pieces(pieces: list, *, keys: np.ndarray | None = None) -> tuple[np.nd
     n = int(offsets[-1])
     if len(keys) != n:
         raise ValueError(f"{len(keys)} merge keys for {n} vertices")
+    dtype = pieces[0][0].dtype if pieces else np.dtype(np.float32)
     if n == 0:  # no vertices, so no faces either (each piece's were checked against its own)
-        dtype = pieces[0][0].dtype if pieces else np.dtype(np.float32)
         pieces.clear()
         return np.zeros((0, 3), dtype), np.zeros((0, 3), np.int32), 0
-    dtype = pieces[0][0].dtype
     index = np.int32 if n < 2**31 else np.int64
     representative = _representatives(keys, index)
     del keys
-    _resolve_collisions(_row_taker(pieces, offsets), representative, dtype)
+    _resolve_collisions(_row_taker(pieces, offsets), representative)
     is_first = representative == np.arange(n, dtype=index)
     kept_before = np.zeros(n + 1, dtype=index)
     np.cumsum(is_first, dtype=index, out=kept_before[1:])
@@ -249,7 +248,7 @@ def first_equal_rows(rows: np.ndarray) -> np.ndarray:
     first-seen order, as ``merge_duplicate_vertices`` does."""
     rows = np.ascontiguousarray(rows)
     representative = _representatives(_vertex_keys(rows), np.int32 if len(rows) < 2**31 else np.int64)
-    _resolve_collisions(lambda at: rows.take(at, axis=0), representative, rows.dtype)
+    _resolve_collisions(lambda at: rows.take(at, axis=0), representative)
     return representative
 
 
@@ -276,7 +275,7 @@ def _representatives(keys: np.ndarray, index) -> np.ndarray:
     return representative
 
 
-def _resolve_collisions(take, representative: np.ndarray, dtype) -> None:
+def _resolve_collisions(take, representative: np.ndarray) -> None:
     """Where a vertex was joined to a different one (equal hash bits), regroup exactly, in place;
     ``take(indices)`` gives the vertices' rows."""
     joined = np.flatnonzero(representative != np.arange(len(representative), dtype=representative.dtype))
@@ -284,7 +283,8 @@ def _resolve_collisions(take, representative: np.ndarray, dtype) -> None:
     if len(wrong) == 0:
         return
     members = np.flatnonzero(np.isin(representative, np.unique(representative[wrong])))  # ascending
-    rows = np.ascontiguousarray(take(members)).view(np.dtype((np.void, np.dtype(dtype).itemsize * 3))).ravel()
+    rows = np.ascontiguousarray(take(members))
+    rows = rows.view(np.dtype((np.void, rows.dtype.itemsize * 3))).ravel()
     _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
     representative[members] = members[first[inverse.ravel()]]
 

@@ -136,13 +136,9 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
             raise
         raise translated from None
     fetched.retries = retry.retries
-    if fetched.pieces is not None:
-        pieces, fetched.pieces = fetched.pieces, None
-        fetched.vertices, fetched.faces, fetched.merged_vertices = merge_pieces(pieces,
-                                                                                keys=fetched.take_merge_keys())
-    else:
-        fetched.vertices, fetched.faces, fetched.merged_vertices = merge_duplicate_vertices(
-            fetched.vertices, fetched.faces, keys=fetched.take_merge_keys())
+    pieces = fetched.pieces if fetched.pieces is not None else [(fetched.vertices, fetched.faces)]
+    fetched.pieces = fetched.vertices = fetched.faces = None
+    fetched.vertices, fetched.faces, fetched.merged_vertices = merge_pieces(pieces, keys=fetched.take_merge_keys())
     stages.step("merged; checking")
     check_decoded(fetched.vertices, fetched.faces, root_id)
     stages.step(f"{len(fetched.faces):,} faces")
@@ -156,7 +152,7 @@ def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token
     older unsharded layout, which CloudVolume reads."""
     from mesh_export.retrieve.graphene import fetch_graphene_mesh
 
-    lod = single_lod(lod, "dynamic (graphene)")
+    single_lod(lod, "dynamic (graphene)")  # refuses another lod
     if not token:
         raise AuthError(f"{source.url} needs a CAVE token: {TOKEN_HELP}")
     return fetch_graphene_mesh(source.url, root_id, token=token, retry=retry, allow_missing=allow_missing,
