@@ -115,6 +115,30 @@ def test_pieces_merged_without_their_concatenation_equal_the_merge_of_it(weak_ke
     assert all(np.array_equal(np.signbit(a), np.signbit(b)) for a, b in zip(raw, fragments))
 
 
+@pytest.mark.parametrize("threads_blocks", [(1000, 9000), (1 << 18, 9000)])
+def test_clean_blocks_after_collapsed_faces_move_forward_intact(threads_blocks, monkeypatch):
+    """Faces are gathered in place and the collapsed ones squeezed out block by block: blocks with
+    nothing to drop, behind blocks that dropped faces, must move forward whole and in order."""
+    block, count = threads_blocks
+    rng = np.random.default_rng(11)
+    grid = rng.permutation(count + 2).astype(np.float32)
+    clean_vertices = np.stack([grid, grid * 2, grid * 3], axis=1)  # all distinct: nothing merges
+    clean_faces = np.stack([np.arange(count), np.arange(count) + 1, np.arange(count) + 2], axis=1).astype(np.int32)
+    dirty_vertices = np.zeros((4, 3), np.float32)  # every face of this piece collapses
+    dirty_vertices[3] = 1.0
+    dirty_faces = np.array([[0, 1, 3], [1, 2, 3], [0, 3, 3], [0, 1, 2]], np.int32)
+    pieces = [(dirty_vertices, dirty_faces), (clean_vertices, clean_faces), (dirty_vertices.copy(), dirty_faces),
+              (clean_vertices.copy() + 1e6, clean_faces)]
+    offsets = np.cumsum([0] + [len(v) for v, _ in pieces])
+    expected_vertices, expected_faces = reference_merge(
+        np.concatenate([v for v, _ in pieces]), np.concatenate([f + o for (_, f), o in zip(pieces, offsets)]))
+    monkeypatch.setattr(mesh_ops, "_FACE_BLOCK", block)
+    merged, merged_faces, _ = mesh_ops.merge_pieces(pieces)
+    np.testing.assert_array_equal(merged, expected_vertices)
+    np.testing.assert_array_equal(merged_faces, expected_faces)
+    assert len(merged_faces) == 2 * count  # the dirty pieces' faces all collapsed
+
+
 @pytest.mark.parametrize("rows", [1, 5, 1023, 1024, 1025, 4099])
 def test_column_extremes_equal_numpys_reductions(rows):
     """Extremes of wide rows (1024 vertices each) plus the rest; NaN propagates as in numpy."""

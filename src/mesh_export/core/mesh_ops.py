@@ -175,71 +175,66 @@ def _remap_faces(remap: np.ndarray, offsets: np.ndarray, pieces: list, blocks: l
     """Every piece's faces through ``remap`` (offset to the piece's vertices), without the faces
     that collapse to a line or a point; ``keep_vertices(k)`` runs once per piece before the
     piece is dropped. Blocks of faces run on two threads for large meshes (the gather and the
-    compress are memory-bound random access, and numpy releases the GIL in both)."""
+    compress are memory-bound random access, and numpy releases the GIL in both).
+
+    Each block is gathered straight into its place in one array, and the collapsed faces are
+    then squeezed out in place, a block at a time: no second array of faces. Fresh memory is
+    what a 9M-face merge waits on (on a VM each new page is a host fault), and blocks gathered
+    apart and then joined wrote every face into two fresh arrays."""
     pending = [0] * len(pieces)
     for k, _ in blocks:
         pending[k] += 1
+    sizes = [min(_FACE_BLOCK, len(pieces[k][1]) - start) for k, start in blocks]
+    block_at = np.zeros(len(blocks) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=block_at[1:])
+    result = np.empty((int(block_at[-1]), 3), dtype=remap.dtype)
 
-    def block(task: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def block(task: int) -> np.ndarray | None:
         k, start = blocks[task]
-        faces = pieces[k][1]
-        out = remap[offsets[k]:offsets[k + 1]].take(faces[start:start + _FACE_BLOCK])
+        out = result[block_at[task]:block_at[task + 1]]
+        remap[offsets[k]:offsets[k + 1]].take(pieces[k][1][start:start + _FACE_BLOCK], out=out)
         a, b, c = out[:, 0], out[:, 1], out[:, 2]
         keep = a != b
         keep &= b != c
         keep &= a != c
-        return out, (None if keep.all() else keep)
+        return None if keep.all() else keep
 
     def piece_done(k: int) -> None:
         keep_vertices(k)
         pieces[k] = None  # its memory goes back as soon as both its parts are written
 
     if threads == 1:
-        done_blocks = [block(task) for task in range(len(blocks))]
+        keeps = [block(task) for task in range(len(blocks))]
         for k in range(len(pieces)):
             piece_done(k)
-        pieces.clear()
-        if len(done_blocks) == 1:
-            out, keep = done_blocks[0]
-            return out if keep is None else np.compress(keep, out, axis=0)
-        return _joined(done_blocks, remap.dtype, map)
-    from concurrent.futures import ThreadPoolExecutor
+    else:
+        from concurrent.futures import ThreadPoolExecutor
 
-    lock = threading.Lock()
+        lock = threading.Lock()
 
-    def run(task: int):
-        result = block(task)
-        k = blocks[task][0]
-        with lock:
-            pending[k] -= 1
-            last = pending[k] == 0
-        if last:
-            piece_done(k)
-        return result
+        def run(task: int) -> np.ndarray | None:
+            keep = block(task)
+            k = blocks[task][0]
+            with lock:
+                pending[k] -= 1
+                last = pending[k] == 0
+            if last:
+                piece_done(k)
+            return keep
 
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mesh-export-merge") as pool:
-        done_blocks = list(pool.map(run, range(len(blocks))))
-        pieces.clear()
-        return _joined(done_blocks, remap.dtype, pool.map)
-
-
-def _joined(blocks: list, dtype, mapper) -> np.ndarray:
-    """The blocks' kept faces, in order, in one array; each block freed once placed."""
-    at = np.zeros(len(blocks) + 1, dtype=np.int64)
-    np.cumsum([len(out) if keep is None else int(np.count_nonzero(keep)) for out, keep in blocks], out=at[1:])
-    result = np.empty((int(at[-1]), 3), dtype=dtype)
-
-    def place(task: int) -> None:
-        out, keep = blocks[task]
-        target = result[at[task]:at[task + 1]]
-        if keep is None:
-            target[...] = out
-        else:
-            np.compress(keep, out, axis=0, out=target)
-        blocks[task] = None
-
-    list(mapper(place, range(len(blocks))))
-    return result
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mesh-export-merge") as pool:
+            keeps = list(pool.map(run, range(len(blocks))))
+    pieces.clear()
+    # Squeezed forwards: a block only ever moves towards the front, onto faces already moved.
+    kept = 0
+    for task, keep in enumerate(keeps):
+        source = result[block_at[task]:block_at[task + 1]]
+        if keep is not None:
+            source = np.compress(keep, source, axis=0)  # a block-sized copy, still in cache
+        if kept != block_at[task] or keep is not None:
+            result[kept:kept + len(source)] = source
+        kept += len(source)
+    return result[:kept] if kept < len(result) else result
 
 
 def first_equal_rows(rows: np.ndarray) -> np.ndarray:

@@ -156,9 +156,6 @@ def _topology(faces: np.ndarray, vertex_count: int) -> tuple[bool, bool | None, 
     """Watertight (every edge used by exactly two faces), winding consistent (the two the
     opposite way round; None unless watertight), and the connected pieces of the vertex graph
     (count, a label per vertex), as trimesh defines them, from one sort of the edges."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
-
     if len(faces) == 0:  # every face collapsed when duplicates were merged
         return False, None, vertex_count, np.arange(vertex_count)
     from mesh_export.core.mesh_ops import edge_keys
@@ -200,9 +197,24 @@ def _topology(faces: np.ndarray, vertex_count: int) -> tuple[bool, bool | None, 
     indptr = np.zeros(vertex_count + 1, dtype=np.int32 if edge_count < 2**31 else np.int64)
     np.cumsum(row_counts, out=indptr[1:])
     columns = columns[:edge_count]
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
     graph = csr_matrix((np.ones(edge_count), columns, indptr), shape=(vertex_count, vertex_count))
     count, labels = connected_components(graph, directed=False, return_labels=True)
     return watertight, winding, int(count), labels
+
+
+def _import_components() -> None:
+    import scipy.sparse.csgraph  # noqa: F401  (imported ahead, off the critical path)
+
+
+def _merge(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The mesh with bit-identical vertices merged, or itself when none are (``merged`` 0)."""
+    from mesh_export.core.mesh_ops import merge_duplicate_vertices
+
+    unique_v, unique_f, merged = merge_duplicate_vertices(vertices, faces)
+    return (unique_v, unique_f, merged) if merged else (vertices, faces, 0)
 
 
 def mesh_info(mesh, merge: bool = True) -> dict[str, Any]:
@@ -223,23 +235,19 @@ def mesh_info(mesh, merge: bool = True) -> dict[str, Any]:
 
     check_surface(mesh)  # the figures index the vertices with the faces
     units = mesh.metadata.get("units")
-    merged = 0
-    work_vertices, work_faces = vertices, faces
-    # The sums and the topology on two cores (numpy releases the GIL in both). The sums need no
-    # merge (a face that collapses adds no area or volume), so they run beside it.
+    # On two cores (numpy releases the GIL): scipy's import (0.2-0.4 s of the critical path when
+    # it was taken in turn) and the sums (which need no merge: a face that collapses adds no area
+    # or volume) beside the merge and the topology.
     with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(_import_components)
         sums = pool.submit(_area_volume, vertices, faces)
-        if merge:
-            from mesh_export.core.mesh_ops import merge_duplicate_vertices
-
-            unique_v, unique_f, merged = merge_duplicate_vertices(vertices, faces)
-            if merged:
-                work_vertices, work_faces = unique_v, unique_f
+        work_vertices, work_faces, merged = _merge(vertices, faces) if merge else (vertices, faces, 0)
         # A piece's faces, counted by the pieces' labels of their first corners.
         faces_by_first_corner = pool.submit(np.bincount, work_faces[:, 0], minlength=len(work_vertices))
         watertight, winding, count, labels = _topology(work_faces, len(work_vertices))
         area, signed_volume = sums.result()
-        per_component = np.bincount(labels, weights=faces_by_first_corner.result(), minlength=count).astype(np.int64)
+        faces_by_first_corner = faces_by_first_corner.result()
+    per_component = np.bincount(labels, weights=faces_by_first_corner, minlength=count).astype(np.int64)
     volume = abs(signed_volume) if watertight else None
     area_factor = _factor(units, "um")
     return {
