@@ -6,6 +6,7 @@ restore the table (the ``writer_table`` fixture in conftest) or run in a subproc
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -41,7 +42,8 @@ def test_the_registry_imports_no_format_module():
     formats = {f"mesh_export.writers.{p.stem}" for p in WRITERS.glob("*.py")} - {"mesh_export.writers.registry"}
     assert imported_modules(WRITERS / "registry.py") & formats == set()
     # ... and so every format module can import it: the catalogue is what imports them.
-    assert "mesh_export.writers.stl" in imported_modules(WRITERS / "catalog.py")
+    assert "mesh_export.writers.registry" in imported_modules(WRITERS / "catalog.py")
+    assert "stl" in catalog.BUILTIN_MODULES  # imported by name, one at a time
 
 
 def run_python(code: str, *paths: Path) -> subprocess.CompletedProcess:
@@ -60,6 +62,41 @@ def test_formats_load_on_the_first_lookup_not_on_import():
         assert get_writer("stl").name == "stl" and "mesh_export.writers.stl" in sys.modules
     """)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_built_in_format_is_looked_up_without_the_rest_of_the_catalogue():
+    """`--format stl` (or an output named *.stl) imports the STL module alone, not every format
+    module and meshio's formats (0.15-0.2 s of every export's start-up)."""
+    result = run_python("""
+        import sys
+        from mesh_export.writers.catalog import get_writer, writer_for_path
+        assert get_writer("stl").name == "stl" and writer_for_path("864_lod0.STL").name == "stl"
+        assert get_writer(".ply").name == "ply" and writer_for_path("cell.cell.nml").name == "neuroml"
+        others = [m for m in sys.modules if m.startswith("mesh_export.writers.") and m.rsplit(".", 1)[-1]
+                  in ("gltf", "vtk_scene", "vtk_xml", "obj", "hoc", "sonata", "meshio_formats")]
+        assert others == [] and "meshio" not in sys.modules, others
+    """)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_table_of_built_in_modules_is_what_they_register():
+    result = run_python("""
+        import importlib, json
+        from mesh_export.writers import catalog, registry
+        found = {}
+        for module in catalog.BUILTIN_MODULES:
+            before = set(registry._WRITERS)
+            importlib.import_module("mesh_export.writers." + module)
+            found[module] = {name: list(registry._WRITERS[name].extensions) for name in registry._WRITERS
+                             if name not in before}
+        print(json.dumps(found))
+    """)
+    assert result.returncode == 0, result.stderr
+    table = {module: {name: list(ext) for name, ext in names.items()} for module, names in catalog.BUILTIN_MODULES.items()}
+    assert json.loads(result.stdout) == table
+    on_disk = {p.stem for p in WRITERS.glob("*.py")} - {"__init__", "registry", "catalog", "readers", "output",
+                                                          "meshio_formats", "swc", "synapse_hoc", "synapse_table", "gltf_scene"}
+    assert {m for m in on_disk if not m.startswith("_")} <= set(catalog.BUILTIN_MODULES)
 
 
 def noop(mesh, path):
@@ -119,6 +156,18 @@ def test_entry_point_plugins_are_loaded_by_the_catalogue(tmp_path):
         assert get_writer("stl").backend == "plugin"  # a plugin replaces a built-in of its name
         assert {"plugin-one", "plugin-two", "ply"} <= {w.name for w in all_writers()}
         assert [str(w.message) for w in caught] == ["mesh-export: skipping writer plugin 'broken': no luck"]
+    """, site)
+    assert result.returncode == 0, result.stderr
+    # A built-in name looked up first, before anything else is loaded: the plugin's still wins,
+    # and keeps winning once the whole catalogue is loaded after it.
+    result = run_python("""
+        import warnings
+        warnings.simplefilter("ignore")
+        from mesh_export.writers.catalog import all_writers, get_writer, writer_for_path
+        assert get_writer("stl").backend == "plugin" and writer_for_path("a.stl").backend == "plugin"
+        assert writer_for_path("a.ply").name == "ply" and writer_for_path("a.plugtwo").name == "plugin-two"
+        assert {"plugin-one", "ply", "vtu"} <= {w.name for w in all_writers()}
+        assert get_writer("stl").backend == "plugin"
     """, site)
     assert result.returncode == 0, result.stderr
 

@@ -83,6 +83,14 @@ def register(writer: Writer, *, replace: bool = False) -> Writer:
     return writer
 
 
+def unregister(name: str) -> Writer | None:
+    """Take the writer registered under ``name`` out of the registry (None if there was none)."""
+    writer = _WRITERS.pop(name.lower(), None)
+    if writer is not None:
+        _forget_index()
+    return writer
+
+
 def is_registered(name: str) -> bool:
     return name.lower() in _WRITERS
 
