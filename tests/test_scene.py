@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import struct
 import subprocess
+import time
 import warnings
 from pathlib import Path
 
@@ -367,16 +369,34 @@ def test_blender_imports_the_five_cell_scene(blender, files, roots):
     assert np.diff(lows) == pytest.approx([0.4] * 4, abs=0.02)
 
 
+def _start_xvfb(xvfb: str) -> tuple[subprocess.Popen, str]:
+    """Our own X server on a high display number of our choosing. Not -displayfd: it takes the
+    lowest free number, and VTK failed on display 0 ("bad X server connection. DISPLAY=:0");
+    not xvfb-run -a: it races other sessions for the same number. A number already taken makes
+    Xvfb exit at once, and the next is tried."""
+    rng = random.Random()
+    for _ in range(20):
+        number = rng.randrange(200, 3000)
+        socket = Path(f"/tmp/.X11-unix/X{number}")
+        if socket.exists() or Path(f"/tmp/.X{number}-lock").exists():
+            continue
+        server = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while server.poll() is None and not socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if server.poll() is None and socket.exists():
+            return server, f":{number}"
+        server.kill()
+        server.wait(timeout=30)
+    raise AssertionError("Xvfb did not start on any of 20 display numbers")
+
+
 def _pvbatch_on_a_new_display(pvbatch: str, xvfb: str, path_in, path_out) -> subprocess.CompletedProcess:
-    # Our own X server on a display it picks itself (-displayfd): xvfb-run -a races other
-    # sessions' for the same display number.
-    server = subprocess.Popen([xvfb, "-displayfd", "1", "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server, display = _start_xvfb(xvfb)
     try:
-        display = server.stdout.readline().strip()
-        assert display.isdigit(), "Xvfb did not start"
         return subprocess.run([pvbatch, str(SUPPORT / "paraview_scene.py"), str(path_in), str(path_out)],
-                              capture_output=True, text=True, timeout=300, env={**os.environ, "DISPLAY": f":{display}"})
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "DISPLAY": display})
     finally:
         server.terminate()
         server.wait(timeout=30)
