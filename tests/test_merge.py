@@ -115,11 +115,11 @@ def test_pieces_merged_without_their_concatenation_equal_the_merge_of_it(weak_ke
     assert all(np.array_equal(np.signbit(a), np.signbit(b)) for a, b in zip(raw, fragments))
 
 
-@pytest.mark.parametrize("threads_blocks", [(1000, 9000), (1 << 18, 9000)])
-def test_clean_blocks_after_collapsed_faces_move_forward_intact(threads_blocks, monkeypatch):
+@pytest.mark.parametrize("block_and_count", [(1000, 9000), (1 << 18, 9000)])  # two threads; one
+def test_clean_blocks_after_collapsed_faces_move_forward_intact(block_and_count, monkeypatch):
     """Faces are gathered in place and the collapsed ones squeezed out block by block: blocks with
     nothing to drop, behind blocks that dropped faces, must move forward whole and in order."""
-    block, count = threads_blocks
+    block, count = block_and_count
     rng = np.random.default_rng(11)
     grid = rng.permutation(count + 2).astype(np.float32)
     clean_vertices = np.stack([grid, grid * 2, grid * 3], axis=1)  # all distinct: nothing merges

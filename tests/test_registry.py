@@ -99,6 +99,29 @@ def test_the_table_of_built_in_modules_is_what_they_register():
     assert {m for m in on_disk if not m.startswith("_")} <= set(catalog.BUILTIN_MODULES)
 
 
+def test_writers_registered_in_process_win_as_before_whatever_was_looked_up_first():
+    """Lookups of a built-in import its module alone; the answers stay those of the whole
+    catalogue: a replacement registered after a first lookup wins, a name is matched before an
+    extension, and an extension goes to the first writer in listing order, in any case."""
+    result = run_python("""
+        from mesh_export.writers.catalog import all_writers, get_writer, writer_for_path
+        from mesh_export.writers.registry import Writer, register
+
+        def write(mesh, path):
+            pass
+
+        early = register(Writer("astl", (".STL",), write))  # sorts before "stl", upper-case extension
+        named_nml = register(Writer("nml", (".other",), write))
+        assert get_writer("stl").name == "stl" and writer_for_path("a.stl") is early
+        mine = register(Writer("ply", (".ply",), write), replace=True)  # ply's module not imported yet
+        assert get_writer("ply") is mine and writer_for_path("cell.ply") is mine
+        assert get_writer("nml") is named_nml and get_writer(".NML") is named_nml
+        assert writer_for_path("a.nml").name == "neuroml"
+        assert mine in all_writers() and get_writer("ply") is mine and get_writer("vtp").name == "vtp"
+    """)
+    assert result.returncode == 0, result.stderr
+
+
 def noop(mesh, path):
     pass
 
@@ -160,16 +183,22 @@ def test_entry_point_plugins_are_loaded_by_the_catalogue(tmp_path):
     assert result.returncode == 0, result.stderr
     # A built-in name looked up first, before anything else is loaded: the plugin's still wins,
     # and keeps winning once the whole catalogue is loaded after it.
-    result = run_python("""
+    # Reading an STL imports the STL module after the plugins: its own writer yields the name.
+    result = run_python(f"""
         import warnings
         warnings.simplefilter("ignore")
+        import trimesh
+        from mesh_export import api
         from mesh_export.writers.catalog import all_writers, get_writer, writer_for_path
         assert get_writer("stl").backend == "plugin" and writer_for_path("a.stl").backend == "plugin"
+        trimesh.creation.icosphere().export({str(tmp_path / "in.stl")!r})
+        api.convert({str(tmp_path / "in.stl")!r}, {str(tmp_path / "out.ply")!r})
         assert writer_for_path("a.ply").name == "ply" and writer_for_path("a.plugtwo").name == "plugin-two"
-        assert {"plugin-one", "ply", "vtu"} <= {w.name for w in all_writers()}
+        assert {{"plugin-one", "ply", "vtu"}} <= {{w.name for w in all_writers()}}
         assert get_writer("stl").backend == "plugin"
     """, site)
     assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.ply").stat().st_size > 0
 
 
 def test_registry_lookup_by_name_and_extension():

@@ -17,7 +17,6 @@ import random
 import shutil
 import struct
 import subprocess
-import time
 import warnings
 from pathlib import Path
 
@@ -370,22 +369,17 @@ def test_blender_imports_the_five_cell_scene(blender, files, roots):
 
 
 def _start_xvfb(xvfb: str) -> tuple[subprocess.Popen, str]:
-    """Our own X server on a high display number of our choosing. Not -displayfd: it takes the
-    lowest free number, and VTK failed on display 0 ("bad X server connection. DISPLAY=:0");
-    not xvfb-run -a: it races other sessions for the same number. A number already taken makes
-    Xvfb exit at once, and the next is tried."""
+    """Our own X server on a high display number of our choosing, -displayfd only as the signal
+    that it is ready (it writes the number then, and nothing if it exits). Not -displayfd's own
+    choice: it takes the lowest free number, and VTK failed on display 0 ("bad X server
+    connection. DISPLAY=:0"); not xvfb-run -a: it races other sessions for the same number. A
+    number already taken makes Xvfb exit at once, and another is tried."""
     rng = random.Random()
     for _ in range(20):
         number = rng.randrange(200, 3000)
-        socket = Path(f"/tmp/.X11-unix/X{number}")
-        if socket.exists() or Path(f"/tmp/.X{number}-lock").exists():
-            continue
-        server = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while server.poll() is None and not socket.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if server.poll() is None and socket.exists():
+        server = subprocess.Popen([xvfb, f":{number}", "-displayfd", "1", "-screen", "0", "1600x1200x24",
+                                   "-nolisten", "tcp"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if server.stdout.readline().strip() == str(number):
             return server, f":{number}"
         server.kill()
         server.wait(timeout=30)

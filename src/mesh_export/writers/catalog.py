@@ -46,25 +46,6 @@ BUILTIN_MODULES: dict[str, dict[str, tuple[str, ...]]] = {
 _MODULE_OF_NAME = {name: module for module, names in BUILTIN_MODULES.items() for name in names}
 _MODULE_OF_EXTENSION = {extension: module for module, names in BUILTIN_MODULES.items()
                         for extensions in names.values() for extension in extensions}
-_imported_builtin: set[str] = set()
-_plugin_writers: dict[str, Writer] = {}
-
-
-def _import_builtin(module: str) -> None:
-    """Import one built-in format module (which registers its writers), a plugin's writer of the
-    same name staying in place: plugins may be loaded before it."""
-    if module in _imported_builtin:
-        return
-    import importlib
-
-    for name in _plugin_writers:
-        registry.unregister(name)
-    try:
-        importlib.import_module(f"mesh_export.writers.{module}")
-    finally:
-        for writer in _plugin_writers.values():
-            register(writer, replace=True)
-    _imported_builtin.add(module)
 
 
 def _load_builtin() -> None:
@@ -74,6 +55,14 @@ def _load_builtin() -> None:
     for module in BUILTIN_MODULES:
         _import_builtin(module)
     _loaded_builtin = True
+
+
+def _import_builtin(module: str) -> None:
+    """Importing a format module registers its writers (a writer that replaced one of their
+    names, a plugin's or the user's, keeps it: registry.register_builtin)."""
+    import importlib
+
+    importlib.import_module(f"mesh_export.writers.{module}")
 
 
 def _load_meshio() -> None:
@@ -104,7 +93,6 @@ def _load_plugins() -> None:
                 if not isinstance(writer, Writer):
                     raise TypeError(f"gave {writer!r}, not a mesh_export Writer")
                 register(writer, replace=True)
-                _plugin_writers[writer.name.lower()] = writer
         except Exception as exc:  # one broken plugin must not take every format down
             warnings.warn(f"mesh-export: skipping writer plugin {entry.name!r}: {exc}", stacklevel=2)
     _loaded_plugins = True
@@ -112,7 +100,7 @@ def _load_plugins() -> None:
 
 def ensure_loaded() -> None:
     """Fill the registry with every writer (built-in, meshio's, plugins'), once."""
-    if _loaded_plugins and _loaded_meshio:
+    if _loaded_builtin and _loaded_meshio and _loaded_plugins:
         return
     with _LOADING:
         _load_builtin()
@@ -125,30 +113,24 @@ def all_writers() -> list[Writer]:
     return list(registry.in_listing_order())
 
 
-def _builtin_only(name: str | None = None, extension: str | None = None) -> Writer | None:
-    """The built-in writer named ``name`` or owning ``extension``, its module alone imported, when
-    no plugin claims that name or extension (plugins are looked up first: a few ms); None when the
-    whole catalogue must answer."""
-    module = _MODULE_OF_NAME.get(name) if name else _MODULE_OF_EXTENSION.get(extension)
-    if module is None:
-        return None
+def _with_one_module(module: str, lookup) -> Writer | None:
+    """``lookup()`` answered with the plugins and ONE built-in format module loaded, not the whole
+    catalogue; for a built-in's name or extension that answer is the whole catalogue's: plugins
+    replace or join built-ins (so they are loaded first), built-in extensions belong to one module
+    each, and meshio's writers never take a name already registered nor win an extension from a
+    native or trimesh writer."""
     with _LOADING:
         _load_plugins()
-        if any(writer.name.lower() == name or extension in writer.extensions for writer in _plugin_writers.values()):
-            return None
         _import_builtin(module)
-    writer = registry.named(name) if name else None
-    if writer is None and extension:
-        claims = [w for w in registry.in_listing_order() if extension in w.extensions]
-        writer = claims[0] if len(claims) == 1 else None  # several claims: the listing order decides
-    return writer
+        return lookup()
 
 
 def get_writer(name: str) -> Writer:
     bare = name.lstrip(".").lower()
-    writer = _builtin_only(name=bare) or _builtin_only(extension="." + bare)
-    if writer is not None:
-        return writer
+    if bare in _MODULE_OF_NAME:  # "--format stl"
+        writer = _with_one_module(_MODULE_OF_NAME[bare], lambda: registry.named(bare))
+        if writer is not None:
+            return writer
     ensure_loaded()
     writer = registry.named(name.lstrip("."))
     if writer is None:
@@ -165,11 +147,13 @@ def writer_for_path(path: str | os.PathLike, format: str | None = None) -> Write
         return get_writer(format)
     name = os.path.basename(os.fspath(path)).lower()
     dot = name.find(".", 1)
-    # The whole suffix a built-in extension ("cell.stl", not "cell.v2.stl", whose longer suffixes
-    # another writer might claim): its writer without the rest of the catalogue.
-    writer = _builtin_only(extension=name[dot:]) if dot != -1 else None
-    if writer is not None:
-        return writer
+    # The longest suffix a built-in extension ("cell.stl"; not "cell.v2.stl", whose longer
+    # suffixes another writer might claim): nothing longer to look for.
+    suffix = name[dot:] if dot != -1 else ""
+    if suffix in _MODULE_OF_EXTENSION:
+        writer = _with_one_module(_MODULE_OF_EXTENSION[suffix], lambda: registry.owner_of(suffix))
+        if writer is not None:
+            return writer
     ensure_loaded()
     # The longest matching extension wins (".nii.gz" over ".gz").
     dot = name.find(".", 1)

@@ -18,7 +18,7 @@ import numpy as np
 from mesh_export.errors import UnitsError
 from mesh_export.writers._mesh import provenance_line, units_of
 from mesh_export.writers.gltf_scene import is_scene_data, write_scene_glb, write_scene_gltf
-from mesh_export.writers.registry import SCENE, SURFACE, Writer, register
+from mesh_export.writers.registry import SCENE, SURFACE, Writer, register_builtin
 
 
 def _plain_copy(mesh):
@@ -174,10 +174,10 @@ def check_glb(path) -> None:
             at += 8 + length
 
 
-register(Writer("glb", (".glb",), write_glb, accepts=(SURFACE, SCENE), modes=("binary",), backend="trimesh",
+register_builtin(Writer("glb", (".glb",), write_glb, accepts=(SURFACE, SCENE), modes=("binary",), backend="trimesh",
                 description="binary glTF 2.0; Blender, three.js, web viewers (--compartments, --scene)"))
-register(Writer("gltf", (".gltf",), write_gltf, accepts=(SURFACE, SCENE), modes=("ascii",), backend="trimesh",
+register_builtin(Writer("gltf", (".gltf",), write_gltf, accepts=(SURFACE, SCENE), modes=("ascii",), backend="trimesh",
                 description="glTF 2.0 JSON with embedded buffer (--compartments, --scene)"))
-register(Writer("3mf", (".3mf",), write_3mf, modes=("binary",), backend="trimesh",
+register_builtin(Writer("3mf", (".3mf",), write_3mf, modes=("binary",), backend="trimesh",
                 units=tuple(THREEMF_UNITS),
                 description="3D Manufacturing Format (um, mm, cm, m, in or ft; nm written as um); slicers"))

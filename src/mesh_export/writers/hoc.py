@@ -24,7 +24,7 @@ import numpy as np
 
 from mesh_export.writers import _text
 from mesh_export.writers._neuron_sections import list_name, places_of_points, sections_of, type_name, written_form
-from mesh_export.writers.registry import SKELETON, Writer, register
+from mesh_export.writers.registry import SKELETON, Writer, register_builtin
 from mesh_export.writers.swc import header_lines
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -241,7 +241,7 @@ def write_hoc(skeleton, path, units: str | None = None, allow_units: bool = Fals
         handle.write(f"endtemplate {name}\n".encode())
 
 
-register(
+register_builtin(
     Writer(
         name="hoc",
         extensions=(".hoc",),

@@ -20,7 +20,7 @@ import re
 
 import numpy as np
 
-from mesh_export.writers.registry import SKELETON, Writer, register
+from mesh_export.writers.registry import SKELETON, Writer, register_builtin
 from mesh_export.writers.swc import header_lines
 
 _OPTIONS = {
@@ -249,7 +249,7 @@ def _roots_first(parents: list[int]) -> np.ndarray:
 
 # Optional: libNeuroML is an extra. find_spec does not import it (the CLI starts fast).
 if importlib.util.find_spec("neuroml") is not None:
-    register(
+    register_builtin(
         Writer(
             name="neuroml",
             extensions=(".cell.nml", ".nml"),

@@ -13,7 +13,7 @@ from mesh_export.model import (COMPARTMENT_COLORS, COMPARTMENT_NAMES, FACE_ATTRI
 from mesh_export.writers import _text
 from mesh_export.writers._mesh import provenance_line, triangles
 from mesh_export.writers._read import BadText, Lines, NotNative, current, fan, open_text_source, text_numbers
-from mesh_export.writers.registry import Writer, register
+from mesh_export.writers.registry import Writer, register_builtin
 
 
 def write_obj(mesh, path) -> None:
@@ -214,7 +214,7 @@ def _obj_faces(text: bytes, vertices_before: np.ndarray) -> tuple[np.ndarray, bo
     return fan(indices, counts, dtype=np.int32 if narrow else np.int64), same_uv
 
 
-register(
+register_builtin(
     Writer(
         name="obj",
         extensions=(".obj",),

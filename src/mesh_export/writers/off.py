@@ -10,7 +10,7 @@ from mesh_export.writers import _text
 from mesh_export.writers._mesh import provenance_line, triangles
 from mesh_export.writers._read import (BadText, Damaged, Lines, NotNative, after_binary_body, check_declared, current,
                                        fan, located, open_text_source, read_into, size_of, text_numbers, text_polygons)
-from mesh_export.writers.registry import Writer, register
+from mesh_export.writers.registry import Writer, register_builtin
 
 
 def write_off(mesh, path) -> None:
@@ -149,7 +149,7 @@ def _off_binary(handle, _, available: int):
     return vertices.astype(np.float32), faces
 
 
-register(
+register_builtin(
     Writer(
         name="off",
         extensions=(".off",),

@@ -16,7 +16,7 @@ from mesh_export.writers._mesh import counted_triangles, provenance_line, triang
 from mesh_export.writers._read import (BLOCK_BYTES, BadText, Damaged, Lines, NotNative, after_binary_body, check_declared,
                                        current, fan, located, open_text_source, read_into, size_of, text_numbers,
                                        text_polygons)
-from mesh_export.writers.registry import Writer, register
+from mesh_export.writers.registry import Writer, register_builtin
 
 
 def write_ply(mesh, path, ascii: bool = False) -> None:
@@ -528,7 +528,7 @@ def _ply_text(handle, elements, offset, vertex, face, index_list, header_lines):
     return vertices, faces
 
 
-register(
+register_builtin(
     Writer(
         name="ply",
         extensions=(".ply",),

@@ -83,12 +83,12 @@ def register(writer: Writer, *, replace: bool = False) -> Writer:
     return writer
 
 
-def unregister(name: str) -> Writer | None:
-    """Take the writer registered under ``name`` out of the registry (None if there was none)."""
-    writer = _WRITERS.pop(name.lower(), None)
-    if writer is not None:
-        _forget_index()
-    return writer
+def register_builtin(writer: Writer) -> Writer:
+    """A built-in format module's own registration, made when the module is first imported: a
+    writer already registered under the name (a plugin's, or the user's) keeps it. The catalogue
+    loads plugins before it imports a format module, and code may import one at any time."""
+    taken = _WRITERS.get(writer.name.lower())
+    return taken if taken is not None else register(writer)
 
 
 def is_registered(name: str) -> bool:

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from mesh_export.model import CIRCUIT
-from mesh_export.writers.registry import Writer, register
+from mesh_export.writers.registry import Writer, register_builtin
 
 __all__ = ["Circuit", "CircuitCell", "Edges", "Biophysics", "afferent_sections", "write_circuit",
            "CELLS", "INPUTS", "TEMPLATE", "VECSTIM_MOD"]
@@ -432,7 +432,7 @@ def write_circuit(circuit: Circuit, path: str | os.PathLike) -> None:
     _configs(root, circuit)
 
 
-register(
+register_builtin(
     Writer(
         name="sonata",
         extensions=(),

@@ -12,7 +12,7 @@ from mesh_export.writers._layout import Rows, scratch_array, write_layout
 from mesh_export.writers._mesh import (face_normals32, float32_vertices, gather_corners32, normals_from_corners, provenance_line,
                     triangles)
 from mesh_export.writers._read import BLOCK_BYTES, BadText, Damaged, NotNative, current, read_into, text_numbers
-from mesh_export.writers.registry import Writer, register
+from mesh_export.writers.registry import Writer, register_builtin
 
 _FACET = np.dtype([("normal", "<f4", (3,)), ("corners", "<f4", (3, 3)), ("attributes", "<u2")])
 _V12 = np.dtype((np.void, 12))
@@ -155,7 +155,7 @@ def _index_corners(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return vertices, faces.astype(np.int32 if len(vertices) < 2**31 else np.int64)
 
 
-register(
+register_builtin(
     Writer(
         name="stl",
         extensions=(".stl",),

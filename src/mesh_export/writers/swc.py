@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from mesh_export.writers import _text
-from mesh_export.writers.registry import SKELETON, Writer, register
+from mesh_export.writers.registry import SKELETON, Writer, register_builtin
 
 _OPTIONS = {
     "units": "length units of the file; micrometres (NEURON's convention) unless allow_units",
@@ -172,7 +172,7 @@ def write_swc(skeleton, path, units: str | None = None, allow_units: bool = Fals
         _text.write_text(handle, segments, n)
 
 
-register(
+register_builtin(
     Writer(
         name="swc",
         extensions=(".swc",),

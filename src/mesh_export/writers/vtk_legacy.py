@@ -20,7 +20,7 @@ from mesh_export.writers._read import Damaged, NotNative, read_into, text_number
 from mesh_export.writers._layout import converted_rows, write_layout
 from mesh_export.writers._mesh import counted_triangles, provenance_line, triangles
 from mesh_export.model import kind_of
-from mesh_export.writers.registry import SURFACE, VOLUME, Writer, register
+from mesh_export.writers.registry import SURFACE, VOLUME, Writer, register_builtin
 
 
 def write_vtk(mesh, path, ascii: bool = False) -> None:
@@ -257,7 +257,7 @@ def _cell_list(reader: _Legacy, first: int, second: int, where: str,
     return _counted(reader.numbers(second, "int", leading), first, where)
 
 
-register(
+register_builtin(
     Writer(
         name="vtk",
         extensions=(".vtk",),

@@ -24,7 +24,7 @@ from mesh_export.errors import OutputError
 from mesh_export.model import SCENE, SYNAPSE_POINTS
 from mesh_export.writers._mesh import provenance_line
 from mesh_export.writers.gltf_scene import as_scene
-from mesh_export.writers.registry import SURFACE, Writer, register
+from mesh_export.writers.registry import SURFACE, Writer, register_builtin
 from mesh_export.writers.vtk_xml import write_vtp
 
 __all__ = ["write_vtm", "read_vtm", "DIRECTION_CODES", "TAG_CODES"]
@@ -155,6 +155,6 @@ def read_vtm(path):
     return Cells(np.concatenate(points) if points else np.zeros((0, 3)), blocks)
 
 
-register(Writer("vtm", (".vtm",), write_vtm, accepts=(SURFACE, SCENE), modes=("binary",),
+register_builtin(Writer("vtm", (".vtm",), write_vtm, accepts=(SURFACE, SCENE), modes=("binary",),
                 options={"compress": "zlib-compress the surfaces' appended data"},
                 description="VTK multiblock: a block per cell (surface with compartments, synapse points); ParaView"))

@@ -27,7 +27,7 @@ from mesh_export.model import FACE_ATTRIBUTES, VERTEX_ATTRIBUTES, element_attrib
 from mesh_export.writers._layout import Rows, converted_rows, scratch_array, write_layout
 from mesh_export.writers._mesh import provenance_line, triangles
 from mesh_export.writers._read import Damaged, NotNative, read_into, text_numbers
-from mesh_export.writers.registry import SURFACE, VOLUME, Writer, register
+from mesh_export.writers.registry import SURFACE, VOLUME, Writer, register_builtin
 
 _BLOCK = 1 << 20
 _VTK_TRIANGLE = 5
@@ -442,7 +442,7 @@ def _cell_arrays(arrays: _Arrays, piece, section: str, count: int) -> tuple[np.n
 
 
 _COMPRESS_HELP = "zlib-compress the appended data (smaller, slower)"
-register(
+register_builtin(
     Writer(
         name="vtp",
         extensions=(".vtp",),
@@ -453,7 +453,7 @@ register(
         description="VTK XML PolyData; ParaView",
     )
 )
-register(
+register_builtin(
     Writer(
         name="vtu",
         extensions=(".vtu",),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from mesh_export.errors import InvalidArgumentError
 from mesh_export.model import LAYERS
 from mesh_export.writers.precomputed.layers import Cell, LayerOptions, add_cells, check_directory
-from mesh_export.writers.registry import Writer, register
+from mesh_export.writers.registry import Writer, register_builtin
 
 __all__ = ["Cell", "LayerOptions", "add_cells", "check_directory"]
 
@@ -17,7 +17,7 @@ def _write(data, path, **options) -> None:
                                "export or convert with --format precomputed --out DIR")
 
 
-register(Writer("precomputed", (), _write, accepts=(LAYERS,),
+register_builtin(Writer("precomputed", (), _write, accepts=(LAYERS,),
                 options={"layers": "LayerOptions: lods (levels of detail, default 4), legacy (one unsharded fragment)"},
                 description="Neuroglancer precomputed layers in a directory: multi-resolution Draco mesh, "
                             "skeleton, synapse annotations, segment properties"))
