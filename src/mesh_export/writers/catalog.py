@@ -1,11 +1,14 @@
-"""The loaded catalogue of writers: fills the registry on the first lookup and answers lookups.
+"""The loaded catalogue of writers: fills the registry as lookups need it and answers lookups.
 
 The registry (:mod:`mesh_export.writers.registry`) is only the table; this module brings in
-what goes in it, once, on the first lookup rather than at import (``import mesh_export`` and
-the CLI's ``--help`` must not pay for every format): the built-in format modules (importing
-one registers its writers), then meshio's formats, so the list grows with the installed
-meshio, then the writers of the ``mesh_export.writers`` entry-point group, which replace
-built-in writers of the same name.
+what goes in it, on lookup rather than at import (``import mesh_export`` and the CLI's
+``--help`` must not pay for every format): the writers of the ``mesh_export.writers``
+entry-point group (plugins, which replace built-in writers of the same name), the built-in
+format modules (importing one registers its writers, yielding a name a plugin or the user
+already holds), then meshio's formats, so the list grows with the installed meshio. A lookup
+of a built-in format's name, or of an output named with a built-in extension, needs only the
+plugins and that one module (``--format stl`` does not import the other formats or meshio);
+anything else, and the full listing, loads it all.
 """
 
 from __future__ import annotations
