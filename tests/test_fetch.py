@@ -369,6 +369,15 @@ def test_sanity_checks_on_decoded_meshes():
         check_decoded(np.zeros((3, 3), dtype=np.float32), np.array([[0, 1, 5]]), 7)
     with pytest.raises(errors.NotFoundError, match="empty"):
         check_decoded(np.zeros((3, 3), dtype=np.float32), np.zeros((0, 3), dtype=int), 7)
+    # The same checks of fragments left unmerged (an STL written from them).
+    from mesh_export.retrieve.fetch import check_pieces
+
+    good = (np.zeros((3, 3), dtype=np.float32), np.array([[0, 1, 2]]))
+    check_pieces([good, (np.zeros((0, 3), dtype=np.float32), np.zeros((0, 3), dtype=int))], 7)
+    with pytest.raises(errors.InvalidMeshError, match="non-finite"):
+        check_pieces([good, (np.array([[0, np.inf, 0]] * 3, dtype=np.float32), np.array([[0, 1, 2]]))], 7)
+    with pytest.raises(errors.NotFoundError, match="empty"):
+        check_pieces([(np.zeros((3, 3), dtype=np.float32), np.zeros((0, 3), dtype=int))], 7)
 
 
 def _run_on_terminal(args, cwd, env):

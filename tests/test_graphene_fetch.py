@@ -281,3 +281,24 @@ def test_max_connections_caps_the_cli_fetch_and_refuses_zero(srv, fixture_data, 
         assert held.most_waiting == 3 and held.arrived == fragments
     _, result = _export(workdir, srv, fixture_data, "--max-connections", "0")
     _assert_error(result, errors.InvalidArgumentError, "--max-connections must be 1 or more")
+
+
+def test_an_stl_without_cache_or_sidecar_is_written_from_the_fragments(minnie_like, workdir, tmp_path):
+    """``--no-cache --no-sidecar``: nothing keeps the merged mesh, so the STL is written from the
+    ~600 fragments as fetched (no merge): the merged mesh's file byte for byte, its collapsed
+    faces (Draco's 16 nm grid collapses small triangles) dropped the same way."""
+    from mesh_export.api import export
+
+    layers, server = minnie_like
+    url = server.graphene_url(layers.graphene_table)
+    merged = export(layers.root_id, source=url, token=TOKEN, cache_dir=tmp_path / "cache", out_dir=tmp_path / "m",
+                    sidecar=False)
+    result = cli(workdir, layers.root_id, "--source", url, "--no-cache", "--no-sidecar", "--json", token=TOKEN)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    written = workdir / "out" / merged.output.name
+    assert written.read_bytes() == merged.output.read_bytes()
+    assert summary["vertices"] is None and summary["faces"] == merged.summary()["faces"]
+    unmerged = fetch_mesh(Source("graphene", url), layers.root_id, token=TOKEN, merge=False)
+    assert unmerged.vertices is None and len(unmerged.pieces) == layers.fragments
+    assert sum(len(faces) for _, faces in unmerged.pieces) > summary["faces"]  # faces collapsed

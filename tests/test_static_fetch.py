@@ -281,3 +281,33 @@ def test_a_legacy_fragment_indexing_past_its_vertices_is_refused(srv, fixture_da
         srv.remove_route(route)
     assert_error(result, errors.InvalidMeshError, "past its own vertices")
     assert not list((workdir / "out").iterdir())
+
+
+# ---------------------------------------------------------------- STL from the unmerged fragments
+
+
+@pytest.mark.parametrize("layer, lod", [("multires", 1), ("multires", -1), ("multires_unsharded", 0), ("legacy", 0)])
+def test_an_stl_without_cache_or_sidecar_is_the_merged_meshs_file(layer, lod, srv, fixture_data, tmp_path):
+    """With nothing to keep the merged mesh (no cache entry, no sidecar), the STL is written from
+    the fragments as fetched (``Writer.write_pieces``): the same bytes; the vertex count unknown.
+    The legacy layer has a fragment missing (--allow-missing): passed over as the merge does."""
+    from mesh_export.api import export
+
+    root_id = fixture_data.root_ids[1]
+    url = fixture_data.precomputed_url(srv, layer)
+    missing = layer == "legacy"
+    if missing:
+        fragment = fixture_data.legacy_fragments[root_id][0]
+        srv.inject(r"/legacy/mesh/" + fragment.replace(".", r"\.") + "$", "404", times=None)
+    merged = export(root_id, source=url, lod=lod, cache_dir=tmp_path / "cache", out_dir=tmp_path / "merged",
+                    sidecar=False, allow_missing=missing)
+    direct = export(root_id, source=url, lod=lod, use_cache=False, out_dir=tmp_path / "direct", sidecar=False,
+                    allow_missing=missing)
+    assert merged.cache == "miss" and direct.cache == "off"
+    assert direct.output.name == merged.output.name
+    assert direct.output.read_bytes() == merged.output.read_bytes()
+    assert direct.summary()["vertices"] is None and merged.summary()["vertices"] > 0
+    assert direct.summary()["faces"] == merged.summary()["faces"]
+    assert direct.provenance["bbox"] == merged.provenance["bbox"]
+    assert direct.provenance["fetch"]["merged_vertices"] is None
+    assert direct.provenance["incomplete"] is missing

@@ -74,8 +74,13 @@ def merge_keys(vertices: np.ndarray) -> np.ndarray:
     """Prepare float32 ``vertices`` for :func:`merge_duplicate_vertices` in place (-0.0 becomes
     0.0) and return their merge keys. A fetch calls this on each fragment as it is decoded, on
     the thread that fetched it, so the keys of a 10M-face mesh cost no time after the download."""
-    np.add(vertices, vertices.dtype.type(0.0), out=vertices)
+    prepare_for_merge(vertices)
     return _vertex_keys(vertices)
+
+
+def prepare_for_merge(vertices: np.ndarray) -> None:
+    """-0.0 made 0.0 in place: the two are one point, and the merge compares bits."""
+    np.add(vertices, vertices.dtype.type(0.0), out=vertices)
 
 
 #: Faces per task when the face remap runs on two threads (numpy's take and compress release the GIL).

@@ -96,11 +96,13 @@ def _bbox(vertices) -> list[list[float]]:
 def export_provenance(data, *, root_id: int, version: int | None, fetched: dict[str, Any], cache_state: str,
                       written: Path, writer, options: dict[str, Any], request: dict[str, Any], digest,
                       check: dict[str, Any] | None = None, preview: Path | None = None,
-                      synapses: dict[str, Any] | None = None) -> dict[str, Any]:
+                      synapses: dict[str, Any] | None = None, counts: dict[str, Any] | None = None) -> dict[str, Any]:
     """The sidecar's record of one export: ``data`` as written to ``written`` by ``writer``,
     ``fetched`` the fetch's details (source, lod, fragments, ...), ``digest`` the hash taken while
     writing (``hashing_output``; None: no hash), ``check`` the --check report, ``preview`` the PNG,
-    ``synapses`` the synapse table written beside it (file, format, units, counts)."""
+    ``synapses`` the synapse table written beside it (file, format, units, counts); ``counts`` the
+    size facts when ``data`` cannot give them (:func:`output_counts`: a file written from the
+    fetched pieces, whose merged mesh was never made)."""
     size = written.stat().st_size
     provenance = {
         "tool": f"mesh-export {__version__}",
@@ -113,7 +115,7 @@ def export_provenance(data, *, root_id: int, version: int | None, fetched: dict[
         "lods_available": fetched.get("lods_available"),
         # A volume mesh has no ``units`` attribute: output_counts gives its units from its metadata.
         "units": data.units if kind_of(data) != VOLUME else None,
-        **output_counts(data, options),
+        **(output_counts(data, options) if counts is None else counts),
         "steps": data.metadata.get("steps", []),
         **({"not_written": data.metadata["not_written"]} if data.metadata.get("not_written") else {}),
         "fetch": {k: fetched.get(k) for k in ("fragments", "missing_fragments", "merged_vertices",

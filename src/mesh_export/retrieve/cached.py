@@ -45,7 +45,7 @@ def fetch_cached(root_id: int | str, *, source: str | None = None, datastack: st
                  lod: int | None = None, token: str | None = None,
                  cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
                  offline: bool = False, allow_missing: bool = False, timeout: float = 120.0,
-                 progress: bool = False) -> tuple[Any, Any, dict[str, Any], str]:
+                 progress: bool = False, unmerged: list | None = None) -> tuple[Any, Any, dict[str, Any], str]:
     """A root id's merged mesh arrays (nm) through the verified cache.
 
     Returns ``(vertices, faces, meta, cache_state)``: ``meta`` has ``source`` (the resolved
@@ -53,6 +53,11 @@ def fetch_cached(root_id: int | str, *, source: str | None = None, datastack: st
     ``missing_fragments``, ``merged_vertices``, ``retries``, ``fetched``; ``cache_state`` is
     "hit", "miss" or "off". Every command that needs a root id's mesh goes through here, so
     they share cache entries.
+
+    ``unmerged``: a list that receives the fetched fragments, ``(vertices, faces)`` each (checked,
+    -0.0 made 0.0), instead of their merge, when no cache entry needs the merged mesh (the cache
+    is off) and the source was read in fragments; ``(None, None, meta, "off")`` is then returned.
+    For a writer of triangle lists (STL), which needs no merge.
     """
     from mesh_export.retrieve.auth import resolve_token
     from mesh_export.retrieve.cache import MeshCache, cache_key
@@ -81,9 +86,13 @@ def fetch_cached(root_id: int | str, *, source: str | None = None, datastack: st
                        token=token_info.value, version=version, timeout=timeout)
     fetched = fetch_mesh(resolved, root_id, lod=lod, token=token_info.value, timeout=timeout,
                          allow_missing=allow_missing, progress=progress,
-                         cache_dir=cache.directory if cache is not None else None)
+                         cache_dir=cache.directory if cache is not None else None,
+                         merge=unmerged is None or cache is not None)
     meta = {"source": resolved.provenance(), **fetched.info(),
             "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if fetched.vertices is None:
+        unmerged.extend(fetched.pieces)
+        return None, None, meta, "off"
     if cache is None:
         return fetched.vertices, fetched.faces, meta, "off"
     try:

@@ -51,6 +51,16 @@ def check_decoded(vertices: np.ndarray, faces: np.ndarray, root_id: int) -> None
         raise InvalidMeshError(f"root id {root_id}: decoded mesh has face indices out of range (corrupt data)")
 
 
+def check_pieces(pieces: list, root_id: int) -> None:
+    """:func:`check_decoded` of fragments left unmerged, ``(vertices, faces)`` each (their face
+    indices were checked against their own vertices as they were decoded)."""
+    for vertices, _ in pieces:
+        if not np.isfinite(vertices).all():
+            raise InvalidMeshError(f"root id {root_id}: decoded mesh has non-finite vertices (corrupt data)")
+    if not any(len(faces) for _, faces in pieces):
+        raise NotFoundError(f"root id {root_id}: the source returned an empty mesh")
+
+
 # Opened volumes, reused across ids in one thread: opening costs three requests (info,
 # mesh info, provenance) that are the same for every id of a layer. Per thread, because a
 # CloudVolume object (and the manifest memo below) is not meant to be shared by threads;
@@ -102,17 +112,21 @@ class _Stages:
 
 def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: str | None = None,
                timeout: float = 120.0, allow_missing: bool = False, progress: bool = False,
-               cache_dir: str | os.PathLike | None = None) -> Fetched:
+               cache_dir: str | os.PathLike | None = None, merge: bool = True) -> Fetched:
     """Download and decode ``root_id`` from ``source``; raise a MeshExportError on any failure.
 
-    ``cache_dir``: where a graphene layer's info is kept between processes (None: nowhere)."""
+    ``cache_dir``: where a graphene layer's info is kept between processes (None: nowhere).
+    ``merge=False``: a mesh fetched in fragments is left in them (``Fetched.pieces``, each piece
+    checked, ``vertices`` and ``faces`` None) for a caller that needs no merged mesh; a source
+    read by CloudVolume comes merged either way."""
     check_reachable(source.url, timeout)
     retry = Retrier(timeout)
     stages = _Stages(root_id, progress)
     try:
         fetched = None
         if source.kind == "graphene":
-            fetched = _fetch_graphene_sharded(source, root_id, lod, token, allow_missing, retry, cache_dir)
+            fetched = _fetch_graphene_sharded(source, root_id, lod, token, allow_missing, retry, cache_dir,
+                                              merge_keys=merge)
         else:
             # Static layers (multi-resolution and legacy): our own fetch (mesh_export.retrieve.static_fetch).
             from mesh_export.retrieve.static_fetch import fetch_static
@@ -136,6 +150,11 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
             raise
         raise translated from None
     fetched.retries = retry.retries
+    if not merge and fetched.pieces is not None:
+        check_pieces(fetched.pieces, root_id)
+        fetched.merge_keys = fetched.merged_vertices = None
+        stages.close()
+        return fetched
     pieces = fetched.pieces if fetched.pieces is not None else [(fetched.vertices, fetched.faces)]
     fetched.pieces = fetched.vertices = fetched.faces = None
     fetched.vertices, fetched.faces, fetched.merged_vertices = merge_pieces(pieces, keys=fetched.take_merge_keys())
@@ -147,7 +166,8 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
 
 
 def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token: str | None,
-                            allow_missing: bool, retry: Retrier, cache_dir=None) -> Fetched | None:
+                            allow_missing: bool, retry: Retrier, cache_dir=None,
+                            merge_keys: bool = True) -> Fetched | None:
     """Sharded graphene meshes through our own fetch (mesh_export.retrieve.graphene); None for the
     older unsharded layout, which CloudVolume reads."""
     from mesh_export.retrieve.graphene import fetch_graphene_mesh
@@ -156,7 +176,7 @@ def _fetch_graphene_sharded(source: Source, root_id: int, lod: int | None, token
     if not token:
         raise AuthError(f"{source.url} needs a CAVE token: {TOKEN_HELP}")
     return fetch_graphene_mesh(source.url, root_id, token=token, retry=retry, allow_missing=allow_missing,
-                               threads=GRAPHENE_THREADS.get(), cache_dir=cache_dir)
+                               threads=GRAPHENE_THREADS.get(), cache_dir=cache_dir, merge_keys=merge_keys)
 
 
 def _fetch_graphene(volume, root_id: int, lod: int | None, retry: Retrier) -> Fetched:

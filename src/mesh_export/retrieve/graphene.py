@@ -25,6 +25,7 @@ missing (404) or undecodable is an error unless ``allow_missing``, which records
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -255,9 +256,10 @@ def _requests(layer: GrapheneLayer, manifest: dict) -> list[tuple[str, str, int 
     return jobs
 
 
-def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+def _fetch_fragment(remote: Remote, job, keys: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | str:
     """Download and decode one fragment, and compute its vertices' merge keys (on this thread,
-    while other fragments are still downloading); the manifest name if it is missing or corrupt."""
+    while other fragments are still downloading; not with ``keys=False``); the manifest name if
+    it is missing or corrupt."""
     import DracoPy
 
     name, path, start, size = job
@@ -268,7 +270,7 @@ def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray, np.nda
             return name
         try:
             decoded = DracoPy.decode(data)
-            return decoded_piece(decoded.points, decoded.faces, f"fragment {name}")
+            return decoded_piece(decoded.points, decoded.faces, f"fragment {name}", keys=keys)
         except Exception:  # DracoPy's errors, or faces past the fragment's vertices
             if attempt + 1 < _DECODE_ATTEMPTS and not remote.retry.expired():
                 with remote.retry._lock:
@@ -280,12 +282,13 @@ def _fetch_fragment(remote: Remote, job) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def fetch_graphene_mesh(cloudpath: str, root_id: int, *, token: str | None, retry: Retrier,
                         allow_missing: bool = False, threads: int | None = None,
-                        cache_dir: str | os.PathLike | None = None) -> Fetched | None:
+                        cache_dir: str | os.PathLike | None = None, merge_keys: bool = True) -> Fetched | None:
     """All fragments of ``root_id``'s dynamic mesh, decoded, for the merge (``Fetched.pieces``);
     None for a layer of the older unsharded layout (which CloudVolume reads).
 
     ``threads``: fragments in flight at once (None: all of them, within the process's cap).
-    ``cache_dir``: where the layer's info is kept between processes (None: in this one only)."""
+    ``cache_dir``: where the layer's info is kept between processes (None: in this one only).
+    ``merge_keys=False``: the fragments' merge keys are not computed (a mesh left unmerged)."""
     if not token:
         from mesh_export.retrieve.auth import TOKEN_HELP
 
@@ -295,7 +298,7 @@ def fetch_graphene_mesh(cloudpath: str, root_id: int, *, token: str | None, retr
         return None
     jobs = _requests(layer, manifest)
     storage = Remote(layer.data_url, retry, threads=threads, token=token if layer.data_needs_token else None)
-    results = storage.map(jobs, _fetch_fragment)
+    results = storage.map(jobs, functools.partial(_fetch_fragment, keys=merge_keys))
     missing = [r for r in results if isinstance(r, str)]
     corrupt = [m for m in missing if m.startswith("corrupt:")]
     if missing and not allow_missing:

@@ -281,6 +281,58 @@ def _write_on_two_threads(fd: int, base: int, pieces: Iterator[tuple[int, Part, 
         raise errors[0]
 
 
+def write_in_order(fd: int, base: int, count: int, make: Callable[[int, Scratch], Any]) -> int:
+    """Write ``make(0, scratch)``, ..., ``make(count - 1, scratch)`` (bytes-like, of sizes known
+    only once made) one after another from offset ``base`` of ``fd``; return the bytes written.
+
+    Two threads make parts in turn (numpy and the kernel's copy release the GIL, so one makes
+    while the other writes), as ``write_layout`` does for parts of known sizes; here each
+    part's offset is taken, in order, once it is made and the part before it has taken its."""
+    lock = threading.Lock()
+    write_lock = threading.Lock()
+    turn = threading.Condition()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    numbers = iter(range(count))
+    placed = [0, 0]  # parts given an offset so far, bytes they take
+
+    def work(scratch: Scratch) -> None:
+        try:
+            while not stop.is_set():
+                with lock:
+                    number = next(numbers, None)
+                if number is None:
+                    return
+                data = memoryview(make(number, scratch)).cast("B")
+                with turn:
+                    while placed[0] != number:
+                        if stop.is_set():
+                            return
+                        turn.wait(0.05)
+                    offset = placed[1]
+                    placed[0] += 1
+                    placed[1] += len(data)
+                    turn.notify_all()
+                with write_lock:  # one pwrite at a time (see write_layout)
+                    _pwrite_all(fd, data, base + offset)
+        except BaseException as error:  # re-raised on the calling thread
+            errors.append(error)
+            stop.set()
+
+    helper = threading.Thread(target=work, args=({},), name="mesh-export-write", daemon=True)
+    helper.start()
+    scratch = _thread_scratch()
+    try:
+        work(scratch)
+    finally:
+        stop.set()
+        helper.join()
+        _trim(scratch)
+    if errors:
+        raise errors[0]
+    return placed[1]
+
+
 def _pwrite_all(fd: int, data, offset: int) -> None:
     view = memoryview(data).cast("B")
     while view:

@@ -27,20 +27,25 @@ def units_of(mesh) -> str:
 
 def provenance_line(mesh) -> str:
     """One line naming the tool and the units, for formats with a comment or title field."""
-    return f"mesh-export {__version__} units={units_of(mesh)}"
+    return tool_line(units_of(mesh))
+
+
+def tool_line(units: str) -> str:
+    return f"mesh-export {__version__} units={units}"
 
 
 def _void(nbytes: int) -> np.dtype:
     return np.dtype((np.void, nbytes))
 
 
-def gather_corners32(vertices32: np.ndarray, faces: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
+def gather_corners32(vertices32: np.ndarray, faces: np.ndarray, scratch: Scratch | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
     """``vertices32[faces]`` as a contiguous (n, 9) float32 array, for faces whose indices
     were checked (validate) to lie inside ``vertices32``.
 
     One 12-byte record per corner (a 1-D ``take`` over a void view) is about 4x faster than
     numpy's (n, 3)-row fancy indexing; with ``scratch`` the result and the index copy reuse
-    per-thread buffers.
+    per-thread buffers; ``out``: an (n, 9) float32 array to gather into instead.
     """
     rows = vertices32.view(_void(12)).reshape(-1)  # needs C-contiguous float32 (n, 3)
     n = faces.size
@@ -49,7 +54,10 @@ def gather_corners32(vertices32: np.ndarray, faces: np.ndarray, scratch: Scratch
         narrow = np.empty(n, np.int32) if scratch is None else scratch_array(scratch, "gather.indices", np.int32, n)[:n]
         np.copyto(narrow, indices, casting="unsafe")
         indices = narrow
-    corners = np.empty(n, _void(12)) if scratch is None else scratch_array(scratch, "gather.corners", _void(12), n)[:n]
+    if out is not None:
+        corners = out.reshape(-1).view(_void(12))
+    else:
+        corners = np.empty(n, _void(12)) if scratch is None else scratch_array(scratch, "gather.corners", _void(12), n)[:n]
     # mode="clip" writes straight into ``corners`` ("raise" buffers a copy); the indices are
     # already known to be in range, so clipping never changes one.
     rows.take(indices, out=corners, mode="clip")
@@ -60,6 +68,11 @@ def normals_from_corners(corners: np.ndarray, out: np.ndarray | None = None) -> 
     """Unit normals (n, 3) float32 of triangles given as (n, 9) float32 corners; zero for
     degenerate faces. Works on 1-D component columns: numpy's (n, 3)-shaped arithmetic runs
     an inner loop of length 3 and is several times slower."""
+    return normals_and_degenerate(corners, out)[0]
+
+
+def normals_and_degenerate(corners: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`normals_from_corners` and which faces have no area (a bool mask; None if none has)."""
     n = len(corners)
     normals = np.empty((n, 3), dtype=np.float32) if out is None else out[:n]
     e1x, e1y, e1z = (corners[:, 3 + c] - corners[:, c] for c in range(3))
@@ -83,7 +96,8 @@ def normals_from_corners(corners: np.ndarray, out: np.ndarray | None = None) -> 
         np.divide(component, length, out=normals[:, c])
     if degenerate:
         normals[zero] = 0
-    return normals
+        return normals, zero
+    return normals, None
 
 
 def float32_vertices(vertices: np.ndarray, check: Callable[[np.ndarray, np.ndarray], None]) -> np.ndarray:

@@ -43,6 +43,20 @@ def write(mesh, path: str | os.PathLike, format: str | None = None, overwrite: b
     return target
 
 
+def write_pieces(pieces: list, target: Path, writer, overwrite: bool, units: str) -> tuple[Path, int]:
+    """A mesh given as the unmerged pieces a fetch decoded (``(vertices, faces)`` each, checked)
+    written by a writer that needs no merge (``Writer.write_pieces``: binary STL) to ``target``,
+    atomically; returns the path and the faces written."""
+    from mesh_export.writers._mesh import tool_line
+
+    try:
+        with atomic_output(target, overwrite, checked=True) as tmp:
+            faces = writer.write_pieces(pieces, str(tmp), tool_line(units))
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    return target, faces
+
+
 # The per-vertex arrays each built-in format holds (model.VERTEX_ATTRIBUTES); a mesh's others are
 # left out of its file, which is said once on stderr and recorded in metadata["not_written"]
 # (convert --json and an export's sidecar list it).

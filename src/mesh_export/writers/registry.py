@@ -50,6 +50,10 @@ class Writer:
     # Units the format can state, when it cannot state every unit: a mesh in others is
     # converted to the first before writing, and the conversion recorded (3MF: um, mm, cm, m).
     units: tuple[str, ...] = ()
+    # For a format that is a list of triangles (binary STL): ``write_pieces(pieces, path, title)``
+    # writes a mesh given as the unmerged pieces a fetch decoded, ``(vertices, faces)`` each,
+    # as the file ``write`` makes of their merge, and returns the faces written.
+    write_pieces: Callable[..., int] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
