@@ -40,14 +40,19 @@ def _edge_case_pieces():
     b = ([[0, 1, 0], [0, 0, 5], [3, 3, 3]], [[0, 1, 2], [2, 2, 1]])
     empty = (np.zeros((0, 3)), np.zeros((0, 3)))
     c = ([[-0.0, 0, 0], [0, 0, 0], [0, 0, 7], [4, 4, 4]], [[0, 1, 2], [2, 3, 0], [3, 2, 0]])
-    return _prepared([a, empty, b, c])
+    # Far apart, so the cross product overflows (NaN normals): collapsed faces (dropped) and one
+    # that does not collapse (kept, with its NaN normal, as the merged mesh's file has it).
+    far = ([[0, 0, 0], [1e20, 1e20, 1e20], [1e20, 1e20, 1e20], [-3e38, 0, 0], [3e38, 1, 0], [3e38, 0, 2]],
+           [[0, 1, 2], [1, 2, 0], [3, 3, 4], [3, 4, 5]])
+    return _prepared([a, empty, b, c, far])
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_edge_cases_match_the_merged_file(tmp_path):
     pieces = _edge_case_pieces()
     expected = _merged_stl(pieces, tmp_path / "merged.stl")
     written = stl.write_stl_pieces(pieces, tmp_path / "pieces.stl", tool_line("nm"))
-    assert written == expected == 5  # of 11 faces, 6 collapse
+    assert written == expected == 6  # of 15 faces, 9 collapse
     assert (tmp_path / "pieces.stl").read_bytes() == (tmp_path / "merged.stl").read_bytes()
 
 
@@ -95,3 +100,28 @@ def test_parts_of_unknown_size_are_written_in_order_and_a_failure_is_raised(tmp_
 
     with open(tmp_path / "bad", "xb") as handle, pytest.raises(ValueError, match="part 3"):
         write_in_order(handle.fileno(), 0, 8, fails)
+
+
+def test_the_export_of_pieces_refuses_a_mesh_with_every_face_collapsed(tmp_path, monkeypatch):
+    """The job around the writer: a fragment with no vertices at all is passed over (bbox), and a
+    mesh whose every face collapses is the merged path's "empty mesh" (not found), no file left."""
+    import mesh_export.jobs.export as job
+    from mesh_export.api import export
+
+    def fake_fetch(root_id, *, unmerged, **_):
+        assert unmerged == []
+        unmerged.extend(PIECES)
+        meta = {"source": {"url": "precomputed://x"}, "lod": 0, "lods_available": None, "fragments": len(PIECES),
+                "missing_fragments": [], "merged_vertices": None, "retries": 0, "fetched": "now"}
+        return None, None, meta, "off"
+
+    monkeypatch.setattr(job, "fetch_cached", fake_fetch)
+    nothing = (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64))
+    PIECES = _prepared([nothing, ([[5, 5, 5], [1, 2, 3], [7, 8, 9]], [[0, 1, 2]])])
+    result = export(3, source="precomputed://x", use_cache=False, sidecar=False, out_dir=tmp_path)
+    assert result.summary()["faces"] == 1 and result.summary()["vertices"] is None
+    assert result.provenance["bbox"] == [[1.0, 2.0, 3.0], [7.0, 8.0, 9.0]]
+    PIECES = _prepared([nothing, ([[1, 1, 1], [1, 1, 1], [2, 2, 2]], [[0, 1, 2]])])
+    with pytest.raises(errors.NotFoundError, match="empty mesh"):
+        export(4, source="precomputed://x", use_cache=False, sidecar=False, out_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3_lod0.stl"]

@@ -293,13 +293,17 @@ def _export_pieces(pieces: list, target: Path, *, root_id, fetched, writer, opti
     the provenance says None; its faces are those written."""
     from mesh_export.core.mesh_ops import column_extremes
     from mesh_export.core.options import check_options
+    from mesh_export.errors import InvalidMeshError, NotFoundError
     from mesh_export.writers.output import write_pieces
 
     check_options(writer, options)
-    written, face_count = write_pieces(pieces, target, writer, overwrite, units="nm")
-    extremes = [column_extremes(vertices) for vertices, _ in pieces]
+    extremes = [column_extremes(vertices) for vertices, _ in pieces if len(vertices)]
     bbox = [[float(v) for v in np.min([low for low, _ in extremes], axis=0)],
             [float(v) for v in np.max([high for _, high in extremes], axis=0)]]
+    try:
+        written, face_count = write_pieces(pieces, target, writer, overwrite, units="nm")
+    except InvalidMeshError:  # the pieces were checked: the one left is that every face collapsed
+        raise NotFoundError(f"root id {root_id}: the source returned an empty mesh") from None
     metadata = {"units": "nm", "root_id": str(root_id), "lod": fetched["lod"], "source": fetched["source"].get("url")}
     provenance = export_provenance(CachedSurface(None, None, metadata), root_id=root_id, version=version,
                                    fetched=fetched, cache_state="off", written=written, writer=writer, options=options,

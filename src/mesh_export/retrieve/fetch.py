@@ -54,11 +54,11 @@ def check_decoded(vertices: np.ndarray, faces: np.ndarray, root_id: int) -> None
 def check_pieces(pieces: list, root_id: int) -> None:
     """:func:`check_decoded` of fragments left unmerged, ``(vertices, faces)`` each (their face
     indices were checked against their own vertices as they were decoded)."""
+    if not any(len(faces) for _, faces in pieces):
+        raise NotFoundError(f"root id {root_id}: the source returned an empty mesh")
     for vertices, _ in pieces:
         if not np.isfinite(vertices).all():
             raise InvalidMeshError(f"root id {root_id}: decoded mesh has non-finite vertices (corrupt data)")
-    if not any(len(faces) for _, faces in pieces):
-        raise NotFoundError(f"root id {root_id}: the source returned an empty mesh")
 
 
 # Opened volumes, reused across ids in one thread: opening costs three requests (info,
@@ -133,13 +133,13 @@ def fetch_mesh(source: Source, root_id: int, *, lod: int | None = None, token: s
 
             fetched = fetch_static(source.url, root_id, lod=lod, retry=retry, allow_missing=allow_missing,
                                    token=token, threads=FRAGMENT_THREADS.get(),
-                                   opened=lambda: stages.step("opened layer; downloading"))
+                                   opened=lambda: stages.step("opened layer; downloading"), merge_keys=merge)
         if fetched is None:
             volume = open_volume(source, token, progress, retry)
             stages.step("opened layer; downloading")
             if source.kind == "graphene":
                 fetched = _fetch_graphene(volume, root_id, lod, retry)
-        stages.step("downloaded and decoded; merging")
+        stages.step("downloaded and decoded" + ("; merging" if merge else ""))
     except MeshExportError:
         stages.close()
         raise

@@ -133,16 +133,17 @@ def _storage_token(cloudpath: str, token: str | None) -> str | None:
 
 def fetch_static(cloudpath: str, root_id: int, *, lod: int | None, retry: Retrier,
                  allow_missing: bool = False, token: str | None = None, threads: int = 8,
-                 opened: Callable[[], None] | None = None) -> Fetched:
+                 opened: Callable[[], None] | None = None, merge_keys: bool = True) -> Fetched:
     """``root_id``'s mesh at ``cloudpath`` (``precomputed://...``), its fragments decoded for
-    the merge (``Fetched.pieces``: float32 nm, not yet merged)."""
+    the merge (``Fetched.pieces``: float32 nm, not yet merged; ``merge_keys=False``: their merge
+    keys not computed, for a mesh that is not merged)."""
     layer = open_layer(cloudpath, retry, token)
     if opened is not None:
         opened()
     remote = Remote(cloudpath, retry, threads=threads, token=_storage_token(cloudpath, token))
     if layer.multires:
-        return _fetch_multires(layer, remote, root_id, lod)
-    return _fetch_legacy(layer, remote, root_id, lod, allow_missing)
+        return _fetch_multires(layer, remote, root_id, lod, merge_keys)
+    return _fetch_legacy(layer, remote, root_id, lod, allow_missing, merge_keys)
 
 
 # ---------------------------------------------------------------------- multi-resolution
@@ -209,7 +210,7 @@ def _read_manifest(layer: StaticLayer, remote: Remote, root_id: int):
     return manifest, path, offset - total
 
 
-def _fetch_multires(layer: StaticLayer, remote: Remote, root_id: int, lod: int | None) -> Fetched:
+def _fetch_multires(layer: StaticLayer, remote: Remote, root_id: int, lod: int | None, keys: bool) -> Fetched:
     manifest, path, data_start = _read_manifest(layer, remote, root_id)
     levels = int(manifest.num_lods)
     wanted = 0 if lod is None else lod
@@ -222,7 +223,7 @@ def _fetch_multires(layer: StaticLayer, remote: Remote, root_id: int, lod: int |
     ranges = _ranges(sizes[wanted], start)
 
     def work(remote: Remote, job) -> list:
-        return _decode_range(remote, path, job, manifest, wanted, layer, root_id)
+        return _decode_range(remote, path, job, manifest, wanted, layer, root_id, keys)
 
     pieces = [piece for decoded in remote.map(ranges, work) for piece in decoded]
     if not pieces:
@@ -248,8 +249,9 @@ def _ranges(sizes: np.ndarray, start: int) -> list[tuple[int, int, list[tuple[in
 
 
 def _decode_range(remote: Remote, path: str, job, manifest, lod: int, layer: StaticLayer,
-                  root_id: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Fetch one range of fragments and decode each to (float32 nm vertices, uint32 faces)."""
+                  root_id: int, keys: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Fetch one range of fragments and decode each to (float32 nm vertices, uint32 faces, merge
+    keys or None: :func:`decoded_piece`)."""
     import DracoPy
 
     start, size, fragments = job
@@ -267,7 +269,8 @@ def _decode_range(remote: Remote, path: str, job, manifest, lod: int, layer: Sta
                                        f"({type(exc).__name__}: {exc})") from None
             vertices = stored_to_physical(np.asarray(decoded.points, dtype=np.float32).reshape(-1, 3),
                                           manifest, lod, layer.quantization_bits, fragment, layer.transform)
-            pieces.append(decoded_piece(vertices, decoded.faces, f"root id {root_id}: lod {lod} fragment {fragment}"))
+            pieces.append(decoded_piece(vertices, decoded.faces, f"root id {root_id}: lod {lod} fragment {fragment}",
+                                        keys=keys))
         return pieces
 
     return _fetch_decoded(remote, lambda: remote.get(path, start, size), decode)
@@ -319,7 +322,7 @@ def _to_nm(vertices: np.ndarray, transform: np.ndarray) -> np.ndarray:
 
 
 def _fetch_legacy(layer: StaticLayer, remote: Remote, root_id: int, lod: int | None,
-                  allow_missing: bool) -> Fetched:
+                  allow_missing: bool, keys: bool = True) -> Fetched:
     """The ``<id>:0`` manifest, then every fragment it lists, in its order."""
     lod = single_lod(lod, "legacy precomputed")
     try:
@@ -333,7 +336,7 @@ def _fetch_legacy(layer: StaticLayer, remote: Remote, root_id: int, lod: int | N
         raise _not_found(root_id)
 
     def work(remote: Remote, name: str):
-        return _legacy_fragment(remote, layer, name, root_id)
+        return _legacy_fragment(remote, layer, name, root_id, keys)
 
     results = remote.map(names, work)
     missing = [name for name, result in zip(names, results) if result is None]
@@ -346,7 +349,7 @@ def _fetch_legacy(layer: StaticLayer, remote: Remote, root_id: int, lod: int | N
     return from_pieces(pieces, lod, None, len(names), missing)
 
 
-def _legacy_fragment(remote: Remote, layer: StaticLayer, name: str, root_id: int):
+def _legacy_fragment(remote: Remote, layer: StaticLayer, name: str, root_id: int, keys: bool = True):
     """One legacy fragment (uint32 vertex count, float32 xyz, uint32 triangles) in nm, or
     None if it is missing."""
 
@@ -360,7 +363,7 @@ def _legacy_fragment(remote: Remote, layer: StaticLayer, name: str, root_id: int
         faces = np.frombuffer(data, dtype="<u4", offset=4 + 12 * count).reshape(-1, 3)
         if not (layer.transform == np.eye(4)).all():
             vertices = _to_nm(vertices.astype(np.float64), layer.transform)
-        return decoded_piece(vertices, faces, f"root id {root_id}: fragment {name}")
+        return decoded_piece(vertices, faces, f"root id {root_id}: fragment {name}", keys=keys)
 
     try:
         return _fetch_decoded(remote, lambda: remote.get(join(layer.mesh_dir, name)), decode)

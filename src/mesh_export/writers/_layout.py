@@ -263,7 +263,7 @@ def _write_on_two_threads(fd: int, base: int, pieces: Iterator[tuple[int, Part, 
                 # One pwrite at a time: concurrent writes to one file contend in the kernel
                 # (two halves of 29 MB written at once took 4.9 ms, one after the other 2.6).
                 with write_lock:
-                    _pwrite_all(fd, data, base + offset)
+                    pwrite_all(fd, data, base + offset)
                 if digest is not None:
                     hash_in_order(number, data)
         except BaseException as error:  # re-raised on the calling thread
@@ -314,7 +314,7 @@ def write_in_order(fd: int, base: int, count: int, make: Callable[[int, Scratch]
                     placed[1] += len(data)
                     turn.notify_all()
                 with write_lock:  # one pwrite at a time (see write_layout)
-                    _pwrite_all(fd, data, base + offset)
+                    pwrite_all(fd, data, base + offset)
         except BaseException as error:  # re-raised on the calling thread
             errors.append(error)
             stop.set()
@@ -333,7 +333,7 @@ def write_in_order(fd: int, base: int, count: int, make: Callable[[int, Scratch]
     return placed[1]
 
 
-def _pwrite_all(fd: int, data, offset: int) -> None:
+def pwrite_all(fd: int, data, offset: int) -> None:
     view = memoryview(data).cast("B")
     while view:
         written = os.pwrite(fd, view, offset)

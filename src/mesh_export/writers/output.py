@@ -54,6 +54,11 @@ def write_pieces(pieces: list, target: Path, writer, overwrite: bool, units: str
             faces = writer.write_pieces(pieces, str(tmp), tool_line(units))
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    except MeshExportError:
+        raise
+    except Exception as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OutputError(f"the {writer.name} writer ({writer.backend}) failed: {detail}") from exc
     return target, faces
 
 
