@@ -95,6 +95,9 @@ def _info_cases(sphere, neuron_meshes):
         "degenerate faces": mesh(v, np.vstack([f, [[0, 0, 1], [1, 0, 0]]])),
         "unreferenced vertex": mesh(np.vstack([v, [[1.0, 2.0, 3.0]]]), f),
         "float32 int32": mesh(v, f),
+        # a few edge keys: the halves the topology sorts and scans apart hold one or two uses
+        "one triangle": mesh([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]]),
+        "tetrahedron": mesh([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], [[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2]]),
     }
     cases["float32 int32"] = type("Arrays", (), {"vertices": v.astype(np.float32), "faces": f.astype(np.int32),
                                                   "metadata": {"units": "nm"}})()
@@ -132,6 +135,7 @@ def test_mesh_info_equals_trimesh(sphere, neuron_meshes, key_chunk, monkeypatch)
     assert mesh_info(cases["two disjoint spheres"])["components"]["count"] == 2
     assert not mesh_info(cases["non-manifold edge"])["watertight"]
     assert mesh_info(cases["inconsistent winding"])["winding_consistent"] is False
+    assert mesh_info(cases["tetrahedron"])["watertight"] and mesh_info(cases["tetrahedron"])["winding_consistent"]
 
 
 def test_mesh_info_merges_bit_identical_vertices_first(sphere):

@@ -9,6 +9,7 @@ a later export and vice versa). ``info`` describes a root id or a file; ``mesh_i
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -155,42 +156,41 @@ _KEY_CHUNK = 1 << 20  # sorted edge keys per chunk of the run scan (temporaries 
 def _topology(faces: np.ndarray, vertex_count: int) -> tuple[bool, bool | None, int, np.ndarray]:
     """Watertight (every edge used by exactly two faces), winding consistent (the two the
     opposite way round; None unless watertight), and the connected pieces of the vertex graph
-    (count, a label per vertex), as trimesh defines them, from one sort of the edges."""
+    (count, a label per vertex), as trimesh defines them, from one sort of the edges.
+
+    The sort and the scan of the sorted keys run on two threads, a half each: the keys are
+    first partitioned about their median (every key of the lower half no larger than any of
+    the upper), so the halves sort apart into one sorted array and each half's edges are a
+    run of the graph's rows."""
     if len(faces) == 0:  # every face collapsed when duplicates were merged
         return False, None, vertex_count, np.arange(vertex_count)
     from mesh_export.core.mesh_ops import edge_keys
 
-    keys = edge_keys(faces, directed=True)
-    keys.sort()  # numpy's vectorised quicksort: 0.27 s for 27M keys here, timsort 1.3 s
-    # One pass over the sorted keys, a cache-sized chunk at a time. Keys of one edge differ at
-    # most in the low (direction) bit: an edge starts where two neighbours differ above it, and
-    # two uses the same way round are equal keys. Each edge's first key becomes the graph's
-    # row (its smaller vertex) and column (the larger), written straight into the graph's arrays.
+    keys = edge_keys(faces, directed=True, threads=2)
+    half = len(keys) // 2
+    if half:
+        keys.partition(half)  # O(n): 0.04 s for 27M keys, where a second sort thread saves 0.1 s
     first = np.empty(len(keys), dtype=bool)
     first[0] = True
-    same_way = []
     columns = np.empty(len(keys), dtype=np.int32)  # at most one per key; only the pages written are touched
     row_counts = np.zeros(vertex_count, dtype=np.int64)
-    edge_count = 0
-    for start in range(0, len(keys), _KEY_CHUNK):
-        stop = min(start + _KEY_CHUNK, len(keys))
-        after = max(start, 1)
-        step = keys[after:stop] ^ keys[after - 1:stop - 1]
-        np.greater(step, 1, out=first[after:stop])
-        same_way.append(np.flatnonzero(step == 0) + after)
-        edges = np.compress(first[start:stop], keys[start:stop])
-        edges >>= 1  # the edge, either way round: min << 31 | max
-        np.bitwise_and(edges, 0x7FFFFFFF, out=columns[edge_count:edge_count + len(edges)], casting="unsafe")
-        edge_count += len(edges)
-        edges >>= 31
-        if len(edges):  # sorted: this chunk's rows are one run of vertices
-            row_counts[edges[0]:edges[-1] + 1] += np.bincount(edges - edges[0])
+    lock = threading.Lock()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesh-export-topology") as pool:
+        upper = pool.submit(keys[half:].sort)
+        keys[:half].sort()  # numpy's vectorised quicksort: timsort is ~5x slower here
+        upper.result()
+        upper = pool.submit(_scan, keys, half, len(keys), first, columns, row_counts, lock)
+        lower_edges, lower_same = _scan(keys, 0, half, first, columns, row_counts, lock)
+        upper_edges, upper_same = upper.result()
+    # the upper half's graph columns, written from ``half``, go on right after the lower half's
+    columns[lower_edges:lower_edges + upper_edges] = columns[half:half + upper_edges]
+    edge_count = lower_edges + upper_edges
     watertight = bool(len(keys) % 2 == 0 and first[0::2].all() and not first[1::2].any())
     winding = None
     if watertight:
         # Both uses the same way round is inconsistent, except for a degenerate edge (a, a),
         # which trimesh counts as consistent.
-        same = keys[np.concatenate(same_way)]
+        same = keys[np.concatenate(lower_same + upper_same)]
         winding = bool(((same >> 32) == ((same >> 1) & 0x7FFFFFFF)).all())
     del keys, first
     # int32 offsets when they fit: scipy would otherwise copy them down to int32 itself.
@@ -203,6 +203,35 @@ def _topology(faces: np.ndarray, vertex_count: int) -> tuple[bool, bool | None, 
     graph = csr_matrix((np.ones(edge_count), columns, indptr), shape=(vertex_count, vertex_count))
     count, labels = connected_components(graph, directed=False, return_labels=True)
     return watertight, winding, int(count), labels
+
+
+def _scan(keys: np.ndarray, begin: int, end: int, first: np.ndarray, columns: np.ndarray, row_counts: np.ndarray,
+          lock: threading.Lock) -> tuple[int, list[np.ndarray]]:
+    """One pass over sorted ``keys[begin:end]``, a cache-sized chunk at a time: where each edge's
+    uses start (``first``), the uses the same way round, and each edge's graph row (its smaller
+    vertex, counted in ``row_counts``) and column (the larger, written to ``columns`` from
+    ``begin``). Keys of one edge differ at most in the low (direction) bit: an edge starts where
+    two neighbours differ above it, and two uses the same way round are equal keys. Returns the
+    edges found and the positions of the same-way uses."""
+    same_way = []
+    edge_count = 0
+    for start in range(begin, end, _KEY_CHUNK):
+        stop = min(start + _KEY_CHUNK, end)
+        after = max(start, 1)
+        step = keys[after:stop] ^ keys[after - 1:stop - 1]
+        np.greater(step, 1, out=first[after:stop])
+        same_way.append(np.flatnonzero(step == 0) + after)
+        edges = np.compress(first[start:stop], keys[start:stop])
+        edges >>= 1  # the edge, either way round: min << 31 | max
+        at = begin + edge_count
+        np.bitwise_and(edges, 0x7FFFFFFF, out=columns[at:at + len(edges)], casting="unsafe")
+        edge_count += len(edges)
+        edges >>= 31
+        if len(edges):  # sorted: this chunk's rows are one run of vertices
+            counts = np.bincount(edges - edges[0])
+            with lock:  # the two halves may share their boundary row
+                row_counts[edges[0]:edges[-1] + 1] += counts
+    return edge_count, same_way
 
 
 def _import_components() -> None:
