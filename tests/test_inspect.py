@@ -105,15 +105,18 @@ def _info_cases(sphere, neuron_meshes):
     return cases
 
 
-@pytest.mark.parametrize("key_chunk", [None, 7])
-def test_mesh_info_equals_trimesh(sphere, neuron_meshes, key_chunk, monkeypatch):
+@pytest.mark.parametrize("key_chunk, public_components", [(None, False), (7, False), (None, True)])
+def test_mesh_info_equals_trimesh(sphere, neuron_meshes, key_chunk, public_components, monkeypatch):
     """Also with the sorted edge keys scanned in chunks of 7 (an edge's two uses then often lie
-    in two chunks), as a 9M-face mesh's are in chunks of a million."""
+    in two chunks), as a 9M-face mesh's are in chunks of a million; and with scipy's public
+    connected_components, which info falls back on should scipy's internals it uses move."""
     from mesh_export.look import info
     from mesh_export.look.info import mesh_info
 
     if key_chunk:
         monkeypatch.setattr(info, "_KEY_CHUNK", key_chunk)
+    if public_components:
+        monkeypatch.setattr(info, "_components", info._public_components)
 
     for name, mesh in _info_cases(sphere, neuron_meshes).items():
         expected = _trimesh_figures(trimesh.Trimesh(np.asarray(mesh.vertices, dtype=np.float64),
@@ -253,3 +256,18 @@ def test_link_static_needs_no_cave(workdir):
     assert state["layers"][0]["segments"] == ["864691135572530981"]
     bad = cli(workdir, "link", "abc", "--static")
     assert bad.returncode == errors.InvalidArgumentError.exit_code
+
+
+def test_components_take_scipys_traversal_without_its_float64_graph(sphere, monkeypatch):
+    """The pieces come from scipy's own traversal on the bare indices (no 216 MB of float64
+    ones at 9M faces), not from the public fallback, with this scipy."""
+    from mesh_export.look import info
+
+    def refused(*args):
+        raise AssertionError("the public connected_components was used")
+
+    monkeypatch.setattr(info, "_public_components", refused)
+    v, f = np.asarray(sphere.vertices), np.asarray(sphere.faces)
+    two = type("Arrays", (), {"vertices": np.vstack([v, v + 1.0e4]), "faces": np.vstack([f, f + len(v)]),
+                              "metadata": {"units": "nm"}})()
+    assert info.mesh_info(two)["components"] == {"count": 2, "largest_share": 0.5, "largest_faces": len(f)}

@@ -196,13 +196,42 @@ def _topology(faces: np.ndarray, vertex_count: int) -> tuple[bool, bool | None, 
     # int32 offsets when they fit: scipy would otherwise copy them down to int32 itself.
     indptr = np.zeros(vertex_count + 1, dtype=np.int32 if edge_count < 2**31 else np.int64)
     np.cumsum(row_counts, out=indptr[1:])
-    columns = columns[:edge_count]
+    count, labels = _components(columns[:edge_count], indptr, vertex_count)
+    return watertight, winding, count, labels
+
+
+def _components(columns: np.ndarray, indptr: np.ndarray, vertex_count: int) -> tuple[int, np.ndarray]:
+    """The connected pieces of the graph whose row ``i`` holds ``columns[indptr[i]:indptr[i + 1]]``
+    (each edge once, either way round): their count and a label per vertex.
+
+    scipy's ``connected_components`` first makes the graph float64 and transposes it, values
+    and all: for a 9M-face mesh 216 MB of ones, which a fresh process pays for in page faults.
+    The same traversal is run here on the indices alone, the transpose taken with one byte per
+    value. Should scipy's internals move, the public function is used instead."""
+    try:
+        from scipy.sparse._sparsetools import csr_tocsc
+        from scipy.sparse.csgraph._traversal import _connected_components_undirected
+    except ImportError:
+        return _public_components(columns, indptr, vertex_count)
+    t_indptr = np.empty(vertex_count + 1, dtype=indptr.dtype)
+    t_columns = np.empty(len(columns), dtype=columns.dtype)
+    try:
+        csr_tocsc(vertex_count, vertex_count, indptr, columns, np.ones(len(columns), dtype=np.int8),
+                  t_indptr, t_columns, np.empty(len(columns), dtype=np.int8))
+        labels = np.full(vertex_count, -9999, dtype=np.int32)  # scipy's "not yet labelled"
+        count = _connected_components_undirected(columns, indptr, t_columns, t_indptr, labels)
+    except (TypeError, ValueError):
+        return _public_components(columns, indptr, vertex_count)
+    return int(count), labels
+
+
+def _public_components(columns: np.ndarray, indptr: np.ndarray, vertex_count: int) -> tuple[int, np.ndarray]:
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
 
-    graph = csr_matrix((np.ones(edge_count), columns, indptr), shape=(vertex_count, vertex_count))
+    graph = csr_matrix((np.ones(len(columns)), columns, indptr), shape=(vertex_count, vertex_count))
     count, labels = connected_components(graph, directed=False, return_labels=True)
-    return watertight, winding, int(count), labels
+    return int(count), labels
 
 
 def _scan(keys: np.ndarray, begin: int, end: int, first: np.ndarray, columns: np.ndarray, row_counts: np.ndarray,
@@ -236,6 +265,7 @@ def _scan(keys: np.ndarray, begin: int, end: int, first: np.ndarray, columns: np
 
 def _import_components() -> None:
     import scipy.sparse.csgraph  # noqa: F401  (imported ahead, off the critical path)
+    import scipy.sparse._sparsetools  # noqa: F401
 
 
 def _merge(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
