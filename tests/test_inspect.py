@@ -105,16 +105,22 @@ def _info_cases(sphere, neuron_meshes):
     return cases
 
 
-@pytest.mark.parametrize("key_chunk, public_components", [(None, False), (7, False), (None, True)])
-def test_mesh_info_equals_trimesh(sphere, neuron_meshes, key_chunk, public_components, monkeypatch):
+@pytest.mark.parametrize("key_chunk, two_threads, public_components",
+                         [(None, False, False), (7, False, False), (None, True, False), (7, True, False),
+                          (None, True, True)])
+def test_mesh_info_equals_trimesh(sphere, neuron_meshes, key_chunk, two_threads, public_components, monkeypatch):
     """Also with the sorted edge keys scanned in chunks of 7 (an edge's two uses then often lie
-    in two chunks), as a 9M-face mesh's are in chunks of a million; and with scipy's public
-    connected_components, which info falls back on should scipy's internals it uses move."""
+    in two chunks), as a 9M-face mesh's are in chunks of a million; with the keys sorted and
+    scanned as two halves on two threads, as from 2**18 keys (an edge's uses then may straddle
+    the halves); and with scipy's public connected_components, which info falls back on should
+    scipy's internals it uses move."""
     from mesh_export.look import info
     from mesh_export.look.info import mesh_info
 
     if key_chunk:
         monkeypatch.setattr(info, "_KEY_CHUNK", key_chunk)
+    if two_threads:
+        monkeypatch.setattr(info, "_TWO_THREAD_KEYS", 0)
     if public_components:
         monkeypatch.setattr(info, "_components", info._public_components)
 
@@ -271,3 +277,21 @@ def test_components_take_scipys_traversal_without_its_float64_graph(sphere, monk
     two = type("Arrays", (), {"vertices": np.vstack([v, v + 1.0e4]), "faces": np.vstack([f, f + len(v)]),
                               "metadata": {"units": "nm"}})()
     assert info.mesh_info(two)["components"] == {"count": 2, "largest_share": 0.5, "largest_faces": len(f)}
+
+
+def test_edge_keys_on_two_threads_are_the_same_and_raise_a_failure_of_either():
+    from mesh_export.core import mesh_ops
+
+    rng = np.random.default_rng(3)
+    faces = rng.integers(0, 100_000, size=(5 * mesh_ops._FACE_CHUNK + 17, 3)).astype(np.int32)
+    np.testing.assert_array_equal(mesh_ops.edge_keys(faces, directed=True, threads=2),
+                                  mesh_ops.edge_keys(faces, directed=True))
+
+    class Failing(np.ndarray):
+        def __getitem__(self, item):
+            if isinstance(item, slice) and item.start == mesh_ops._FACE_CHUNK:  # the second thread's first chunk
+                raise MemoryError("no room")
+            return super().__getitem__(item)
+
+    with pytest.raises(MemoryError):
+        mesh_ops.edge_keys(faces.view(Failing), directed=True, threads=2)

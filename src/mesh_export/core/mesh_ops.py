@@ -32,12 +32,12 @@ def edge_keys(faces: np.ndarray, directed: bool = False, threads: int = 1) -> np
                     out |= a > b
 
     if threads > 1 and count > 4 * _FACE_CHUNK:
-        helper = threading.Thread(target=chunks, args=(1, 2), name="mesh-export-edges")
-        helper.start()
-        try:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesh-export-edges") as pool:
+            odd = pool.submit(chunks, 1, 2)
             chunks(0, 2)
-        finally:
-            helper.join()
+            odd.result()  # its error, if any, is raised here: its chunks would be left unwritten
     else:
         chunks(0, 1)
     return keys

@@ -151,6 +151,9 @@ def _area_volume(vertices: np.ndarray, faces: np.ndarray) -> tuple[float, float]
 
 
 _KEY_CHUNK = 1 << 20  # sorted edge keys per chunk of the run scan (temporaries stay in cache)
+#: Edge keys from which the topology sorts and scans them as two halves on two threads (below,
+#: a thread's hand-offs cost more than the halves save).
+_TWO_THREAD_KEYS = 1 << 18
 
 
 def _topology(faces: np.ndarray, vertex_count: int) -> tuple[bool, bool | None, int, np.ndarray]:
@@ -167,21 +170,26 @@ def _topology(faces: np.ndarray, vertex_count: int) -> tuple[bool, bool | None, 
     from mesh_export.core.mesh_ops import edge_keys
 
     keys = edge_keys(faces, directed=True, threads=2)
-    half = len(keys) // 2
-    if half:
-        keys.partition(half)  # O(n): 0.04 s for 27M keys, where a second sort thread saves 0.1 s
     first = np.empty(len(keys), dtype=bool)
     first[0] = True
     columns = np.empty(len(keys), dtype=np.int32)  # at most one per key; only the pages written are touched
     row_counts = np.zeros(vertex_count, dtype=np.int64)
     lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesh-export-topology") as pool:
-        upper = pool.submit(keys[half:].sort)
-        keys[:half].sort()  # numpy's vectorised quicksort: timsort is ~5x slower here
-        upper.result()
-        upper = pool.submit(_scan, keys, half, len(keys), first, columns, row_counts, lock)
+    if len(keys) < _TWO_THREAD_KEYS:
+        half = len(keys)
+        keys.sort()  # numpy's vectorised quicksort: timsort is ~5x slower here
         lower_edges, lower_same = _scan(keys, 0, half, first, columns, row_counts, lock)
-        upper_edges, upper_same = upper.result()
+        upper_edges, upper_same = 0, []
+    else:
+        half = len(keys) // 2
+        keys.partition(half)  # O(n): 0.04 s for 27M keys, where a second sort thread saves 0.1 s
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesh-export-topology") as pool:
+            upper = pool.submit(keys[half:].sort)
+            keys[:half].sort()
+            upper.result()
+            upper = pool.submit(_scan, keys, half, len(keys), first, columns, row_counts, lock)
+            lower_edges, lower_same = _scan(keys, 0, half, first, columns, row_counts, lock)
+            upper_edges, upper_same = upper.result()
     # the upper half's graph columns, written from ``half``, go on right after the lower half's
     columns[lower_edges:lower_edges + upper_edges] = columns[half:half + upper_edges]
     edge_count = lower_edges + upper_edges
@@ -218,11 +226,13 @@ def _components(columns: np.ndarray, indptr: np.ndarray, vertex_count: int) -> t
     try:
         csr_tocsc(vertex_count, vertex_count, indptr, columns, np.ones(len(columns), dtype=np.int8),
                   t_indptr, t_columns, np.empty(len(columns), dtype=np.int8))
-        labels = np.full(vertex_count, -9999, dtype=np.int32)  # scipy's "not yet labelled"
-        count = _connected_components_undirected(columns, indptr, t_columns, t_indptr, labels)
+        labels = np.empty(vertex_count, dtype=np.int32)  # the traversal marks them unvisited itself
+        count = int(_connected_components_undirected(columns, indptr, t_columns, t_indptr, labels))
     except (TypeError, ValueError):
         return _public_components(columns, indptr, vertex_count)
-    return int(count), labels
+    if vertex_count and not (labels.min() == 0 and labels.max() == count - 1):  # not what this scipy did
+        return _public_components(columns, indptr, vertex_count)
+    return count, labels
 
 
 def _public_components(columns: np.ndarray, indptr: np.ndarray, vertex_count: int) -> tuple[int, np.ndarray]:
