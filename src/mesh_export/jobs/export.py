@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mesh_export.core.atomic import check_target, make_output_dir
 from mesh_export.errors import InvalidArgumentError
 from mesh_export.jobs.naming import DEFAULT_NAME, output_name
-from mesh_export.jobs.provenance import export_provenance, export_request, write_sidecar
+from mesh_export.jobs.provenance import export_provenance, export_request, pieces_bbox, write_sidecar
 from mesh_export.model import SURFACE, CachedSurface, kind_of
 from mesh_export.retrieve.cached import check_fetch_request, fetch_cached
 from mesh_export.writers.catalog import get_writer
@@ -291,15 +289,12 @@ def _export_pieces(pieces: list, target: Path, *, root_id, fetched, writer, opti
     """The export of a mesh left in its fetched pieces (no cache, no sidecar) by a writer that
     needs no merge (``Writer.write_pieces``). Unmerged, the mesh's vertex count is not known:
     the provenance says None; its faces are those written."""
-    from mesh_export.core.mesh_ops import column_extremes
     from mesh_export.core.options import check_options
     from mesh_export.errors import InvalidMeshError, NotFoundError
     from mesh_export.writers.output import write_pieces
 
     check_options(writer, options)
-    extremes = [column_extremes(vertices) for vertices, _ in pieces if len(vertices)]
-    bbox = [[float(v) for v in np.min([low for low, _ in extremes], axis=0)],
-            [float(v) for v in np.max([high for _, high in extremes], axis=0)]]
+    bbox = pieces_bbox(vertices for vertices, _ in pieces)
     try:
         written, face_count = write_pieces(pieces, target, writer, overwrite, units="nm")
     except InvalidMeshError:  # the pieces were checked: the one left is that every face collapsed

@@ -87,10 +87,19 @@ def _sha256(path: Path) -> str:
 
 
 def _bbox(vertices) -> list[list[float]]:
+    return pieces_bbox([vertices])
+
+
+def pieces_bbox(pieces_vertices) -> list[list[float]]:
+    """The lowest and highest coordinates of one or more vertex arrays (a mesh's fragments
+    unmerged: the merged mesh's box), as floats; arrays without vertices are passed over."""
     from mesh_export.core.mesh_ops import column_extremes
 
-    low, high = column_extremes(vertices)  # 6 ms at 4M vertices; a min and max per column 50 ms
-    return [[float(v) for v in low], [float(v) for v in high]]
+    # 6 ms at 4M vertices; a min and max per column 50 ms
+    extremes = [column_extremes(vertices) for vertices in pieces_vertices if len(vertices)]
+    low = [min(float(low[k]) for low, _ in extremes) for k in range(3)]
+    high = [max(float(high[k]) for _, high in extremes) for k in range(3)]
+    return [low, high]
 
 
 def export_provenance(data, *, root_id: int, version: int | None, fetched: dict[str, Any], cache_state: str,

@@ -43,17 +43,15 @@ GRAPHENE_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("g
 
 
 def check_decoded(vertices: np.ndarray, faces: np.ndarray, root_id: int) -> None:
-    if len(faces) == 0:
-        raise NotFoundError(f"root id {root_id}: the source returned an empty mesh")
-    if not np.isfinite(vertices).all():
-        raise InvalidMeshError(f"root id {root_id}: decoded mesh has non-finite vertices (corrupt data)")
+    check_pieces([(vertices, faces)], root_id)
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise InvalidMeshError(f"root id {root_id}: decoded mesh has face indices out of range (corrupt data)")
 
 
 def check_pieces(pieces: list, root_id: int) -> None:
-    """:func:`check_decoded` of fragments left unmerged, ``(vertices, faces)`` each (their face
-    indices were checked against their own vertices as they were decoded)."""
+    """A mesh as decoded, ``(vertices, faces)`` pieces (fragments left unmerged, or the merged
+    mesh as one): not empty, and finite. Each fragment's face indices were checked against its
+    own vertices as it was decoded."""
     if not any(len(faces) for _, faces in pieces):
         raise NotFoundError(f"root id {root_id}: the source returned an empty mesh")
     for vertices, _ in pieces:

@@ -186,7 +186,15 @@ def write_layout(handle, parts: list[Part]) -> None:
     scratch = _thread_scratch()
     try:
         if total >= PARALLEL_MIN_BYTES:
-            _write_on_two_threads(handle.fileno(), base, _pieces(parts), scratch, digest)
+            pieces = list(_pieces(parts))
+
+            def make(number: int, scratch: Scratch):
+                _, part, start, stop = pieces[number]
+                return _materialize(part, start, stop, scratch)
+
+            written = write_in_order(handle.fileno(), base, len(pieces), make, digest)
+            if written != total:  # a fill that returned other than its rows
+                raise ValueError(f"wrote {written} bytes of a {total}-byte layout")
             handle.seek(base + total)
             return
         for _, part, start, stop in _pieces(parts):
@@ -230,64 +238,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def _write_on_two_threads(fd: int, base: int, pieces: Iterator[tuple[int, Part, int, int]],
-                          scratch: Scratch, digest: OutputDigest | None) -> None:
-    lock = threading.Lock()
-    write_lock = threading.Lock()
-    turn = threading.Condition()
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    numbered = enumerate(pieces)
-    hashed = [0]  # pieces hashed so far: the next one to hash is number hashed[0]
+def write_in_order(fd: int, base: int, count: int, make: Callable[[int, Scratch], Any],
+                   digest: OutputDigest | None = None) -> int:
+    """Write ``make(0, scratch)``, ..., ``make(count - 1, scratch)`` (bytes-like) one after
+    another from offset ``base`` of ``fd``; return the bytes written. ``digest``: hashed in
+    file order as they are written.
 
-    def hash_in_order(number: int, data) -> None:
-        with turn:
-            while hashed[0] != number:
-                if stop.is_set():
-                    return
-                turn.wait(0.05)
-        digest.update(data)  # type: ignore[union-attr]
-        with turn:
-            hashed[0] += 1
-            turn.notify_all()
-
-    def work(scratch: Scratch) -> None:
-        try:
-            while not stop.is_set():
-                with lock:
-                    number, piece = next(numbered, (None, None))
-                if piece is None:
-                    return
-                offset, part, start, stop_row = piece
-                data = _materialize(part, start, stop_row, scratch)
-                # One pwrite at a time: concurrent writes to one file contend in the kernel
-                # (two halves of 29 MB written at once took 4.9 ms, one after the other 2.6).
-                with write_lock:
-                    pwrite_all(fd, data, base + offset)
-                if digest is not None:
-                    hash_in_order(number, data)
-        except BaseException as error:  # re-raised on the calling thread
-            errors.append(error)
-            stop.set()
-
-    helper = threading.Thread(target=work, args=({},), name="mesh-export-write", daemon=True)
-    helper.start()
-    try:
-        work(scratch)
-    finally:
-        stop.set()  # after an interrupt, the helper stops at its next chunk
-        helper.join()
-    if errors:
-        raise errors[0]
-
-
-def write_in_order(fd: int, base: int, count: int, make: Callable[[int, Scratch], Any]) -> int:
-    """Write ``make(0, scratch)``, ..., ``make(count - 1, scratch)`` (bytes-like, of sizes known
-    only once made) one after another from offset ``base`` of ``fd``; return the bytes written.
-
-    Two threads make parts in turn (numpy and the kernel's copy release the GIL, so one makes
-    while the other writes), as ``write_layout`` does for parts of known sizes; here each
-    part's offset is taken, in order, once it is made and the part before it has taken its."""
+    Two threads make parts in turn and ``pwrite`` each at its own offset: numpy and the
+    kernel's copy release the GIL, so one makes while the other writes. A part's size may be
+    known only once it is made (an STL's facets without those that collapse): each part takes
+    its offset, in order, once it is made and the part before it has taken its."""
     lock = threading.Lock()
     write_lock = threading.Lock()
     turn = threading.Condition()
@@ -295,6 +255,15 @@ def write_in_order(fd: int, base: int, count: int, make: Callable[[int, Scratch]
     errors: list[BaseException] = []
     numbers = iter(range(count))
     placed = [0, 0]  # parts given an offset so far, bytes they take
+    hashed = [0]  # parts hashed so far
+
+    def my_turn(done: list, number: int) -> bool:
+        """Wait (holding ``turn``) until ``number`` parts are done; False if the write stopped."""
+        while done[0] != number:
+            if stop.is_set():
+                return False
+            turn.wait(0.05)
+        return True
 
     def work(scratch: Scratch) -> None:
         try:
@@ -305,16 +274,24 @@ def write_in_order(fd: int, base: int, count: int, make: Callable[[int, Scratch]
                     return
                 data = memoryview(make(number, scratch)).cast("B")
                 with turn:
-                    while placed[0] != number:
-                        if stop.is_set():
-                            return
-                        turn.wait(0.05)
+                    if not my_turn(placed, number):
+                        return
                     offset = placed[1]
                     placed[0] += 1
                     placed[1] += len(data)
                     turn.notify_all()
-                with write_lock:  # one pwrite at a time (see write_layout)
+                # One pwrite at a time: concurrent writes to one file contend in the kernel
+                # (two halves of 29 MB written at once took 4.9 ms, one after the other 2.6).
+                with write_lock:
                     pwrite_all(fd, data, base + offset)
+                if digest is not None:
+                    with turn:
+                        if not my_turn(hashed, number):
+                            return
+                    digest.update(data)  # outside the lock: the other thread makes and writes meanwhile
+                    with turn:
+                        hashed[0] += 1
+                        turn.notify_all()
         except BaseException as error:  # re-raised on the calling thread
             errors.append(error)
             stop.set()
@@ -325,7 +302,7 @@ def write_in_order(fd: int, base: int, count: int, make: Callable[[int, Scratch]
     try:
         work(scratch)
     finally:
-        stop.set()
+        stop.set()  # after an interrupt, the helper stops at its next part
         helper.join()
         _trim(scratch)
     if errors:
